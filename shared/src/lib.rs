@@ -1,0 +1,25 @@
+//! batchops: S3 Batch Operations as a serverless application.
+//!
+//! Modules follow the concepts of S3 Batch Operations: a [`job`] reads a [`manifest`], is split by the
+//! [`plan`] into batches on a [`queue`], each task runs an [`operation`] (or a Lambda [`invocation`]),
+//! outcomes are committed to the [`store`] and summarised in the [`report`].
+
+pub mod context;
+pub mod control;
+pub mod error;
+pub mod executor;
+pub mod invocation;
+pub mod job;
+pub mod local;
+pub mod manifest;
+pub mod operation;
+pub mod plan;
+pub mod planner;
+pub mod queue;
+pub mod report;
+pub mod reporter;
+pub mod store;
+pub mod telemetry;
+
+pub use context::Context;
+pub use error::{Error, Result};
