@@ -1,1 +1,120 @@
-//! TODO
+//! The clients and settings every handler uses, built once per container from the environment.
+//!
+//! Every client honours `AWS_ENDPOINT_URL` and its per-service variants (`AWS_ENDPOINT_URL_S3`,
+//! `AWS_ENDPOINT_URL_LAMBDA`, ...), so the same code runs against AWS, the local emulator and tests.
+
+use crate::error::{Error, Result};
+use std::time::Duration;
+
+/// Environment variables read by the functions and the CLI.
+pub const ENV_TABLE: &str = "BATCHOPS_TABLE";
+pub const ENV_PLAN_QUEUE_URL: &str = "BATCHOPS_PLAN_QUEUE_URL";
+pub const ENV_TASK_QUEUE_URL: &str = "BATCHOPS_TASK_QUEUE_URL";
+pub const ENV_REPORT_QUEUE_URL: &str = "BATCHOPS_REPORT_QUEUE_URL";
+pub const ENV_SYSTEM_BUCKET: &str = "BATCHOPS_SYSTEM_BUCKET";
+pub const ENV_EXECUTOR_CONCURRENCY: &str = "BATCHOPS_EXECUTOR_CONCURRENCY";
+pub const ENV_LAMBDA_MAX_ATTEMPTS: &str = "BATCHOPS_LAMBDA_MAX_ATTEMPTS";
+pub const ENV_LAMBDA_RETRY_BASE_MS: &str = "BATCHOPS_LAMBDA_RETRY_BASE_MS";
+pub const ENV_MAX_MESSAGE_BYTES: &str = "BATCHOPS_MAX_MESSAGE_BYTES";
+
+/// Names that `batchops local up` creates and that the CLI falls back to when the variables are unset.
+pub const LOCAL_TABLE: &str = "batchops-jobs";
+pub const LOCAL_PLAN_QUEUE: &str = "batchops-plan";
+pub const LOCAL_TASK_QUEUE: &str = "batchops-tasks";
+pub const LOCAL_REPORT_QUEUE: &str = "batchops-report";
+pub const LOCAL_SYSTEM_BUCKET: &str = "batchops-system";
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub table: String,
+    pub plan_queue_url: String,
+    pub task_queue_url: String,
+    pub report_queue_url: String,
+    pub system_bucket: String,
+    /// Tasks run at once by one executor invocation.
+    pub executor_concurrency: usize,
+    /// Attempts of a Lambda task that keeps answering TemporaryFailure.
+    pub lambda_max_attempts: u32,
+    /// First backoff delay of those retries; doubles each attempt, with jitter.
+    pub lambda_retry_base: Duration,
+    /// Upper bound of one task-batch message body.
+    pub max_message_bytes: usize,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self> {
+        Ok(Settings {
+            table: required(ENV_TABLE)?,
+            plan_queue_url: required(ENV_PLAN_QUEUE_URL)?,
+            task_queue_url: required(ENV_TASK_QUEUE_URL)?,
+            report_queue_url: required(ENV_REPORT_QUEUE_URL)?,
+            system_bucket: required(ENV_SYSTEM_BUCKET)?,
+            executor_concurrency: parsed(ENV_EXECUTOR_CONCURRENCY, 32)?,
+            lambda_max_attempts: parsed(ENV_LAMBDA_MAX_ATTEMPTS, 5)?,
+            lambda_retry_base: Duration::from_millis(parsed(ENV_LAMBDA_RETRY_BASE_MS, 200)?),
+            max_message_bytes: parsed(ENV_MAX_MESSAGE_BYTES, crate::plan::MAX_MESSAGE_BYTES)?,
+        })
+    }
+}
+
+fn required(name: &str) -> Result<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Ok(v),
+        _ => Err(Error::Config(format!(
+            "environment variable {name} is not set"
+        ))),
+    }
+}
+
+fn parsed<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .map_err(|_| Error::Config(format!("environment variable {name}={v:?} is not valid"))),
+        _ => Ok(default),
+    }
+}
+
+/// AWS clients plus settings; cheap to clone (clients share their connection pools).
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub s3: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub settings: Settings,
+}
+
+impl Context {
+    /// Builds clients from the standard AWS configuration chain and settings from the environment.
+    pub async fn from_env() -> Result<Self> {
+        let settings = Settings::from_env()?;
+        Ok(Self::from_config(&load_aws_config().await, settings))
+    }
+
+    pub fn from_config(config: &aws_config::SdkConfig, settings: Settings) -> Self {
+        // Path-style addressing works with every endpoint, including emulators on loopback.
+        let s3_config = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build();
+        // A function error from a local Lambda endpoint may come back as HTTP 500; the executor
+        // classifies errors and retries itself, so the SDK must not retry invocations behind its back.
+        let lambda_config = aws_sdk_lambda::config::Builder::from(config)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        Context {
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            sqs: aws_sdk_sqs::Client::new(config),
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            lambda: aws_sdk_lambda::Client::from_conf(lambda_config),
+            settings,
+        }
+    }
+}
+
+/// The shared SDK configuration: region and endpoint from the environment as usual.
+pub async fn load_aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}

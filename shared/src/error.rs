@@ -12,12 +12,20 @@ pub enum Error {
     #[error("job {0} not found")]
     JobNotFound(String),
     #[error("job {job_id}: cannot change status from {from} to {to}")]
-    InvalidTransition { job_id: String, from: String, to: String },
+    InvalidTransition {
+        job_id: String,
+        from: String,
+        to: String,
+    },
     /// The manifest could not be read or does not match its spec; the job fails with this reason.
     #[error("{0}")]
     Manifest(String),
     #[error("{service} {operation} failed: {message}")]
-    Aws { service: &'static str, operation: &'static str, message: String },
+    Aws {
+        service: &'static str,
+        operation: &'static str,
+        message: String,
+    },
     #[error("configuration: {0}")]
     Config(String),
     #[error("malformed message: {0}")]
