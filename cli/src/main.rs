@@ -1,1 +1,428 @@
-fn main() {}
+//! `batchops`: the control plane of batchops from the command line, shaped like
+//! `aws s3control` (same command names, options and JSON), plus `local` to run the whole
+//! application on a local emulator.
+
+use anyhow::{bail, Context as _, Result};
+use batchops::control;
+use batchops::job::{CreateJobRequest, JobStatus};
+use batchops::local::{self, LocalNames, RunUntil};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "batchops",
+    version,
+    about = "S3 Batch Operations as a serverless application"
+)]
+struct Cli {
+    /// Send every AWS request to this endpoint (sets AWS_ENDPOINT_URL), e.g. a local emulator.
+    #[arg(long, global = true, value_name = "URL")]
+    endpoint_url: Option<String>,
+    /// AWS Region (sets AWS_REGION).
+    #[arg(long, global = true)]
+    region: Option<String>,
+    /// Accepted for compatibility with `aws s3control`; CreateJob records it as AccountId when
+    /// the input JSON has none.
+    #[arg(long, global = true)]
+    account_id: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a job from a CreateJob JSON (as for `aws s3control create-job`); prints {"JobId"}.
+    CreateJob {
+        /// file://PATH or inline JSON.
+        #[arg(long, value_name = "JSON")]
+        cli_input_json: String,
+        #[command(flatten)]
+        confirmation: Confirmation,
+    },
+    /// Show a job: status, progress, failure reasons, dates.
+    DescribeJob {
+        #[arg(long)]
+        job_id: String,
+    },
+    /// List jobs, newest first, optionally only those in the given statuses.
+    ListJobs {
+        #[arg(long, num_args = 1.., value_name = "STATUS", value_parser = parse_status)]
+        job_statuses: Vec<JobStatus>,
+    },
+    /// Confirm a suspended job (Ready) or cancel a job (Cancelled).
+    UpdateJobStatus {
+        #[arg(long)]
+        job_id: String,
+        #[arg(long, value_name = "Ready|Cancelled", value_parser = parse_status)]
+        requested_job_status: JobStatus,
+        #[arg(long)]
+        status_update_reason: Option<String>,
+    },
+    /// Change a job's priority.
+    UpdateJobPriority {
+        #[arg(long)]
+        job_id: String,
+        #[arg(long)]
+        priority: i32,
+    },
+    /// Store a job template: a CreateJob JSON without Manifest, started for every S3 Inventory
+    /// manifest.json delivered under the prefix.
+    PutJobTemplate {
+        #[arg(long)]
+        name: String,
+        /// s3://BUCKET/PREFIX
+        #[arg(long, value_name = "S3_URL")]
+        manifest_prefix: String,
+        /// file://PATH or inline JSON.
+        #[arg(long, value_name = "JSON")]
+        cli_input_json: String,
+    },
+    ListJobTemplates,
+    DeleteJobTemplate {
+        #[arg(long)]
+        name: String,
+    },
+    /// Run batchops on a local emulator (moto server).
+    #[command(subcommand)]
+    Local(Local),
+}
+
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+struct Confirmation {
+    /// The job waits in Suspended until `update-job-status --requested-job-status Ready`.
+    #[arg(long)]
+    confirmation_required: bool,
+    /// The job runs without confirmation, whatever the input JSON says.
+    #[arg(long)]
+    no_confirmation_required: bool,
+}
+
+impl Confirmation {
+    fn as_override(&self) -> Option<bool> {
+        match (self.confirmation_required, self.no_confirmation_required) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Local {
+    /// Create the table, queues and system bucket on the endpoint (idempotent).
+    Up {
+        /// Also send this bucket's inventory manifest.json arrivals to the planner.
+        #[arg(long)]
+        inventory_bucket: Option<String>,
+    },
+    /// Poll the queues and run the planner, executor and reporter in-process.
+    Run {
+        /// Return when every queue is empty (the default).
+        #[arg(long, conflicts_with = "job_id")]
+        until_idle: bool,
+        /// Return when this job has finished.
+        #[arg(long)]
+        job_id: Option<String>,
+        /// Fail when not done after this long.
+        #[arg(long, default_value_t = 900)]
+        timeout_seconds: u64,
+    },
+}
+
+fn parse_status(s: &str) -> Result<JobStatus, String> {
+    JobStatus::parse(s).map_err(|_| {
+        let names: Vec<&str> = batchops::job::ALL_STATUSES
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        format!(
+            "unknown job status {s:?}; expected one of {}",
+            names.join(", ")
+        )
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Before any thread starts: the SDK reads these when it loads its configuration.
+    if let Some(url) = &cli.endpoint_url {
+        std::env::set_var("AWS_ENDPOINT_URL", url);
+    }
+    if let Some(region) = &cli.region {
+        std::env::set_var("AWS_REGION", region);
+    }
+    batchops::telemetry::init_cli();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("batchops: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(output) => {
+            if let Some(output) = output {
+                print_output(&output);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("batchops: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints to stdout; a closed pipe (`batchops ... | head`) is not an error.
+fn print_output(output: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{output}").and_then(|()| stdout.flush());
+}
+
+/// Pretty JSON in the response's own field order (as the AWS CLI prints it); an empty object
+/// prints nothing, like the AWS CLI.
+fn pretty<T: Serialize>(response: &T) -> Result<Option<String>> {
+    let text = serde_json::to_string_pretty(response)?;
+    Ok((text != "{}").then_some(text))
+}
+
+/// Runs one command; returns what to print, if anything.
+async fn run(cli: Cli) -> Result<Option<String>> {
+    match cli.command {
+        Command::Local(local) => run_local(local).await,
+        command => run_control(command, cli.account_id).await,
+    }
+}
+
+async fn run_control(command: Command, account_id: Option<String>) -> Result<Option<String>> {
+    let ctx = control::cli_context().await?;
+    match command {
+        Command::CreateJob {
+            cli_input_json,
+            confirmation,
+        } => {
+            let mut request = read_request(&cli_input_json)?;
+            if request.account_id.is_none() {
+                request.account_id = account_id;
+            }
+            pretty(&control::create_job(&ctx, request, confirmation.as_override()).await?)
+        }
+        Command::DescribeJob { job_id } => pretty(&control::describe_job(&ctx, &job_id).await?),
+        Command::ListJobs { job_statuses } => {
+            pretty(&control::list_jobs(&ctx, &job_statuses).await?)
+        }
+        Command::UpdateJobStatus {
+            job_id,
+            requested_job_status,
+            status_update_reason,
+        } => pretty(
+            &control::update_job_status(&ctx, &job_id, requested_job_status, status_update_reason)
+                .await?,
+        ),
+        Command::UpdateJobPriority { job_id, priority } => {
+            pretty(&control::update_job_priority(&ctx, &job_id, priority).await?)
+        }
+        Command::PutJobTemplate {
+            name,
+            manifest_prefix,
+            cli_input_json,
+        } => {
+            let request = read_request(&cli_input_json)?;
+            pretty(&control::put_job_template(&ctx, &name, &manifest_prefix, request).await?)
+        }
+        Command::ListJobTemplates => pretty(&control::list_job_templates(&ctx).await?),
+        Command::DeleteJobTemplate { name } => {
+            pretty(&control::delete_job_template(&ctx, &name).await?)
+        }
+        Command::Local(_) => bail!("internal error: local commands are not control requests"),
+    }
+}
+
+/// Reads `--cli-input-json`: `file://PATH` as the AWS CLI takes it, or the JSON itself.
+fn read_request(arg: &str) -> Result<CreateJobRequest> {
+    let json = match arg.strip_prefix("file://") {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --cli-input-json file {path}"))?,
+        None if arg.trim_start().starts_with('{') => arg.to_string(),
+        None => bail!("--cli-input-json takes file://PATH or a JSON object, got {arg:?}"),
+    };
+    Ok(CreateJobRequest::parse(&json)?)
+}
+
+async fn run_local(local: Local) -> Result<Option<String>> {
+    match local {
+        Local::Up { inventory_bucket } => local_up(inventory_bucket.as_deref()).await,
+        Local::Run {
+            until_idle: _,
+            job_id,
+            timeout_seconds,
+        } => local_run(job_id, timeout_seconds).await,
+    }
+}
+
+async fn local_up(inventory_bucket: Option<&str>) -> Result<Option<String>> {
+    let config = batchops::context::load_aws_config().await;
+    let ctx = local::up(
+        &config,
+        &LocalNames::default(),
+        inventory_bucket,
+        local::default_settings(),
+    )
+    .await?;
+    let settings = ctx.settings;
+    pretty(&LocalStack {
+        table: settings.table,
+        plan_queue_url: settings.plan_queue_url,
+        task_queue_url: settings.task_queue_url,
+        report_queue_url: settings.report_queue_url,
+        system_bucket: settings.system_bucket,
+        inventory_bucket: inventory_bucket.map(str::to_string),
+    })
+}
+
+/// What `local up` made.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct LocalStack {
+    table: String,
+    plan_queue_url: String,
+    task_queue_url: String,
+    report_queue_url: String,
+    system_bucket: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inventory_bucket: Option<String>,
+}
+
+/// What `local run` did.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct LocalRun {
+    plan_messages: u64,
+    task_messages: u64,
+    report_messages: u64,
+    failed_deliveries: u64,
+}
+
+async fn local_run(job_id: Option<String>, timeout_seconds: u64) -> Result<Option<String>> {
+    let ctx = control::cli_context().await?;
+    let until = job_id.map_or(RunUntil::Idle, RunUntil::JobTerminal);
+    let summary = local::run(&ctx, until, Duration::from_secs(timeout_seconds)).await?;
+    pretty(&LocalRun {
+        plan_messages: summary.plan_messages,
+        task_messages: summary.task_messages,
+        report_messages: summary.report_messages,
+        failed_deliveries: summary.failed_deliveries,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_aws_style_commands() {
+        let cli = Cli::try_parse_from([
+            "batchops",
+            "--endpoint-url",
+            "http://127.0.0.1:5000",
+            "list-jobs",
+            "--job-statuses",
+            "Active",
+            "Complete",
+        ])
+        .unwrap();
+        assert_eq!(cli.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
+        match cli.command {
+            Command::ListJobs { job_statuses } => {
+                assert_eq!(job_statuses, vec![JobStatus::Active, JobStatus::Complete])
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "batchops",
+            "update-job-status",
+            "--job-id",
+            "j",
+            "--requested-job-status",
+            "Cancelled",
+            "--region",
+            "eu-west-1",
+        ])
+        .unwrap();
+        assert_eq!(cli.region.as_deref(), Some("eu-west-1"));
+        assert!(matches!(
+            cli.command,
+            Command::UpdateJobStatus {
+                requested_job_status: JobStatus::Cancelled,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn refuses_unknown_statuses_and_conflicting_flags() {
+        let err = Cli::try_parse_from(["batchops", "list-jobs", "--job-statuses", "Running"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown job status"), "{err}");
+        assert!(Cli::try_parse_from([
+            "batchops",
+            "create-job",
+            "--cli-input-json",
+            "{}",
+            "--confirmation-required",
+            "--no-confirmation-required"
+        ])
+        .is_err());
+        assert!(
+            Cli::try_parse_from(["batchops", "local", "run", "--until-idle", "--job-id", "j"])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn confirmation_flags_override_the_input() {
+        let parse = |flags: &[&str]| {
+            let mut args = vec!["batchops", "create-job", "--cli-input-json", "{}"];
+            args.extend_from_slice(flags);
+            match Cli::try_parse_from(args).unwrap().command {
+                Command::CreateJob { confirmation, .. } => confirmation.as_override(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(parse(&[]), None);
+        assert_eq!(parse(&["--no-confirmation-required"]), Some(false));
+        assert_eq!(parse(&["--confirmation-required"]), Some(true));
+    }
+
+    #[test]
+    fn reads_cli_input_json_from_a_file_or_inline() {
+        let json = r#"{"Operation": {"S3DeleteObjectTagging": {}}, "Report": {"Enabled": false}}"#;
+        let inline = read_request(json).unwrap();
+        assert_eq!(inline.operation.name(), "S3DeleteObjectTagging");
+        let path = std::env::temp_dir().join(format!("batchops-cli-{}.json", std::process::id()));
+        std::fs::write(&path, json).unwrap();
+        let from_file = read_request(&format!("file://{}", path.display())).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(from_file, inline);
+        let err = read_request("file:///nonexistent/x.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot read --cli-input-json file"), "{err}");
+        assert!(read_request("job.json").is_err());
+    }
+}

@@ -92,21 +92,23 @@ impl Context {
         Ok(Self::from_config(&load_aws_config().await, settings))
     }
 
+    /// Points the Lambda client at another endpoint, e.g. `cargo lambda watch` on loopback, while
+    /// the other clients stay on the emulator.
+    pub fn with_lambda_endpoint(mut self, config: &aws_config::SdkConfig, url: &str) -> Self {
+        self.lambda = lambda_client(config, Some(url));
+        self
+    }
+
     pub fn from_config(config: &aws_config::SdkConfig, settings: Settings) -> Self {
         // Path-style addressing works with every endpoint, including emulators on loopback.
         let s3_config = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(true)
             .build();
-        // A function error from a local Lambda endpoint may come back as HTTP 500; the executor
-        // classifies errors and retries itself, so the SDK must not retry invocations behind its back.
-        let lambda_config = aws_sdk_lambda::config::Builder::from(config)
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .build();
         Context {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             sqs: aws_sdk_sqs::Client::new(config),
             dynamodb: aws_sdk_dynamodb::Client::new(config),
-            lambda: aws_sdk_lambda::Client::from_conf(lambda_config),
+            lambda: lambda_client(config, None),
             settings,
         }
     }
@@ -117,4 +119,15 @@ pub async fn load_aws_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await
+}
+
+/// A function error from a local Lambda endpoint may come back as HTTP 500; the executor
+/// classifies errors and retries itself, so the SDK must not retry invocations behind its back.
+fn lambda_client(config: &aws_config::SdkConfig, endpoint: Option<&str>) -> aws_sdk_lambda::Client {
+    let mut builder = aws_sdk_lambda::config::Builder::from(config)
+        .retry_config(aws_config::retry::RetryConfig::disabled());
+    if let Some(url) = endpoint {
+        builder = builder.endpoint_url(url);
+    }
+    aws_sdk_lambda::Client::from_conf(builder.build())
 }

@@ -1,6 +1,24 @@
 //! Manifests: the CSV manifest of S3 Batch Operations and S3 Inventory reports, read as streams.
+//!
+//! Parsing is synchronous over `std::io::Read` so it is fast and testable without a network; the
+//! async entry point [`read_tasks`] bridges the S3 object body into it on a blocking thread and
+//! hands tasks to the planner in chunks, so memory stays constant whatever the manifest's size.
 
+use std::collections::VecDeque;
+use std::io::{self, Read};
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::Sender;
+use tokio_util::io::SyncIoBridge;
+
+use crate::error::{Error, Result};
+use crate::job::{bucket_from_arn, parse_object_arn, JobManifest};
+use crate::job::{CSV_MANIFEST_FORMAT, INVENTORY_CSV_FORMAT};
 
 /// One object to act on: a task of the job.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -10,17 +28,1489 @@ pub struct Task {
     pub version_id: Option<String>,
 }
 
-use crate::error::{Error, Result};
-use crate::job::JobManifest;
+/// Tasks per chunk sent to the planner: large enough to amortise channel traffic, small enough
+/// that memory stays flat.
+pub const CHUNK_TASKS: usize = 1000;
+
+/// Read buffer of the CSV parser; S3 bodies arrive in large frames, so a big buffer means fewer
+/// hops through the async bridge.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Streams the tasks of a manifest into `tx` in chunks, in manifest order, and returns how many
 /// tasks there were. Errors are `Error::Manifest` with a reason fit for the job's FailureReasons.
+///
+/// If the receiver is dropped the reading stops quietly and the count so far is returned.
+/// Rows of an inventory data file are sent before its MD5 can be checked (the check needs the
+/// whole file); a mismatch still fails with an error, which fails the job.
 pub async fn read_tasks(
-    _s3: &aws_sdk_s3::Client,
-    _manifest: &JobManifest,
-    _tx: tokio::sync::mpsc::Sender<Vec<Task>>,
+    s3: &aws_sdk_s3::Client,
+    manifest: &JobManifest,
+    tx: Sender<Vec<Task>>,
 ) -> Result<u64> {
-    Err(Error::Manifest(
-        "manifest::read_tasks is not implemented yet".into(),
-    ))
+    match manifest.spec.format.as_str() {
+        CSV_MANIFEST_FORMAT => read_csv_manifest(s3, manifest, tx).await,
+        INVENTORY_CSV_FORMAT => {
+            let inventory = fetch_inventory_manifest(s3, manifest).await?;
+            let mut total = 0;
+            for file in &inventory.files {
+                if tx.is_closed() {
+                    break;
+                }
+                total += read_inventory_file(s3, &inventory, file, tx.clone()).await?;
+            }
+            Ok(total)
+        }
+        other => Err(Error::Manifest(format!(
+            "manifest {}: format {other} is not supported; use {CSV_MANIFEST_FORMAT} or {INVENTORY_CSV_FORMAT}",
+            manifest.location.object_arn
+        ))),
+    }
+}
+
+async fn read_csv_manifest(
+    s3: &aws_sdk_s3::Client,
+    manifest: &JobManifest,
+    tx: Sender<Vec<Task>>,
+) -> Result<u64> {
+    let (bucket, key) = manifest_object(manifest)?;
+    let source = format!("manifest s3://{bucket}/{key}");
+    let fields = manifest.spec.fields.clone().ok_or_else(|| {
+        Error::Manifest(format!(
+            "{source}: Manifest.Spec.Fields is required for {CSV_MANIFEST_FORMAT}, e.g. [\"Bucket\", \"Key\"]"
+        ))
+    })?;
+    // Checked before any byte is read, so a bad spec fails fast.
+    Layout::csv_manifest(&fields, &source)?;
+    let location = &manifest.location;
+    let body = open_object(
+        s3,
+        &source,
+        &bucket,
+        &key,
+        location.object_version_id.as_deref(),
+        location.etag.as_deref(),
+    )
+    .await?;
+    tracing::debug!(%bucket, %key, "reading CSV manifest");
+    let parse_source = source.clone();
+    parse_in_background(body, tx, &source, move |reader, emit| {
+        parse_csv_manifest(reader, &fields, &parse_source, emit)
+    })
+    .await
+}
+
+/// Reads the inventory `manifest.json` that the job's ObjectArn names (version and ETag pinned as
+/// the job asks) and checks that batchops can read its data files.
+pub async fn fetch_inventory_manifest(
+    s3: &aws_sdk_s3::Client,
+    manifest: &JobManifest,
+) -> Result<InventoryManifest> {
+    let (bucket, key) = manifest_object(manifest)?;
+    let source = format!("manifest s3://{bucket}/{key}");
+    let location = &manifest.location;
+    let body = open_object(
+        s3,
+        &source,
+        &bucket,
+        &key,
+        location.object_version_id.as_deref(),
+        location.etag.as_deref(),
+    )
+    .await?;
+    // manifest.json is metadata (a list of data files), small even for billions of objects.
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| {
+            Error::Manifest(format!(
+                "{source}: cannot read the object: {}",
+                DisplayErrorContext(&e)
+            ))
+        })?
+        .into_bytes();
+    let inventory = InventoryManifest::parse(&bytes, &source)?;
+    inventory.check_supported(&source)?;
+    Ok(inventory)
+}
+
+/// Streams the tasks of one data file of an inventory into `tx`; the planner may call this once
+/// per file to plan a large inventory in parallel.
+pub async fn read_inventory_file(
+    s3: &aws_sdk_s3::Client,
+    inventory: &InventoryManifest,
+    file: &InventoryFile,
+    tx: Sender<Vec<Task>>,
+) -> Result<u64> {
+    let bucket = inventory.destination_bucket_name();
+    let source = inventory.data_file_source(file);
+    let body = open_object(s3, &source, &bucket, &file.key, None, None).await?;
+    tracing::debug!(%bucket, key = %file.key, "reading inventory data file");
+    let schema = inventory.file_schema.clone();
+    let md5 = file.md5_checksum.clone();
+    let parse_source = source.clone();
+    parse_in_background(body, tx, &source, move |reader, emit| {
+        parse_inventory_data_file(reader, &schema, &parse_source, Some(&md5), emit)
+    })
+    .await
+}
+
+fn manifest_object(manifest: &JobManifest) -> Result<(String, String)> {
+    parse_object_arn(&manifest.location.object_arn).map_err(|e| match e {
+        Error::InvalidRequest(reason) => Error::Manifest(format!("manifest: {reason}")),
+        other => Error::Manifest(format!("manifest: {other}")),
+    })
+}
+
+/// GetObject with the job's version and ETag pins; the ETag is checked on the response headers,
+/// before any of the body is read.
+async fn open_object(
+    s3: &aws_sdk_s3::Client,
+    source: &str,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    expected_etag: Option<&str>,
+) -> Result<ByteStream> {
+    let output = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version_id.map(str::to_string))
+        .send()
+        .await
+        .map_err(|e| {
+            Error::Manifest(format!(
+                "{source}: cannot read the object: {}",
+                s3_error_reason(&e)
+            ))
+        })?;
+    if let Some(expected) = expected_etag {
+        check_etag(source, expected, output.e_tag())?;
+    }
+    Ok(output.body)
+}
+
+/// The S3 error code first (NoSuchKey, AccessDenied, ...), then the HTTP status and message.
+fn s3_error_reason<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = err
+        .raw_response()
+        .map(|r| format!(" (HTTP {})", r.status().as_u16()))
+        .unwrap_or_default();
+    match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}{status}: {message}"),
+        (Some(code), None) => format!("{code}{status}"),
+        _ => format!("{}{status}", DisplayErrorContext(err)),
+    }
+}
+
+/// Compares ETags as S3 shows them, ignoring the surrounding quotes.
+pub fn check_etag(source: &str, expected: &str, actual: Option<&str>) -> Result<()> {
+    let unquote = |s: &str| s.trim().trim_matches('"').to_string();
+    let expected = unquote(expected);
+    match actual.map(unquote) {
+        Some(actual) if actual == expected => Ok(()),
+        Some(actual) => Err(Error::Manifest(format!(
+            "{source}: ETag mismatch: the job expects \"{expected}\" but the object's ETag is \"{actual}\""
+        ))),
+        None => Err(Error::Manifest(format!(
+            "{source}: ETag mismatch: the job expects \"{expected}\" but the object has no ETag"
+        ))),
+    }
+}
+
+/// Runs a synchronous parser over an S3 body on a blocking thread, sending its tasks to `tx` in
+/// chunks of [`CHUNK_TASKS`].
+async fn parse_in_background<F>(
+    body: ByteStream,
+    tx: Sender<Vec<Task>>,
+    source: &str,
+    parse: F,
+) -> Result<u64>
+where
+    F: FnOnce(&mut dyn Read, &mut dyn FnMut(Task) -> bool) -> Result<u64> + Send + 'static,
+{
+    let mut reader = SyncIoBridge::new(body.into_async_read());
+    let parsed = tokio::task::spawn_blocking(move || {
+        let mut chunks = ChunkSender::new(tx);
+        let count = parse(&mut reader, &mut |task| chunks.push(task))?;
+        chunks.flush();
+        Ok(count)
+    })
+    .await;
+    parsed.map_err(|e| {
+        Error::Manifest(format!(
+            "{source}: the manifest reader stopped unexpectedly: {e}"
+        ))
+    })?
+}
+
+/// Collects tasks into chunks and sends each with `blocking_send`; reports a dropped receiver so
+/// the parser can stop.
+struct ChunkSender {
+    tx: Sender<Vec<Task>>,
+    chunk: Vec<Task>,
+    open: bool,
+}
+
+impl ChunkSender {
+    fn new(tx: Sender<Vec<Task>>) -> Self {
+        ChunkSender {
+            tx,
+            chunk: Vec::with_capacity(CHUNK_TASKS),
+            open: true,
+        }
+    }
+
+    fn push(&mut self, task: Task) -> bool {
+        self.chunk.push(task);
+        if self.chunk.len() >= CHUNK_TASKS {
+            return self.flush();
+        }
+        self.open
+    }
+
+    fn flush(&mut self) -> bool {
+        if self.chunk.is_empty() || !self.open {
+            return self.open;
+        }
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_TASKS));
+        self.open = self.tx.blocking_send(chunk).is_ok();
+        self.open
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Synchronous parsing
+// ---------------------------------------------------------------------------------------------
+
+/// Parses a `S3BatchOperations_CSV_20180820` manifest: no header, columns as `fields` names them
+/// (Bucket, Key, VersionId, Ignore), URL-encoded keys. Calls `emit` for each task in order and
+/// stops early, without error, when `emit` returns false. Returns the number of tasks emitted.
+/// `source` names the manifest in error messages, e.g. `manifest s3://bucket/key`.
+pub fn parse_csv_manifest<R: Read>(
+    reader: R,
+    fields: &[String],
+    source: &str,
+    mut emit: impl FnMut(Task) -> bool,
+) -> Result<u64> {
+    let layout = Layout::csv_manifest(fields, source)?;
+    let (count, _) = parse_rows(reader, &layout, source, "the CSV", &mut emit)?;
+    Ok(count)
+}
+
+/// Parses the (already decompressed) CSV of an S3 Inventory data file, columns in the order of the
+/// inventory's `fileSchema`. Delete markers are skipped; keys are URL-decoded.
+pub fn parse_inventory_csv<R: Read>(
+    reader: R,
+    file_schema: &str,
+    source: &str,
+    mut emit: impl FnMut(Task) -> bool,
+) -> Result<u64> {
+    let layout = Layout::inventory(file_schema, source)?;
+    let (count, _) = parse_rows(reader, &layout, source, "the CSV", &mut emit)?;
+    Ok(count)
+}
+
+/// Parses an S3 Inventory data file as stored: gzipped CSV. The MD5 of the stored bytes is
+/// computed while streaming and compared with `expected_md5` (the file's `MD5checksum` in
+/// manifest.json) at the end, unless `emit` asked to stop early.
+pub fn parse_inventory_data_file<R: Read>(
+    reader: R,
+    file_schema: &str,
+    source: &str,
+    expected_md5: Option<&str>,
+    mut emit: impl FnMut(Task) -> bool,
+) -> Result<u64> {
+    let layout = Layout::inventory(file_schema, source)?;
+    let mut hashed = Md5Reader::new(reader);
+    let (count, completed) = {
+        let gunzip = flate2::read::MultiGzDecoder::new(&mut hashed);
+        parse_rows(gunzip, &layout, source, "the gzipped CSV", &mut emit)?
+    };
+    if !completed {
+        return Ok(count);
+    }
+    // The decoder stops at the end of the last gzip member; hash anything after it too.
+    io::copy(&mut hashed, &mut io::sink())
+        .map_err(|e| Error::Manifest(format!("{source}: cannot read the file: {e}")))?;
+    if let Some(expected) = expected_md5 {
+        let actual = hashed.hex_digest();
+        if !actual.eq_ignore_ascii_case(expected.trim()) {
+            return Err(Error::Manifest(format!(
+                "{source}: MD5 mismatch: manifest.json gives MD5checksum {expected} but the file's {} bytes hash to {actual}",
+                hashed.bytes
+            )));
+        }
+    }
+    Ok(count)
+}
+
+/// Where the task's parts are in a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Layout {
+    width: usize,
+    bucket: usize,
+    key: usize,
+    version_id: Option<usize>,
+    delete_marker: Option<usize>,
+    /// Column names for error messages, e.g. "Bucket, Key".
+    names: String,
+}
+
+impl Layout {
+    fn csv_manifest(fields: &[String], source: &str) -> Result<Self> {
+        let invalid =
+            |reason: String| Error::Manifest(format!("{source}: Manifest.Spec.Fields {reason}"));
+        if let Some(bad) = fields
+            .iter()
+            .find(|f| !matches!(f.as_str(), "Bucket" | "Key" | "VersionId" | "Ignore"))
+        {
+            return Err(invalid(format!(
+                "names {bad:?}, which is not one of Bucket, Key, VersionId, Ignore"
+            )));
+        }
+        let position = |name: &str| -> Result<Option<usize>> {
+            let mut found = fields
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.as_str() == name);
+            match (found.next(), found.next()) {
+                (Some((i, _)), None) => Ok(Some(i)),
+                (None, _) => Ok(None),
+                (Some(_), Some(_)) => Err(invalid(format!("names {name} more than once"))),
+            }
+        };
+        let bucket = position("Bucket")?.ok_or_else(|| invalid("must name Bucket".into()))?;
+        let key = position("Key")?.ok_or_else(|| invalid("must name Key".into()))?;
+        Ok(Layout {
+            width: fields.len(),
+            bucket,
+            key,
+            version_id: position("VersionId")?,
+            delete_marker: None,
+            names: fields.join(", "),
+        })
+    }
+
+    fn inventory(file_schema: &str, source: &str) -> Result<Self> {
+        let columns: Vec<&str> = file_schema.split(',').map(str::trim).collect();
+        let position = |name: &str| columns.iter().position(|c| *c == name);
+        let required = |name: &str| {
+            position(name).ok_or_else(|| {
+                Error::Manifest(format!(
+                    "{source}: the inventory fileSchema {file_schema:?} has no {name} column"
+                ))
+            })
+        };
+        Ok(Layout {
+            width: columns.len(),
+            bucket: required("Bucket")?,
+            key: required("Key")?,
+            version_id: position("VersionId"),
+            delete_marker: position("IsDeleteMarker"),
+            names: columns.join(", "),
+        })
+    }
+
+    /// The task of a row; `None` for rows that are not tasks (delete markers).
+    fn task(&self, row: &csv::ByteRecord) -> std::result::Result<Option<Task>, String> {
+        if row.len() != self.width {
+            return Err(format!(
+                "expected {} columns ({}), found {}",
+                self.width,
+                self.names,
+                row.len()
+            ));
+        }
+        let field = |i: usize| row.get(i).unwrap_or_default();
+        if let Some(i) = self.delete_marker {
+            if field(i).eq_ignore_ascii_case(b"true") {
+                return Ok(None);
+            }
+        }
+        let bucket = std::str::from_utf8(field(self.bucket))
+            .map_err(|_| "the bucket name is not valid UTF-8".to_string())?;
+        if bucket.is_empty() {
+            return Err("the bucket name is empty".into());
+        }
+        let raw_key = field(self.key);
+        let key = decode_key_bytes(raw_key).map_err(|e| {
+            format!(
+                "cannot decode key {:?}: {e}",
+                String::from_utf8_lossy(raw_key)
+            )
+        })?;
+        if key.is_empty() {
+            return Err("the key is empty".into());
+        }
+        let version_id = match self.version_id.map(field) {
+            None | Some(b"") => None,
+            Some(raw) => Some(
+                std::str::from_utf8(raw)
+                    .map_err(|_| "the version ID is not valid UTF-8".to_string())?
+                    .to_string(),
+            ),
+        };
+        Ok(Some(Task {
+            bucket: bucket.to_string(),
+            key,
+            version_id,
+        }))
+    }
+}
+
+/// Reads CSV rows and emits their tasks. Returns the count and whether the input was read to the
+/// end (false when `emit` asked to stop).
+fn parse_rows<R: Read>(
+    reader: R,
+    layout: &Layout,
+    source: &str,
+    what: &str,
+    emit: &mut impl FnMut(Task) -> bool,
+) -> Result<(u64, bool)> {
+    let read_error = |line: u64, e: &dyn std::fmt::Display| {
+        let place = if line == 0 {
+            "at the start".to_string()
+        } else {
+            format!("after line {line}")
+        };
+        Error::Manifest(format!("{source}: cannot read {what} {place}: {e}"))
+    };
+    let reader = skip_bom(reader).map_err(|e| read_error(0, &e))?;
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(READ_BUFFER_BYTES)
+        .from_reader(LineCounter::new(reader));
+    let mut row = csv::ByteRecord::new();
+    let mut count = 0u64;
+    let mut line = 0u64;
+    loop {
+        match csv.read_byte_record(&mut row) {
+            Ok(true) => {}
+            Ok(false) => return Ok((count, true)),
+            Err(e) => return Err(read_error(line, &e)),
+        }
+        line = start_line(&mut csv, &row);
+        match layout.task(&row) {
+            Ok(Some(task)) => {
+                count += 1;
+                if !emit(task) {
+                    return Ok((count, false));
+                }
+            }
+            Ok(None) => {}
+            Err(reason) => return Err(Error::Manifest(format!("{source} line {line}: {reason}"))),
+        }
+    }
+}
+
+/// The line on which the row just read starts. The csv crate's own line numbers skip blank lines
+/// and CRLF pairs, so lines are counted here: after a row, the reader stands just past the first
+/// byte of its terminator ('\n', or the '\r' of "\r\n"; the end of input for a last row without
+/// one), and the row's own newlines are the ones inside quoted fields.
+fn start_line<R: Read>(csv: &mut csv::Reader<LineCounter<R>>, row: &csv::ByteRecord) -> u64 {
+    let end = csv.position().byte().saturating_sub(1);
+    let inside = newline_count(row.as_slice());
+    1 + csv.get_mut().newlines_before(end).saturating_sub(inside)
+}
+
+fn newline_count(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|b| **b == b'\n').count() as u64
+}
+
+/// Passes bytes through and remembers where the newlines are, until the parser has moved past
+/// them; holds at most about one read buffer's worth of offsets.
+struct LineCounter<R> {
+    inner: R,
+    offset: u64,
+    ahead: VecDeque<u64>,
+    passed: u64,
+}
+
+impl<R: Read> LineCounter<R> {
+    fn new(inner: R) -> Self {
+        LineCounter {
+            inner,
+            offset: 0,
+            ahead: VecDeque::new(),
+            passed: 0,
+        }
+    }
+
+    /// Newlines at byte offsets before `position`; positions must not go backwards.
+    fn newlines_before(&mut self, position: u64) -> u64 {
+        while self.ahead.front().is_some_and(|at| *at < position) {
+            self.ahead.pop_front();
+            self.passed += 1;
+        }
+        self.passed
+    }
+}
+
+impl<R: Read> Read for LineCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let start = self.offset;
+        self.ahead.extend(
+            buf[..n]
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .map(|(i, _)| start + i as u64),
+        );
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// Drops a UTF-8 byte order mark. The CSV parser only strips one that arrives in its first read,
+/// so it is done here, whatever sizes the reads come in.
+fn skip_bom<R: Read>(mut reader: R) -> io::Result<io::Chain<io::Cursor<Vec<u8>>, R>> {
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    let mut start = Vec::with_capacity(BOM.len());
+    while start.len() < BOM.len() {
+        let mut byte = [0u8; 1];
+        match reader.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) => {
+                start.push(byte[0]);
+                if !BOM.starts_with(&start) {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if start == BOM {
+        start.clear();
+    }
+    Ok(io::Cursor::new(start).chain(reader))
+}
+
+/// Passes bytes through and keeps their MD5 and count.
+struct Md5Reader<R> {
+    inner: R,
+    md5: Md5,
+    bytes: u64,
+}
+
+impl<R: Read> Md5Reader<R> {
+    fn new(inner: R) -> Self {
+        Md5Reader {
+            inner,
+            md5: Md5::new(),
+            bytes: 0,
+        }
+    }
+
+    fn hex_digest(&self) -> String {
+        hex::encode(self.md5.clone().finalize())
+    }
+}
+
+impl<R: Read> Read for Md5Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.md5.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// S3 Inventory manifest.json
+// ---------------------------------------------------------------------------------------------
+
+/// An S3 Inventory `manifest.json`, as S3 writes it next to the data files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryManifest {
+    pub source_bucket: String,
+    /// An ARN, `arn:aws:s3:::bucket`.
+    pub destination_bucket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Milliseconds since the epoch, as a string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<String>,
+    /// CSV, ORC or Parquet.
+    pub file_format: String,
+    /// For CSV, the column names in order, e.g. "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size".
+    pub file_schema: String,
+    pub files: Vec<InventoryFile>,
+}
+
+/// One data file of an inventory report, in the destination bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryFile {
+    pub key: String,
+    pub size: u64,
+    /// Hex MD5 of the file as stored (gzipped).
+    #[serde(rename = "MD5checksum")]
+    pub md5_checksum: String,
+}
+
+impl InventoryManifest {
+    /// `source` names the manifest.json in error messages.
+    pub fn parse(json: &[u8], source: &str) -> Result<Self> {
+        serde_json::from_slice(json).map_err(|e| {
+            Error::Manifest(format!(
+                "{source}: not a valid S3 Inventory manifest.json: {e}"
+            ))
+        })
+    }
+
+    /// Checks that batchops can read the data files: CSV, with Bucket and Key columns.
+    pub fn check_supported(&self, source: &str) -> Result<()> {
+        if !self.file_format.eq_ignore_ascii_case("CSV") {
+            return Err(Error::Manifest(format!(
+                "{source}: inventory fileFormat {} is not supported yet; configure the inventory with CSV output",
+                self.file_format
+            )));
+        }
+        Layout::inventory(&self.file_schema, source).map(|_| ())
+    }
+
+    /// The name of the bucket that holds the data files.
+    pub fn destination_bucket_name(&self) -> String {
+        bucket_from_arn(&self.destination_bucket)
+    }
+
+    /// How errors name one data file.
+    pub fn data_file_source(&self, file: &InventoryFile) -> String {
+        format!(
+            "inventory data file s3://{}/{}",
+            self.destination_bucket_name(),
+            file.key
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key encoding
+// ---------------------------------------------------------------------------------------------
+
+/// Decodes a URL-encoded key as manifests and inventories carry them (form decoding: '+' is a
+/// space, %XX a byte); the result must be UTF-8.
+pub fn decode_key(s: &str) -> std::result::Result<String, String> {
+    decode_key_bytes(s.as_bytes())
+}
+
+fn decode_key_bytes(raw: &[u8]) -> std::result::Result<String, String> {
+    let not_utf8 = || "the decoded key is not valid UTF-8".to_string();
+    if !raw.iter().any(|b| matches!(b, b'%' | b'+')) {
+        return std::str::from_utf8(raw)
+            .map(str::to_string)
+            .map_err(|_| not_utf8());
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => {
+                let hi = raw.get(i + 1).copied().and_then(hex_value);
+                let lo = raw.get(i + 2).copied().and_then(hex_value);
+                match (hi, lo) {
+                    (Some(hi), Some(lo)) => {
+                        out.push(hi << 4 | lo);
+                        i += 3;
+                    }
+                    _ => {
+                        let escape = &raw[i..raw.len().min(i + 3)];
+                        return Err(format!(
+                            "invalid percent-escape {:?} at byte {i}",
+                            String::from_utf8_lossy(escape)
+                        ));
+                    }
+                }
+            }
+            byte => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| not_utf8())
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Everything but the unreserved characters and '/' is escaped.
+const KEY_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// URL-encodes a key for a manifest: the inverse of [`decode_key`].
+pub fn encode_key(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, KEY_ESCAPES).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    const SRC: &str = "manifest s3://b/m.csv";
+
+    fn fields(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn task(bucket: &str, key: &str, version_id: Option<&str>) -> Task {
+        Task {
+            bucket: bucket.into(),
+            key: key.into(),
+            version_id: version_id.map(str::to_string),
+        }
+    }
+
+    fn csv_tasks(data: &[u8], names: &[&str]) -> Result<Vec<Task>> {
+        let mut tasks = Vec::new();
+        let count = parse_csv_manifest(data, &fields(names), SRC, |t| {
+            tasks.push(t);
+            true
+        })?;
+        assert_eq!(count, tasks.len() as u64);
+        Ok(tasks)
+    }
+
+    fn manifest_error(result: Result<Vec<Task>>) -> String {
+        match result {
+            Err(Error::Manifest(reason)) => reason,
+            other => panic!("expected Error::Manifest, got {other:?}"),
+        }
+    }
+
+    /// Hands out one byte per read, the worst a network stream can do.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match (self.0.split_first(), buf.first_mut()) {
+                (Some((byte, rest)), Some(slot)) => {
+                    *slot = *byte;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn csv_two_columns() {
+        let tasks = csv_tasks(b"b1,k1\nb2,dir/k2\n", &["Bucket", "Key"]).unwrap();
+        assert_eq!(
+            tasks,
+            vec![task("b1", "k1", None), task("b2", "dir/k2", None)]
+        );
+    }
+
+    #[test]
+    fn csv_three_columns_with_empty_version() {
+        let tasks = csv_tasks(b"b,k1,v1\nb,k2,\n", &["Bucket", "Key", "VersionId"]).unwrap();
+        assert_eq!(
+            tasks,
+            vec![task("b", "k1", Some("v1")), task("b", "k2", None)]
+        );
+    }
+
+    #[test]
+    fn csv_columns_follow_fields_including_ignore() {
+        let tasks = csv_tasks(b"x,v1,k1,b\n", &["Ignore", "VersionId", "Key", "Bucket"]).unwrap();
+        assert_eq!(tasks, vec![task("b", "k1", Some("v1"))]);
+    }
+
+    #[test]
+    fn csv_bom_crlf_and_blank_trailing_lines() {
+        let data = b"\xEF\xBB\xBFb,k1\r\nb,k2\r\n\r\n\n";
+        assert_eq!(
+            csv_tasks(data, &["Bucket", "Key"]).unwrap(),
+            vec![task("b", "k1", None), task("b", "k2", None)]
+        );
+    }
+
+    #[test]
+    fn csv_bom_is_skipped_even_when_reads_are_tiny() {
+        let data = b"\xEF\xBB\xBFb,k1\nb,k2\n";
+        let mut tasks = Vec::new();
+        parse_csv_manifest(Trickle(data), &fields(&["Bucket", "Key"]), SRC, |t| {
+            tasks.push(t);
+            true
+        })
+        .unwrap();
+        assert_eq!(tasks, vec![task("b", "k1", None), task("b", "k2", None)]);
+    }
+
+    #[test]
+    fn csv_quoted_fields_with_commas_quotes_and_newlines() {
+        let data = b"\"b\",\"a,b\"\nb,\"say \"\"hi\"\"\"\nb,\"two\nlines\"\n";
+        assert_eq!(
+            csv_tasks(data, &["Bucket", "Key"]).unwrap(),
+            vec![
+                task("b", "a,b", None),
+                task("b", "say \"hi\"", None),
+                task("b", "two\nlines", None)
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_keys_are_url_decoded() {
+        let data = b"b,my+file%2B1.txt\nb,caf%C3%A9/%25done%2C\nb,plain/%F0%9F%A6%80\n";
+        assert_eq!(
+            csv_tasks(data, &["Bucket", "Key"]).unwrap(),
+            vec![
+                task("b", "my file+1.txt", None),
+                task("b", "café/%done,", None),
+                task("b", "plain/🦀", None)
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_wrong_column_count_names_the_line() {
+        let reason = manifest_error(csv_tasks(b"b,k\nb,k\nb,k,x\n", &["Bucket", "Key"]));
+        assert_eq!(
+            reason,
+            "manifest s3://b/m.csv line 3: expected 2 columns (Bucket, Key), found 3"
+        );
+        let reason = manifest_error(csv_tasks(b"b,k,v\nb,k\n", &["Bucket", "Key", "VersionId"]));
+        assert_eq!(
+            reason,
+            "manifest s3://b/m.csv line 2: expected 3 columns (Bucket, Key, VersionId), found 2"
+        );
+    }
+
+    #[test]
+    fn csv_line_numbers_count_blank_lines_and_quoted_newlines() {
+        let reason = manifest_error(csv_tasks(
+            b"b,\"multi\nline\"\n\nb,k,extra\n",
+            &["Bucket", "Key"],
+        ));
+        assert!(
+            reason.starts_with("manifest s3://b/m.csv line 4: "),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn csv_bad_percent_encoding_names_the_line() {
+        let reason = manifest_error(csv_tasks(b"b,ok\nb,bad%zzkey\n", &["Bucket", "Key"]));
+        assert_eq!(
+            reason,
+            "manifest s3://b/m.csv line 2: cannot decode key \"bad%zzkey\": invalid percent-escape \"%zz\" at byte 3"
+        );
+        let reason = manifest_error(csv_tasks(b"b,truncated%4\n", &["Bucket", "Key"]));
+        assert!(reason.contains("line 1: cannot decode key"), "{reason}");
+    }
+
+    #[test]
+    fn csv_invalid_utf8_after_decoding_names_the_line() {
+        let reason = manifest_error(csv_tasks(b"b,k\nb,k\nb,%FF%FE\n", &["Bucket", "Key"]));
+        assert_eq!(
+            reason,
+            "manifest s3://b/m.csv line 3: cannot decode key \"%FF%FE\": the decoded key is not valid UTF-8"
+        );
+    }
+
+    #[test]
+    fn csv_empty_key_and_empty_bucket_name_the_line() {
+        let reason = manifest_error(csv_tasks(b"b,k\nb,\n", &["Bucket", "Key"]));
+        assert_eq!(reason, "manifest s3://b/m.csv line 2: the key is empty");
+        let reason = manifest_error(csv_tasks(b",k\n", &["Bucket", "Key"]));
+        assert_eq!(
+            reason,
+            "manifest s3://b/m.csv line 1: the bucket name is empty"
+        );
+    }
+
+    #[test]
+    fn csv_bad_fields_spec_is_refused() {
+        let reason = manifest_error(csv_tasks(b"b,k\n", &["Bucket"]));
+        assert!(reason.contains("must name Key"), "{reason}");
+        let reason = manifest_error(csv_tasks(b"b,k\n", &["Bucket", "Key", "Key"]));
+        assert!(reason.contains("Key more than once"), "{reason}");
+        let reason = manifest_error(csv_tasks(b"b,k\n", &["Bucket", "Name"]));
+        assert!(reason.contains("\"Name\""), "{reason}");
+    }
+
+    #[test]
+    fn csv_empty_manifest_has_no_tasks() {
+        assert_eq!(csv_tasks(b"", &["Bucket", "Key"]).unwrap(), vec![]);
+        assert_eq!(
+            csv_tasks(b"\xEF\xBB\xBF\n\n", &["Bucket", "Key"]).unwrap(),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn csv_stops_quietly_when_emit_says_stop() {
+        let mut seen = 0;
+        let count = parse_csv_manifest(
+            &b"b,1\nb,2\nb,3\nb,4\n"[..],
+            &fields(&["Bucket", "Key"]),
+            SRC,
+            |_| {
+                seen += 1;
+                seen < 2
+            },
+        )
+        .unwrap();
+        assert_eq!((count, seen), (2, 2));
+    }
+
+    // --- S3 Inventory ----------------------------------------------------------------------
+
+    const SCHEMA: &str = "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size";
+    const FILE: &str = "inventory data file s3://dest/inv/data/1.csv.gz";
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn md5_hex(data: &[u8]) -> String {
+        hex::encode(Md5::digest(data))
+    }
+
+    fn inventory_tasks(stored: &[u8], schema: &str, md5: Option<&str>) -> Result<Vec<Task>> {
+        let mut tasks = Vec::new();
+        let count = parse_inventory_data_file(stored, schema, FILE, md5, |t| {
+            tasks.push(t);
+            true
+        })?;
+        assert_eq!(count, tasks.len() as u64);
+        Ok(tasks)
+    }
+
+    #[test]
+    fn inventory_rows_follow_file_schema_and_skip_delete_markers() {
+        let csv = concat!(
+            "\"src\",\"a%20b.txt\",\"v1\",\"true\",\"false\",\"10\"\n",
+            "\"src\",\"deleted\",\"v2\",\"true\",\"true\",\"\"\n",
+            "\"src\",\"old+version\",\"v0\",\"false\",\"false\",\"3\"\n",
+            "\"src\",\"unversioned\",\"\",\"true\",\"false\",\"4\"\n",
+        );
+        let stored = gzip(csv.as_bytes());
+        let tasks = inventory_tasks(&stored, SCHEMA, Some(&md5_hex(&stored))).unwrap();
+        assert_eq!(
+            tasks,
+            vec![
+                task("src", "a b.txt", Some("v1")),
+                task("src", "old version", Some("v0")),
+                task("src", "unversioned", None)
+            ]
+        );
+    }
+
+    #[test]
+    fn inventory_columns_in_any_order() {
+        let schema = "Size, Key, StorageClass, Bucket";
+        let stored = gzip(b"\"5\",\"dir/f%C3%A9\",\"STANDARD\",\"src\"\n");
+        let tasks = inventory_tasks(&stored, schema, Some(&md5_hex(&stored))).unwrap();
+        assert_eq!(tasks, vec![task("src", "dir/fé", None)]);
+    }
+
+    #[test]
+    fn inventory_with_several_gzip_members_is_read_whole() {
+        let mut stored = gzip(b"\"src\",\"k1\"\n");
+        stored.extend(gzip(b"\"src\",\"k2\"\n"));
+        let tasks = inventory_tasks(&stored, "Bucket, Key", Some(&md5_hex(&stored))).unwrap();
+        assert_eq!(
+            tasks,
+            vec![task("src", "k1", None), task("src", "k2", None)]
+        );
+    }
+
+    #[test]
+    fn inventory_md5_mismatch_names_the_file() {
+        let stored = gzip(b"\"src\",\"k1\"\n");
+        let reason = manifest_error(inventory_tasks(
+            &stored,
+            "Bucket, Key",
+            Some("0123456789abcdef0123456789abcdef"),
+        ));
+        assert!(
+            reason.starts_with(
+                "inventory data file s3://dest/inv/data/1.csv.gz: MD5 mismatch: manifest.json gives MD5checksum 0123456789abcdef0123456789abcdef but the file's"
+            ),
+            "{reason}"
+        );
+        assert!(reason.ends_with(&md5_hex(&stored)), "{reason}");
+    }
+
+    #[test]
+    fn inventory_md5_is_compared_ignoring_case() {
+        let stored = gzip(b"\"src\",\"k1\"\n");
+        let upper = md5_hex(&stored).to_uppercase();
+        assert_eq!(
+            inventory_tasks(&stored, "Bucket, Key", Some(&upper))
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn inventory_truncated_gzip_names_the_file() {
+        let rows: String = (0..200).map(|i| format!("\"src\",\"key-{i}\"\n")).collect();
+        let stored = gzip(rows.as_bytes());
+        let truncated = &stored[..stored.len() - 10];
+        let reason = manifest_error(inventory_tasks(
+            truncated,
+            "Bucket, Key",
+            Some(&md5_hex(truncated)),
+        ));
+        assert!(
+            reason.starts_with(
+                "inventory data file s3://dest/inv/data/1.csv.gz: cannot read the gzipped CSV"
+            ),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn inventory_not_gzip_names_the_file() {
+        let stored = b"\"src\",\"k1\"\n";
+        let reason = manifest_error(inventory_tasks(stored, "Bucket, Key", None));
+        assert!(reason.starts_with(FILE), "{reason}");
+        assert!(
+            reason.contains("cannot read the gzipped CSV at the start"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn inventory_row_errors_name_file_and_line() {
+        let stored = gzip(b"\"src\",\"k1\"\n\"src\",\"k2\",\"extra\"\n");
+        let reason = manifest_error(inventory_tasks(&stored, "Bucket, Key", None));
+        assert_eq!(
+            reason,
+            format!("{FILE} line 2: expected 2 columns (Bucket, Key), found 3")
+        );
+    }
+
+    #[test]
+    fn inventory_schema_without_key_is_refused() {
+        let stored = gzip(b"\"src\"\n");
+        let reason = manifest_error(inventory_tasks(&stored, "Bucket, Size", None));
+        assert!(reason.contains("has no Key column"), "{reason}");
+    }
+
+    #[test]
+    fn plain_inventory_csv_parses() {
+        let mut tasks = Vec::new();
+        let count = parse_inventory_csv(&b"\"src\",\"k%2B1\"\n"[..], "Bucket, Key", FILE, |t| {
+            tasks.push(t);
+            true
+        })
+        .unwrap();
+        assert_eq!(count, 1);
+        assert_eq!(tasks, vec![task("src", "k+1", None)]);
+    }
+
+    const INVENTORY_JSON: &str = r#"{
+        "sourceBucket": "example-source-bucket",
+        "destinationBucket": "arn:aws:s3:::example-inventory-destination-bucket",
+        "version": "2016-11-30",
+        "creationTimestamp": "1514944800000",
+        "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size",
+        "files": [
+            {
+                "key": "Inventory/example-source-bucket/2016-11-06T21-32Z/files/939c6d46.csv.gz",
+                "size": 2147483647,
+                "MD5checksum": "f11166069f1990abeb9c97ace9cdfabc"
+            }
+        ]
+    }"#;
+
+    #[test]
+    fn inventory_manifest_json_parses() {
+        let inventory = InventoryManifest::parse(INVENTORY_JSON.as_bytes(), SRC).unwrap();
+        assert_eq!(inventory.source_bucket, "example-source-bucket");
+        assert_eq!(
+            inventory.destination_bucket_name(),
+            "example-inventory-destination-bucket"
+        );
+        assert_eq!(
+            inventory.creation_timestamp.as_deref(),
+            Some("1514944800000")
+        );
+        assert_eq!(inventory.files.len(), 1);
+        assert_eq!(inventory.files[0].size, 2147483647);
+        assert_eq!(
+            inventory.files[0].md5_checksum,
+            "f11166069f1990abeb9c97ace9cdfabc"
+        );
+        inventory.check_supported(SRC).unwrap();
+        assert_eq!(
+            inventory.data_file_source(&inventory.files[0]),
+            "inventory data file s3://example-inventory-destination-bucket/Inventory/example-source-bucket/2016-11-06T21-32Z/files/939c6d46.csv.gz"
+        );
+        // Serialises back with AWS's field names.
+        let json = serde_json::to_value(&inventory).unwrap();
+        assert_eq!(
+            json["files"][0]["MD5checksum"],
+            "f11166069f1990abeb9c97ace9cdfabc"
+        );
+        assert_eq!(json["fileSchema"], inventory.file_schema.as_str());
+    }
+
+    #[test]
+    fn inventory_orc_and_parquet_are_not_supported_yet() {
+        for format in ["ORC", "Parquet"] {
+            let json = INVENTORY_JSON.replace("\"CSV\"", &format!("\"{format}\""));
+            let inventory = InventoryManifest::parse(json.as_bytes(), SRC).unwrap();
+            match inventory.check_supported(SRC) {
+                Err(Error::Manifest(reason)) => assert_eq!(
+                    reason,
+                    format!("{SRC}: inventory fileFormat {format} is not supported yet; configure the inventory with CSV output")
+                ),
+                other => panic!("{format}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn inventory_manifest_json_errors_name_the_object() {
+        match InventoryManifest::parse(b"{\"files\": []}", SRC) {
+            Err(Error::Manifest(reason)) => assert!(
+                reason.starts_with("manifest s3://b/m.csv: not a valid S3 Inventory manifest.json"),
+                "{reason}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // --- ETag and keys -------------------------------------------------------------------
+
+    #[test]
+    fn etag_compares_without_quotes() {
+        check_etag(SRC, "abc123", Some("\"abc123\"")).unwrap();
+        check_etag(SRC, "\"abc123\"", Some("abc123")).unwrap();
+        match check_etag(SRC, "\"wrong\"", Some("\"abc123\"")) {
+            Err(Error::Manifest(reason)) => assert_eq!(
+                reason,
+                "manifest s3://b/m.csv: ETag mismatch: the job expects \"wrong\" but the object's ETag is \"abc123\""
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(check_etag(SRC, "x", None).is_err());
+    }
+
+    #[test]
+    fn decode_key_is_form_decoding() {
+        assert_eq!(decode_key("a+b%20c").unwrap(), "a b c");
+        assert_eq!(decode_key("%2b%2B").unwrap(), "++");
+        assert_eq!(decode_key("%E6%97%A5%E6%9C%AC").unwrap(), "日本");
+        assert_eq!(decode_key("raw/été").unwrap(), "raw/été");
+        assert_eq!(decode_key("").unwrap(), "");
+        assert!(decode_key("%").is_err());
+        assert!(decode_key("%g1").is_err());
+        assert!(decode_key("%C3").is_err(), "a lone UTF-8 lead byte");
+    }
+
+    #[test]
+    fn encode_key_escapes_all_but_unreserved_and_slash() {
+        assert_eq!(encode_key("dir/a-b_c.d~e"), "dir/a-b_c.d~e");
+        assert_eq!(encode_key("a b+c%d,e\"f"), "a%20b%2Bc%25d%2Ce%22f");
+        assert_eq!(encode_key("é"), "%C3%A9");
+        assert_eq!(encode_key("line\nbreak"), "line%0Abreak");
+    }
+
+    #[test]
+    fn encode_then_decode_is_identity() {
+        for key in [
+            "with space",
+            "plus+",
+            "100%",
+            "a,b",
+            "q\"uote",
+            "back\\slash",
+            "日本/🦀",
+            "nl\r\n",
+        ] {
+            assert_eq!(decode_key(&encode_key(key)).unwrap(), key);
+        }
+    }
+
+    #[test]
+    fn encoded_keys_round_trip_through_a_csv_manifest() {
+        let keys = [
+            "with space",
+            "plus+",
+            "100%",
+            "a,b",
+            "q\"uote",
+            "日本/🦀",
+            "nl\nx",
+        ];
+        let csv: String = keys
+            .iter()
+            .map(|k| format!("b,{}\n", encode_key(k)))
+            .collect();
+        let tasks = csv_tasks(csv.as_bytes(), &["Bucket", "Key"]).unwrap();
+        let decoded: Vec<&str> = tasks.iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(decoded, keys);
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    fn error_line(data: &[u8], width: usize) -> String {
+        let names: Vec<String> = ["Bucket", "Key", "VersionId"][..width]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        match parse_csv_manifest(data, &names, "m", |_| true) {
+            Err(Error::Manifest(reason)) => reason,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn line_numbers_are_exact() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"b,k\nb,k,x\n", "m line 2:"),
+            (b"b,k\r\nb,k\r\nb,k,x\r\n", "m line 3:"),
+            (b"b,k\n\n\nb,k,x\n", "m line 4:"),
+            (b"b,k\r\n\r\n\r\nb,k,x\r\n", "m line 4:"),
+            (b"b,\"two\nlines\"\nb,k,x\n", "m line 3:"),
+            (b"b,\"two\r\nlines\"\r\n\r\nb,k,x\r\n", "m line 4:"),
+            (b"b,\"x\ny\nz\",extra\n", "m line 1:"),
+            (b"\n\nb,k,x", "m line 3:"),
+            (b"\xEF\xBB\xBF\nb,k,x", "m line 2:"),
+        ];
+        for (data, expected) in cases {
+            let reason = error_line(data, 2);
+            assert!(
+                reason.starts_with(expected),
+                "{:?}: {reason}",
+                String::from_utf8_lossy(data)
+            );
+        }
+    }
+}
+
+/// `read_tasks` against a real S3 API. Ignored by default: start `moto_server -p PORT` and run
+/// `BATCHOPS_TEST_S3_ENDPOINT=http://127.0.0.1:PORT cargo test -p batchops --lib manifest -- --ignored`.
+#[cfg(test)]
+mod s3_tests {
+    use super::*;
+    use crate::job::{ManifestLocation, ManifestSpec};
+    use std::io::Write;
+
+    async fn client() -> aws_sdk_s3::Client {
+        let endpoint = std::env::var("BATCHOPS_TEST_S3_ENDPOINT")
+            .expect("set BATCHOPS_TEST_S3_ENDPOINT to a moto server URL");
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .endpoint_url(endpoint)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) -> String {
+        let _ = s3.create_bucket().bucket(bucket).send().await;
+        let out = s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .unwrap();
+        out.e_tag().unwrap().to_string()
+    }
+
+    fn job_manifest(format: &str, arn: &str, etag: Option<&str>) -> JobManifest {
+        JobManifest {
+            spec: ManifestSpec {
+                format: format.into(),
+                fields: (format == CSV_MANIFEST_FORMAT)
+                    .then(|| vec!["Bucket".to_string(), "Key".to_string()]),
+            },
+            location: ManifestLocation {
+                object_arn: arn.into(),
+                object_version_id: None,
+                etag: etag.map(str::to_string),
+            },
+        }
+    }
+
+    async fn read_all(
+        s3: &aws_sdk_s3::Client,
+        manifest: &JobManifest,
+    ) -> (Result<u64>, Vec<Vec<Task>>) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let collect = tokio::spawn(async move {
+            let mut chunks = Vec::new();
+            while let Some(chunk) = rx.recv().await {
+                chunks.push(chunk);
+            }
+            chunks
+        });
+        let result = read_tasks(s3, manifest, tx).await;
+        (result, collect.await.unwrap())
+    }
+
+    #[tokio::test]
+    #[ignore = "needs BATCHOPS_TEST_S3_ENDPOINT (a moto server)"]
+    async fn read_tasks_from_s3() {
+        let s3 = client().await;
+        let rows: String = (0..2500)
+            .map(|i| format!("src,{}\n", encode_key(&format!("dir/key {i}+%,é"))))
+            .collect();
+        let etag = put(&s3, "manifests", "m.csv", rows.into_bytes()).await;
+
+        // CSV manifest, pinned by its ETag, arrives in order in chunks of CHUNK_TASKS.
+        let manifest = job_manifest(
+            CSV_MANIFEST_FORMAT,
+            "arn:aws:s3:::manifests/m.csv",
+            Some(&etag),
+        );
+        let (result, chunks) = read_all(&s3, &manifest).await;
+        assert_eq!(result.unwrap(), 2500);
+        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![1000, 1000, 500]);
+        assert_eq!(chunks[2][499].key, "dir/key 2499+%,é");
+
+        // Wrong ETag.
+        let manifest = job_manifest(
+            CSV_MANIFEST_FORMAT,
+            "arn:aws:s3:::manifests/m.csv",
+            Some("\"0000\""),
+        );
+        match read_all(&s3, &manifest).await {
+            (Err(Error::Manifest(reason)), chunks) => {
+                assert!(chunks.is_empty());
+                assert_eq!(
+                    reason,
+                    format!("manifest s3://manifests/m.csv: ETag mismatch: the job expects \"0000\" but the object's ETag is {etag}")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // Missing object.
+        let manifest = job_manifest(CSV_MANIFEST_FORMAT, "arn:aws:s3:::manifests/none.csv", None);
+        match read_all(&s3, &manifest).await.0 {
+            Err(Error::Manifest(reason)) => assert!(
+                reason.starts_with("manifest s3://manifests/none.csv: cannot read the object: NoSuchKey (HTTP 404)"),
+                "{reason}"
+            ),
+            other => panic!("{other:?}"),
+        }
+
+        // Receiver dropped: reading stops quietly.
+        let manifest = job_manifest(CSV_MANIFEST_FORMAT, "arn:aws:s3:::manifests/m.csv", None);
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        drop(rx);
+        assert!(read_tasks(&s3, &manifest, tx).await.unwrap() <= 1000);
+
+        // Inventory: two gzipped data files, a delete marker, then an MD5 mismatch.
+        let gzip = |data: &str| {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(data.as_bytes()).unwrap();
+            encoder.finish().unwrap()
+        };
+        let file1 = gzip("\"src\",\"a%20b\",\"v1\",\"false\"\n\"src\",\"gone\",\"v2\",\"true\"\n");
+        let file2 = gzip("\"src\",\"c%2Bd\",\"\",\"false\"\n");
+        put(&s3, "inventory", "inv/data/1.csv.gz", file1.clone()).await;
+        put(&s3, "inventory", "inv/data/2.csv.gz", file2.clone()).await;
+        let inventory = |md5_2: String| {
+            serde_json::json!({
+                "sourceBucket": "src",
+                "destinationBucket": "arn:aws:s3:::inventory",
+                "version": "2016-11-30",
+                "creationTimestamp": "1514944800000",
+                "fileFormat": "CSV",
+                "fileSchema": "Bucket, Key, VersionId, IsDeleteMarker",
+                "files": [
+                    {"key": "inv/data/1.csv.gz", "size": file1.len(), "MD5checksum": hex::encode(Md5::digest(&file1))},
+                    {"key": "inv/data/2.csv.gz", "size": file2.len(), "MD5checksum": md5_2}
+                ]
+            })
+            .to_string()
+            .into_bytes()
+        };
+        put(
+            &s3,
+            "inventory",
+            "inv/manifest.json",
+            inventory(hex::encode(Md5::digest(&file2))),
+        )
+        .await;
+        let manifest = job_manifest(
+            INVENTORY_CSV_FORMAT,
+            "arn:aws:s3:::inventory/inv/manifest.json",
+            None,
+        );
+        let (result, chunks) = read_all(&s3, &manifest).await;
+        assert_eq!(result.unwrap(), 2);
+        let tasks: Vec<Task> = chunks.into_iter().flatten().collect();
+        assert_eq!(
+            tasks,
+            vec![
+                Task {
+                    bucket: "src".into(),
+                    key: "a b".into(),
+                    version_id: Some("v1".into())
+                },
+                Task {
+                    bucket: "src".into(),
+                    key: "c+d".into(),
+                    version_id: None
+                },
+            ]
+        );
+
+        put(
+            &s3,
+            "inventory",
+            "inv/manifest.json",
+            inventory("00".repeat(16)),
+        )
+        .await;
+        match read_all(&s3, &manifest).await.0 {
+            Err(Error::Manifest(reason)) => assert!(
+                reason.starts_with(
+                    "inventory data file s3://inventory/inv/data/2.csv.gz: MD5 mismatch"
+                ),
+                "{reason}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -3,6 +3,8 @@
 /// SQS's message size limit (256 KiB) less room for attributes and the envelope.
 pub const MAX_MESSAGE_BYTES: usize = 250 * 1024;
 
+use serde::Deserialize;
+
 use crate::error::{Error, Result};
 use crate::manifest::Task;
 
@@ -19,18 +21,447 @@ pub struct TaskBatch {
 }
 
 impl TaskBatch {
+    /// The message body. Written by hand (with serde_json's escaping) so that [`BatchPacker`] can
+    /// know its exact length without encoding it.
     pub fn to_body(&self) -> String {
-        let _ = MAX_MESSAGE_BYTES;
-        unimplemented_body()
+        let mut body = String::with_capacity(self.body_len());
+        body.push_str(r#"{"JobId":"#);
+        push_json_str(&mut body, &self.job_id);
+        body.push_str(r#","BatchId":"#);
+        push_json_str(&mut body, &self.batch_id);
+        body.push_str(r#","Tasks":["#);
+        for (i, task) in self.tasks.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push('[');
+            push_json_str(&mut body, &task.bucket);
+            body.push(',');
+            push_json_str(&mut body, &task.key);
+            if let Some(version_id) = &task.version_id {
+                body.push(',');
+                push_json_str(&mut body, version_id);
+            }
+            body.push(']');
+        }
+        body.push_str("]}");
+        body
     }
 
-    pub fn from_body(_body: &str) -> Result<Self> {
-        Err(Error::Message(
-            "plan::TaskBatch::from_body is not implemented yet".into(),
-        ))
+    /// The length in bytes of [`TaskBatch::to_body`].
+    pub fn body_len(&self) -> usize {
+        let separators = self.tasks.len().saturating_sub(1);
+        envelope_len(&self.job_id, &self.batch_id)
+            + self.tasks.iter().map(task_len).sum::<usize>()
+            + separators
+    }
+
+    pub fn from_body(body: &str) -> Result<Self> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Body {
+            job_id: String,
+            batch_id: String,
+            tasks: Vec<Vec<String>>,
+        }
+        let parsed: Body = serde_json::from_str(body).map_err(|e| {
+            Error::Message(format!(
+                "task batch body is not {{\"JobId\",\"BatchId\",\"Tasks\"}} JSON: {e}"
+            ))
+        })?;
+        let batch_id = parsed.batch_id;
+        let tasks = parsed
+            .tasks
+            .into_iter()
+            .enumerate()
+            .map(|(i, fields)| {
+                task_from_fields(fields).map_err(|reason| {
+                    Error::Message(format!("task batch {batch_id}: task {i} {reason}"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(TaskBatch {
+            job_id: parsed.job_id,
+            batch_id,
+            tasks,
+        })
     }
 }
 
-fn unimplemented_body() -> String {
-    String::new()
+fn task_from_fields(fields: Vec<String>) -> std::result::Result<Task, String> {
+    let count = fields.len();
+    let mut fields = fields.into_iter();
+    match (fields.next(), fields.next(), fields.next(), fields.next()) {
+        (Some(bucket), Some(key), version_id, None) => {
+            if bucket.is_empty() || key.is_empty() {
+                return Err("has an empty bucket or key".into());
+            }
+            Ok(Task {
+                bucket,
+                key,
+                version_id,
+            })
+        }
+        _ => Err(format!(
+            "has {count} elements; expected [bucket, key] or [bucket, key, versionId]"
+        )),
+    }
+}
+
+/// Packs tasks, in order, into batches whose bodies are as large as possible but at most
+/// `max_bytes`. Batch ids are `{batch_prefix}{seq:08}` with seq counting from 0, so the same
+/// manifest always yields the same ids.
+#[derive(Debug)]
+pub struct BatchPacker {
+    job_id: String,
+    batch_prefix: String,
+    max_bytes: usize,
+    tasks: Vec<Task>,
+    /// Exact body length of the batch being filled.
+    body_len: usize,
+    emitted: u64,
+}
+
+impl BatchPacker {
+    pub fn new(job_id: &str, batch_prefix: &str, max_bytes: usize) -> Self {
+        let mut packer = BatchPacker {
+            job_id: job_id.to_string(),
+            batch_prefix: batch_prefix.to_string(),
+            max_bytes,
+            tasks: Vec::new(),
+            body_len: 0,
+            emitted: 0,
+        };
+        packer.body_len = packer.empty_len();
+        packer
+    }
+
+    /// Adds a task. When it would not fit in the current batch, returns that batch (full) and
+    /// starts the next one with the task. A task too large for any batch travels alone.
+    pub fn push(&mut self, task: Task) -> Option<TaskBatch> {
+        let added = task_len(&task) + usize::from(!self.tasks.is_empty());
+        if !self.tasks.is_empty() && self.body_len + added > self.max_bytes {
+            let full = self.take_batch();
+            self.body_len += task_len(&task);
+            self.tasks.push(task);
+            return Some(full);
+        }
+        self.body_len += added;
+        self.tasks.push(task);
+        None
+    }
+
+    /// The last, partly filled batch, if any task is waiting.
+    pub fn finish(mut self) -> Option<TaskBatch> {
+        if self.tasks.is_empty() {
+            return None;
+        }
+        Some(self.take_batch())
+    }
+
+    /// Batches returned so far by `push` (and `finish`, which consumes the packer).
+    pub fn batches_emitted(&self) -> u64 {
+        self.emitted
+    }
+
+    fn batch_id(&self) -> String {
+        format!("{}{:08}", self.batch_prefix, self.emitted)
+    }
+
+    fn empty_len(&self) -> usize {
+        envelope_len(&self.job_id, &self.batch_id())
+    }
+
+    fn take_batch(&mut self) -> TaskBatch {
+        let batch = TaskBatch {
+            job_id: self.job_id.clone(),
+            batch_id: self.batch_id(),
+            tasks: std::mem::take(&mut self.tasks),
+        };
+        self.emitted += 1;
+        self.body_len = self.empty_len();
+        batch
+    }
+}
+
+/// `{"JobId":…,"BatchId":…,"Tasks":[]}` without tasks.
+fn envelope_len(job_id: &str, batch_id: &str) -> usize {
+    r#"{"JobId":"#.len()
+        + json_str_len(job_id)
+        + r#","BatchId":"#.len()
+        + json_str_len(batch_id)
+        + r#","Tasks":["#.len()
+        + "]}".len()
+}
+
+/// `["bucket","key"]` or `["bucket","key","version"]`.
+fn task_len(task: &Task) -> usize {
+    let version = task
+        .version_id
+        .as_deref()
+        .map_or(0, |v| 1 + json_str_len(v));
+    2 + json_str_len(&task.bucket) + 1 + json_str_len(&task.key) + version
+}
+
+/// How serde_json escapes one byte inside a string, if it does. Only ASCII bytes are escaped
+/// (unicode is written raw), so working on bytes never splits a character.
+fn escape(byte: u8) -> Option<&'static str> {
+    const CONTROL: [&str; 32] = [
+        "\\u0000", "\\u0001", "\\u0002", "\\u0003", "\\u0004", "\\u0005", "\\u0006", "\\u0007",
+        "\\b", "\\t", "\\n", "\\u000b", "\\f", "\\r", "\\u000e", "\\u000f", "\\u0010", "\\u0011",
+        "\\u0012", "\\u0013", "\\u0014", "\\u0015", "\\u0016", "\\u0017", "\\u0018", "\\u0019",
+        "\\u001a", "\\u001b", "\\u001c", "\\u001d", "\\u001e", "\\u001f",
+    ];
+    match byte {
+        b'"' => Some("\\\""),
+        b'\\' => Some("\\\\"),
+        b if b < 0x20 => Some(CONTROL[usize::from(b)]),
+        _ => None,
+    }
+}
+
+/// Length of `s` as a JSON string literal, quotes included.
+fn json_str_len(s: &str) -> usize {
+    let escapes: usize = s
+        .bytes()
+        .filter_map(escape)
+        .map(|escaped| escaped.len() - 1)
+        .sum();
+    2 + s.len() + escapes
+}
+
+fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut plain_from = 0;
+    for (i, byte) in s.bytes().enumerate() {
+        if let Some(escaped) = escape(byte) {
+            out.push_str(&s[plain_from..i]);
+            out.push_str(escaped);
+            plain_from = i + 1;
+        }
+    }
+    out.push_str(&s[plain_from..]);
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(bucket: &str, key: &str, version_id: Option<&str>) -> Task {
+        Task {
+            bucket: bucket.into(),
+            key: key.into(),
+            version_id: version_id.map(str::to_string),
+        }
+    }
+
+    fn awkward_keys() -> Vec<String> {
+        let mut keys: Vec<String> = [
+            "plain/key.txt",
+            "with space",
+            "plus+sign",
+            "100% done",
+            "a,b,c",
+            "say \"hi\"",
+            "back\\slash",
+            "unicode/été/日本語/🦀",
+            "line\nbreak\r\ttab",
+            "\u{7f}del and \u{2028} separator",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        keys.push((0u8..0x20).map(char::from).collect());
+        keys
+    }
+
+    #[test]
+    fn body_has_the_documented_shape() {
+        let batch = TaskBatch {
+            job_id: "job-1".into(),
+            batch_id: "b-00000000".into(),
+            tasks: vec![task("bk", "a key", None), task("bk", "k2", Some("v1"))],
+        };
+        assert_eq!(
+            batch.to_body(),
+            r#"{"JobId":"job-1","BatchId":"b-00000000","Tasks":[["bk","a key"],["bk","k2","v1"]]}"#
+        );
+    }
+
+    #[test]
+    fn body_round_trips_awkward_keys() {
+        let tasks: Vec<Task> = awkward_keys()
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                task(
+                    "bucket",
+                    k,
+                    (i % 2 == 0).then_some("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"),
+                )
+            })
+            .collect();
+        let batch = TaskBatch {
+            job_id: "job \"x\"".into(),
+            batch_id: "p/00000007".into(),
+            tasks,
+        };
+        let body = batch.to_body();
+        assert_eq!(TaskBatch::from_body(&body).unwrap(), batch);
+        // serde_json reads exactly the same strings.
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(value["Tasks"][7][1], "unicode/été/日本語/🦀");
+    }
+
+    #[test]
+    fn escaping_matches_serde_json_exactly() {
+        for key in awkward_keys() {
+            let mut ours = String::new();
+            push_json_str(&mut ours, &key);
+            let theirs = serde_json::to_string(&key).unwrap();
+            assert_eq!(ours, theirs, "key {key:?}");
+            assert_eq!(json_str_len(&key), theirs.len(), "key {key:?}");
+        }
+    }
+
+    #[test]
+    fn body_len_is_the_exact_length() {
+        let batch = TaskBatch {
+            job_id: "j".into(),
+            batch_id: "b".into(),
+            tasks: awkward_keys()
+                .iter()
+                .map(|k| task("b", k, Some("v\"")))
+                .collect(),
+        };
+        assert_eq!(batch.body_len(), batch.to_body().len());
+        let empty = TaskBatch {
+            tasks: vec![],
+            ..batch
+        };
+        assert_eq!(empty.body_len(), empty.to_body().len());
+    }
+
+    #[test]
+    fn from_body_rejects_malformed_bodies_with_reasons() {
+        let cases = [
+            ("not json", "not {\"JobId\""),
+            (r#"{"JobId":"j","Tasks":[]}"#, "BatchId"),
+            (
+                r#"{"JobId":"j","BatchId":"b","Tasks":[["bk"]]}"#,
+                "task 0 has 1 elements",
+            ),
+            (
+                r#"{"JobId":"j","BatchId":"b","Tasks":[["bk","k"],["bk","k","v","x"]]}"#,
+                "task 1 has 4 elements",
+            ),
+            (
+                r#"{"JobId":"j","BatchId":"b","Tasks":[["","k"]]}"#,
+                "empty bucket or key",
+            ),
+            (
+                r#"{"JobId":"j","BatchId":"b","Tasks":[["bk",7]]}"#,
+                "invalid type",
+            ),
+        ];
+        for (body, expected) in cases {
+            match TaskBatch::from_body(body) {
+                Err(Error::Message(reason)) => {
+                    assert!(reason.contains(expected), "{body}: {reason}")
+                }
+                other => panic!("{body}: expected Error::Message, got {other:?}"),
+            }
+        }
+    }
+
+    fn pack_all(tasks: Vec<Task>, max: usize) -> Vec<TaskBatch> {
+        let mut packer = BatchPacker::new("job-42", "job-42/", max);
+        let mut batches: Vec<TaskBatch> =
+            tasks.into_iter().filter_map(|t| packer.push(t)).collect();
+        let emitted = packer.batches_emitted();
+        assert_eq!(emitted, batches.len() as u64);
+        batches.extend(packer.finish());
+        batches
+    }
+
+    fn varied_tasks(n: usize) -> Vec<Task> {
+        let keys = awkward_keys();
+        (0..n)
+            .map(|i| {
+                let key = format!("{}/{}{}", i, keys[i % keys.len()], "x".repeat(i % 37));
+                task("bucket", &key, (i % 3 == 0).then_some("ver\\sion"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn packed_bodies_fit_and_are_as_full_as_possible() {
+        let tasks = varied_tasks(2000);
+        let max = 4096;
+        let batches = pack_all(tasks.clone(), max);
+        assert!(batches.len() > 10);
+        for (i, batch) in batches.iter().enumerate() {
+            let body = batch.to_body();
+            assert!(body.len() <= max, "batch {i} is {} bytes", body.len());
+            if let Some(next) = batches.get(i + 1) {
+                let mut grown = batch.clone();
+                grown.tasks.push(next.tasks[0].clone());
+                assert!(
+                    grown.to_body().len() > max,
+                    "batch {i} could have taken one more task"
+                );
+            }
+        }
+        let unpacked: Vec<Task> = batches.into_iter().flat_map(|b| b.tasks).collect();
+        assert_eq!(unpacked, tasks, "every task once, in order");
+    }
+
+    #[test]
+    fn batch_ids_are_deterministic() {
+        let first = pack_all(varied_tasks(500), 2048);
+        let second = pack_all(varied_tasks(500), 2048);
+        assert_eq!(first, second);
+        let ids: Vec<&str> = first.iter().map(|b| b.batch_id.as_str()).collect();
+        assert_eq!(ids[0], "job-42/00000000");
+        assert_eq!(ids[1], "job-42/00000001");
+        assert_eq!(ids.last().unwrap(), &format!("job-42/{:08}", ids.len() - 1));
+        assert!(first.iter().all(|b| b.job_id == "job-42"));
+    }
+
+    #[test]
+    fn an_oversized_task_travels_alone() {
+        let big = task("bucket", &"k".repeat(500), None);
+        let batches = pack_all(
+            vec![
+                task("bucket", "a", None),
+                big.clone(),
+                task("bucket", "b", None),
+            ],
+            200,
+        );
+        assert_eq!(batches.len(), 3);
+        assert_eq!(batches[1].tasks, vec![big]);
+        assert_eq!(batches[2].tasks, vec![task("bucket", "b", None)]);
+    }
+
+    #[test]
+    fn finish_without_tasks_gives_nothing() {
+        assert_eq!(BatchPacker::new("j", "p", 1000).finish(), None);
+    }
+
+    #[test]
+    fn default_limit_packs_hundreds_of_tasks_per_message() {
+        let tasks: Vec<Task> = (0..10_000)
+            .map(|i| task("my-example-bucket", &format!("{i:0>100}"), None))
+            .collect();
+        let batches = pack_all(tasks, MAX_MESSAGE_BYTES);
+        let full = &batches[..batches.len() - 1];
+        assert!(!full.is_empty());
+        for batch in full {
+            assert!(batch.tasks.len() >= 500, "only {} tasks", batch.tasks.len());
+            assert!(batch.to_body().len() <= MAX_MESSAGE_BYTES);
+        }
+        assert_eq!(batches.iter().map(|b| b.tasks.len()).sum::<usize>(), 10_000);
+    }
 }

@@ -1,13 +1,80 @@
 //! The completion report, in S3 Batch Operations' own format.
+//!
+//! A report is a set of CSV files under `<Prefix>/job-<JobId>/results/` (succeeded tasks and failed
+//! tasks in separate files) and a `<Prefix>/job-<JobId>/manifest.json` that lists them with their
+//! MD5 checksums. The executor writes the same CSV rows, one staging file per batch ("result
+//! part"), and the reporter sorts those rows into the report files.
+//!
+//! # Column order
+//!
+//! The manifest's `ReportSchema` says `Bucket, Key, VersionId, TaskStatus, ErrorCode,
+//! HTTPStatusCode, ResultMessage`, but the files S3 writes carry the HTTP status code *before* the
+//! error code, e.g. `awsexamplebucket,image_14975,,failed,200,PermanentFailure,"Lambda returned
+//! …"`. Tools written against real reports read the columns in that order, so batchops writes rows
+//! exactly as S3 does (TaskStatus, HTTP status, error code) and keeps the `ReportSchema` string
+//! exactly as S3 writes it, inconsistency included.
+//!
+//! # Keys
+//!
+//! Object keys in rows are URL-encoded, as in the CSV manifest S3 Batch Operations reads
+//! ([`crate::manifest::encode_key`]); this also keeps commas, quotes and newlines of keys out of
+//! the CSV syntax. Other fields (mostly `ResultMessage`) are quoted by the `csv` crate when they
+//! hold a comma, a quote or a line break.
+//!
+//! # File names
+//!
+//! S3 names report files with 40 hex digits. batchops derives them from the job id, the task
+//! status and the file's index (the first 40 hex digits of a SHA-256), so writing the report of a
+//! job twice produces the same keys and overwrites instead of adding files.
+//!
+//! # manifest.json
+//!
+//! Field for field as S3 writes it. Each result's `Key` is the file's full object key, Prefix
+//! included (S3's documented example uses no Prefix, hence `job-<id>/results/...`).
 
+use crate::error::{Error, Result};
+use crate::job::{ReportScope, REPORT_FORMAT};
 use crate::manifest::Task;
+use chrono::{DateTime, SecondsFormat, Utc};
+use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The `ReportSchema` of the report's manifest.json, exactly as S3 writes it (see the module doc
+/// for the order of the columns in the rows themselves).
+pub const REPORT_SCHEMA: &str =
+    "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage";
+
+/// Size above which a report file is closed and a new one started, so that the reporter's memory
+/// stays bounded whatever the size of the job.
+pub const DEFAULT_MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Number of columns of a report row.
+const ROW_FIELDS: usize = 7;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskStatus {
     Succeeded,
     Failed,
+}
+
+impl TaskStatus {
+    /// The spelling of the report rows and of `TaskExecutionStatus`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "succeeded" => Some(TaskStatus::Succeeded),
+            "failed" => Some(TaskStatus::Failed),
+            _ => None,
+        }
+    }
 }
 
 /// What happened to one task: one row of the completion report.
@@ -21,7 +88,660 @@ pub struct TaskOutcome {
     pub result_message: String,
 }
 
+fn csv_writer(buffer: &mut Vec<u8>) -> csv::Writer<&mut Vec<u8>> {
+    csv::WriterBuilder::new()
+        .has_headers(false)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(buffer)
+}
+
+/// The fields of one row, in the order S3 writes them.
+fn row_fields(outcome: &TaskOutcome) -> [String; ROW_FIELDS] {
+    [
+        outcome.task.bucket.clone(),
+        crate::manifest::encode_key(&outcome.task.key),
+        outcome.task.version_id.clone().unwrap_or_default(),
+        outcome.status.as_str().to_string(),
+        outcome
+            .http_status
+            .map(|code| code.to_string())
+            .unwrap_or_default(),
+        outcome.error_code.clone().unwrap_or_default(),
+        outcome.result_message.clone(),
+    ]
+}
+
+/// Appends the rows of `outcomes` to `buffer`.
+fn append_rows<'a>(buffer: &mut Vec<u8>, outcomes: impl IntoIterator<Item = &'a TaskOutcome>) {
+    let mut writer = csv_writer(buffer);
+    for outcome in outcomes {
+        // Writing to a Vec cannot fail: the only errors of csv::Writer come from its sink.
+        let _ = writer.write_record(row_fields(outcome));
+    }
+    let _ = writer.flush();
+}
+
 /// Encodes outcomes as completion-report CSV rows (the format of result parts and report files).
-pub fn encode_rows(_outcomes: &[TaskOutcome]) -> Vec<u8> {
-    Vec::new()
+pub fn encode_rows(outcomes: &[TaskOutcome]) -> Vec<u8> {
+    let mut buffer = Vec::new();
+    append_rows(&mut buffer, outcomes);
+    buffer
+}
+
+/// Reads completion-report CSV rows back (result parts, report files), decoding the keys.
+pub fn decode_rows(bytes: &[u8]) -> Result<Vec<TaskOutcome>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut outcomes = Vec::new();
+    for (index, record) in reader.records().enumerate() {
+        let row = index + 1;
+        let record =
+            record.map_err(|e| Error::Other(format!("report row {row} is not valid CSV: {e}")))?;
+        outcomes.push(
+            decode_record(&record)
+                .map_err(|reason| Error::Other(format!("report row {row}: {reason}")))?,
+        );
+    }
+    Ok(outcomes)
+}
+
+fn decode_record(record: &csv::StringRecord) -> std::result::Result<TaskOutcome, String> {
+    if record.len() != ROW_FIELDS {
+        return Err(format!(
+            "expected {ROW_FIELDS} fields (Bucket, Key, VersionId, TaskStatus, HTTPStatusCode, ErrorCode, ResultMessage), found {}",
+            record.len()
+        ));
+    }
+    let field = |i: usize| record.get(i).unwrap_or_default();
+    let optional = |i: usize| Some(field(i).to_string()).filter(|s| !s.is_empty());
+    let key = crate::manifest::decode_key(field(1))
+        .map_err(|e| format!("key {:?} is not URL-encoded properly: {e}", field(1)))?;
+    let status = TaskStatus::parse(field(3))
+        .ok_or_else(|| format!("task status {:?} is neither succeeded nor failed", field(3)))?;
+    let http_status = match field(4) {
+        "" => None,
+        code => Some(
+            code.parse::<u16>()
+                .map_err(|_| format!("HTTP status code {code:?} is not a number"))?,
+        ),
+    };
+    Ok(TaskOutcome {
+        task: Task {
+            bucket: field(0).to_string(),
+            key,
+            version_id: optional(2),
+        },
+        status,
+        http_status,
+        error_code: optional(5),
+        result_message: field(6).to_string(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where things go.
+
+/// `<prefix>/job-<id>`, or `job-<id>` when the prefix is empty; trailing slashes of the prefix
+/// are dropped so that keys never hold `//`.
+pub fn job_report_prefix(prefix: Option<&str>, job_id: &str) -> String {
+    match prefix.map(|p| p.trim_end_matches('/')).unwrap_or_default() {
+        "" => format!("job-{job_id}"),
+        p => format!("{p}/job-{job_id}"),
+    }
+}
+
+/// Key of a report file: `<prefix>/job-<id>/results/<name>.csv`.
+pub fn result_file_key(prefix: Option<&str>, job_id: &str, name: &str) -> String {
+    format!("{}/results/{name}.csv", job_report_prefix(prefix, job_id))
+}
+
+/// Key of the report's manifest: `<prefix>/job-<id>/manifest.json`.
+pub fn report_manifest_key(prefix: Option<&str>, job_id: &str) -> String {
+    format!("{}/manifest.json", job_report_prefix(prefix, job_id))
+}
+
+/// Key, in the system bucket, of the result part that one attempt at a batch writes.
+pub fn part_key(job_id: &str, batch_id: &str, attempt: &str) -> String {
+    format!("staging/job-{job_id}/parts/{batch_id}-{attempt}.csv")
+}
+
+/// Deterministic report file name: 40 hex digits, like the names S3 gives its report files.
+pub fn result_file_name(job_id: &str, status: TaskStatus, index: u32) -> String {
+    let digest = Sha256::digest(format!("{job_id}/{}/{index}", status.as_str()).as_bytes());
+    let mut name = hex::encode(digest);
+    name.truncate(40);
+    name
+}
+
+/// Hex MD5 of a file, as `MD5Checksum` of the report manifest wants it.
+pub fn md5_hex(bytes: &[u8]) -> String {
+    hex::encode(Md5::digest(bytes))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report's manifest.json.
+
+/// The report's `manifest.json`, field for field as S3 writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReportManifest {
+    pub format: String,
+    #[serde(with = "millis_utc")]
+    pub report_creation_date: DateTime<Utc>,
+    pub results: Vec<ReportResult>,
+    pub report_schema: String,
+}
+
+/// One report file of the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReportResult {
+    pub task_execution_status: TaskStatus,
+    pub bucket: String,
+    #[serde(rename = "MD5Checksum")]
+    pub md5_checksum: String,
+    pub key: String,
+}
+
+impl ReportManifest {
+    pub fn new(created: DateTime<Utc>, results: Vec<ReportResult>) -> Self {
+        ReportManifest {
+            format: REPORT_FORMAT.to_string(),
+            report_creation_date: created,
+            results,
+            report_schema: REPORT_SCHEMA.to_string(),
+        }
+    }
+}
+
+/// Dates as S3 writes them in report manifests: `2019-04-05T17:48:39.725Z`.
+mod millis_utc {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(date: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&date.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|date| date.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Formats a date the way the report manifest does (for logs and tests).
+pub fn format_report_date(date: DateTime<Utc>) -> String {
+    date.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sorting rows into report files.
+
+/// A finished report file, ready to be written to `<prefix>/job-<id>/results/<name>.csv`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportFile {
+    pub status: TaskStatus,
+    /// 0 for the first file of a status, 1 for the next, ...
+    pub index: u32,
+    pub name: String,
+    pub rows: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl ReportFile {
+    pub fn md5_hex(&self) -> String {
+        md5_hex(&self.bytes)
+    }
+}
+
+/// The file being filled for one status.
+#[derive(Debug)]
+struct OpenFile {
+    status: TaskStatus,
+    index: u32,
+    rows: u64,
+    bytes: Vec<u8>,
+}
+
+impl OpenFile {
+    fn new(status: TaskStatus) -> Self {
+        OpenFile {
+            status,
+            index: 0,
+            rows: 0,
+            bytes: Vec::new(),
+        }
+    }
+
+    /// Hands over the rows so far as a finished file and starts the next one.
+    fn take(&mut self, job_id: &str) -> ReportFile {
+        let file = ReportFile {
+            status: self.status,
+            index: self.index,
+            name: result_file_name(job_id, self.status, self.index),
+            rows: self.rows,
+            bytes: std::mem::take(&mut self.bytes),
+        };
+        self.index += 1;
+        self.rows = 0;
+        file
+    }
+}
+
+/// Sorts outcomes into succeeded and failed report files according to the report scope, closing
+/// a file when the next row would take it past the size limit. Pure: the caller writes the files
+/// it hands back, so at most two files (one per status) are held in memory at a time.
+#[derive(Debug)]
+pub struct ReportBuilder {
+    job_id: String,
+    scope: ReportScope,
+    max_file_bytes: usize,
+    succeeded: OpenFile,
+    failed: OpenFile,
+}
+
+impl ReportBuilder {
+    pub fn new(job_id: &str, scope: ReportScope) -> Self {
+        ReportBuilder {
+            job_id: job_id.to_string(),
+            scope,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            succeeded: OpenFile::new(TaskStatus::Succeeded),
+            failed: OpenFile::new(TaskStatus::Failed),
+        }
+    }
+
+    /// Sets the size limit of one file; a single row larger than the limit still gets a file.
+    pub fn with_max_file_bytes(mut self, max_file_bytes: usize) -> Self {
+        self.max_file_bytes = max_file_bytes.max(1);
+        self
+    }
+
+    /// Adds one outcome. Returns the file that this row closed, if any; the caller writes it now.
+    pub fn push(&mut self, outcome: &TaskOutcome) -> Option<ReportFile> {
+        if self.scope == ReportScope::FailedTasksOnly && outcome.status == TaskStatus::Succeeded {
+            return None;
+        }
+        let row = encode_rows(std::slice::from_ref(outcome));
+        let job_id = &self.job_id;
+        let open = match outcome.status {
+            TaskStatus::Succeeded => &mut self.succeeded,
+            TaskStatus::Failed => &mut self.failed,
+        };
+        let closed = (!open.bytes.is_empty() && open.bytes.len() + row.len() > self.max_file_bytes)
+            .then(|| open.take(job_id));
+        open.bytes.extend_from_slice(&row);
+        open.rows += 1;
+        closed
+    }
+
+    /// The files still open (those with rows), succeeded first.
+    pub fn finish(mut self) -> Vec<ReportFile> {
+        [&mut self.succeeded, &mut self.failed]
+            .into_iter()
+            .filter(|open| open.rows > 0)
+            .map(|open| open.take(&self.job_id))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(key: &str, status: TaskStatus) -> TaskOutcome {
+        TaskOutcome {
+            task: Task {
+                bucket: "awsexamplebucket".into(),
+                key: key.into(),
+                version_id: None,
+            },
+            status,
+            error_code: (status == TaskStatus::Failed).then(|| "PermanentFailure".to_string()),
+            http_status: Some(200),
+            result_message: "done".into(),
+        }
+    }
+
+    fn text(bytes: &[u8]) -> &str {
+        std::str::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn rows_put_the_http_status_before_the_error_code_like_s3() {
+        let failed = TaskOutcome {
+            result_message: r#"Lambda returned function error: {"errorMessage":"Task timed out"}"#
+                .into(),
+            ..outcome("image_14975", TaskStatus::Failed)
+        };
+        let succeeded = TaskOutcome {
+            error_code: None,
+            result_message: "{u'CopySourceVersionId': 'x', u'VersionId': 'y'}".into(),
+            ..outcome("image_17775", TaskStatus::Succeeded)
+        };
+        assert_eq!(
+            text(&encode_rows(&[failed, succeeded])),
+            "awsexamplebucket,image_14975,,failed,200,PermanentFailure,\"Lambda returned function error: {\"\"errorMessage\"\":\"\"Task timed out\"\"}\"\n\
+             awsexamplebucket,image_17775,,succeeded,200,,\"{u'CopySourceVersionId': 'x', u'VersionId': 'y'}\"\n"
+        );
+    }
+
+    #[test]
+    fn rows_write_missing_fields_empty_and_the_version_id() {
+        let row = TaskOutcome {
+            task: Task {
+                bucket: "b".into(),
+                key: "k".into(),
+                version_id: Some("v1".into()),
+            },
+            status: TaskStatus::Failed,
+            error_code: Some("NoSuchKey".into()),
+            http_status: None,
+            result_message: String::new(),
+        };
+        assert_eq!(text(&encode_rows(&[row])), "b,k,v1,failed,,NoSuchKey,\n");
+        assert!(encode_rows(&[]).is_empty());
+    }
+
+    const TRICKY_KEYS: &[&str] = &[
+        "a,b.txt",
+        "say \"hi\".txt",
+        "line\nbreak\r\n.txt",
+        "résumé/日本語 🎉.txt",
+        "with space.txt",
+        "one+two.txt",
+        "100%.txt",
+        "%20 literally",
+        "dir/sub dir/a+b,c\"d%e",
+    ];
+
+    #[test]
+    fn tricky_keys_are_url_encoded_in_rows_and_never_break_the_csv() {
+        for key in TRICKY_KEYS {
+            let bytes = encode_rows(&[outcome(key, TaskStatus::Succeeded)]);
+            let row = text(&bytes);
+            let encoded = crate::manifest::encode_key(key);
+            assert!(
+                row.starts_with(&format!("awsexamplebucket,{encoded},,succeeded,")),
+                "{key:?} -> {row:?}"
+            );
+            // One line, seven fields: the key's commas, quotes and newlines are encoded away.
+            assert_eq!(row.matches('\n').count(), 1, "{key:?} -> {row:?}");
+            assert_eq!(row.split(',').count(), 7, "{key:?} -> {row:?}");
+            for raw in [",", "\"", "\n", "\r", " "] {
+                assert!(!encoded.contains(raw), "{key:?} encodes to {encoded:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn rows_round_trip_for_tricky_keys_and_messages() {
+        let outcomes: Vec<TaskOutcome> = TRICKY_KEYS
+            .iter()
+            .enumerate()
+            .map(|(i, key)| TaskOutcome {
+                task: Task {
+                    bucket: "bucket".into(),
+                    key: key.to_string(),
+                    version_id: (i % 2 == 0).then(|| format!("v{i}")),
+                },
+                status: if i % 3 == 0 {
+                    TaskStatus::Failed
+                } else {
+                    TaskStatus::Succeeded
+                },
+                error_code: (i % 3 == 0).then(|| "AccessDenied".to_string()),
+                http_status: (i % 4 != 0).then_some(403),
+                result_message: format!("message, with \"quotes\"\nand a line {key}"),
+            })
+            .collect();
+        let decoded = decode_rows(&encode_rows(&outcomes)).unwrap();
+        assert_eq!(decoded, outcomes);
+    }
+
+    #[test]
+    fn decoding_reports_bad_rows_with_their_number() {
+        let err = decode_rows(b"b,k,,succeeded,200,,ok\nb,k,,maybe,200,,ok\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("row 2") && err.contains("maybe"), "{err}");
+        let err = decode_rows(b"b,k,,succeeded\n").unwrap_err().to_string();
+        assert!(err.contains("expected 7 fields"), "{err}");
+        let err = decode_rows(b"b,k,,failed,OK,,x\n").unwrap_err().to_string();
+        assert!(err.contains("HTTP status"), "{err}");
+        assert!(decode_rows(b"").unwrap().is_empty());
+    }
+
+    #[test]
+    fn manifest_json_has_the_shape_of_s3s_example() {
+        let created = DateTime::parse_from_rfc3339("2019-04-05T17:48:39.725Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let manifest = ReportManifest::new(
+            created,
+            vec![
+                ReportResult {
+                    task_execution_status: TaskStatus::Succeeded,
+                    bucket: "my-job-reports".into(),
+                    md5_checksum: "83b1c4cbe93fc893f54053697e10fd6e".into(),
+                    key: "job-f8fb9d89/results/6217b0fab0de85c408b4be96aeaca9b195a7daa5.csv".into(),
+                },
+                ReportResult {
+                    task_execution_status: TaskStatus::Failed,
+                    bucket: "my-job-reports".into(),
+                    md5_checksum: "22ee037f3515975f7719699e5c416eaa".into(),
+                    key: "job-f8fb9d89/results/b2ddad417e94331e9f37b44f1faf8c7ed5873f2e.csv".into(),
+                },
+            ],
+        );
+        let json = serde_json::to_string(&manifest).unwrap();
+        assert_eq!(
+            json,
+            concat!(
+                r#"{"Format":"Report_CSV_20180820","ReportCreationDate":"2019-04-05T17:48:39.725Z","#,
+                r#""Results":[{"TaskExecutionStatus":"succeeded","Bucket":"my-job-reports","#,
+                r#""MD5Checksum":"83b1c4cbe93fc893f54053697e10fd6e","#,
+                r#""Key":"job-f8fb9d89/results/6217b0fab0de85c408b4be96aeaca9b195a7daa5.csv"},"#,
+                r#"{"TaskExecutionStatus":"failed","Bucket":"my-job-reports","#,
+                r#""MD5Checksum":"22ee037f3515975f7719699e5c416eaa","#,
+                r#""Key":"job-f8fb9d89/results/b2ddad417e94331e9f37b44f1faf8c7ed5873f2e.csv"}],"#,
+                r#""ReportSchema":"Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage"}"#
+            )
+        );
+        let back: ReportManifest = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, manifest);
+    }
+
+    #[test]
+    fn report_dates_have_milliseconds_and_z() {
+        let date = DateTime::parse_from_rfc3339("2024-01-02T03:04:05.123456789+00:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(format_report_date(date), "2024-01-02T03:04:05.123Z");
+    }
+
+    #[test]
+    fn report_paths() {
+        let id = "f8fb9d89-a3aa";
+        assert_eq!(job_report_prefix(None, id), "job-f8fb9d89-a3aa");
+        assert_eq!(job_report_prefix(Some(""), id), "job-f8fb9d89-a3aa");
+        assert_eq!(job_report_prefix(Some("/"), id), "job-f8fb9d89-a3aa");
+        assert_eq!(
+            job_report_prefix(Some("batch"), id),
+            "batch/job-f8fb9d89-a3aa"
+        );
+        assert_eq!(
+            job_report_prefix(Some("batch/"), id),
+            "batch/job-f8fb9d89-a3aa"
+        );
+        assert_eq!(
+            job_report_prefix(Some("a/b//"), id),
+            "a/b/job-f8fb9d89-a3aa"
+        );
+        assert_eq!(
+            result_file_key(Some("reports/"), id, "abc"),
+            "reports/job-f8fb9d89-a3aa/results/abc.csv"
+        );
+        assert_eq!(
+            result_file_key(None, id, "abc"),
+            "job-f8fb9d89-a3aa/results/abc.csv"
+        );
+        assert_eq!(
+            report_manifest_key(Some("reports"), id),
+            "reports/job-f8fb9d89-a3aa/manifest.json"
+        );
+        assert_eq!(
+            report_manifest_key(Some(""), id),
+            "job-f8fb9d89-a3aa/manifest.json"
+        );
+        assert_eq!(
+            part_key(id, "000042", "7c1e"),
+            "staging/job-f8fb9d89-a3aa/parts/000042-7c1e.csv"
+        );
+    }
+
+    #[test]
+    fn file_names_are_deterministic_and_distinct() {
+        let a = result_file_name("job", TaskStatus::Succeeded, 0);
+        assert_eq!(a.len(), 40);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(a, result_file_name("job", TaskStatus::Succeeded, 0));
+        assert_ne!(a, result_file_name("job", TaskStatus::Failed, 0));
+        assert_ne!(a, result_file_name("job", TaskStatus::Succeeded, 1));
+        assert_ne!(a, result_file_name("other", TaskStatus::Succeeded, 0));
+    }
+
+    #[test]
+    fn md5_is_lowercase_hex() {
+        assert_eq!(md5_hex(b""), "d41d8cd98f00b204e9800998ecf8427e");
+    }
+
+    fn mixed_outcomes(n: usize) -> Vec<TaskOutcome> {
+        (0..n)
+            .map(|i| {
+                let status = if i % 3 == 0 {
+                    TaskStatus::Failed
+                } else {
+                    TaskStatus::Succeeded
+                };
+                outcome(&format!("key-{i:04}"), status)
+            })
+            .collect()
+    }
+
+    fn build(builder: ReportBuilder, outcomes: &[TaskOutcome]) -> Vec<ReportFile> {
+        let mut builder = builder;
+        let mut files: Vec<ReportFile> = outcomes.iter().filter_map(|o| builder.push(o)).collect();
+        files.extend(builder.finish());
+        files
+    }
+
+    #[test]
+    fn all_tasks_scope_splits_succeeded_and_failed_files() {
+        let outcomes = mixed_outcomes(9);
+        let files = build(ReportBuilder::new("j", ReportScope::AllTasks), &outcomes);
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[0].status, TaskStatus::Succeeded);
+        assert_eq!(files[1].status, TaskStatus::Failed);
+        let succeeded = decode_rows(&files[0].bytes).unwrap();
+        let failed = decode_rows(&files[1].bytes).unwrap();
+        assert_eq!(files[0].rows, 6);
+        assert_eq!(files[1].rows, 3);
+        assert!(succeeded.iter().all(|o| o.status == TaskStatus::Succeeded));
+        assert!(failed.iter().all(|o| o.status == TaskStatus::Failed));
+        assert_eq!(
+            failed
+                .iter()
+                .map(|o| o.task.key.as_str())
+                .collect::<Vec<_>>(),
+            ["key-0000", "key-0003", "key-0006"]
+        );
+        assert_eq!(
+            files[0].name,
+            result_file_name("j", TaskStatus::Succeeded, 0)
+        );
+        assert_eq!(files[1].name, result_file_name("j", TaskStatus::Failed, 0));
+    }
+
+    #[test]
+    fn failed_tasks_only_scope_drops_succeeded_rows() {
+        let outcomes = mixed_outcomes(9);
+        let files = build(
+            ReportBuilder::new("j", ReportScope::FailedTasksOnly),
+            &outcomes,
+        );
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].status, TaskStatus::Failed);
+        assert_eq!(decode_rows(&files[0].bytes).unwrap().len(), 3);
+        let all_good: Vec<_> = (0..5)
+            .map(|i| outcome(&format!("k{i}"), TaskStatus::Succeeded))
+            .collect();
+        assert!(build(
+            ReportBuilder::new("j", ReportScope::FailedTasksOnly),
+            &all_good
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn files_roll_over_past_the_size_limit_and_keep_every_row() {
+        let outcomes: Vec<_> = (0..100)
+            .map(|i| outcome(&format!("key-{i:04}"), TaskStatus::Succeeded))
+            .collect();
+        let row_len = encode_rows(&outcomes[..1]).len();
+        // Room for three rows per file.
+        let limit = row_len * 3 + row_len / 2;
+        let files = build(
+            ReportBuilder::new("j", ReportScope::AllTasks).with_max_file_bytes(limit),
+            &outcomes,
+        );
+        assert_eq!(files.len(), 34);
+        for (i, file) in files.iter().enumerate() {
+            assert!(file.bytes.len() <= limit);
+            assert_eq!(file.index, i as u32);
+            assert_eq!(
+                file.name,
+                result_file_name("j", TaskStatus::Succeeded, i as u32)
+            );
+        }
+        let rows: Vec<TaskOutcome> = files
+            .iter()
+            .flat_map(|f| decode_rows(&f.bytes).unwrap())
+            .collect();
+        assert_eq!(rows, outcomes);
+        assert_eq!(files.iter().map(|f| f.rows).sum::<u64>(), 100);
+    }
+
+    #[test]
+    fn a_row_larger_than_the_limit_gets_a_file_of_its_own() {
+        let outcomes = vec![
+            outcome("a", TaskStatus::Failed),
+            TaskOutcome {
+                result_message: "x".repeat(500),
+                ..outcome("b", TaskStatus::Failed)
+            },
+            outcome("c", TaskStatus::Failed),
+        ];
+        let files = build(
+            ReportBuilder::new("j", ReportScope::AllTasks).with_max_file_bytes(100),
+            &outcomes,
+        );
+        assert_eq!(files.iter().map(|f| f.rows).collect::<Vec<_>>(), [1, 1, 1]);
+    }
+
+    #[test]
+    fn building_twice_gives_the_same_files() {
+        let outcomes = mixed_outcomes(50);
+        let make = || {
+            build(
+                ReportBuilder::new("job-1", ReportScope::AllTasks).with_max_file_bytes(300),
+                &outcomes,
+            )
+        };
+        assert_eq!(make(), make());
+    }
 }

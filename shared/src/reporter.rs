@@ -1,8 +1,42 @@
 //! The reporter: composes result parts into the completion report and sets the final status.
+//!
+//! A finalize request arrives once per job (the store's finalize flag), but SQS may deliver it
+//! twice, so finalizing is idempotent: a terminal job is left alone, and report files have
+//! deterministic keys, so writing the report again overwrites the same objects.
+//!
+//! A result part that cannot be read, or a report that cannot be written, fails the job with a
+//! FailureReason that names the object (rather than leaving the job Active behind a finalize
+//! message that goes round until the dead-letter queue). Errors of the job table are returned, so
+//! the message is delivered again.
 
-use crate::error::Result;
-use crate::store::Store;
+use crate::error::{Error, Result};
+use crate::job::{bucket_from_arn, FailureReason, Job, JobStatus};
+use crate::queue::FinalizeRequest;
+use crate::report::{
+    report_manifest_key, result_file_key, ReportBuilder, ReportFile, ReportManifest, ReportResult,
+    TaskOutcome, TaskStatus, DEFAULT_MAX_FILE_BYTES,
+};
+use crate::store::{BatchRecord, Store};
 use crate::Context;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Optional size limit of one report file, in bytes (default [`DEFAULT_MAX_FILE_BYTES`]). The
+/// reporter holds at most two files in memory, so its memory must exceed twice this value.
+pub const ENV_REPORT_MAX_FILE_BYTES: &str = "BATCHOPS_REPORT_MAX_FILE_BYTES";
+
+/// FailureCode of a job whose result part could not be read.
+pub const PART_UNREADABLE_CODE: &str = "ResultPartUnreadable";
+/// FailureCode of a job whose completion report could not be written.
+pub const REPORT_NOT_WRITTEN_CODE: &str = "ReportNotWritten";
+
+/// How many times the final transition is retried when somebody else moves the job meanwhile
+/// (e.g. a cancel request that turns Active into Cancelling).
+const SETTLE_ATTEMPTS: usize = 5;
 
 /// Sends the finalize request once, when planning is complete and every batch has committed.
 /// Called after every commit and at the end of planning; the store's conditional flag makes
@@ -15,8 +49,488 @@ pub async fn finalize_if_done(ctx: &Context, job_id: &str) -> Result<()> {
 }
 
 /// Writes the completion report (if enabled) and moves the job to its final status.
-pub async fn finalize_job(_ctx: &Context, _job_id: &str) -> Result<()> {
-    Err(crate::Error::Other(
-        "reporter::finalize_job is not implemented yet".into(),
-    ))
+pub async fn finalize_job(ctx: &Context, job_id: &str) -> Result<()> {
+    finalize(ctx, job_id).await.map(|_| ())
+}
+
+/// The reporter function's handler. The event is an SQS event whose records carry
+/// [`FinalizeRequest`] bodies (answered with a partial batch response, `batchItemFailures`, so
+/// the event source mapping needs `ReportBatchItemFailures`), or one `FinalizeRequest` given
+/// directly (a console test event), answered with the job's final status.
+pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
+    if let Some(records) = event.get("Records") {
+        let records: Vec<SqsRecord> = serde_json::from_value(records.clone())
+            .map_err(|e| Error::Message(format!("not an SQS event: {e}")))?;
+        let mut failures = Vec::new();
+        for record in records {
+            if let Err(err) = handle_record(ctx, &record).await {
+                tracing::error!(message_id = %record.message_id, error = %err, "finalize failed");
+                failures.push(json!({ "itemIdentifier": record.message_id }));
+            }
+        }
+        return Ok(json!({ "batchItemFailures": failures }));
+    }
+    let request: FinalizeRequest = serde_json::from_value(event).map_err(|e| {
+        Error::Message(format!(
+            "expected an SQS event or {{\"FinalizeJobId\": \"...\"}}: {e}"
+        ))
+    })?;
+    let status = finalize(ctx, &request.job_id).await?;
+    Ok(json!({ "FinalizeJobId": request.job_id, "Status": status.as_str() }))
+}
+
+/// The parts of an SQS record that the reporter reads.
+#[derive(Debug, Deserialize)]
+struct SqsRecord {
+    #[serde(rename = "messageId", default)]
+    message_id: String,
+    #[serde(default)]
+    body: String,
+}
+
+async fn handle_record(ctx: &Context, record: &SqsRecord) -> Result<()> {
+    let request: FinalizeRequest = serde_json::from_str(&record.body).map_err(|e| {
+        Error::Message(format!(
+            "SQS message {} is not a finalize request ({{\"FinalizeJobId\": \"...\"}}): {e}",
+            record.message_id
+        ))
+    })?;
+    finalize(ctx, &request.job_id).await.map(|_| ())
+}
+
+/// Finalizes a job and returns its final status.
+async fn finalize(ctx: &Context, job_id: &str) -> Result<JobStatus> {
+    let store = Store::from_context(ctx);
+    let job = store.get_job(job_id).await?;
+    if job.status.is_terminal() {
+        tracing::info!(job_id, status = %job.status, "job already final; nothing to do");
+        return Ok(job.status);
+    }
+    let failure = if report_wanted(&job) {
+        match write_report(ctx, &store, &job).await {
+            Ok(()) => None,
+            Err(Problem::FailJob(reason)) => {
+                tracing::error!(job_id, reason = %reason.failure_reason, "completion report failed");
+                Some(reason)
+            }
+            Err(Problem::Retry(err)) => return Err(err),
+        }
+    } else {
+        None
+    };
+    settle(&store, job, failure).await
+}
+
+/// S3 writes a report when it is enabled and at least one task ran.
+fn report_wanted(job: &Job) -> bool {
+    job.request.report.enabled && job.progress.succeeded + job.progress.failed > 0
+}
+
+/// The statuses a job goes through, from `from`, to reach its final status; empty for a
+/// terminal job, None for a job that must not be finalized (awaiting confirmation).
+/// `report_failed` turns the happy ending into Failed (a cancelled job stays Cancelled).
+pub fn final_path(from: JobStatus, report_failed: bool) -> Option<&'static [JobStatus]> {
+    use JobStatus::*;
+    let path: &'static [JobStatus] = match (from, report_failed) {
+        (Complete | Cancelled | Failed, _) => &[],
+        (Active, false) => &[Complete],
+        (Active, true) | (Failing, _) => &[Failed],
+        (Cancelling, _) => &[Cancelled],
+        // A job with zero tasks finishes without ever having been Active.
+        (New, false) => &[Preparing, Active, Complete],
+        (Preparing | Ready, false) => &[Active, Complete],
+        (New | Preparing | Ready, true) => &[Failed],
+        (Pausing, false) => &[Paused, Active, Complete],
+        (Pausing, true) => &[Paused, Active, Failed],
+        (Paused, false) => &[Active, Complete],
+        (Paused, true) => &[Active, Failed],
+        (Suspended, _) => return None,
+    };
+    Some(path)
+}
+
+/// Moves the job to its final status, re-reading it when somebody else changed it meanwhile.
+async fn settle(store: &Store, mut job: Job, failure: Option<FailureReason>) -> Result<JobStatus> {
+    for _ in 0..SETTLE_ATTEMPTS {
+        let path = final_path(job.status, failure.is_some()).ok_or_else(|| {
+            Error::Other(format!(
+                "job {} is {} (awaiting confirmation) and cannot be finalized",
+                job.job_id, job.status
+            ))
+        })?;
+        let Some(&last) = path.last() else {
+            return Ok(job.status);
+        };
+        if walk(store, &job.job_id, job.status, path, failure.as_ref()).await? {
+            tracing::info!(job_id = %job.job_id, status = %last, "job finalized");
+            return Ok(last);
+        }
+        job = store.get_job(&job.job_id).await?;
+    }
+    Err(Error::Other(format!(
+        "job {} kept changing status while being finalized; try again",
+        job.job_id
+    )))
+}
+
+/// Takes the job along `path`; false when a step found the job moved by somebody else.
+async fn walk(
+    store: &Store,
+    job_id: &str,
+    from: JobStatus,
+    path: &[JobStatus],
+    failure: Option<&FailureReason>,
+) -> Result<bool> {
+    let mut from = from;
+    for (step, &to) in path.iter().enumerate() {
+        // Only the final step carries the report's failure; passing no reason otherwise keeps
+        // the one recorded when the job started failing or cancelling.
+        let failure = failure.filter(|_| step + 1 == path.len()).cloned();
+        let reason = failure.as_ref().map(|f| f.failure_reason.clone());
+        if !store.transition(job_id, from, to, reason, failure).await? {
+            return Ok(false);
+        }
+        from = to;
+    }
+    Ok(true)
+}
+
+/// Why writing the report stopped.
+enum Problem {
+    /// The job table failed: the finalize message should come again.
+    Retry(Error),
+    /// The report cannot be made: the job fails with this reason.
+    FailJob(FailureReason),
+}
+
+impl From<Error> for Problem {
+    fn from(err: Error) -> Self {
+        Problem::Retry(err)
+    }
+}
+
+fn job_failure(code: &str, reason: String) -> Problem {
+    Problem::FailJob(FailureReason {
+        failure_code: code.to_string(),
+        failure_reason: reason,
+    })
+}
+
+fn max_file_bytes() -> usize {
+    std::env::var(ENV_REPORT_MAX_FILE_BYTES)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(DEFAULT_MAX_FILE_BYTES)
+}
+
+/// Streams every batch's result part through the report builder, writing each file as soon as
+/// it is full, then the report's manifest.json.
+async fn write_report(ctx: &Context, store: &Store, job: &Job) -> Result<(), Problem> {
+    let report = &job.request.report;
+    let bucket = match report.bucket.as_deref().filter(|b| !b.is_empty()) {
+        Some(arn) => bucket_from_arn(arn),
+        None => {
+            return Err(job_failure(
+                REPORT_NOT_WRITTEN_CODE,
+                "the report is enabled but Report.Bucket is not set".into(),
+            ))
+        }
+    };
+    let mut writer = ReportWriter {
+        ctx,
+        bucket,
+        prefix: report.prefix.as_deref(),
+        job_id: &job.job_id,
+        results: Vec::new(),
+    };
+    let mut builder =
+        ReportBuilder::new(&job.job_id, report.scope()).with_max_file_bytes(max_file_bytes());
+
+    let mut batches = store.list_batches(&job.job_id).await?;
+    // Same order every time, so that a second run writes the same files.
+    batches.sort_by(|a, b| a.batch_id.cmp(&b.batch_id));
+    for batch in &batches {
+        for outcome in read_part(ctx, &job.job_id, batch).await? {
+            if let Some(file) = builder.push(&outcome) {
+                writer.write_file(file).await?;
+            }
+        }
+    }
+    for file in builder.finish() {
+        writer.write_file(file).await?;
+    }
+    writer.write_manifest().await
+}
+
+/// The outcomes of one batch, from the result part its winning attempt wrote.
+async fn read_part(
+    ctx: &Context,
+    job_id: &str,
+    batch: &BatchRecord,
+) -> Result<Vec<TaskOutcome>, Problem> {
+    let ran = batch.counts.succeeded + batch.counts.failed;
+    let Some(key) = batch.part_key.as_deref() else {
+        if ran > 0 {
+            return Err(job_failure(
+                PART_UNREADABLE_CODE,
+                format!(
+                    "batch {} of job {job_id} ran {ran} tasks but recorded no result part",
+                    batch.batch_id
+                ),
+            ));
+        }
+        return Ok(Vec::new());
+    };
+    let bucket = &ctx.settings.system_bucket;
+    let unreadable = |why: String| {
+        job_failure(
+            PART_UNREADABLE_CODE,
+            format!(
+                "result part s3://{bucket}/{key} of batch {} cannot be read: {why}",
+                batch.batch_id
+            ),
+        )
+    };
+    let object = ctx
+        .s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| unreadable(s3_error_summary("GetObject", &e)))?;
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| unreadable(e.to_string()))?
+        .into_bytes();
+    let outcomes = crate::report::decode_rows(&bytes).map_err(|e| unreadable(e.to_string()))?;
+    if outcomes.len() as u64 != ran {
+        tracing::warn!(
+            job_id,
+            batch_id = %batch.batch_id,
+            rows = outcomes.len(),
+            committed = ran,
+            "result part rows differ from the batch's committed counts"
+        );
+    }
+    Ok(outcomes)
+}
+
+/// Longest error text kept in a FailureReason; the whole error goes to the log.
+const MAX_ERROR_TEXT: usize = 500;
+
+/// A short account of an S3 error for a FailureReason: S3's error code, the HTTP status and
+/// message (`NoSuchKey (HTTP 404): The specified key does not exist.`), never the raw response.
+fn s3_error_summary<E>(operation: &str, err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    tracing::warn!(operation, error = %DisplayErrorContext(err), "S3 call failed");
+    let status = err
+        .raw_response()
+        .map(|r| format!(" (HTTP {})", r.status().as_u16()))
+        .unwrap_or_default();
+    let text = match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{operation}: {code}{status}: {message}"),
+        (Some(code), None) => format!("{operation}: {code}{status}"),
+        _ => format!("{operation}: {err}{status}: {}", root_cause(err)),
+    };
+    truncate(text, MAX_ERROR_TEXT)
+}
+
+/// The innermost error of a chain (e.g. "connection refused" under "dispatch failure").
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+/// Writes report files to the report bucket and remembers them for the manifest.
+struct ReportWriter<'a> {
+    ctx: &'a Context,
+    bucket: String,
+    prefix: Option<&'a str>,
+    job_id: &'a str,
+    results: Vec<ReportResult>,
+}
+
+impl ReportWriter<'_> {
+    async fn write_file(&mut self, file: ReportFile) -> Result<(), Problem> {
+        let key = result_file_key(self.prefix, self.job_id, &file.name);
+        let md5 = file.md5_hex();
+        tracing::info!(job_id = self.job_id, key = %key, rows = file.rows, "writing report file");
+        self.put(&key, file.bytes, "text/csv").await?;
+        self.results.push(ReportResult {
+            task_execution_status: file.status,
+            bucket: self.bucket.clone(),
+            md5_checksum: md5,
+            key,
+        });
+        Ok(())
+    }
+
+    async fn write_manifest(mut self) -> Result<(), Problem> {
+        // Succeeded files first, each status in file order, as S3 lists them.
+        self.results
+            .sort_by_key(|r| r.task_execution_status == TaskStatus::Failed);
+        let results = std::mem::take(&mut self.results);
+        let manifest = ReportManifest::new(chrono::Utc::now(), results);
+        let body = serde_json::to_vec(&manifest).map_err(|e| {
+            job_failure(
+                REPORT_NOT_WRITTEN_CODE,
+                format!("cannot encode the report manifest: {e}"),
+            )
+        })?;
+        let key = report_manifest_key(self.prefix, self.job_id);
+        self.put(&key, body, "application/json").await?;
+        tracing::info!(
+            job_id = self.job_id,
+            bucket = %self.bucket,
+            key = %key,
+            files = manifest.results.len(),
+            "completion report written"
+        );
+        Ok(())
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), Problem> {
+        self.ctx
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            // S3 always encrypts completion reports with SSE-S3.
+            .server_side_encryption(ServerSideEncryption::Aes256)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| {
+                job_failure(
+                    REPORT_NOT_WRITTEN_CODE,
+                    format!(
+                        "cannot write the completion report to s3://{}/{key}: {}",
+                        self.bucket,
+                        s3_error_summary("PutObject", &e)
+                    ),
+                )
+            })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{can_transition, ALL_STATUSES};
+
+    #[test]
+    fn final_paths_follow_the_status_machine() {
+        for &from in ALL_STATUSES {
+            for report_failed in [false, true] {
+                let Some(path) = final_path(from, report_failed) else {
+                    assert_eq!(from, JobStatus::Suspended);
+                    continue;
+                };
+                let mut at = from;
+                for &to in path {
+                    assert!(can_transition(at, to), "{from}: {at} -> {to} not allowed");
+                    at = to;
+                }
+                assert!(at.is_terminal(), "{from} ends at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn final_statuses() {
+        use JobStatus::*;
+        let end = |from, failed| *final_path(from, failed).unwrap().last().unwrap();
+        assert_eq!(end(Active, false), Complete);
+        assert_eq!(end(Active, true), Failed);
+        assert_eq!(end(Failing, false), Failed);
+        assert_eq!(end(Cancelling, false), Cancelled);
+        assert_eq!(end(Cancelling, true), Cancelled);
+        assert_eq!(end(Preparing, false), Complete);
+        assert_eq!(end(Ready, false), Complete);
+        assert!(final_path(Complete, false).unwrap().is_empty());
+        assert!(final_path(Suspended, false).is_none());
+    }
+
+    fn offline_context() -> Context {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let settings = crate::context::Settings {
+            table: "t".into(),
+            plan_queue_url: "http://127.0.0.1:9/plan".into(),
+            task_queue_url: "http://127.0.0.1:9/tasks".into(),
+            report_queue_url: "http://127.0.0.1:9/report".into(),
+            system_bucket: "system".into(),
+            executor_concurrency: 1,
+            lambda_max_attempts: 1,
+            lambda_retry_base: std::time::Duration::from_millis(1),
+            max_message_bytes: 1024,
+        };
+        Context::from_config(&config, settings)
+    }
+
+    #[tokio::test]
+    async fn a_malformed_sqs_body_becomes_a_batch_item_failure() {
+        let event = json!({"Records": [{"messageId": "m-7", "body": "not json"}]});
+        let answer = handle(&offline_context(), event).await.unwrap();
+        assert_eq!(
+            answer,
+            json!({"batchItemFailures": [{"itemIdentifier": "m-7"}]})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_direct_event_must_name_the_job() {
+        let err = handle(&offline_context(), json!({"JobId": "x"}))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("FinalizeJobId"), "{err}");
+    }
+
+    #[test]
+    fn long_error_texts_are_cut_on_a_character_boundary() {
+        assert_eq!(truncate("short".into(), 10), "short");
+        let cut = truncate("é".repeat(10), 5);
+        assert_eq!(cut, "éé…");
+    }
+
+    #[test]
+    fn sqs_records_parse_with_only_the_fields_the_reporter_reads() {
+        let event = json!({"Records": [{
+            "messageId": "m-1",
+            "receiptHandle": "r",
+            "body": "{\"FinalizeJobId\":\"job-1\"}",
+            "attributes": {},
+            "eventSource": "aws:sqs"
+        }]});
+        let records: Vec<SqsRecord> = serde_json::from_value(event["Records"].clone()).unwrap();
+        assert_eq!(records[0].message_id, "m-1");
+        let request: FinalizeRequest = serde_json::from_str(&records[0].body).unwrap();
+        assert_eq!(request.job_id, "job-1");
+    }
 }

@@ -1,8 +1,22 @@
 //! The store: job records, batch commits and job templates in one DynamoDB table.
+//!
+//! Layout (keys `pk`/`sk`, both strings):
+//! - job: `pk=JOB#<id>`, `sk=JOB`; the CreateJob request as a JSON string plus scalar attributes;
+//! - batch commit: `pk=JOB#<id>`, `sk=BATCH#<batch id>`, with the outcome counts and the result part;
+//! - ClientRequestToken: `pk=TOKEN#<token>`, `sk=TOKEN`, holding the id of the job it created;
+//! - job template: `pk=TEMPLATE`, `sk=<name>`.
 
 use crate::error::{Error, Result};
-use crate::job::{CreateJobRequest, FailureReason, Job, JobStatus};
+use crate::job::{CreateJobRequest, FailureReason, Job, JobStatus, Progress};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+    ScalarAttributeType, TableStatus, TransactWriteItem, Update,
+};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::Duration;
+use tracing::{debug, warn};
 
 /// Outcome counts of one batch, added to the job's progress exactly once.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,14 +53,53 @@ pub enum PutJobOutcome {
     Existing(String),
 }
 
+/// One DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+const PK: &str = "pk";
+const SK: &str = "sk";
+const JOB_SK: &str = "JOB";
+const TOKEN_SK: &str = "TOKEN";
+const TEMPLATE_PK: &str = "TEMPLATE";
+const BATCH_SK_PREFIX: &str = "BATCH#";
+
+/// Attempts of a batch commit that keeps colliding with concurrent commits of the same job.
+const COMMIT_ATTEMPTS: u32 = 10;
+/// How long `create_table_if_missing` waits for a new table to become active.
+const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
+
+// Job item attribute names.
+const A_REQUEST: &str = "request";
+const A_STATUS: &str = "status";
+const A_PRIORITY: &str = "priority";
+const A_CREATION_TIME: &str = "creation_time";
+const A_TERMINATION_DATE: &str = "termination_date";
+const A_SUSPENDED_DATE: &str = "suspended_date";
+const A_ACTIVE_SINCE: &str = "active_since";
+const A_ELAPSED_ACTIVE: &str = "elapsed_active_seconds";
+const A_REASON: &str = "status_update_reason";
+const A_FAILURES: &str = "failure_reasons";
+const A_TOTAL: &str = "total_tasks";
+const A_SUCCEEDED: &str = "succeeded";
+const A_FAILED: &str = "failed";
+const A_NOT_RUN: &str = "not_run";
+const A_PLANNED: &str = "batches_planned";
+const A_COMMITTED: &str = "batches_committed";
+const A_FINALIZE: &str = "finalize_sent";
+// Other items.
+const A_JOB_ID: &str = "job_id";
+const A_BATCH_ID: &str = "batch_id";
+const A_PART_KEY: &str = "part_key";
+const A_MANIFEST_BUCKET: &str = "manifest_bucket";
+const A_MANIFEST_PREFIX: &str = "manifest_prefix";
+const A_NAME: &str = "name";
+const FAILURE_CODE: &str = "FailureCode";
+const FAILURE_REASON: &str = "FailureReason";
+
 #[derive(Debug, Clone)]
 pub struct Store {
     client: aws_sdk_dynamodb::Client,
     table: String,
-}
-
-fn unimplemented_yet(what: &str) -> Error {
-    Error::Other(format!("store::{what} is not implemented yet"))
 }
 
 impl Store {
@@ -61,26 +114,208 @@ impl Store {
         Store::new(ctx.dynamodb.clone(), ctx.settings.table.clone())
     }
 
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
     /// Creates the table (on-demand billing, keys `pk`/`sk`) when missing; for `batchops local up`.
     pub async fn create_table_if_missing(&self) -> Result<()> {
-        let _ = (&self.client, &self.table);
-        Err(unimplemented_yet("create_table_if_missing"))
+        if self.table_status().await?.is_none() {
+            let created = self
+                .client
+                .create_table()
+                .table_name(&self.table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .attribute_definitions(string_attribute(PK)?)
+                .attribute_definitions(string_attribute(SK)?)
+                .key_schema(key_element(PK, KeyType::Hash)?)
+                .key_schema(key_element(SK, KeyType::Range)?)
+                .send()
+                .await;
+            match created {
+                Ok(_) => debug!(table = %self.table, "created table"),
+                // Somebody else created it meanwhile: fine, wait for it like for our own.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+                Err(e) => return Err(Error::aws("DynamoDB", "CreateTable", e)),
+            }
+        }
+        self.wait_until_active().await
+    }
+
+    async fn table_status(&self) -> Result<Option<TableStatus>> {
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(
+                out.table()
+                    .and_then(|t| t.table_status())
+                    .cloned()
+                    .unwrap_or(TableStatus::Active),
+            )),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Error::aws("DynamoDB", "DescribeTable", e)),
+        }
+    }
+
+    async fn wait_until_active(&self) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + TABLE_ACTIVE_TIMEOUT;
+        loop {
+            if self.table_status().await? == Some(TableStatus::Active) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Other(format!(
+                    "DynamoDB table {} did not become ACTIVE within {}s",
+                    self.table,
+                    TABLE_ACTIVE_TIMEOUT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     /// Stores a new job. With a ClientRequestToken, a second call with the same token stores
     /// nothing and returns the first job's id.
-    pub async fn put_new_job(&self, _job: &Job) -> Result<PutJobOutcome> {
-        Err(unimplemented_yet("put_new_job"))
+    pub async fn put_new_job(&self, job: &Job) -> Result<PutJobOutcome> {
+        let item = job_to_item(job)?;
+        let Some(token) = job.request.client_request_token.as_deref() else {
+            return self.put_job_without_token(job, item).await;
+        };
+        let token_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(token_item(token, &job.job_id)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| Error::Other(format!("building token put: {e}")))?;
+        let job_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| Error::Other(format!("building job put: {e}")))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(token_put).build())
+            .transact_items(TransactWriteItem::builder().put(job_put).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PutJobOutcome::Created),
+            Err(e) => match cancellation_codes(&e) {
+                Some(codes) if is_condition_failure(&codes, 0) => {
+                    let existing = self.job_id_of_token(token).await?;
+                    debug!(token, job_id = %existing, "ClientRequestToken seen before");
+                    Ok(PutJobOutcome::Existing(existing))
+                }
+                Some(codes) if is_condition_failure(&codes, 1) => Err(Error::Other(format!(
+                    "a job with id {} exists already",
+                    job.job_id
+                ))),
+                _ => Err(Error::aws("DynamoDB", "TransactWriteItems", e)),
+            },
+        }
+    }
+
+    async fn put_job_without_token(&self, job: &Job, item: Item) -> Result<PutJobOutcome> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PutJobOutcome::Created),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(Error::Other(format!(
+                    "a job with id {} exists already",
+                    job.job_id
+                )))
+            }
+            Err(e) => Err(Error::aws("DynamoDB", "PutItem", e)),
+        }
+    }
+
+    async fn job_id_of_token(&self, token: &str) -> Result<String> {
+        let item = self
+            .get_item(format!("TOKEN#{token}"), TOKEN_SK.to_string())
+            .await?
+            .ok_or_else(|| {
+                Error::Other(format!(
+                    "ClientRequestToken {token:?} is taken but its record is gone"
+                ))
+            })?;
+        Ok(get_s(&item, A_JOB_ID)?.to_string())
+    }
+
+    async fn get_item(&self, pk: String, sk: String) -> Result<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(pk))
+            .key(SK, AttributeValue::S(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
+        Ok(out.item)
     }
 
     /// Reads a job (strongly consistent). `Error::JobNotFound` when there is none.
-    pub async fn get_job(&self, _job_id: &str) -> Result<Job> {
-        Err(unimplemented_yet("get_job"))
+    pub async fn get_job(&self, job_id: &str) -> Result<Job> {
+        let item = self
+            .get_item(job_pk(job_id), JOB_SK.to_string())
+            .await?
+            .ok_or_else(|| Error::JobNotFound(job_id.to_string()))?;
+        job_from_item(&item)
     }
 
     /// Every job, or those in the given statuses, newest first.
-    pub async fn list_jobs(&self, _statuses: &[JobStatus]) -> Result<Vec<Job>> {
-        Err(unimplemented_yet("list_jobs"))
+    pub async fn list_jobs(&self, statuses: &[JobStatus]) -> Result<Vec<Job>> {
+        let mut jobs = Vec::new();
+        let mut start_key: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :job")
+                .expression_attribute_values(":job", s(JOB_SK))
+                .consistent_read(true)
+                .set_exclusive_start_key(start_key.take())
+                .send()
+                .await
+                .map_err(|e| Error::aws("DynamoDB", "Scan", e))?;
+            for item in out.items() {
+                let job = job_from_item(item)?;
+                if statuses.is_empty() || statuses.contains(&job.status) {
+                    jobs.push(job);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start_key = Some(key),
+                _ => break,
+            }
+        }
+        sort_newest_first(&mut jobs);
+        Ok(jobs)
     }
 
     /// Moves a job to `to` if its current status is `from` and `job::can_transition(from, to)`.
@@ -89,29 +324,106 @@ impl Store {
     /// `from` any more (somebody else moved it first).
     pub async fn transition(
         &self,
-        _job_id: &str,
-        _from: JobStatus,
-        _to: JobStatus,
-        _reason: Option<String>,
-        _failure: Option<FailureReason>,
+        job_id: &str,
+        from: JobStatus,
+        to: JobStatus,
+        reason: Option<String>,
+        failure: Option<FailureReason>,
     ) -> Result<bool> {
-        Err(unimplemented_yet("transition"))
+        crate::job::check_transition(job_id, from, to)?;
+        // Read first: leaving Active adds the time spent there, which needs `active_since`. The
+        // write below is conditional on the status, so nothing read here can be stale.
+        let job = self.get_job(job_id).await?;
+        if job.status != from {
+            debug!(job_id, %from, %to, current = %job.status, "transition lost: status moved");
+            return Ok(false);
+        }
+        let update = transition_update(
+            from,
+            to,
+            job.active_since,
+            Utc::now(),
+            reason.as_deref(),
+            failure.as_ref(),
+        );
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&job_pk(job_id)))
+            .key(SK, s(JOB_SK))
+            .update_expression(update.expression())
+            .condition_expression("#status = :from")
+            .expression_attribute_names("#status", A_STATUS)
+            .expression_attribute_values(":from", s(from.as_str()));
+        for (name, value) in update.values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
+            Ok(_) => {
+                debug!(job_id, %from, %to, "job status changed");
+                Ok(true)
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
+        }
+    }
+
+    /// Runs `SET <expression>` on an existing job; JobNotFound when there is no such job.
+    async fn set_on_job(
+        &self,
+        job_id: &str,
+        expression: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<()> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&job_pk(job_id)))
+            .key(SK, s(JOB_SK))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(pk)");
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(Error::JobNotFound(job_id.to_string()))
+            }
+            Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
+        }
     }
 
     /// Sets TotalNumberOfTasks (counted while preparing a job that awaits confirmation).
-    pub async fn set_total_tasks(&self, _job_id: &str, _total: u64) -> Result<()> {
-        Err(unimplemented_yet("set_total_tasks"))
+    pub async fn set_total_tasks(&self, job_id: &str, total: u64) -> Result<()> {
+        self.set_on_job(job_id, "SET total_tasks = :t", vec![(":t", n(total))])
+            .await
     }
 
     /// Records that planning is complete: the total number of tasks and of batches sent.
     /// Idempotent (SET, not ADD), so a replanned manifest does not double anything.
     pub async fn finish_planning(
         &self,
-        _job_id: &str,
-        _total_tasks: u64,
-        _batches: u64,
+        job_id: &str,
+        total_tasks: u64,
+        batches: u64,
     ) -> Result<()> {
-        Err(unimplemented_yet("finish_planning"))
+        self.set_on_job(
+            job_id,
+            "SET total_tasks = :t, batches_planned = :b",
+            vec![(":t", n(total_tasks)), (":b", n(batches))],
+        )
+        .await
     }
 
     /// Commits one batch exactly once: in one transaction, creates the batch record only if it does
@@ -119,39 +431,829 @@ impl Store {
     /// that was committed before.
     pub async fn commit_batch(
         &self,
-        _job_id: &str,
-        _batch_id: &str,
-        _counts: BatchCounts,
-        _part_key: Option<&str>,
+        job_id: &str,
+        batch_id: &str,
+        counts: BatchCounts,
+        part_key: Option<&str>,
     ) -> Result<bool> {
-        Err(unimplemented_yet("commit_batch"))
+        let record = BatchRecord {
+            batch_id: batch_id.to_string(),
+            counts,
+            part_key: part_key.map(str::to_string),
+        };
+        let batch_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(batch_to_item(job_id, &record)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| Error::Other(format!("building batch put: {e}")))?;
+        let job_update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(&job_pk(job_id)))
+            .key(SK, s(JOB_SK))
+            .update_expression("ADD succeeded :s, failed :f, not_run :n, batches_committed :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":s", n(counts.succeeded))
+            .expression_attribute_values(":f", n(counts.failed))
+            .expression_attribute_values(":n", n(counts.not_run))
+            .expression_attribute_values(":one", n(1u64))
+            .build()
+            .map_err(|e| Error::Other(format!("building job update: {e}")))?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(batch_put.clone()).build())
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .update(job_update.clone())
+                        .build(),
+                )
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(true),
+                Err(e) => e,
+            };
+            match cancellation_codes(&err) {
+                Some(codes) if is_condition_failure(&codes, 0) => {
+                    debug!(job_id, batch_id, "batch committed before; counting nothing");
+                    return Ok(false);
+                }
+                Some(codes) if is_condition_failure(&codes, 1) => {
+                    return Err(Error::JobNotFound(job_id.to_string()))
+                }
+                // Concurrent commits of one job collide on its record: try again shortly.
+                Some(codes)
+                    if attempt < COMMIT_ATTEMPTS
+                        && codes.iter().any(|c| c == "TransactionConflict") =>
+                {
+                    warn!(
+                        job_id,
+                        batch_id, attempt, "batch commit conflicted; retrying"
+                    );
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                _ => return Err(Error::aws("DynamoDB", "TransactWriteItems", err)),
+            }
+        }
     }
 
     /// Sets the job's finalize flag if planning is complete, every batch has committed and the
     /// flag was not set. True for exactly one caller, which then sends the finalize message.
-    pub async fn claim_finalize(&self, _job_id: &str) -> Result<bool> {
-        Err(unimplemented_yet("claim_finalize"))
+    pub async fn claim_finalize(&self, job_id: &str) -> Result<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&job_pk(job_id)))
+            .key(SK, s(JOB_SK))
+            .update_expression("SET finalize_sent = :true")
+            .condition_expression(
+                "attribute_exists(batches_planned) AND batches_committed >= batches_planned \
+                 AND (attribute_not_exists(finalize_sent) OR finalize_sent = :false)",
+            )
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
+        }
     }
 
     /// The committed batches of a job (all pages).
-    pub async fn list_batches(&self, _job_id: &str) -> Result<Vec<BatchRecord>> {
-        Err(unimplemented_yet("list_batches"))
+    pub async fn list_batches(&self, job_id: &str) -> Result<Vec<BatchRecord>> {
+        let items = self
+            .query_all(&job_pk(job_id), Some(BATCH_SK_PREFIX))
+            .await?;
+        items.iter().map(batch_from_item).collect()
     }
 
-    pub async fn update_priority(&self, _job_id: &str, _priority: i32) -> Result<()> {
-        Err(unimplemented_yet("update_priority"))
+    /// Every item of a partition (optionally with a sort key prefix), all pages, consistent.
+    async fn query_all(&self, pk: &str, sk_prefix: Option<&str>) -> Result<Vec<Item>> {
+        let condition = if sk_prefix.is_some() {
+            "pk = :pk AND begins_with(sk, :prefix)"
+        } else {
+            "pk = :pk"
+        };
+        let mut items = Vec::new();
+        let mut start_key: Option<Item> = None;
+        loop {
+            let mut request = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(condition)
+                .expression_attribute_values(":pk", s(pk))
+                .consistent_read(true)
+                .set_exclusive_start_key(start_key.take());
+            if let Some(prefix) = sk_prefix {
+                request = request.expression_attribute_values(":prefix", s(prefix));
+            }
+            let out = request
+                .send()
+                .await
+                .map_err(|e| Error::aws("DynamoDB", "Query", e))?;
+            items.extend(out.items().iter().cloned());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start_key = Some(key),
+                _ => break,
+            }
+        }
+        Ok(items)
     }
 
-    pub async fn put_template(&self, _template: &JobTemplate) -> Result<()> {
-        Err(unimplemented_yet("put_template"))
+    pub async fn update_priority(&self, job_id: &str, priority: i32) -> Result<()> {
+        self.set_on_job(job_id, "SET priority = :p", vec![(":p", n(priority))])
+            .await
+    }
+
+    pub async fn put_template(&self, template: &JobTemplate) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(template_to_item(template)?))
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "PutItem", e))?;
+        Ok(())
     }
 
     pub async fn list_templates(&self) -> Result<Vec<JobTemplate>> {
-        Err(unimplemented_yet("list_templates"))
+        let items = self.query_all(TEMPLATE_PK, None).await?;
+        items.iter().map(template_from_item).collect()
     }
 
     /// Returns false when there was no template of that name.
-    pub async fn delete_template(&self, _name: &str) -> Result<bool> {
-        Err(unimplemented_yet("delete_template"))
+    pub async fn delete_template(&self, name: &str) -> Result<bool> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(TEMPLATE_PK))
+            .key(SK, s(name))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "DeleteItem", e))?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+}
+
+fn string_attribute(name: &str) -> Result<AttributeDefinition> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(|e| Error::Other(format!("building attribute definition: {e}")))
+}
+
+fn key_element(name: &str, key_type: KeyType) -> Result<KeySchemaElement> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .map_err(|e| Error::Other(format!("building key schema: {e}")))
+}
+
+/// The cancellation reason codes of a cancelled transaction ("None" for items that were fine),
+/// in the order of the transaction's items; None for any other error.
+fn cancellation_codes<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >,
+) -> Option<Vec<String>> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match err.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(e) => Some(
+            e.cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None").to_string())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn is_condition_failure(codes: &[String], index: usize) -> bool {
+    codes.get(index).map(String::as_str) == Some("ConditionalCheckFailed")
+}
+
+/// Exponential backoff with full jitter: up to 20 ms · 2^attempt, at most one second.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = 20u64.saturating_mul(1 << attempt.min(6)).min(1000);
+    Duration::from_millis(fastrand::u64(1..=ceiling))
+}
+
+fn sort_newest_first(jobs: &mut [Job]) {
+    jobs.sort_by(|a, b| {
+        b.creation_time
+            .cmp(&a.creation_time)
+            .then_with(|| b.job_id.cmp(&a.job_id))
+    });
+}
+
+/// The changes of one status transition, as an update expression and its values.
+#[derive(Debug, Default, PartialEq)]
+struct TransitionUpdate {
+    set: Vec<String>,
+    remove: Vec<String>,
+    values: Vec<(String, AttributeValue)>,
+}
+
+impl TransitionUpdate {
+    fn set(&mut self, clause: &str, placeholder: &str, value: AttributeValue) {
+        self.set.push(clause.to_string());
+        self.values.push((placeholder.to_string(), value));
+    }
+
+    fn expression(&self) -> String {
+        let mut expression = format!("SET {}", self.set.join(", "));
+        if !self.remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", self.remove.join(", ")));
+        }
+        expression
+    }
+}
+
+/// What a transition writes: the status, the dates and timers it implies, the reason and failure.
+fn transition_update(
+    from: JobStatus,
+    to: JobStatus,
+    active_since: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    reason: Option<&str>,
+    failure: Option<&FailureReason>,
+) -> TransitionUpdate {
+    let mut update = TransitionUpdate::default();
+    update.set("#status = :to", ":to", s(to.as_str()));
+    if to.is_terminal() {
+        update.set("termination_date = :now", ":now", s(&time_to_string(now)));
+    } else if to == JobStatus::Suspended {
+        update.set("suspended_date = :now", ":now", s(&time_to_string(now)));
+    }
+    if from == JobStatus::Active {
+        // Whole seconds, as S3 reports them; a job that was never marked active adds nothing.
+        let elapsed = active_since
+            .map(|since| (now - since).num_seconds().max(0))
+            .unwrap_or(0);
+        update.set(
+            "elapsed_active_seconds = if_not_exists(elapsed_active_seconds, :zero) + :elapsed",
+            ":elapsed",
+            n(elapsed),
+        );
+        update.values.push((":zero".into(), n(0)));
+        update.remove.push(A_ACTIVE_SINCE.to_string());
+    }
+    if to == JobStatus::Active {
+        update.set("active_since = :since", ":since", s(&time_to_string(now)));
+    }
+    if let Some(reason) = reason {
+        update.set("status_update_reason = :reason", ":reason", s(reason));
+    }
+    if let Some(failure) = failure {
+        update.set(
+            "failure_reasons = list_append(if_not_exists(failure_reasons, :empty), :failure)",
+            ":failure",
+            AttributeValue::L(vec![failure_to_value(failure)]),
+        );
+        update
+            .values
+            .push((":empty".into(), AttributeValue::L(vec![])));
+    }
+    update
+}
+
+fn job_pk(job_id: &str) -> String {
+    format!("JOB#{job_id}")
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_string())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Timestamps are stored as RFC 3339 in UTC with full precision, so they read back unchanged.
+fn time_to_string(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn malformed(what: &str, detail: impl std::fmt::Display) -> Error {
+    Error::Other(format!("stored record is malformed: {what}: {detail}"))
+}
+
+fn get_opt_s<'a>(item: &'a Item, name: &str) -> Result<Option<&'a str>> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::S(v)) => Ok(Some(v.as_str())),
+        Some(other) => Err(malformed(name, format!("expected a string, got {other:?}"))),
+    }
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str> {
+    get_opt_s(item, name)?.ok_or_else(|| malformed(name, "missing"))
+}
+
+fn get_opt_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<Option<T>> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| malformed(name, format!("{v:?} is not a valid number here"))),
+        Some(other) => Err(malformed(name, format!("expected a number, got {other:?}"))),
+    }
+}
+
+/// Counters that commits create with ADD read as 0 until the first commit.
+fn get_n_or_zero<T: std::str::FromStr + Default>(item: &Item, name: &str) -> Result<T> {
+    Ok(get_opt_n(item, name)?.unwrap_or_default())
+}
+
+fn get_opt_time(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>> {
+    get_opt_s(item, name)?
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| malformed(name, e))
+        })
+        .transpose()
+}
+
+fn get_bool(item: &Item, name: &str) -> Result<bool> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(false),
+        Some(AttributeValue::Bool(v)) => Ok(*v),
+        Some(other) => Err(malformed(
+            name,
+            format!("expected a boolean, got {other:?}"),
+        )),
+    }
+}
+
+fn failure_to_value(failure: &FailureReason) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        (FAILURE_CODE.to_string(), s(&failure.failure_code)),
+        (FAILURE_REASON.to_string(), s(&failure.failure_reason)),
+    ]))
+}
+
+fn failure_from_value(value: &AttributeValue) -> Result<FailureReason> {
+    let AttributeValue::M(map) = value else {
+        return Err(malformed(A_FAILURES, "an entry is not a map"));
+    };
+    Ok(FailureReason {
+        failure_code: get_s(map, FAILURE_CODE)?.to_string(),
+        failure_reason: get_s(map, FAILURE_REASON)?.to_string(),
+    })
+}
+
+/// The job record as a DynamoDB item.
+pub fn job_to_item(job: &Job) -> Result<Item> {
+    let request = serde_json::to_string(&job.request)
+        .map_err(|e| Error::Other(format!("cannot serialise job {}: {e}", job.job_id)))?;
+    let mut item = Item::from([
+        (PK.to_string(), s(&job_pk(&job.job_id))),
+        (SK.to_string(), s(JOB_SK)),
+        (A_JOB_ID.to_string(), s(&job.job_id)),
+        (A_REQUEST.to_string(), s(&request)),
+        (A_STATUS.to_string(), s(job.status.as_str())),
+        (A_PRIORITY.to_string(), n(job.priority)),
+        (
+            A_CREATION_TIME.to_string(),
+            s(&time_to_string(job.creation_time)),
+        ),
+        (A_ELAPSED_ACTIVE.to_string(), n(job.elapsed_active_seconds)),
+        (
+            A_FAILURES.to_string(),
+            AttributeValue::L(job.failure_reasons.iter().map(failure_to_value).collect()),
+        ),
+        (A_SUCCEEDED.to_string(), n(job.progress.succeeded)),
+        (A_FAILED.to_string(), n(job.progress.failed)),
+        (A_NOT_RUN.to_string(), n(job.progress.not_run)),
+        (A_COMMITTED.to_string(), n(job.progress.batches_committed)),
+        (
+            A_FINALIZE.to_string(),
+            AttributeValue::Bool(job.finalize_sent),
+        ),
+    ]);
+    let optional_times = [
+        (A_TERMINATION_DATE, job.termination_date),
+        (A_SUSPENDED_DATE, job.suspended_date),
+        (A_ACTIVE_SINCE, job.active_since),
+    ];
+    for (name, time) in optional_times {
+        if let Some(time) = time {
+            item.insert(name.to_string(), s(&time_to_string(time)));
+        }
+    }
+    if let Some(reason) = &job.status_update_reason {
+        item.insert(A_REASON.to_string(), s(reason));
+    }
+    if let Some(total) = job.progress.total_tasks {
+        item.insert(A_TOTAL.to_string(), n(total));
+    }
+    if let Some(planned) = job.progress.batches_planned {
+        item.insert(A_PLANNED.to_string(), n(planned));
+    }
+    Ok(item)
+}
+
+/// A job record read back from its DynamoDB item.
+pub fn job_from_item(item: &Item) -> Result<Job> {
+    let pk = get_s(item, PK)?;
+    let job_id = pk
+        .strip_prefix("JOB#")
+        .ok_or_else(|| malformed(PK, format!("{pk:?} is not a job key")))?
+        .to_string();
+    let request: CreateJobRequest =
+        serde_json::from_str(get_s(item, A_REQUEST)?).map_err(|e| malformed(A_REQUEST, e))?;
+    let failure_reasons = match item.get(A_FAILURES) {
+        None | Some(AttributeValue::Null(_)) => Vec::new(),
+        Some(AttributeValue::L(list)) => {
+            list.iter().map(failure_from_value).collect::<Result<_>>()?
+        }
+        Some(other) => {
+            return Err(malformed(
+                A_FAILURES,
+                format!("expected a list, got {other:?}"),
+            ))
+        }
+    };
+    Ok(Job {
+        status: JobStatus::parse(get_s(item, A_STATUS)?).map_err(|e| malformed(A_STATUS, e))?,
+        priority: get_opt_n(item, A_PRIORITY)?.unwrap_or(request.priority),
+        creation_time: get_opt_time(item, A_CREATION_TIME)?
+            .ok_or_else(|| malformed(A_CREATION_TIME, "missing"))?,
+        termination_date: get_opt_time(item, A_TERMINATION_DATE)?,
+        suspended_date: get_opt_time(item, A_SUSPENDED_DATE)?,
+        active_since: get_opt_time(item, A_ACTIVE_SINCE)?,
+        elapsed_active_seconds: get_n_or_zero(item, A_ELAPSED_ACTIVE)?,
+        status_update_reason: get_opt_s(item, A_REASON)?.map(str::to_string),
+        failure_reasons,
+        progress: Progress {
+            total_tasks: get_opt_n(item, A_TOTAL)?,
+            succeeded: get_n_or_zero(item, A_SUCCEEDED)?,
+            failed: get_n_or_zero(item, A_FAILED)?,
+            not_run: get_n_or_zero(item, A_NOT_RUN)?,
+            batches_planned: get_opt_n(item, A_PLANNED)?,
+            batches_committed: get_n_or_zero(item, A_COMMITTED)?,
+        },
+        finalize_sent: get_bool(item, A_FINALIZE)?,
+        job_id,
+        request,
+    })
+}
+
+fn token_item(token: &str, job_id: &str) -> Item {
+    Item::from([
+        (PK.to_string(), s(&format!("TOKEN#{token}"))),
+        (SK.to_string(), s(TOKEN_SK)),
+        (A_JOB_ID.to_string(), s(job_id)),
+    ])
+}
+
+/// A batch commit record as a DynamoDB item.
+pub fn batch_to_item(job_id: &str, batch: &BatchRecord) -> Item {
+    let mut item = Item::from([
+        (PK.to_string(), s(&job_pk(job_id))),
+        (
+            SK.to_string(),
+            s(&format!("{BATCH_SK_PREFIX}{}", batch.batch_id)),
+        ),
+        (A_BATCH_ID.to_string(), s(&batch.batch_id)),
+        (A_SUCCEEDED.to_string(), n(batch.counts.succeeded)),
+        (A_FAILED.to_string(), n(batch.counts.failed)),
+        (A_NOT_RUN.to_string(), n(batch.counts.not_run)),
+    ]);
+    if let Some(part_key) = &batch.part_key {
+        item.insert(A_PART_KEY.to_string(), s(part_key));
+    }
+    item
+}
+
+pub fn batch_from_item(item: &Item) -> Result<BatchRecord> {
+    Ok(BatchRecord {
+        batch_id: get_s(item, A_BATCH_ID)?.to_string(),
+        counts: BatchCounts {
+            succeeded: get_n_or_zero(item, A_SUCCEEDED)?,
+            failed: get_n_or_zero(item, A_FAILED)?,
+            not_run: get_n_or_zero(item, A_NOT_RUN)?,
+        },
+        part_key: get_opt_s(item, A_PART_KEY)?.map(str::to_string),
+    })
+}
+
+/// A job template as a DynamoDB item.
+pub fn template_to_item(template: &JobTemplate) -> Result<Item> {
+    let request = serde_json::to_string(&template.request).map_err(|e| {
+        Error::Other(format!(
+            "cannot serialise job template {}: {e}",
+            template.name
+        ))
+    })?;
+    Ok(Item::from([
+        (PK.to_string(), s(TEMPLATE_PK)),
+        (SK.to_string(), s(&template.name)),
+        (A_NAME.to_string(), s(&template.name)),
+        (A_MANIFEST_BUCKET.to_string(), s(&template.manifest_bucket)),
+        (A_MANIFEST_PREFIX.to_string(), s(&template.manifest_prefix)),
+        (A_REQUEST.to_string(), s(&request)),
+    ]))
+}
+
+pub fn template_from_item(item: &Item) -> Result<JobTemplate> {
+    Ok(JobTemplate {
+        name: get_s(item, SK)?.to_string(),
+        manifest_bucket: get_s(item, A_MANIFEST_BUCKET)?.to_string(),
+        manifest_prefix: get_opt_s(item, A_MANIFEST_PREFIX)?
+            .unwrap_or_default()
+            .to_string(),
+        request: serde_json::from_str(get_s(item, A_REQUEST)?)
+            .map_err(|e| malformed(A_REQUEST, e))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn request() -> CreateJobRequest {
+        CreateJobRequest::parse(
+            r#"{
+            "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
+            "Report": {"Bucket": "arn:aws:s3:::reports", "Enabled": true, "Prefix": "p",
+                       "Format": "Report_CSV_20180820", "ReportScope": "FailedTasksOnly"},
+            "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                         "Location": {"ObjectArn": "arn:aws:s3:::m/manifest.csv", "ETag": "e"}},
+            "ClientRequestToken": "tok",
+            "Priority": 7,
+            "Description": "d"
+        }"#,
+        )
+        .unwrap()
+    }
+
+    fn time(secs: i64, nanos: u32) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_750_000_000 + secs, nanos).unwrap()
+    }
+
+    fn full_job() -> Job {
+        Job {
+            job_id: "0b9f7c3e-1111-2222-3333-444455556666".into(),
+            request: request(),
+            status: JobStatus::Failed,
+            priority: 42,
+            creation_time: time(0, 123_456_789),
+            termination_date: Some(time(100, 0)),
+            suspended_date: Some(time(10, 5)),
+            active_since: Some(time(20, 999)),
+            elapsed_active_seconds: 77,
+            status_update_reason: Some("because".into()),
+            failure_reasons: vec![FailureReason {
+                failure_code: "TaskFailureThresholdExceeded".into(),
+                failure_reason: "too many".into(),
+            }],
+            progress: Progress {
+                total_tasks: Some(3000),
+                succeeded: 1,
+                failed: 2000,
+                not_run: 999,
+                batches_planned: Some(30),
+                batches_committed: 30,
+            },
+            finalize_sent: true,
+        }
+    }
+
+    #[test]
+    fn job_round_trips_through_an_item() {
+        let job = full_job();
+        let item = job_to_item(&job).unwrap();
+        assert_eq!(item[PK], s(&format!("JOB#{}", job.job_id)));
+        assert_eq!(item[SK], s("JOB"));
+        assert_eq!(job_from_item(&item).unwrap(), job);
+    }
+
+    #[test]
+    fn new_job_round_trips_and_omits_unset_attributes() {
+        let job = Job {
+            status: JobStatus::New,
+            termination_date: None,
+            suspended_date: None,
+            active_since: None,
+            elapsed_active_seconds: 0,
+            status_update_reason: None,
+            failure_reasons: vec![],
+            progress: Progress::default(),
+            finalize_sent: false,
+            ..full_job()
+        };
+        let item = job_to_item(&job).unwrap();
+        for absent in [
+            A_TERMINATION_DATE,
+            A_SUSPENDED_DATE,
+            A_ACTIVE_SINCE,
+            A_REASON,
+            A_TOTAL,
+            A_PLANNED,
+        ] {
+            assert!(!item.contains_key(absent), "{absent} should be absent");
+        }
+        assert_eq!(job_from_item(&item).unwrap(), job);
+    }
+
+    #[test]
+    fn counters_missing_from_an_item_read_as_zero() {
+        let mut item = job_to_item(&full_job()).unwrap();
+        for name in [
+            A_SUCCEEDED,
+            A_FAILED,
+            A_NOT_RUN,
+            A_COMMITTED,
+            A_FINALIZE,
+            A_ELAPSED_ACTIVE,
+        ] {
+            item.remove(name);
+        }
+        let job = job_from_item(&item).unwrap();
+        assert_eq!(job.progress.succeeded, 0);
+        assert_eq!(job.progress.batches_committed, 0);
+        assert_eq!(job.elapsed_active_seconds, 0);
+        assert!(!job.finalize_sent);
+    }
+
+    #[test]
+    fn malformed_items_are_errors_not_panics() {
+        let mut item = job_to_item(&full_job()).unwrap();
+        item.insert(A_STATUS.into(), s("Sleeping"));
+        assert!(job_from_item(&item).is_err());
+        let mut item = job_to_item(&full_job()).unwrap();
+        item.insert(A_SUCCEEDED.into(), s("many"));
+        let err = job_from_item(&item).unwrap_err().to_string();
+        assert!(err.contains("succeeded"), "{err}");
+        let mut item = job_to_item(&full_job()).unwrap();
+        item.insert(PK.into(), s("TEMPLATE"));
+        assert!(job_from_item(&item).is_err());
+    }
+
+    #[test]
+    fn batch_round_trips_through_an_item() {
+        let batch = BatchRecord {
+            batch_id: "b-00000042".into(),
+            counts: BatchCounts {
+                succeeded: 3,
+                failed: 2,
+                not_run: 1,
+            },
+            part_key: Some("parts/job/b-00000042/abc.csv".into()),
+        };
+        let item = batch_to_item("j", &batch);
+        assert_eq!(item[SK], s("BATCH#b-00000042"));
+        assert_eq!(batch_from_item(&item).unwrap(), batch);
+        let without_part = BatchRecord {
+            part_key: None,
+            ..batch
+        };
+        assert_eq!(
+            batch_from_item(&batch_to_item("j", &without_part)).unwrap(),
+            without_part
+        );
+    }
+
+    #[test]
+    fn template_round_trips_through_an_item() {
+        let mut req = request();
+        req.manifest = None;
+        req.client_request_token = None;
+        let template = JobTemplate {
+            name: "nightly".into(),
+            manifest_bucket: "inventory".into(),
+            manifest_prefix: "inv/source/config/".into(),
+            request: req,
+        };
+        let item = template_to_item(&template).unwrap();
+        assert_eq!(item[PK], s("TEMPLATE"));
+        assert_eq!(template_from_item(&item).unwrap(), template);
+    }
+
+    #[test]
+    fn entering_active_starts_the_timer() {
+        let now = time(50, 0);
+        let update = transition_update(JobStatus::Ready, JobStatus::Active, None, now, None, None);
+        assert_eq!(
+            update.expression(),
+            "SET #status = :to, active_since = :since"
+        );
+        assert!(update
+            .values
+            .contains(&(":since".into(), s(&time_to_string(now)))));
+    }
+
+    #[test]
+    fn leaving_active_adds_whole_seconds_and_stops_the_timer() {
+        let update = transition_update(
+            JobStatus::Active,
+            JobStatus::Complete,
+            Some(time(10, 0)),
+            time(75, 900_000_000),
+            Some("done"),
+            None,
+        );
+        let expression = update.expression();
+        assert!(
+            expression.contains("termination_date = :now"),
+            "{expression}"
+        );
+        assert!(
+            expression.contains("elapsed_active_seconds = if_not_exists"),
+            "{expression}"
+        );
+        assert!(expression.ends_with(" REMOVE active_since"), "{expression}");
+        assert!(
+            expression.contains("status_update_reason = :reason"),
+            "{expression}"
+        );
+        assert!(update.values.contains(&(":elapsed".into(), n(65))));
+        assert!(update.values.contains(&(":to".into(), s("Complete"))));
+    }
+
+    #[test]
+    fn suspension_and_failures_are_recorded() {
+        let update = transition_update(
+            JobStatus::Preparing,
+            JobStatus::Suspended,
+            None,
+            time(0, 0),
+            None,
+            None,
+        );
+        assert!(update.expression().contains("suspended_date = :now"));
+        assert!(!update.expression().contains("termination_date"));
+        let failure = FailureReason {
+            failure_code: "ManifestReadFailed".into(),
+            failure_reason: "ETag mismatch".into(),
+        };
+        let update = transition_update(
+            JobStatus::Preparing,
+            JobStatus::Failed,
+            None,
+            time(0, 0),
+            None,
+            Some(&failure),
+        );
+        assert!(update.expression().contains("list_append"));
+        assert!(update.values.contains(&(
+            ":failure".into(),
+            AttributeValue::L(vec![failure_to_value(&failure)])
+        )));
+        assert!(update.values.iter().any(|(name, _)| name == ":empty"));
+    }
+
+    #[test]
+    fn jobs_sort_newest_first() {
+        let mut jobs = vec![
+            Job {
+                job_id: "a".into(),
+                creation_time: time(1, 0),
+                ..full_job()
+            },
+            Job {
+                job_id: "b".into(),
+                creation_time: time(3, 0),
+                ..full_job()
+            },
+            Job {
+                job_id: "c".into(),
+                creation_time: time(2, 0),
+                ..full_job()
+            },
+        ];
+        sort_newest_first(&mut jobs);
+        let ids: Vec<_> = jobs.iter().map(|j| j.job_id.as_str()).collect();
+        assert_eq!(ids, ["b", "c", "a"]);
+    }
+
+    #[test]
+    fn backoff_stays_bounded() {
+        for attempt in 1..20 {
+            let delay = backoff(attempt);
+            assert!(delay >= Duration::from_millis(1) && delay <= Duration::from_secs(1));
+        }
     }
 }

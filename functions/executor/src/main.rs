@@ -1,1 +1,16 @@
-fn main() {}
+//! The executor Lambda: builds the clients once, then hands each SQS event to
+//! `batchops::executor::handle`, answering with a partial batch response.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    batchops::telemetry::init_json();
+    let ctx = batchops::Context::from_env().await?;
+    let ctx = &ctx;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<SqsBatchResponse, Error>(batchops::executor::handle(ctx, event.payload).await)
+    }))
+    .await
+}

@@ -1,1 +1,17 @@
-fn main() {}
+//! The reporter Lambda: builds the clients once, then hands each event to `batchops::reporter::handle`.
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    batchops::telemetry::init_json();
+    let ctx = batchops::Context::from_env().await?;
+    let ctx = &ctx;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        batchops::reporter::handle(ctx, event.payload)
+            .await
+            .map_err(Error::from)
+    }))
+    .await
+}

@@ -1,0 +1,65 @@
+# batchops - the two commands: `make demo` and `make test`. Both install the local tools first
+# (scripts/bootstrap.sh: a .venv with moto, cargo-lambda, cfn-lint, SAM CLI and zig).
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# The tools of .venv come first; SAM's telemetry stays off.
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export SAM_CLI_TELEMETRY := 0
+REGION ?= us-east-1
+
+.PHONY: help bootstrap build lint fmt-check clippy cfn-lint sam-validate test unit-test \
+	integration-test demo sam-build services-stop
+
+help:
+	@echo "make demo        run a real job over a few hundred objects against moto server"
+	@echo "make test        unit + integration tests (moto server, cargo lambda watch), then lint"
+	@echo "make lint        cargo fmt --check, clippy -D warnings, cfn-lint, sam validate --lint"
+	@echo "make build       cargo build --workspace"
+	@echo "make sam-build   sam build (release build of every function for Lambda; slow)"
+	@echo "make bootstrap   install the local tools into .venv"
+
+bootstrap:
+	scripts/bootstrap.sh
+
+build:
+	cargo build --workspace
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+cfn-lint: bootstrap
+	cfn-lint template.yaml
+
+sam-validate: bootstrap
+	sam validate --lint --region $(REGION)
+
+lint: bootstrap fmt-check clippy cfn-lint sam-validate
+
+# Compiles the tests before the services start, so that no server idles through the build; then
+# moto server and cargo lambda watch run for the whole test run and stop afterwards, even on failure.
+integration-test: bootstrap
+	cargo test --workspace --no-run
+	scripts/with-services.sh --lambda -- cargo test --workspace
+
+unit-test:
+	cargo test --workspace --lib --bins
+
+test: bootstrap integration-test lint
+
+demo: bootstrap build
+	scripts/with-services.sh -- scripts/demo.sh
+
+# Release builds of the five functions with cargo-lambda and zig, into .aws-sam/build.
+sam-build: bootstrap
+	sam build --beta-features
+
+# Stops servers left behind by an interrupted run.
+services-stop:
+	scripts/lambda-watch.sh stop
+	scripts/moto.sh stop

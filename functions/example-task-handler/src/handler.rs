@@ -1,0 +1,432 @@
+//! An example user function for S3 Batch Operations' `LambdaInvoke`: for every task it reads the
+//! object and answers its SHA-256 (lowercase hex) as `resultString`. Schema 1.0 and 2.0 are both
+//! understood, and the answer carries the request's `invocationSchemaVersion` and `invocationId`.
+//!
+//! Outcomes: object read → `Succeeded`; `NoSuchKey`, `NoSuchVersion` or `NoSuchBucket` →
+//! `PermanentFailure` with S3's message; any other error → `TemporaryFailure` (S3 Batch Operations
+//! retries those).
+//!
+//! # Test knobs
+//!
+//! So that tests can drive every path of the caller's contract handling, the function misbehaves on
+//! request:
+//!
+//! | behaviour          | schema 2.0 `userArguments.simulate` | object key prefix (1.0 and 2.0) |
+//! |--------------------|--------------------------------------|---------------------------------|
+//! | `temporary-once`   | `"temporary-once"`                   | `simulate-temporary-once/`      |
+//! | `malformed`        | `"malformed"`                        | `simulate-malformed/`           |
+//! | `function-error`   | `"function-error"`                   | `simulate-function-error/`      |
+//! | `omit-results`     | `"omit-results"`                     | `simulate-omit-results/`        |
+//!
+//! - `temporary-once`: the first time this process sees a given (bucket, key) it answers
+//!   `TemporaryFailure`; later invocations for the same object are handled normally.
+//! - `malformed`: answers `{"hello":"world"}`, which breaks the contract.
+//! - `function-error`: the handler returns an error, so Lambda reports a function error.
+//! - `omit-results`: answers with an empty `results` and no `treatMissingKeysAs`, so the task falls
+//!   back to the default `PermanentFailure`.
+//!
+//! An unknown `simulate` value is a function error, so that a typo in a test cannot pass silently.
+
+use batchops::invocation::{
+    InvocationRequest, InvocationResponse, InvocationTask, ResultCode, TaskResult,
+};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::fmt;
+use std::future::Future;
+use std::sync::Mutex;
+
+/// Why an object could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadError {
+    /// The object (or its version, or its bucket) does not exist: retrying will not help.
+    Missing(String),
+    /// Anything else: worth another try.
+    Other(String),
+}
+
+/// Reads objects; the real one is S3, tests use a map.
+pub trait ObjectStore {
+    /// The SHA-256 of the object's content, lowercase hex.
+    fn sha256(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> impl Future<Output = Result<String, ReadError>> + Send;
+}
+
+/// The error that makes Lambda report a function error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerError {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(err: HandlerError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: err.kind.to_string(),
+            error_message: err.message,
+        }
+    }
+}
+
+/// A misbehaviour asked for by a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Simulation {
+    TemporaryOnce,
+    Malformed,
+    FunctionError,
+    OmitResults,
+}
+
+impl Simulation {
+    const ALL: [Simulation; 4] = [
+        Simulation::TemporaryOnce,
+        Simulation::Malformed,
+        Simulation::FunctionError,
+        Simulation::OmitResults,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Simulation::TemporaryOnce => "temporary-once",
+            Simulation::Malformed => "malformed",
+            Simulation::FunctionError => "function-error",
+            Simulation::OmitResults => "omit-results",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// `simulate-<name>/...` keys trigger the behaviour in either schema.
+    fn from_key(key: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|s| key.starts_with(&format!("simulate-{}/", s.name())))
+    }
+}
+
+/// The function: one per process, so `temporary-once` remembers what it has seen.
+pub struct Handler<S> {
+    store: S,
+    seen: Mutex<HashSet<(String, String)>>,
+}
+
+impl<S: ObjectStore> Handler<S> {
+    pub fn new(store: S) -> Self {
+        Handler {
+            store,
+            seen: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Handles one invocation event.
+    pub async fn handle(&self, event: Value) -> Result<Value, HandlerError> {
+        let request: InvocationRequest =
+            serde_json::from_value(event).map_err(|e| HandlerError {
+                kind: "InvalidEvent",
+                message: format!("the event is not an S3 Batch Operations invocation: {e}"),
+            })?;
+        let job_simulation = self.job_simulation(&request)?;
+        let task_simulations: Vec<Option<Simulation>> = request
+            .tasks
+            .iter()
+            .map(|task| job_simulation.or_else(|| Simulation::from_key(&task.key())))
+            .collect();
+        if task_simulations.contains(&Some(Simulation::FunctionError)) {
+            return Err(HandlerError {
+                kind: "SimulatedFunctionError",
+                message: "function error requested by the test knob `function-error`".into(),
+            });
+        }
+        if task_simulations.contains(&Some(Simulation::Malformed)) {
+            return Ok(json!({"hello": "world"}));
+        }
+        let omit = task_simulations.contains(&Some(Simulation::OmitResults));
+        let mut results = Vec::with_capacity(request.tasks.len());
+        if !omit {
+            for (task, simulation) in request.tasks.iter().zip(task_simulations) {
+                results.push(self.run_task(task, simulation).await);
+            }
+        }
+        let response = InvocationResponse {
+            invocation_schema_version: request.invocation_schema_version,
+            treat_missing_keys_as: (!omit).then_some(ResultCode::PermanentFailure),
+            invocation_id: request.invocation_id,
+            results,
+        };
+        serde_json::to_value(response).map_err(|e| HandlerError {
+            kind: "InternalError",
+            message: format!("cannot encode the response: {e}"),
+        })
+    }
+
+    fn job_simulation(
+        &self,
+        request: &InvocationRequest,
+    ) -> Result<Option<Simulation>, HandlerError> {
+        let Some(name) = request
+            .job
+            .user_arguments
+            .as_ref()
+            .and_then(|args| args.get("simulate"))
+        else {
+            return Ok(None);
+        };
+        Simulation::parse(name).map(Some).ok_or_else(|| HandlerError {
+            kind: "InvalidUserArguments",
+            message: format!(
+                "userArguments.simulate {name:?} is not one of temporary-once, malformed, function-error, omit-results"
+            ),
+        })
+    }
+
+    async fn run_task(&self, task: &InvocationTask, simulation: Option<Simulation>) -> TaskResult {
+        let key = task.key();
+        let Some(bucket) = task.bucket() else {
+            return TaskResult::new(
+                &task.task_id,
+                ResultCode::PermanentFailure,
+                "the task names no bucket (s3Bucket or s3BucketArn)",
+            );
+        };
+        if simulation == Some(Simulation::TemporaryOnce) && self.first_sight(&bucket, &key) {
+            return TaskResult::new(
+                &task.task_id,
+                ResultCode::TemporaryFailure,
+                "temporary failure requested by the test knob `temporary-once`",
+            );
+        }
+        match self
+            .store
+            .sha256(&bucket, &key, task.s3_version_id.as_deref())
+            .await
+        {
+            Ok(digest) => TaskResult::new(&task.task_id, ResultCode::Succeeded, digest),
+            Err(ReadError::Missing(message)) => {
+                TaskResult::new(&task.task_id, ResultCode::PermanentFailure, message)
+            }
+            Err(ReadError::Other(message)) => {
+                tracing::warn!(%bucket, %key, %message, "object read failed; answering TemporaryFailure");
+                TaskResult::new(&task.task_id, ResultCode::TemporaryFailure, message)
+            }
+        }
+    }
+
+    /// True the first time this process sees the object.
+    fn first_sight(&self, bucket: &str, key: &str) -> bool {
+        // A poisoned lock only means another invocation panicked mid-insert; the set is still usable.
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        seen.insert((bucket.to_string(), key.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use batchops::invocation::encode_s3_key;
+    use std::collections::HashMap;
+
+    struct MapStore(HashMap<(String, String), Result<String, ReadError>>);
+
+    impl ObjectStore for MapStore {
+        async fn sha256(
+            &self,
+            bucket: &str,
+            key: &str,
+            _version_id: Option<&str>,
+        ) -> Result<String, ReadError> {
+            self.0
+                .get(&(bucket.to_string(), key.to_string()))
+                .cloned()
+                .unwrap_or_else(|| Err(ReadError::Missing(format!("NoSuchKey: {key}"))))
+        }
+    }
+
+    fn handler() -> Handler<MapStore> {
+        let mut objects = HashMap::new();
+        for key in [
+            "a b.txt",
+            "simulate-temporary-once/x",
+            "simulate-omit-results/x",
+        ] {
+            objects.insert(
+                ("bkt".to_string(), key.to_string()),
+                Ok(format!("sha-of-{key}")),
+            );
+        }
+        objects.insert(
+            ("bkt".to_string(), "flaky".to_string()),
+            Err(ReadError::Other(
+                "SlowDown: reduce your request rate".into(),
+            )),
+        );
+        Handler::new(MapStore(objects))
+    }
+
+    fn event_1_0(key: &str) -> Value {
+        json!({
+            "invocationSchemaVersion": "1.0",
+            "invocationId": "inv-1",
+            "job": {"id": "job-1"},
+            "tasks": [{"taskId": "t1", "s3Key": encode_s3_key(key), "s3VersionId": null,
+                       "s3BucketArn": "arn:aws:s3:::bkt"}]
+        })
+    }
+
+    fn event_2_0(key: &str, simulate: Option<&str>) -> Value {
+        let mut job = json!({"id": "job-1"});
+        if let Some(s) = simulate {
+            job["userArguments"] = json!({"simulate": s});
+        }
+        json!({
+            "invocationSchemaVersion": "2.0",
+            "invocationId": "inv-2",
+            "job": job,
+            "tasks": [{"taskId": "t1", "s3Key": encode_s3_key(key), "s3VersionId": null, "s3Bucket": "bkt"}]
+        })
+    }
+
+    async fn answer(h: &Handler<MapStore>, event: Value) -> InvocationResponse {
+        serde_json::from_value(h.handle(event).await.unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn schema_1_0_answers_the_sha256_with_the_requests_ids() {
+        let r = answer(&handler(), event_1_0("a b.txt")).await;
+        assert_eq!(r.invocation_schema_version.as_str(), "1.0");
+        assert_eq!(r.invocation_id, "inv-1");
+        assert_eq!(r.treat_missing_keys_as, Some(ResultCode::PermanentFailure));
+        assert_eq!(
+            r.results,
+            vec![TaskResult::new(
+                "t1",
+                ResultCode::Succeeded,
+                "sha-of-a b.txt"
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn schema_2_0_answers_the_sha256_with_the_requests_ids() {
+        let r = answer(&handler(), event_2_0("a b.txt", None)).await;
+        assert_eq!(r.invocation_schema_version.as_str(), "2.0");
+        assert_eq!(r.invocation_id, "inv-2");
+        assert_eq!(
+            r.results,
+            vec![TaskResult::new(
+                "t1",
+                ResultCode::Succeeded,
+                "sha-of-a b.txt"
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_object_is_a_permanent_failure() {
+        let r = answer(&handler(), event_2_0("nope", None)).await;
+        assert_eq!(r.results[0].result_code, ResultCode::PermanentFailure);
+        assert_eq!(
+            r.results[0].result_string.as_deref(),
+            Some("NoSuchKey: nope")
+        );
+    }
+
+    #[tokio::test]
+    async fn other_read_errors_are_temporary_failures() {
+        let r = answer(&handler(), event_1_0("flaky")).await;
+        assert_eq!(r.results[0].result_code, ResultCode::TemporaryFailure);
+    }
+
+    #[tokio::test]
+    async fn temporary_once_fails_the_first_time_only_by_user_argument() {
+        let h = handler();
+        let first = answer(&h, event_2_0("a b.txt", Some("temporary-once"))).await;
+        assert_eq!(first.results[0].result_code, ResultCode::TemporaryFailure);
+        let second = answer(&h, event_2_0("a b.txt", Some("temporary-once"))).await;
+        assert_eq!(second.results[0].result_code, ResultCode::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn temporary_once_fails_the_first_time_only_by_key_prefix() {
+        let h = handler();
+        let first = answer(&h, event_1_0("simulate-temporary-once/x")).await;
+        assert_eq!(first.results[0].result_code, ResultCode::TemporaryFailure);
+        let second = answer(&h, event_1_0("simulate-temporary-once/x")).await;
+        assert_eq!(
+            second.results[0],
+            TaskResult::new(
+                "t1",
+                ResultCode::Succeeded,
+                "sha-of-simulate-temporary-once/x"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_answers_json_that_breaks_the_contract() {
+        let h = handler();
+        for event in [
+            event_2_0("a b.txt", Some("malformed")),
+            event_1_0("simulate-malformed/x"),
+        ] {
+            assert_eq!(h.handle(event).await.unwrap(), json!({"hello": "world"}));
+        }
+    }
+
+    #[tokio::test]
+    async fn function_error_returns_an_error() {
+        let h = handler();
+        for event in [
+            event_2_0("a b.txt", Some("function-error")),
+            event_1_0("simulate-function-error/x"),
+        ] {
+            let err = h.handle(event).await.unwrap_err();
+            assert_eq!(err.kind, "SimulatedFunctionError");
+        }
+    }
+
+    #[tokio::test]
+    async fn omit_results_leaves_the_task_out_without_treat_missing_keys_as() {
+        let h = handler();
+        for event in [
+            event_2_0("a b.txt", Some("omit-results")),
+            event_1_0("simulate-omit-results/x"),
+        ] {
+            let raw = h.handle(event).await.unwrap();
+            assert!(raw.get("treatMissingKeysAs").is_none(), "{raw}");
+            assert_eq!(raw["results"], json!([]));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_simulate_value_is_a_function_error() {
+        let err = handler()
+            .handle(event_2_0("a b.txt", Some("explode")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, "InvalidUserArguments");
+        assert!(err.message.contains("explode"));
+    }
+
+    #[tokio::test]
+    async fn an_event_that_is_not_an_invocation_is_a_function_error() {
+        let err = handler().handle(json!({"Records": []})).await.unwrap_err();
+        assert_eq!(err.kind, "InvalidEvent");
+    }
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs a command against the local AWS: starts moto server (and, with --lambda, cargo lambda watch),
+# runs the command, and stops what it started whatever the command's outcome.
+#
+#   scripts/with-services.sh [--lambda] -- COMMAND [ARGS...]
+#
+# The command sees:
+#   BATCHOPS_TEST_ENDPOINT         moto server's URL
+#   BATCHOPS_TEST_LAMBDA_ENDPOINT  cargo lambda watch's URL (with --lambda)
+#   AWS_ENDPOINT_URL               moto server's URL, so every SDK client and the CLI use it
+#   AWS_ENDPOINT_URL_LAMBDA        cargo lambda watch's URL (with --lambda): Lambda Invoke goes there
+#   AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY  test values; AWS_PROFILE and
+#                                  AWS_SESSION_TOKEN are unset, so nothing can reach a real account
+set -euo pipefail
+
+SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+with_lambda=0
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --lambda) with_lambda=1; shift ;;
+        --) shift; break ;;
+        *) break ;;
+    esac
+done
+[[ $# -gt 0 ]] || { echo "usage: $0 [--lambda] -- COMMAND [ARGS...]" >&2; exit 2; }
+
+cleanup() {
+    local status=$?
+    if ((with_lambda)); then "$SCRIPTS/lambda-watch.sh" stop || true; fi
+    "$SCRIPTS/moto.sh" stop || true
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_DEFAULT_REGION="${AWS_REGION:-us-east-1}"
+# No instance-metadata lookups on a machine without credentials.
+export AWS_EC2_METADATA_DISABLED=true
+
+BATCHOPS_TEST_ENDPOINT="$("$SCRIPTS/moto.sh" start)"
+export BATCHOPS_TEST_ENDPOINT AWS_ENDPOINT_URL="$BATCHOPS_TEST_ENDPOINT"
+if ((with_lambda)); then
+    BATCHOPS_TEST_LAMBDA_ENDPOINT="$("$SCRIPTS/lambda-watch.sh" start)"
+    export BATCHOPS_TEST_LAMBDA_ENDPOINT AWS_ENDPOINT_URL_LAMBDA="$BATCHOPS_TEST_LAMBDA_ENDPOINT"
+fi
+
+"$@"

@@ -1,0 +1,835 @@
+//! End-to-end jobs against a real moto server: the planner, executor and reporter handlers run
+//! in-process through `batchops::local`, exactly as `batchops local run` runs them.
+
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use batchops::control;
+use batchops::executor::{self, BatchResult};
+use batchops::job::{CreateJobRequest, JobStatus};
+use batchops::local::{self, LocalNames, RunUntil};
+use batchops::manifest::encode_key;
+use batchops::report::{self, ReportManifest, TaskOutcome, TaskStatus};
+use batchops::store::Store;
+use batchops::Context;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+struct Stack {
+    ctx: Context,
+    config: aws_config::SdkConfig,
+    /// Unique per test, used to name buckets.
+    id: String,
+}
+
+async fn stack_with(
+    inventory: bool,
+    tweak: impl FnOnce(&mut batchops::context::Settings),
+) -> Stack {
+    let config = common::sdk_config().await;
+    let id = common::unique_suffix();
+    let inventory_bucket = inventory.then(|| format!("inventory-{id}"));
+    let inventory_bucket = inventory_bucket.as_deref();
+    let mut settings = local::default_settings();
+    settings.lambda_retry_base = Duration::from_millis(20);
+    tweak(&mut settings);
+    let ctx = local::up(
+        &config,
+        &LocalNames::with_suffix(&id),
+        inventory_bucket,
+        settings,
+    )
+    .await
+    .unwrap();
+    Stack { ctx, config, id }
+}
+
+async fn stack() -> Stack {
+    stack_with(false, |_| {}).await
+}
+
+impl Stack {
+    fn bucket(&self, name: &str) -> String {
+        format!("{name}-{}", self.id)
+    }
+
+    async fn create_bucket(&self, bucket: &str) {
+        self.ctx
+            .s3
+            .create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn put(&self, bucket: &str, key: &str, body: &str) -> String {
+        let out = self
+            .ctx
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body.as_bytes().to_vec()))
+            .send()
+            .await
+            .unwrap();
+        out.e_tag.unwrap_or_default().trim_matches('"').to_string()
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
+        let out = self
+            .ctx
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        out.body.collect().await.unwrap().into_bytes().to_vec()
+    }
+
+    async fn tags(&self, bucket: &str, key: &str) -> BTreeMap<String, String> {
+        let out = self
+            .ctx
+            .s3
+            .get_object_tagging()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        out.tag_set.into_iter().map(|t| (t.key, t.value)).collect()
+    }
+
+    /// Writes a CSV manifest (keys URL-encoded) and returns its ETag.
+    async fn put_manifest(&self, bucket: &str, key: &str, rows: &[(String, String)]) -> String {
+        let body: String = rows
+            .iter()
+            .map(|(b, k)| format!("{b},{}\n", encode_key(k)))
+            .collect();
+        self.put(bucket, key, &body).await
+    }
+
+    async fn create_job(&self, request: Value) -> String {
+        let request = CreateJobRequest::parse(&request.to_string()).unwrap();
+        control::create_job(&self.ctx, request, None)
+            .await
+            .unwrap()
+            .job_id
+    }
+
+    async fn run_job(&self, job_id: &str) -> batchops::job::Job {
+        local::run(
+            &self.ctx,
+            RunUntil::JobTerminal(job_id.to_string()),
+            RUN_TIMEOUT,
+        )
+        .await
+        .unwrap();
+        Store::from_context(&self.ctx)
+            .get_job(job_id)
+            .await
+            .unwrap()
+    }
+
+    async fn run_until_idle(&self) {
+        local::run(&self.ctx, RunUntil::Idle, RUN_TIMEOUT)
+            .await
+            .unwrap();
+    }
+
+    async fn describe(&self, job_id: &str) -> Value {
+        let out = control::describe_job(&self.ctx, job_id).await.unwrap();
+        serde_json::to_value(out).unwrap()
+    }
+
+    /// Reads the completion report: its manifest.json and every row of its result files.
+    async fn report(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        job_id: &str,
+    ) -> (ReportManifest, Vec<TaskOutcome>) {
+        let key = report::report_manifest_key(Some(prefix), job_id);
+        let manifest: ReportManifest =
+            serde_json::from_slice(&self.get(bucket, &key).await).unwrap();
+        let mut rows = Vec::new();
+        for result in &manifest.results {
+            let body = self.get(&result.bucket, &result.key).await;
+            let digest = hex::encode(<md5::Md5 as md5::Digest>::digest(&body));
+            assert_eq!(digest, result.md5_checksum, "MD5Checksum of {}", result.key);
+            let part = report::decode_rows(&body).unwrap();
+            let expected = result.task_execution_status;
+            assert!(
+                part.iter().all(|r| r.status == expected),
+                "{} holds only {expected:?} rows",
+                result.key
+            );
+            rows.extend(part);
+        }
+        (manifest, rows)
+    }
+}
+
+fn csv_job(
+    manifest_bucket: &str,
+    manifest_key: &str,
+    etag: &str,
+    operation: Value,
+    report_bucket: &str,
+    scope: &str,
+) -> Value {
+    json!({
+        "AccountId": "123456789012",
+        "ConfirmationRequired": false,
+        "Operation": operation,
+        "Manifest": {
+            "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+            "Location": {"ObjectArn": format!("arn:aws:s3:::{manifest_bucket}/{manifest_key}"), "ETag": etag}
+        },
+        "Report": {"Bucket": format!("arn:aws:s3:::{report_bucket}"), "Format": "Report_CSV_20180820",
+                   "Enabled": true, "Prefix": "reports", "ReportScope": scope},
+        "Priority": 10,
+        "RoleArn": "arn:aws:iam::123456789012:role/batch"
+    })
+}
+
+fn tagging(tags: &[(&str, &str)]) -> Value {
+    let set: Vec<Value> = tags
+        .iter()
+        .map(|(k, v)| json!({"Key": k, "Value": v}))
+        .collect();
+    json!({"S3PutObjectTagging": {"TagSet": set}})
+}
+
+const TRICKY_KEYS: &[&str] = &[
+    "plain.txt",
+    "dir/with space.txt",
+    "dir/plus+sign.txt",
+    "dir/100% done.txt",
+    "dir/ünïcødé ☃.txt",
+    "dir/comma, separated.txt",
+    "dir/quote\"d.txt",
+];
+
+#[tokio::test]
+async fn csv_manifest_tagging_job_tags_every_object_and_reports_it() {
+    let s = stack().await;
+    let (data, reports) = (s.bucket("data"), s.bucket("reports"));
+    s.create_bucket(&data).await;
+    s.create_bucket(&reports).await;
+    let mut keys: Vec<String> = TRICKY_KEYS.iter().map(|k| k.to_string()).collect();
+    keys.extend((0..60).map(|i| format!("bulk/object-{i:03}")));
+    for key in &keys {
+        s.put(&data, key, "x").await;
+        s.ctx
+            .s3
+            .put_object_tagging()
+            .bucket(&data)
+            .key(key)
+            .tagging(
+                aws_sdk_s3::types::Tagging::builder()
+                    .tag_set(
+                        aws_sdk_s3::types::Tag::builder()
+                            .key("old")
+                            .value("1")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let rows: Vec<(String, String)> = keys.iter().map(|k| (data.clone(), k.clone())).collect();
+    let etag = s.put_manifest(&data, "manifest.csv", &rows).await;
+    let job_id = s
+        .create_job(csv_job(
+            &data,
+            "manifest.csv",
+            &etag,
+            tagging(&[("project", "blue"), ("tier", "2")]),
+            &reports,
+            "AllTasks",
+        ))
+        .await;
+
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!(job.progress.total_tasks, Some(keys.len() as u64));
+    assert_eq!(
+        (job.progress.succeeded, job.progress.failed),
+        (keys.len() as u64, 0)
+    );
+
+    // Replace all tags: the old tag is gone, the new ones are there, on every object.
+    let expected: BTreeMap<String, String> = [("project", "blue"), ("tier", "2")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for key in &keys {
+        assert_eq!(s.tags(&data, key).await, expected, "tags of {key:?}");
+    }
+
+    let (manifest, rows) = s.report(&reports, "reports", &job_id).await;
+    assert_eq!(manifest.format, "Report_CSV_20180820");
+    assert_eq!(rows.len(), keys.len());
+    let mut reported: Vec<String> = rows.iter().map(|r| r.task.key.clone()).collect();
+    reported.sort();
+    let mut wanted = keys.clone();
+    wanted.sort();
+    assert_eq!(
+        reported, wanted,
+        "every task reported exactly once, keys decoded back"
+    );
+    assert!(rows
+        .iter()
+        .all(|r| r.status == TaskStatus::Succeeded && r.http_status == Some(200)));
+
+    let described = s.describe(&job_id).await;
+    assert_eq!(described["Job"]["Status"], "Complete");
+    assert_eq!(
+        described["Job"]["ProgressSummary"]["NumberOfTasksSucceeded"],
+        keys.len() as u64
+    );
+    assert!(described["Job"]["TerminationDate"].is_string());
+}
+
+#[tokio::test]
+async fn missing_objects_fail_with_no_such_key_and_failed_only_report_lists_just_them() {
+    let s = stack().await;
+    let (data, reports) = (s.bucket("data"), s.bucket("reports"));
+    s.create_bucket(&data).await;
+    s.create_bucket(&reports).await;
+    let mut rows = Vec::new();
+    for i in 0..10 {
+        let key = format!("present-{i}");
+        s.put(&data, &key, "x").await;
+        rows.push((data.clone(), key));
+    }
+    for i in 0..4 {
+        rows.push((data.clone(), format!("missing-{i}")));
+    }
+    let etag = s.put_manifest(&data, "m.csv", &rows).await;
+    let job_id = s
+        .create_job(csv_job(
+            &data,
+            "m.csv",
+            &etag,
+            tagging(&[("k", "v")]),
+            &reports,
+            "FailedTasksOnly",
+        ))
+        .await;
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!((job.progress.succeeded, job.progress.failed), (10, 4));
+
+    let (manifest, rows) = s.report(&reports, "reports", &job_id).await;
+    assert!(manifest
+        .results
+        .iter()
+        .all(|r| r.task_execution_status == TaskStatus::Failed));
+    assert_eq!(rows.len(), 4, "FailedTasksOnly lists only the failed tasks");
+    for row in &rows {
+        assert!(row.task.key.starts_with("missing-"));
+        assert_eq!(row.error_code.as_deref(), Some("NoSuchKey"));
+        assert_eq!(row.http_status, Some(404));
+    }
+}
+
+#[tokio::test]
+async fn wrong_manifest_etag_fails_the_job_with_a_clear_reason() {
+    let s = stack().await;
+    let data = s.bucket("data");
+    s.create_bucket(&data).await;
+    s.put(&data, "a", "x").await;
+    s.put_manifest(&data, "m.csv", &[(data.clone(), "a".to_string())])
+        .await;
+    let job_id = s
+        .create_job(csv_job(
+            &data,
+            "m.csv",
+            "0123456789abcdef0123456789abcdef",
+            json!({"S3DeleteObjectTagging": {}}),
+            &data,
+            "AllTasks",
+        ))
+        .await;
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    let reason = &job
+        .failure_reasons
+        .first()
+        .expect("a failure reason")
+        .failure_reason;
+    assert!(reason.contains("ETag"), "{reason}");
+    assert!(
+        reason.contains("0123456789abcdef0123456789abcdef"),
+        "{reason}"
+    );
+    assert_eq!(job.progress.succeeded + job.progress.failed, 0);
+}
+
+#[tokio::test]
+async fn a_batch_delivered_twice_counts_once() {
+    let s = stack_with(false, |st| st.max_message_bytes = 300).await;
+    let data = s.bucket("data");
+    s.create_bucket(&data).await;
+    let mut rows = Vec::new();
+    for i in 0..30 {
+        let key = format!("obj-{i:02}");
+        s.put(&data, &key, "x").await;
+        rows.push((data.clone(), key));
+    }
+    let etag = s.put_manifest(&data, "m.csv", &rows).await;
+    let job_id = s
+        .create_job(csv_job(
+            &data,
+            "m.csv",
+            &etag,
+            json!({"S3DeleteObjectTagging": {}}),
+            &data,
+            "AllTasks",
+        ))
+        .await;
+    // Run only the planner, then take the task messages off the queue ourselves.
+    let plan = s
+        .ctx
+        .sqs
+        .receive_message()
+        .queue_url(&s.ctx.settings.plan_queue_url)
+        .send()
+        .await
+        .unwrap();
+    let plan_message = plan.messages.unwrap().remove(0);
+    let plan_body = plan_message.body.clone().unwrap();
+    batchops::planner::handle(&s.ctx, serde_json::from_str(&plan_body).unwrap())
+        .await
+        .unwrap();
+    s.ctx
+        .sqs
+        .delete_message()
+        .queue_url(&s.ctx.settings.plan_queue_url)
+        .receipt_handle(plan_message.receipt_handle.unwrap())
+        .send()
+        .await
+        .unwrap();
+    let mut bodies = Vec::new();
+    loop {
+        let out = s
+            .ctx
+            .sqs
+            .receive_message()
+            .queue_url(&s.ctx.settings.task_queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        for m in messages {
+            bodies.push(m.body.unwrap());
+            s.ctx
+                .sqs
+                .delete_message()
+                .queue_url(&s.ctx.settings.task_queue_url)
+                .receipt_handle(m.receipt_handle.unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    assert!(
+        bodies.len() > 2,
+        "small messages give several batches, got {}",
+        bodies.len()
+    );
+    let mut committed = 0;
+    for body in &bodies {
+        // Every batch arrives twice, the second time while nothing else changed.
+        let first = executor::process_message(&s.ctx, body).await.unwrap();
+        let second = executor::process_message(&s.ctx, body).await.unwrap();
+        assert!(matches!(first, BatchResult::Committed(_)), "{first:?}");
+        assert_eq!(second, BatchResult::Duplicate);
+        if let BatchResult::Committed(c) = first {
+            committed += c.succeeded;
+        }
+    }
+    assert_eq!(committed, 30);
+    s.run_until_idle().await;
+    let job = Store::from_context(&s.ctx).get_job(&job_id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!((job.progress.succeeded, job.progress.failed), (30, 0));
+    assert_eq!(job.progress.batches_committed, bodies.len() as u64);
+    let (_, rows) = s.report(&data, "reports", &job_id).await;
+    assert_eq!(rows.len(), 30, "the report has each task once");
+}
+
+#[tokio::test]
+async fn failure_threshold_stops_a_job_where_every_task_fails() {
+    // About 100 tasks per batch, so the threshold trips long before the 3,000th task.
+    let s = stack_with(false, |st| st.max_message_bytes = 4000).await;
+    let data = s.bucket("data");
+    s.create_bucket(&data).await;
+    let rows: Vec<(String, String)> = (0..3000)
+        .map(|i| (data.clone(), format!("nothing-here-{i:05}")))
+        .collect();
+    let etag = s.put_manifest(&data, "m.csv", &rows).await;
+    let job_id = s
+        .create_job(csv_job(
+            &data,
+            "m.csv",
+            &etag,
+            tagging(&[("k", "v")]),
+            &data,
+            "FailedTasksOnly",
+        ))
+        .await;
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    let p = &job.progress;
+    assert_eq!(p.total_tasks, Some(3000));
+    assert_eq!(p.succeeded, 0);
+    assert!(
+        p.failed >= 1000,
+        "ran at least the first 1,000 tasks: {p:?}"
+    );
+    assert!(p.not_run > 0, "remaining batches were not run: {p:?}");
+    assert_eq!(
+        p.failed + p.not_run,
+        3000,
+        "every task accounted for exactly once: {p:?}"
+    );
+    let reason = &job.failure_reasons[0];
+    assert_eq!(reason.failure_code, batchops::job::THRESHOLD_FAILURE_CODE);
+    let (_, report_rows) = s.report(&data, "reports", &job_id).await;
+    assert_eq!(report_rows.len() as u64, p.failed);
+}
+
+#[tokio::test]
+async fn confirmation_suspends_the_job_with_its_task_count_until_confirmed() {
+    let s = stack().await;
+    let data = s.bucket("data");
+    s.create_bucket(&data).await;
+    let mut rows = Vec::new();
+    for i in 0..5 {
+        let key = format!("c-{i}");
+        s.put(&data, &key, "x").await;
+        rows.push((data.clone(), key));
+    }
+    let etag = s.put_manifest(&data, "m.csv", &rows).await;
+    let mut request = csv_job(
+        &data,
+        "m.csv",
+        &etag,
+        tagging(&[("confirmed", "yes")]),
+        &data,
+        "AllTasks",
+    );
+    request["ConfirmationRequired"] = json!(true);
+    let job_id = s.create_job(request.clone()).await;
+    s.run_until_idle().await;
+    let described = s.describe(&job_id).await;
+    assert_eq!(described["Job"]["Status"], "Suspended");
+    assert_eq!(described["Job"]["ProgressSummary"]["TotalNumberOfTasks"], 5);
+    assert!(
+        s.tags(&data, "c-0").await.is_empty(),
+        "nothing runs before confirmation"
+    );
+
+    control::update_job_status(&s.ctx, &job_id, JobStatus::Ready, None)
+        .await
+        .unwrap();
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!(job.progress.succeeded, 5);
+    assert_eq!(
+        s.tags(&data, "c-4")
+            .await
+            .get("confirmed")
+            .map(String::as_str),
+        Some("yes")
+    );
+
+    // A second suspended job is cancelled instead: it ends Cancelled and touches nothing.
+    request["Operation"] = tagging(&[("cancelled", "no")]);
+    let cancelled = s.create_job(request).await;
+    s.run_until_idle().await;
+    control::update_job_status(
+        &s.ctx,
+        &cancelled,
+        JobStatus::Cancelled,
+        Some("changed my mind".into()),
+    )
+    .await
+    .unwrap();
+    let job = s.run_job(&cancelled).await;
+    assert_eq!(job.status, JobStatus::Cancelled);
+    assert!(!s.tags(&data, "c-0").await.contains_key("cancelled"));
+}
+
+#[tokio::test]
+async fn cancelling_a_queued_job_runs_none_of_its_tasks() {
+    let s = stack().await;
+    let data = s.bucket("data");
+    s.create_bucket(&data).await;
+    let mut rows = Vec::new();
+    for i in 0..5 {
+        let key = format!("k-{i}");
+        s.put(&data, &key, "x").await;
+        rows.push((data.clone(), key));
+    }
+    let etag = s.put_manifest(&data, "m.csv", &rows).await;
+    let job_id = s
+        .create_job(csv_job(
+            &data,
+            "m.csv",
+            &etag,
+            tagging(&[("ran", "yes")]),
+            &data,
+            "AllTasks",
+        ))
+        .await;
+    control::update_job_status(&s.ctx, &job_id, JobStatus::Cancelled, None)
+        .await
+        .unwrap();
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Cancelled);
+    assert_eq!(job.progress.succeeded + job.progress.failed, 0);
+    assert!(s.tags(&data, "k-0").await.is_empty());
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+#[tokio::test]
+async fn an_inventory_arrival_starts_the_templated_job_automatically() {
+    let s = stack_with(true, |_| {}).await;
+    let inventory = format!("inventory-{}", s.id);
+    let data = s.bucket("data");
+    s.create_bucket(&data).await;
+    let keys: Vec<String> = (0..20)
+        .map(|i| format!("photos/{i:02}.jpg"))
+        .chain(["photos/a b+c%d ☃.jpg".to_string()])
+        .collect();
+    for key in &keys {
+        s.put(&data, key, "x").await;
+    }
+
+    let template = json!({
+        "AccountId": "123456789012",
+        "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "inventoried", "Value": "yes"}]}},
+        "Report": {"Bucket": format!("arn:aws:s3:::{data}"), "Format": "Report_CSV_20180820",
+                   "Enabled": true, "Prefix": "inventory-jobs", "ReportScope": "AllTasks"},
+        "Priority": 5,
+        "RoleArn": "arn:aws:iam::123456789012:role/batch"
+    });
+    let template = CreateJobRequest::parse(&template.to_string()).unwrap();
+    control::put_job_template(
+        &s.ctx,
+        "nightly-tags",
+        &format!("s3://{inventory}/inv/{data}/"),
+        template,
+    )
+    .await
+    .unwrap();
+
+    // An S3 Inventory delivery: a gzipped CSV data file (all fields quoted, keys URL-encoded,
+    // one delete marker that is not a task), then its manifest.json, which S3 writes last.
+    let mut csv = String::new();
+    for key in &keys {
+        csv.push_str(&format!(
+            "\"{data}\",\"{}\",\"false\",\"1\"\n",
+            encode_key(key)
+        ));
+    }
+    csv.push_str(&format!(
+        "\"{data}\",\"photos/deleted.jpg\",\"true\",\"\"\n"
+    ));
+    let gz = gzip(csv.as_bytes());
+    let data_key = format!("inv/{data}/daily/data/5f1e3c.csv.gz");
+    s.ctx
+        .s3
+        .put_object()
+        .bucket(&inventory)
+        .key(&data_key)
+        .body(ByteStream::from(gz.clone()))
+        .send()
+        .await
+        .unwrap();
+    let manifest = json!({
+        "sourceBucket": data,
+        "destinationBucket": format!("arn:aws:s3:::{inventory}"),
+        "version": "2016-11-30",
+        "creationTimestamp": "1732500000000",
+        "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key, IsDeleteMarker, Size",
+        "files": [{"key": data_key, "size": gz.len(), "MD5checksum": hex::encode(<md5::Md5 as md5::Digest>::digest(&gz))}]
+    });
+    s.put(
+        &inventory,
+        &format!("inv/{data}/daily/2026-11-24T01-00Z/manifest.json"),
+        &manifest.to_string(),
+    )
+    .await;
+
+    s.run_until_idle().await;
+    let jobs = control::list_jobs(&s.ctx, &[]).await.unwrap();
+    let jobs = serde_json::to_value(jobs).unwrap();
+    let jobs = jobs["Jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "one job per arrival: {jobs:?}");
+    assert_eq!(jobs[0]["Status"], "Complete");
+    assert_eq!(
+        jobs[0]["ProgressSummary"]["NumberOfTasksSucceeded"],
+        keys.len() as u64
+    );
+    for key in &keys {
+        assert_eq!(
+            s.tags(&data, key)
+                .await
+                .get("inventoried")
+                .map(String::as_str),
+            Some("yes"),
+            "{key}"
+        );
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+}
+
+fn lambda_job(data: &str, etag: &str, schema: &str, user_arguments: Option<Value>) -> Value {
+    let mut op = json!({
+        // cargo lambda serves functions by bare name; S3 Control accepts a name as well as an ARN.
+        "FunctionArn": "example-task-handler",
+        "InvocationSchemaVersion": schema
+    });
+    if let Some(args) = user_arguments {
+        op["UserArguments"] = args;
+    }
+    csv_job(
+        data,
+        "m.csv",
+        etag,
+        json!({"LambdaInvoke": op}),
+        data,
+        "AllTasks",
+    )
+}
+
+async fn lambda_stack() -> Stack {
+    let mut s = stack().await;
+    s.ctx = s
+        .ctx
+        .clone()
+        .with_lambda_endpoint(&s.config, &common::lambda_endpoint().await);
+    s
+}
+
+async fn objects(s: &Stack, data: &str, keys: &[&str]) -> String {
+    s.create_bucket(data).await;
+    for key in keys {
+        s.put(data, key, &format!("body of {key}")).await;
+    }
+    let rows: Vec<(String, String)> = keys
+        .iter()
+        .map(|k| (data.to_string(), k.to_string()))
+        .collect();
+    s.put_manifest(data, "m.csv", &rows).await
+}
+
+#[tokio::test]
+async fn lambda_invoke_schema_1_0_returns_each_objects_sha256() {
+    let s = lambda_stack().await;
+    let data = s.bucket("data");
+    let keys = ["a.txt", "dir/b c.txt", "simulate-function-error/c.txt"];
+    let etag = objects(&s, &data, &keys).await;
+    let job_id = s.create_job(lambda_job(&data, &etag, "1.0", None)).await;
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!((job.progress.succeeded, job.progress.failed), (2, 1));
+    let (_, rows) = s.report(&data, "reports", &job_id).await;
+    for row in rows {
+        if row.task.key.starts_with("simulate-function-error/") {
+            assert_eq!(row.status, TaskStatus::Failed);
+            assert_eq!(row.error_code.as_deref(), Some("PermanentFailure"));
+            assert!(
+                row.result_message
+                    .contains("Lambda returned function error"),
+                "{}",
+                row.result_message
+            );
+        } else {
+            assert_eq!(row.status, TaskStatus::Succeeded);
+            let body = format!("body of {}", row.task.key);
+            assert_eq!(
+                row.result_message,
+                sha256_hex(body.as_bytes()),
+                "{}",
+                row.task.key
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn lambda_invoke_schema_2_0_retries_temporary_failures_then_succeeds() {
+    let s = lambda_stack().await;
+    let data = s.bucket("data");
+    let keys = ["one", "two", "three"];
+    let etag = objects(&s, &data, &keys).await;
+    let args = json!({"simulate": "temporary-once"});
+    let job_id = s
+        .create_job(lambda_job(&data, &etag, "2.0", Some(args)))
+        .await;
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!((job.progress.succeeded, job.progress.failed), (3, 0));
+    let (_, rows) = s.report(&data, "reports", &job_id).await;
+    for row in rows {
+        let body = format!("body of {}", row.task.key);
+        assert_eq!(row.result_message, sha256_hex(body.as_bytes()));
+    }
+}
+
+#[tokio::test]
+async fn lambda_invoke_response_that_breaks_the_contract_fails_its_tasks_clearly() {
+    let s = lambda_stack().await;
+    let data = s.bucket("data");
+    let etag = objects(&s, &data, &["x", "y"]).await;
+    let job_id = s
+        .create_job(lambda_job(
+            &data,
+            &etag,
+            "2.0",
+            Some(json!({"simulate": "malformed"})),
+        ))
+        .await;
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!((job.progress.succeeded, job.progress.failed), (0, 2));
+    let (_, rows) = s.report(&data, "reports", &job_id).await;
+    for row in rows {
+        assert_eq!(row.status, TaskStatus::Failed);
+        assert!(
+            row.result_message.contains("invocation contract"),
+            "{}",
+            row.result_message
+        );
+    }
+}
