@@ -331,7 +331,15 @@ fn start_lambda_watch() -> String {
         &program.to_string_lossy(),
         &args,
         format!("http://127.0.0.1:{port}"),
-        &[("AWS_ENDPOINT_URL", moto)],
+        &[
+            ("AWS_ENDPOINT_URL", moto),
+            // Its own target dir: cargo lambda builds with other settings than `cargo test`, and a
+            // shared one would rebuild the whole dependency tree each time either of them runs.
+            (
+                "CARGO_TARGET_DIR",
+                workspace_root().join("target/lambda-watch").display().to_string(),
+            ),
+        ],
         &format!("cargo-lambda-{port}.log"),
     );
     wait_for_port(port, LAMBDA_START_TIMEOUT, "cargo lambda watch");
