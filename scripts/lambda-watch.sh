@@ -17,6 +17,10 @@
 #   LAMBDA_WATCH_BUILD_TIMEOUT   seconds allowed for that first build (default 2400)
 #   LAMBDA_WATCH_CONCURRENCY     instances per function (default 4)
 #   LAMBDA_WATCH_RELOAD=1        rebuild on code changes (off by default: tests want a fixed build)
+#   LAMBDA_WATCH_TARGET_DIR      cargo target dir of its builds (default target/lambda-watch, the one
+#                                the test harness uses too: cargo run of one binary resolves other
+#                                features than cargo test --workspace, and sharing target/ would make
+#                                each of them rebuild the dependency tree after the other)
 #
 # State: .tmp/lambda-watch.{url,pid,log,env}.
 set -euo pipefail
@@ -86,7 +90,8 @@ start() {
     mkdir -p "$STATE_DIR"
     write_function_env "$STATE_DIR/lambda-watch.env"
     cd "$ROOT"
-    PATH="$VENV/bin:$PATH" start_background cargo lambda watch \
+    PATH="$VENV/bin:$PATH" CARGO_TARGET_DIR="${LAMBDA_WATCH_TARGET_DIR:-$ROOT/target/lambda-watch}" \
+        start_background cargo lambda watch \
         --invoke-address 127.0.0.1 --invoke-port "$port" \
         --concurrency "${LAMBDA_WATCH_CONCURRENCY:-4}" \
         --env-file "$STATE_DIR/lambda-watch.env" "${reload_args[@]}"
