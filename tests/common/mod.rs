@@ -337,7 +337,10 @@ fn start_lambda_watch() -> String {
             // shared one would rebuild the whole dependency tree each time either of them runs.
             (
                 "CARGO_TARGET_DIR",
-                workspace_root().join("target/lambda-watch").display().to_string(),
+                workspace_root()
+                    .join("target/lambda-watch")
+                    .display()
+                    .to_string(),
             ),
         ],
         &format!("cargo-lambda-{port}.log"),
