@@ -1,0 +1,249 @@
+//! The CLI contract, run as a user runs it: the `batchops` binary against a real moto server.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use serde_json::{json, Value};
+use std::process::{Command, Output};
+
+fn batchops(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_batchops"))
+        .arg("--endpoint-url")
+        .arg(common::moto_endpoint())
+        .args(args)
+        // The CLI's own defaults must do: no stack settings from the environment.
+        .env_remove("BATCHOPS_TABLE")
+        .env_remove("BATCHOPS_PLAN_QUEUE_URL")
+        .env_remove("BATCHOPS_TASK_QUEUE_URL")
+        .env_remove("BATCHOPS_REPORT_QUEUE_URL")
+        .env_remove("BATCHOPS_SYSTEM_BUCKET")
+        .output()
+        .expect("run batchops")
+}
+
+fn ok_json(args: &[&str]) -> Value {
+    let out = batchops(args);
+    assert!(
+        out.status.success(),
+        "batchops {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.stdout.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "batchops {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn job_file(dir: &std::path::Path, name: &str, job: &Value) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, job.to_string()).unwrap();
+    format!("file://{}", path.display())
+}
+
+/// The whole CLI in one story, because `local up` without settings uses the one default stack.
+#[tokio::test]
+async fn the_cli_runs_jobs_templates_and_inventory_arrivals_on_the_emulator() {
+    let config = common::sdk_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    let id = common::unique_suffix();
+    let (data, inventory) = (format!("cli-data-{id}"), format!("cli-inventory-{id}"));
+    let dir = tempfile::tempdir().unwrap();
+
+    ok_json(&["local", "up", "--inventory-bucket", &inventory]);
+    ok_json(&["local", "up", "--inventory-bucket", &inventory]); // idempotent
+
+    s3.create_bucket().bucket(&data).send().await.unwrap();
+    let mut manifest = String::new();
+    for i in 0..25 {
+        let key = format!("obj {i:02}.txt");
+        s3.put_object()
+            .bucket(&data)
+            .key(&key)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap();
+        manifest.push_str(&format!(
+            "{data},{}\n",
+            batchops::manifest::encode_key(&key)
+        ));
+    }
+    s3.put_object()
+        .bucket(&data)
+        .key("m.csv")
+        .body(ByteStream::from(manifest.into_bytes()))
+        .send()
+        .await
+        .unwrap();
+
+    let operation = json!({"S3PutObjectTagging": {"TagSet": [{"Key": "via", "Value": "cli"}]}});
+    let report = json!({"Bucket": format!("arn:aws:s3:::{data}"), "Format": "Report_CSV_20180820",
+                        "Enabled": true, "Prefix": "cli-reports", "ReportScope": "AllTasks"});
+    let job = json!({
+        "AccountId": "123456789012",
+        "ConfirmationRequired": true,
+        "Operation": operation,
+        "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                     "Location": {"ObjectArn": format!("arn:aws:s3:::{data}/m.csv")}},
+        "Report": report,
+        "Priority": 3,
+        "RoleArn": "arn:aws:iam::123456789012:role/batch",
+        "ClientRequestToken": format!("cli-{id}")
+    });
+    let file = job_file(dir.path(), "job.json", &job);
+
+    // --no-confirmation-required overrides the file; the same token gives the same job.
+    let created = ok_json(&[
+        "create-job",
+        "--cli-input-json",
+        &file,
+        "--no-confirmation-required",
+    ]);
+    let job_id = created["JobId"].as_str().unwrap().to_string();
+    let again = ok_json(&[
+        "create-job",
+        "--cli-input-json",
+        &file,
+        "--no-confirmation-required",
+    ]);
+    assert_eq!(again["JobId"], created["JobId"]);
+
+    ok_json(&["local", "run", "--job-id", &job_id]);
+    let described = ok_json(&["describe-job", "--job-id", &job_id]);
+    assert_eq!(described["Job"]["Status"], "Complete", "{described}");
+    assert_eq!(
+        described["Job"]["ProgressSummary"]["NumberOfTasksSucceeded"],
+        25
+    );
+    assert_eq!(described["Job"]["Priority"], 3);
+    let tags = s3
+        .get_object_tagging()
+        .bucket(&data)
+        .key("obj 07.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags.tag_set[0].value, "cli");
+
+    let listed = ok_json(&["list-jobs", "--job-statuses", "Complete"]);
+    assert!(listed["Jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|j| j["JobId"] == job_id.as_str()));
+    let suspended = ok_json(&["list-jobs", "--job-statuses", "Suspended"]);
+    assert!(suspended["Jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|j| j["JobId"] != job_id.as_str()));
+
+    // A job template, then an inventory delivery under its prefix: a job starts by itself.
+    let template = json!({"AccountId": "123456789012", "Operation": operation, "Report": report,
+                          "Priority": 1, "RoleArn": "arn:aws:iam::123456789012:role/batch"});
+    let template_file = job_file(dir.path(), "template.json", &template);
+    let prefix = format!("s3://{inventory}/reports/{data}/");
+    ok_json(&[
+        "put-job-template",
+        "--name",
+        "cli-nightly",
+        "--manifest-prefix",
+        &prefix,
+        "--cli-input-json",
+        &template_file,
+    ]);
+    let templates = ok_json(&["list-job-templates"]);
+    assert!(templates.to_string().contains("cli-nightly"), "{templates}");
+
+    let csv = format!("\"{data}\",\"obj%2000.txt\"\n\"{data}\",\"obj%2001.txt\"\n");
+    let gz = {
+        use std::io::Write;
+        let mut w = flate2_writer();
+        w.write_all(csv.as_bytes()).unwrap();
+        w.finish().unwrap()
+    };
+    let data_key = format!("reports/{data}/cfg/data/part-0.csv.gz");
+    s3.put_object()
+        .bucket(&inventory)
+        .key(&data_key)
+        .body(ByteStream::from(gz.clone()))
+        .send()
+        .await
+        .unwrap();
+    let md5 = md5_of(&gz);
+    let inventory_manifest = json!({
+        "sourceBucket": data, "destinationBucket": format!("arn:aws:s3:::{inventory}"),
+        "version": "2016-11-30", "creationTimestamp": "1732500000000", "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key", "files": [{"key": data_key, "size": gz.len(), "MD5checksum": md5}]
+    });
+    s3.put_object()
+        .bucket(&inventory)
+        .key(format!(
+            "reports/{data}/cfg/2026-11-25T01-00Z/manifest.json"
+        ))
+        .body(ByteStream::from(
+            inventory_manifest.to_string().into_bytes(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    ok_json(&["local", "run", "--until-idle"]);
+    let all = ok_json(&["list-jobs"]);
+    let started: Vec<&Value> = all["Jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| {
+            j["JobId"] != job_id.as_str()
+                && j["Description"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("cli-nightly")
+        })
+        .collect();
+    assert_eq!(started.len(), 1, "one job for the arrival: {all}");
+    assert_eq!(started[0]["Status"], "Complete");
+    assert_eq!(started[0]["ProgressSummary"]["NumberOfTasksSucceeded"], 2);
+    ok_json(&["delete-job-template", "--name", "cli-nightly"]);
+    assert!(!ok_json(&["list-job-templates"])
+        .to_string()
+        .contains("cli-nightly"));
+
+    // Errors: a clear message on stderr and a failing exit code, never a panic.
+    let missing = batchops(&["describe-job", "--job-id", "no-such-job"]);
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("no-such-job") && stderr.contains("not found"),
+        "{stderr}"
+    );
+    let mut copy = job.clone();
+    copy["Operation"] = json!({"S3ReplicateObject": {}});
+    let bad = job_file(dir.path(), "bad.json", &copy);
+    let refused = batchops(&["create-job", "--cli-input-json", &bad]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("S3ReplicateObject") && stderr.contains("not supported"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+fn flate2_writer() -> flate2::write::GzEncoder<Vec<u8>> {
+    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default())
+}
+
+fn md5_of(bytes: &[u8]) -> String {
+    hex::encode(<md5::Md5 as md5::Digest>::digest(bytes))
+}
