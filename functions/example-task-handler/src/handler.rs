@@ -430,3 +430,145 @@ mod tests {
         assert_eq!(err.kind, "InvalidEvent");
     }
 }
+
+/// The task-handler events of `events/` fed to the handler: each must get an answer that keeps
+/// the invocation contract, so that the files stay valid test events for this function.
+#[cfg(test)]
+mod event_files {
+    use super::*;
+    use batchops::invocation::{interpret_response, InvocationRequest};
+    use sha2::{Digest, Sha256};
+    use std::collections::HashMap;
+
+    /// Objects by (bucket, key, version id); each read is recorded.
+    struct FakeStore {
+        objects: HashMap<(String, String, Option<String>), Vec<u8>>,
+        reads: Mutex<Vec<(String, String, Option<String>)>>,
+    }
+
+    impl FakeStore {
+        fn with(objects: &[(&str, &str, Option<&str>)]) -> Self {
+            let objects = objects
+                .iter()
+                .map(|(bucket, key, version)| {
+                    let id = (
+                        bucket.to_string(),
+                        key.to_string(),
+                        version.map(str::to_string),
+                    );
+                    (id, format!("content of {bucket}/{key}").into_bytes())
+                })
+                .collect();
+            FakeStore {
+                objects,
+                reads: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    impl ObjectStore for FakeStore {
+        async fn sha256(
+            &self,
+            bucket: &str,
+            key: &str,
+            version_id: Option<&str>,
+        ) -> Result<String, ReadError> {
+            let id = (
+                bucket.to_string(),
+                key.to_string(),
+                version_id.map(str::to_string),
+            );
+            self.reads.lock().unwrap().push(id.clone());
+            self.objects
+                .get(&id)
+                .map(|body| hex::encode(Sha256::digest(body)))
+                .ok_or_else(|| {
+                    ReadError::Missing(format!("NoSuchKey: {bucket}/{key} {version_id:?}"))
+                })
+        }
+    }
+
+    fn event_file(name: &str) -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../events")
+            .join(name);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("events/{name} is not JSON: {e}"))
+    }
+
+    /// Feeds the file to a handler whose store holds `objects` (what the file's tasks name) and
+    /// checks the answer against the contract: same invocationId and schema version, one
+    /// Succeeded result per taskId with the object's SHA-256. Returns the reads the handler made.
+    async fn feed(
+        name: &str,
+        objects: &[(&str, &str, Option<&str>)],
+    ) -> Vec<(String, String, Option<String>)> {
+        let event = event_file(name);
+        let request: InvocationRequest = serde_json::from_value(event.clone())
+            .unwrap_or_else(|e| panic!("events/{name} is not an invocation request: {e}"));
+        let handler = Handler::new(FakeStore::with(objects));
+        let answer = handler
+            .handle(event)
+            .await
+            .unwrap_or_else(|e| panic!("events/{name}: function error {e}"));
+
+        let payload = serde_json::to_vec(&answer).unwrap();
+        let results = interpret_response(&payload, &request)
+            .unwrap_or_else(|violation| panic!("events/{name}: {violation}"));
+        assert_eq!(results.len(), request.tasks.len());
+        assert_eq!(
+            objects.len(),
+            request.tasks.len(),
+            "events/{name}: the test names one object per task"
+        );
+
+        let response: InvocationResponse = serde_json::from_value(answer).unwrap();
+        assert_eq!(response.invocation_id, request.invocation_id);
+        assert_eq!(
+            response.invocation_schema_version,
+            request.invocation_schema_version
+        );
+        let mut answered: Vec<&str> = response
+            .results
+            .iter()
+            .map(|r| r.task_id.as_str())
+            .collect();
+        let mut sent: Vec<&str> = request.tasks.iter().map(|t| t.task_id.as_str()).collect();
+        answered.sort_unstable();
+        sent.sort_unstable();
+        assert_eq!(answered, sent, "one result per taskId");
+        for (result, (bucket, key, _)) in response.results.iter().zip(objects) {
+            let expected = hex::encode(Sha256::digest(format!("content of {bucket}/{key}")));
+            assert_eq!(result.result_code, ResultCode::Succeeded, "{result:?}");
+            assert_eq!(result.result_string.as_deref(), Some(expected.as_str()));
+        }
+        let reads = handler.store.reads.lock().unwrap().clone();
+        reads
+    }
+
+    fn owned(objects: &[(&str, &str, Option<&str>)]) -> Vec<(String, String, Option<String>)> {
+        objects
+            .iter()
+            .map(|(b, k, v)| (b.to_string(), k.to_string(), v.map(str::to_string)))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn schema_1_0_event_reads_the_bucket_of_its_arn() {
+        let objects = [("example-photos", "2026/11/holiday photo 001.jpg", None)];
+        let reads = feed("task-handler-schema-1.0.json", &objects).await;
+        assert_eq!(reads, owned(&objects));
+    }
+
+    #[tokio::test]
+    async fn schema_2_0_event_reads_the_pinned_version() {
+        let objects = [(
+            "example-photos",
+            "2026/11/receipts/r-1042.png",
+            Some("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"),
+        )];
+        let reads = feed("task-handler-schema-2.0.json", &objects).await;
+        assert_eq!(reads, owned(&objects));
+    }
+}
