@@ -34,7 +34,7 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
 // The example values of the event files, replaced by the scenario's.
 const EXAMPLE_JOB_ID: &str = "9f2d7c41-5b3e-4c8a-9e61-2a7d0f4b8c15";
-const EXAMPLE_BATCH_ID: &str = "00000000000000000007";
+const EXAMPLE_BATCH_ID: &str = "b00000007";
 const EXAMPLE_PHOTOS_BUCKET: &str = "example-photos";
 const EXAMPLE_VERSION_ID: &str = "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY";
 const EXAMPLE_MANIFEST_BUCKET: &str = "example-batchops-manifests";

@@ -282,14 +282,18 @@ pub async fn drain_queue(ctx: &Context, queue_url: &str) -> Vec<String> {
     }
 }
 
-/// The Lambda Invoke endpoint of `cargo lambda watch` serving the workspace's functions (started
-/// on first use, shared by the test binary). Functions reach S3 on the moto server. The first
+/// The Lambda Invoke endpoint of `cargo lambda watch` serving the workspace's functions:
+/// `BATCHOPS_TEST_LAMBDA_ENDPOINT`, or one started on first use and shared by the test binary. Functions reach S3 on the moto server. The first
 /// call also invokes the example task handler once, so that its compilation happens here and not
 /// inside a test's timing.
 pub async fn lambda_endpoint() -> String {
     LAMBDA
         .get_or_init(|| async {
-            let url = start_lambda_watch();
+            // `make test` starts one `cargo lambda watch` for every test binary.
+            let url = match std::env::var("BATCHOPS_TEST_LAMBDA_ENDPOINT") {
+                Ok(url) if !url.is_empty() => url,
+                _ => start_lambda_watch(),
+            };
             warm_up(&url).await;
             url
         })
