@@ -8,6 +8,7 @@ pub mod context;
 pub mod control;
 pub mod error;
 pub mod executor;
+pub mod generator;
 pub mod invocation;
 pub mod job;
 pub mod local;
