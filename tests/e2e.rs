@@ -833,3 +833,102 @@ async fn lambda_invoke_response_that_breaks_the_contract_fails_its_tasks_clearly
         );
     }
 }
+
+#[tokio::test]
+async fn a_manifest_generator_job_acts_on_the_filtered_listing_and_writes_its_manifest() {
+    let s = stack().await;
+    let data = s.bucket("data");
+    s.create_bucket(&data).await;
+    for key in [
+        "logs/a.gz",
+        "logs/b.gz",
+        "logs/c.txt",
+        "other/d.gz",
+        "logs/big.gz",
+    ] {
+        let body = if key == "logs/big.gz" {
+            "x".repeat(5000)
+        } else {
+            "x".to_string()
+        };
+        s.put(&data, key, &body).await;
+    }
+    let job = json!({
+        "AccountId": "123456789012",
+        "ConfirmationRequired": false,
+        "Operation": tagging(&[("generated", "yes")]),
+        "ManifestGenerator": {"S3JobManifestGenerator": {
+            "SourceBucket": format!("arn:aws:s3:::{data}"),
+            "EnableManifestOutput": true,
+            "ManifestOutputLocation": {"Bucket": format!("arn:aws:s3:::{data}"),
+                                       "ManifestPrefix": "generated",
+                                       "ManifestFormat": "S3InventoryReport_CSV_20211130"},
+            "Filter": {"KeyNameConstraint": {"MatchAnyPrefix": ["logs/"], "MatchAnySuffix": [".gz"]},
+                       "ObjectSizeLessThanBytes": 1000}
+        }},
+        "Report": {"Bucket": format!("arn:aws:s3:::{data}"), "Format": "Report_CSV_20180820",
+                   "Enabled": true, "Prefix": "reports", "ReportScope": "AllTasks"},
+        "Priority": 1,
+        "RoleArn": "arn:aws:iam::123456789012:role/batch"
+    });
+    let job_id = s.create_job(job).await;
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+    assert_eq!(job.progress.total_tasks, Some(2));
+    assert_eq!(job.progress.succeeded, 2);
+    for (key, tagged) in [
+        ("logs/a.gz", true),
+        ("logs/b.gz", true),
+        ("logs/c.txt", false),
+        ("other/d.gz", false),
+        ("logs/big.gz", false),
+    ] {
+        assert_eq!(
+            s.tags(&data, key).await.contains_key("generated"),
+            tagged,
+            "{key}"
+        );
+    }
+    let manifest = s
+        .get(&data, &format!("generated/job-{job_id}/manifest.csv"))
+        .await;
+    let manifest = String::from_utf8(manifest).unwrap();
+    assert_eq!(manifest.lines().count(), 2, "{manifest}");
+    assert!(
+        manifest.contains("logs/a.gz") && manifest.contains("logs/b.gz"),
+        "{manifest}"
+    );
+}
+
+#[tokio::test]
+async fn a_copy_job_copies_every_object_to_the_target_prefix_and_reports_missing_sources() {
+    let s = stack().await;
+    let (data, target) = (s.bucket("src"), s.bucket("dst"));
+    s.create_bucket(&data).await;
+    s.create_bucket(&target).await;
+    let mut rows = Vec::new();
+    for key in ["a.txt", "dir/b c+d.txt"] {
+        s.put(&data, key, &format!("content of {key}")).await;
+        rows.push((data.clone(), key.to_string()));
+    }
+    rows.push((data.clone(), "gone.txt".to_string()));
+    let etag = s.put_manifest(&data, "m.csv", &rows).await;
+    let copy = json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{target}"),
+                                         "TargetKeyPrefix": "copied/"}});
+    let job_id = s
+        .create_job(csv_job(&data, "m.csv", &etag, copy, &data, "AllTasks"))
+        .await;
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!((job.progress.succeeded, job.progress.failed), (2, 1));
+    for key in ["a.txt", "dir/b c+d.txt"] {
+        let body = s.get(&target, &format!("copied/{key}")).await;
+        assert_eq!(body, format!("content of {key}").into_bytes(), "{key}");
+    }
+    let (_, rows) = s.report(&data, "reports", &job_id).await;
+    let missing = rows.iter().find(|r| r.task.key == "gone.txt").unwrap();
+    assert_eq!(
+        (missing.error_code.as_deref(), missing.http_status),
+        (Some("NoSuchKey"), Some(404))
+    );
+}

@@ -106,7 +106,11 @@ async fn create_job_refuses_an_invalid_request_and_stores_nothing() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidRequest(_)), "{err}");
-    assert!(err.to_string().contains("Manifest is required"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("a Manifest or a ManifestGenerator is required"),
+        "{err}"
+    );
     assert!(Store::from_context(&ctx)
         .list_jobs(&[])
         .await

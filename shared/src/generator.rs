@@ -1,18 +1,1094 @@
 //! The manifest generator (`ManifestGenerator.S3JobManifestGenerator`): the task list of a job built
 //! from a bucket listing with S3 Batch Operations' filters instead of a manifest file.
+//!
+//! The listing is ListObjectsV2 (current versions only, as a manifest without a VersionId column:
+//! every task acts on the latest version). Every filter is applied client-side by [`matches`]; a
+//! single `MatchAnyPrefix` is also sent to S3 as the listing prefix so that S3 lists less.
+//! With `EnableManifestOutput`, the selected objects are also written as an S3 Batch Operations CSV
+//! manifest (`bucket,url-encoded-key`) to
+//! `s3://<ManifestOutputLocation.Bucket>/<ManifestPrefix>/job-<job id>/manifest.csv`, streamed in
+//! multipart-upload parts so memory stays flat whatever the number of objects.
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use tokio::sync::mpsc::Sender;
 
 use crate::error::{Error, Result};
-use crate::manifest::Task;
+use crate::manifest::{encode_key, Task, CHUNK_TASKS};
+
+/// The only `ManifestFormat` S3 Control accepts for a generated manifest.
+pub const GENERATED_MANIFEST_FORMAT: &str = "S3InventoryReport_CSV_20211130";
+
+/// Storage classes `MatchAnyStorageClass` accepts (S3 Control's `S3StorageClass`).
+const STORAGE_CLASSES: &[&str] = &[
+    "STANDARD",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "GLACIER",
+    "INTELLIGENT_TIERING",
+    "DEEP_ARCHIVE",
+    "GLACIER_IR",
+];
+
+/// Size of the multipart-upload parts of the generated manifest (S3's minimum is 5 MiB).
+const PART_BYTES: usize = 8 * 1024 * 1024;
+
+/// `ManifestGenerator` of a CreateJob request: a union with one member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestGenerator {
+    #[serde(rename = "S3JobManifestGenerator")]
+    pub s3_job_manifest_generator: S3JobManifestGenerator,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct S3JobManifestGenerator {
+    /// Owner of the source bucket; sent with the listing so S3 refuses another owner's bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_bucket_owner: Option<String>,
+    /// ARN of the bucket to list (`arn:aws:s3:::bucket`).
+    pub source_bucket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_output_location: Option<S3ManifestOutputLocation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<JobManifestGeneratorFilter>,
+    pub enable_manifest_output: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct S3ManifestOutputLocation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_manifest_bucket_owner: Option<String>,
+    /// ARN of the bucket the generated manifest goes to.
+    pub bucket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_encryption: Option<GeneratedManifestEncryption>,
+    pub manifest_format: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratedManifestEncryption {
+    #[serde(rename = "SSES3", default, skip_serializing_if = "Option::is_none")]
+    pub sse_s3: Option<SseS3Encryption>,
+    #[serde(rename = "SSEKMS", default, skip_serializing_if = "Option::is_none")]
+    pub sse_kms: Option<SseKmsEncryption>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SseS3Encryption {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SseKmsEncryption {
+    pub key_id: String,
+}
+
+/// `JobManifestGeneratorFilter`. Every filter given must hold for an object to be selected.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct JobManifestGeneratorFilter {
+    /// Refused by validation: needs the source bucket's replication configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligible_for_replication: Option<bool>,
+    #[serde(
+        default,
+        deserialize_with = "timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub created_after: Option<DateTime<Utc>>,
+    #[serde(
+        default,
+        deserialize_with = "timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub created_before: Option<DateTime<Utc>>,
+    /// Refused by validation: a bucket listing does not give replication statuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_replication_statuses: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name_constraint: Option<KeyNameConstraint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_size_greater_than_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_size_less_than_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_storage_class: Option<Vec<String>>,
+    /// Refused by validation: a bucket listing does not give each object's encryption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_object_encryption: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct KeyNameConstraint {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_prefix: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_suffix: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_substring: Option<Vec<String>>,
+}
+
+/// What the filters look at: one entry of the bucket listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectSummary {
+    pub key: String,
+    pub size: i64,
+    pub last_modified: Option<DateTime<Utc>>,
+    /// As ListObjectsV2 gives it; absent means STANDARD.
+    pub storage_class: Option<String>,
+}
+
+/// Timestamps as the AWS CLI takes them: an ISO 8601 / RFC 3339 string or epoch seconds.
+fn timestamp<'de, D>(deserializer: D) -> std::result::Result<Option<DateTime<Utc>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => DateTime::parse_from_rfc3339(&s)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|e| {
+                D::Error::custom(format!(
+                    "{s:?} is not a timestamp like 2024-01-31T00:00:00Z: {e}"
+                ))
+            }),
+        Some(serde_json::Value::Number(n)) => {
+            let seconds = n
+                .as_f64()
+                .ok_or_else(|| D::Error::custom(format!("{n} is not a timestamp")))?;
+            let millis = (seconds * 1000.0).round() as i64;
+            DateTime::from_timestamp_millis(millis)
+                .map(Some)
+                .ok_or_else(|| D::Error::custom(format!("{n} is out of range as a timestamp")))
+        }
+        Some(other) => Err(D::Error::custom(format!(
+            "{other} is not a timestamp: give a string like 2024-01-31T00:00:00Z or epoch seconds"
+        ))),
+    }
+}
+
+impl ManifestGenerator {
+    /// Parses and validates the `ManifestGenerator` member of a CreateJob request.
+    pub fn parse(value: &serde_json::Value) -> Result<Self> {
+        let generator: ManifestGenerator = serde_json::from_value(value.clone())
+            .map_err(|e| Error::InvalidRequest(format!("ManifestGenerator: {e}")))?;
+        generator.s3_job_manifest_generator.validate()?;
+        Ok(generator)
+    }
+}
+
+/// Checks a CreateJob request's `ManifestGenerator`: the control plane calls this before it
+/// accepts the job, so a bad generator is refused at creation rather than in Preparing.
+pub fn validate(generator: &serde_json::Value) -> Result<()> {
+    ManifestGenerator::parse(generator).map(|_| ())
+}
+
+const FIELD: &str = "ManifestGenerator.S3JobManifestGenerator";
+
+fn invalid(reason: String) -> Error {
+    Error::InvalidRequest(format!("{FIELD}.{reason}"))
+}
+
+impl S3JobManifestGenerator {
+    pub fn validate(&self) -> Result<()> {
+        bucket_name(&self.source_bucket, "SourceBucket")?;
+        if let Some(owner) = &self.expected_bucket_owner {
+            account_id(owner, "ExpectedBucketOwner")?;
+        }
+        if let Some(filter) = &self.filter {
+            filter.validate()?;
+        }
+        match (&self.manifest_output_location, self.enable_manifest_output) {
+            (Some(location), _) => location.validate()?,
+            (None, true) => {
+                return Err(invalid(
+                    "ManifestOutputLocation is required when EnableManifestOutput is true".into(),
+                ))
+            }
+            (None, false) => {}
+        }
+        Ok(())
+    }
+
+    /// The name of the bucket to list.
+    pub fn source_bucket_name(&self) -> Result<String> {
+        bucket_name(&self.source_bucket, "SourceBucket")
+    }
+}
+
+impl S3ManifestOutputLocation {
+    fn validate(&self) -> Result<()> {
+        bucket_name(&self.bucket, "ManifestOutputLocation.Bucket")?;
+        if let Some(owner) = &self.expected_manifest_bucket_owner {
+            account_id(owner, "ManifestOutputLocation.ExpectedManifestBucketOwner")?;
+        }
+        if self.manifest_format != GENERATED_MANIFEST_FORMAT {
+            return Err(invalid(format!(
+                "ManifestOutputLocation.ManifestFormat must be {GENERATED_MANIFEST_FORMAT}, got {:?}",
+                self.manifest_format
+            )));
+        }
+        if let Some(prefix) = &self.manifest_prefix {
+            if prefix.is_empty() || prefix.len() > 512 {
+                return Err(invalid(
+                    "ManifestOutputLocation.ManifestPrefix must be 1 to 512 characters".into(),
+                ));
+            }
+        }
+        if let Some(encryption) = &self.manifest_encryption {
+            match (&encryption.sse_s3, &encryption.sse_kms) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(invalid(
+                        "ManifestOutputLocation.ManifestEncryption must give exactly one of SSES3 and SSEKMS".into(),
+                    ))
+                }
+                (None, Some(kms)) if kms.key_id.trim().is_empty() => {
+                    return Err(invalid(
+                        "ManifestOutputLocation.ManifestEncryption.SSEKMS.KeyId is required".into(),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Key of the generated manifest for a job.
+    pub fn manifest_key(&self, job_id: &str) -> String {
+        match self
+            .manifest_prefix
+            .as_deref()
+            .map(|p| p.trim_end_matches('/'))
+        {
+            Some(prefix) if !prefix.is_empty() => format!("{prefix}/job-{job_id}/manifest.csv"),
+            _ => format!("job-{job_id}/manifest.csv"),
+        }
+    }
+}
+
+impl JobManifestGeneratorFilter {
+    fn validate(&self) -> Result<()> {
+        let unsupported = |name: &str, why: &str| {
+            Err(invalid(format!(
+                "Filter.{name} is not supported by batchops: {why}; remove it, or give a Manifest listing the objects"
+            )))
+        };
+        if self.eligible_for_replication.is_some() {
+            return unsupported(
+                "EligibleForReplication",
+                "it needs the source bucket's replication rules, which a bucket listing does not apply",
+            );
+        }
+        if self.object_replication_statuses.is_some() {
+            return unsupported(
+                "ObjectReplicationStatuses",
+                "a bucket listing does not give each object's replication status",
+            );
+        }
+        if self.match_any_object_encryption.is_some() {
+            return unsupported(
+                "MatchAnyObjectEncryption",
+                "a bucket listing does not give each object's encryption",
+            );
+        }
+        for (name, value) in [
+            (
+                "ObjectSizeGreaterThanBytes",
+                self.object_size_greater_than_bytes,
+            ),
+            ("ObjectSizeLessThanBytes", self.object_size_less_than_bytes),
+        ] {
+            if value.is_some_and(|v| v < 0) {
+                return Err(invalid(format!("Filter.{name} must be 0 or greater")));
+            }
+        }
+        if let Some(classes) = &self.match_any_storage_class {
+            if classes.is_empty() {
+                return Err(invalid(
+                    "Filter.MatchAnyStorageClass must name at least one storage class".into(),
+                ));
+            }
+            if let Some(bad) = classes
+                .iter()
+                .find(|c| !STORAGE_CLASSES.contains(&c.as_str()))
+            {
+                return Err(invalid(format!(
+                    "Filter.MatchAnyStorageClass: {bad:?} is not one of {}",
+                    STORAGE_CLASSES.join(", ")
+                )));
+            }
+        }
+        if let Some(constraint) = &self.key_name_constraint {
+            for (name, list) in [
+                ("MatchAnyPrefix", &constraint.match_any_prefix),
+                ("MatchAnySuffix", &constraint.match_any_suffix),
+                ("MatchAnySubstring", &constraint.match_any_substring),
+            ] {
+                let Some(list) = list else { continue };
+                if list.is_empty() {
+                    return Err(invalid(format!(
+                        "Filter.KeyNameConstraint.{name} must hold at least one string"
+                    )));
+                }
+                if list.iter().any(|s| s.is_empty() || s.len() > 1024) {
+                    return Err(invalid(format!(
+                        "Filter.KeyNameConstraint.{name}: every string must be 1 to 1024 characters"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The listing prefix S3 can apply for us: only when exactly one prefix is asked for.
+    pub fn listing_prefix(&self) -> Option<String> {
+        match self
+            .key_name_constraint
+            .as_ref()
+            .and_then(|k| k.match_any_prefix.as_deref())
+        {
+            Some([prefix]) => Some(prefix.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Whether an object of the listing passes every filter given. An object without a
+/// LastModified is left out when a creation-time filter is given (it cannot be shown to pass).
+pub fn matches(filter: &JobManifestGeneratorFilter, object: &ObjectSummary) -> bool {
+    if let Some(after) = filter.created_after {
+        if object.last_modified.is_none_or(|t| t <= after) {
+            return false;
+        }
+    }
+    if let Some(before) = filter.created_before {
+        if object.last_modified.is_none_or(|t| t >= before) {
+            return false;
+        }
+    }
+    if let Some(min) = filter.object_size_greater_than_bytes {
+        if object.size <= min {
+            return false;
+        }
+    }
+    if let Some(max) = filter.object_size_less_than_bytes {
+        if object.size >= max {
+            return false;
+        }
+    }
+    if let Some(classes) = &filter.match_any_storage_class {
+        let class = object.storage_class.as_deref().unwrap_or("STANDARD");
+        if !classes.iter().any(|c| c == class) {
+            return false;
+        }
+    }
+    if let Some(constraint) = &filter.key_name_constraint {
+        let key = object.key.as_str();
+        let any = |list: &Option<Vec<String>>, test: &dyn Fn(&str) -> bool| {
+            list.as_ref().is_none_or(|l| l.iter().any(|s| test(s)))
+        };
+        if !any(&constraint.match_any_prefix, &|p| key.starts_with(p))
+            || !any(&constraint.match_any_suffix, &|s| key.ends_with(s))
+            || !any(&constraint.match_any_substring, &|s| key.contains(s))
+        {
+            return false;
+        }
+    }
+    true
+}
+
+/// Takes a bucket ARN (`arn:aws:s3:::bucket`); a bare name is accepted too.
+fn bucket_name(arn: &str, field: &str) -> Result<String> {
+    let name = match arn.split_once(":s3:::") {
+        Some((partition, name)) if partition.starts_with("arn:") => name,
+        Some(_) => "",
+        None if arn.starts_with("arn:") => "",
+        None => arn,
+    };
+    let valid = (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    if !valid {
+        return Err(invalid(format!(
+            "{field} {arn:?} is not a bucket ARN like arn:aws:s3:::my-bucket"
+        )));
+    }
+    Ok(name.to_string())
+}
+
+fn account_id(id: &str, field: &str) -> Result<()> {
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "{field} {id:?} is not a 12-digit AWS account ID"
+        )))
+    }
+}
+
+/// The S3 error code first (NoSuchBucket, AccessDenied, ...), then the HTTP status and message.
+fn s3_error_reason<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = err
+        .raw_response()
+        .map(|r| format!(" (HTTP {})", r.status().as_u16()))
+        .unwrap_or_default();
+    match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}{status}: {message}"),
+        (Some(code), None) => format!("{code}{status}"),
+        _ => format!("{}{status}", DisplayErrorContext(err)),
+    }
+}
+
+fn summary(object: &aws_sdk_s3::types::Object) -> Option<ObjectSummary> {
+    let key = object.key()?.to_string();
+    let last_modified = object
+        .last_modified()
+        .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
+    Some(ObjectSummary {
+        key,
+        size: object.size().unwrap_or(0),
+        last_modified,
+        storage_class: object.storage_class().map(|c| c.as_str().to_string()),
+    })
+}
 
 /// Streams the tasks that the job's `ManifestGenerator` selects into `tx`, in listing order, and
 /// returns how many there were; with `EnableManifestOutput`, also writes them as a CSV manifest.
+///
+/// If the receiver is dropped the listing stops quietly, no manifest is written (a multipart
+/// upload under way is aborted), and the count so far is returned. Errors are `Error::Manifest`
+/// with a reason fit for the job's FailureReasons.
 pub async fn read_tasks(
-    _s3: &aws_sdk_s3::Client,
-    _generator: &serde_json::Value,
-    _job_id: &str,
-    _tx: tokio::sync::mpsc::Sender<Vec<Task>>,
+    s3: &aws_sdk_s3::Client,
+    generator: &serde_json::Value,
+    job_id: &str,
+    tx: tokio::sync::mpsc::Sender<Vec<Task>>,
 ) -> Result<u64> {
-    Err(Error::InvalidRequest(
-        "ManifestGenerator is not supported yet: give a Manifest".into(),
-    ))
+    let generator = ManifestGenerator::parse(generator)
+        .map_err(|e| Error::Manifest(e.to_string()))?
+        .s3_job_manifest_generator;
+    let bucket = generator
+        .source_bucket_name()
+        .map_err(|e| Error::Manifest(e.to_string()))?;
+    let filter = generator.filter.clone().unwrap_or_default();
+    let mut output = match (
+        &generator.manifest_output_location,
+        generator.enable_manifest_output,
+    ) {
+        (Some(location), true) => Some(ManifestWriter::new(s3, location, job_id)?),
+        _ => None,
+    };
+    let listed = list_matching(s3, &generator, &bucket, &filter, tx, output.as_mut()).await;
+    match (listed, output) {
+        (Ok(Listed::Complete(count)), Some(writer)) => {
+            writer.finish().await?;
+            Ok(count)
+        }
+        (Ok(Listed::Complete(count)), None) => Ok(count),
+        (Ok(Listed::Stopped(count)), writer) => {
+            if let Some(writer) = writer {
+                writer.abort().await;
+            }
+            Ok(count)
+        }
+        (Err(e), writer) => {
+            if let Some(writer) = writer {
+                writer.abort().await;
+            }
+            Err(e)
+        }
+    }
+}
+
+enum Listed {
+    Complete(u64),
+    /// The receiver went away.
+    Stopped(u64),
+}
+
+async fn list_matching(
+    s3: &aws_sdk_s3::Client,
+    generator: &S3JobManifestGenerator,
+    bucket: &str,
+    filter: &JobManifestGeneratorFilter,
+    tx: Sender<Vec<Task>>,
+    mut output: Option<&mut ManifestWriter<'_>>,
+) -> Result<Listed> {
+    let prefix = filter.listing_prefix();
+    tracing::debug!(%bucket, ?prefix, "listing the source bucket of a manifest generator");
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .set_prefix(prefix)
+        .set_expected_bucket_owner(generator.expected_bucket_owner.clone())
+        .into_paginator()
+        .send();
+    let mut total = 0u64;
+    let mut chunk = Vec::with_capacity(CHUNK_TASKS);
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            Error::Manifest(format!(
+                "manifest generator: cannot list the source bucket s3://{bucket}: {}",
+                s3_error_reason(&e)
+            ))
+        })?;
+        for object in page.contents() {
+            let Some(object) = summary(object) else {
+                continue;
+            };
+            if !matches(filter, &object) {
+                continue;
+            }
+            if let Some(writer) = output.as_deref_mut() {
+                writer.push(bucket, &object.key).await?;
+            }
+            chunk.push(Task {
+                bucket: bucket.to_string(),
+                key: object.key,
+                version_id: None,
+            });
+            if chunk.len() >= CHUNK_TASKS {
+                total += chunk.len() as u64;
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_TASKS));
+                if tx.send(full).await.is_err() {
+                    return Ok(Listed::Stopped(total));
+                }
+            }
+        }
+    }
+    if !chunk.is_empty() {
+        total += chunk.len() as u64;
+        if tx.send(chunk).await.is_err() {
+            return Ok(Listed::Stopped(total));
+        }
+    }
+    Ok(Listed::Complete(total))
+}
+
+/// Writes the generated manifest as it is produced: one PutObject when it stays under a part,
+/// otherwise a multipart upload of [`PART_BYTES`] parts.
+struct ManifestWriter<'a> {
+    s3: &'a aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    expected_owner: Option<String>,
+    encryption: Option<GeneratedManifestEncryption>,
+    buffer: Vec<u8>,
+    upload_id: Option<String>,
+    parts: Vec<CompletedPart>,
+}
+
+impl<'a> ManifestWriter<'a> {
+    fn new(
+        s3: &'a aws_sdk_s3::Client,
+        location: &S3ManifestOutputLocation,
+        job_id: &str,
+    ) -> Result<Self> {
+        let bucket = bucket_name(&location.bucket, "ManifestOutputLocation.Bucket")
+            .map_err(|e| Error::Manifest(e.to_string()))?;
+        Ok(ManifestWriter {
+            s3,
+            bucket,
+            key: location.manifest_key(job_id),
+            expected_owner: location.expected_manifest_bucket_owner.clone(),
+            encryption: location.manifest_encryption.clone(),
+            buffer: Vec::new(),
+            upload_id: None,
+            parts: Vec::new(),
+        })
+    }
+
+    fn target(&self) -> String {
+        format!("generated manifest s3://{}/{}", self.bucket, self.key)
+    }
+
+    fn sse(&self) -> (Option<ServerSideEncryption>, Option<String>) {
+        match &self.encryption {
+            Some(GeneratedManifestEncryption {
+                sse_kms: Some(kms), ..
+            }) => (Some(ServerSideEncryption::AwsKms), Some(kms.key_id.clone())),
+            Some(GeneratedManifestEncryption {
+                sse_s3: Some(_), ..
+            }) => (Some(ServerSideEncryption::Aes256), None),
+            _ => (None, None),
+        }
+    }
+
+    async fn push(&mut self, bucket: &str, key: &str) -> Result<()> {
+        // Neither part needs CSV quoting: bucket names and encoded keys have no comma or quote.
+        self.buffer.extend_from_slice(bucket.as_bytes());
+        self.buffer.push(b',');
+        self.buffer.extend_from_slice(encode_key(key).as_bytes());
+        self.buffer.push(b'\n');
+        if self.buffer.len() >= PART_BYTES {
+            self.upload_part().await?;
+        }
+        Ok(())
+    }
+
+    async fn upload_part(&mut self) -> Result<()> {
+        let upload_id = match &self.upload_id {
+            Some(id) => id.clone(),
+            None => {
+                let (sse, kms_key) = self.sse();
+                let created = self
+                    .s3
+                    .create_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&self.key)
+                    .content_type("text/csv")
+                    .set_server_side_encryption(sse)
+                    .set_ssekms_key_id(kms_key)
+                    .set_expected_bucket_owner(self.expected_owner.clone())
+                    .send()
+                    .await
+                    .map_err(|e| self.write_error(&e))?;
+                let id = created.upload_id().map(str::to_string).ok_or_else(|| {
+                    Error::Manifest(format!(
+                        "{}: CreateMultipartUpload returned no UploadId",
+                        self.target()
+                    ))
+                })?;
+                self.upload_id = Some(id.clone());
+                id
+            }
+        };
+        let number = self.parts.len() as i32 + 1;
+        let body = std::mem::take(&mut self.buffer);
+        let uploaded = self
+            .s3
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&upload_id)
+            .part_number(number)
+            .body(body.into())
+            .set_expected_bucket_owner(self.expected_owner.clone())
+            .send()
+            .await
+            .map_err(|e| self.write_error(&e))?;
+        self.parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(uploaded.e_tag().map(str::to_string))
+                .build(),
+        );
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<()> {
+        let Some(upload_id) = self.upload_id.clone() else {
+            let (sse, kms_key) = self.sse();
+            let body = std::mem::take(&mut self.buffer);
+            self.s3
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .content_type("text/csv")
+                .body(body.into())
+                .set_server_side_encryption(sse)
+                .set_ssekms_key_id(kms_key)
+                .set_expected_bucket_owner(self.expected_owner.clone())
+                .send()
+                .await
+                .map_err(|e| self.write_error(&e))?;
+            tracing::info!(bucket = %self.bucket, key = %self.key, "wrote the generated manifest");
+            return Ok(());
+        };
+        let result = async {
+            if !self.buffer.is_empty() {
+                self.upload_part().await?;
+            }
+            let parts = std::mem::take(&mut self.parts);
+            self.s3
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .set_expected_bucket_owner(self.expected_owner.clone())
+                .send()
+                .await
+                .map_err(|e| self.write_error(&e))?;
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                tracing::info!(bucket = %self.bucket, key = %self.key, "wrote the generated manifest");
+                Ok(())
+            }
+            Err(e) => {
+                self.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops a multipart upload under way, so no partial manifest or stray parts remain.
+    async fn abort(self) {
+        let Some(upload_id) = &self.upload_id else {
+            return;
+        };
+        if let Err(e) = self
+            .s3
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            tracing::warn!(
+                bucket = %self.bucket,
+                key = %self.key,
+                error = %s3_error_reason(&e),
+                "cannot abort the multipart upload of a generated manifest"
+            );
+        }
+    }
+
+    fn write_error<E>(&self, err: &SdkError<E, HttpResponse>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        Error::Manifest(format!(
+            "{}: cannot write the object: {}",
+            self.target(),
+            s3_error_reason(err)
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(key: &str, size: i64, modified: &str, class: Option<&str>) -> ObjectSummary {
+        ObjectSummary {
+            key: key.into(),
+            size,
+            last_modified: Some(
+                DateTime::parse_from_rfc3339(modified)
+                    .unwrap()
+                    .with_timezone(&Utc),
+            ),
+            storage_class: class.map(str::to_string),
+        }
+    }
+
+    fn filter(value: serde_json::Value) -> JobManifestGeneratorFilter {
+        let filter: JobManifestGeneratorFilter = serde_json::from_value(value).unwrap();
+        filter.validate().unwrap();
+        filter
+    }
+
+    fn generator(filter: serde_json::Value) -> serde_json::Value {
+        json!({"S3JobManifestGenerator": {
+            "SourceBucket": "arn:aws:s3:::src-bucket",
+            "EnableManifestOutput": false,
+            "Filter": filter
+        }})
+    }
+
+    fn refusal(value: serde_json::Value) -> String {
+        match validate(&value) {
+            Err(Error::InvalidRequest(reason)) => reason,
+            other => panic!("{value}: {other:?}"),
+        }
+    }
+
+    const T: &str = "2024-06-01T12:00:00Z";
+
+    #[test]
+    fn no_filter_selects_everything() {
+        let f = JobManifestGeneratorFilter::default();
+        assert!(matches(&f, &object("a", 0, T, None)));
+        assert!(matches(&f, &object("b/c", 10, T, Some("GLACIER"))));
+    }
+
+    #[test]
+    fn created_after_is_strict() {
+        let f = filter(json!({"CreatedAfter": T}));
+        assert!(!matches(&f, &object("k", 1, "2024-06-01T11:59:59Z", None)));
+        assert!(!matches(&f, &object("k", 1, T, None)));
+        assert!(matches(&f, &object("k", 1, "2024-06-01T12:00:01Z", None)));
+    }
+
+    #[test]
+    fn created_before_is_strict() {
+        let f = filter(json!({"CreatedBefore": T}));
+        assert!(matches(&f, &object("k", 1, "2024-06-01T11:59:59Z", None)));
+        assert!(!matches(&f, &object("k", 1, T, None)));
+        assert!(!matches(&f, &object("k", 1, "2024-06-02T00:00:00Z", None)));
+    }
+
+    #[test]
+    fn creation_filters_leave_out_objects_without_a_time() {
+        let f = filter(json!({"CreatedBefore": T}));
+        let mut o = object("k", 1, T, None);
+        o.last_modified = None;
+        assert!(!matches(&f, &o));
+    }
+
+    #[test]
+    fn timestamps_take_epoch_seconds_too() {
+        let f = filter(json!({"CreatedAfter": 1717243200}));
+        assert_eq!(
+            f.created_after,
+            Some(DateTime::parse_from_rfc3339(T).unwrap().with_timezone(&Utc))
+        );
+        let reason = refusal(generator(json!({"CreatedAfter": "yesterday"})));
+        assert!(
+            reason.contains("\"yesterday\" is not a timestamp"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn size_bounds_are_strict() {
+        let f = filter(json!({"ObjectSizeGreaterThanBytes": 10, "ObjectSizeLessThanBytes": 20}));
+        assert!(!matches(&f, &object("k", 10, T, None)));
+        assert!(matches(&f, &object("k", 11, T, None)));
+        assert!(matches(&f, &object("k", 19, T, None)));
+        assert!(!matches(&f, &object("k", 20, T, None)));
+    }
+
+    #[test]
+    fn storage_class_absent_means_standard() {
+        let f = filter(json!({"MatchAnyStorageClass": ["STANDARD", "GLACIER"]}));
+        assert!(matches(&f, &object("k", 1, T, None)));
+        assert!(matches(&f, &object("k", 1, T, Some("GLACIER"))));
+        assert!(!matches(&f, &object("k", 1, T, Some("STANDARD_IA"))));
+        let f = filter(json!({"MatchAnyStorageClass": ["GLACIER_IR"]}));
+        assert!(!matches(&f, &object("k", 1, T, None)));
+    }
+
+    #[test]
+    fn key_constraints_match_any_within_and_all_across() {
+        let f = filter(json!({"KeyNameConstraint": {"MatchAnyPrefix": ["logs/", "data/"]}}));
+        assert!(matches(&f, &object("logs/a", 1, T, None)));
+        assert!(matches(&f, &object("data/b", 1, T, None)));
+        assert!(!matches(&f, &object("other/logs/a", 1, T, None)));
+
+        let f = filter(json!({"KeyNameConstraint": {"MatchAnySuffix": [".csv"]}}));
+        assert!(matches(&f, &object("a/b.csv", 1, T, None)));
+        assert!(!matches(&f, &object("a/b.csv.gz", 1, T, None)));
+
+        let f = filter(json!({"KeyNameConstraint": {"MatchAnySubstring": ["2024"]}}));
+        assert!(matches(&f, &object("x/2024/y", 1, T, None)));
+        assert!(!matches(&f, &object("x/2023/y", 1, T, None)));
+
+        let f = filter(json!({"KeyNameConstraint": {
+            "MatchAnyPrefix": ["logs/"], "MatchAnySuffix": [".gz"], "MatchAnySubstring": ["/2024/"]
+        }}));
+        assert!(matches(&f, &object("logs/2024/a.gz", 1, T, None)));
+        assert!(!matches(&f, &object("logs/2024/a.csv", 1, T, None)));
+        assert!(!matches(&f, &object("logs/2023/a.gz", 1, T, None)));
+        assert!(!matches(&f, &object("data/2024/a.gz", 1, T, None)));
+    }
+
+    #[test]
+    fn all_filters_must_hold() {
+        let f = filter(json!({
+            "CreatedAfter": "2024-01-01T00:00:00Z",
+            "ObjectSizeLessThanBytes": 100,
+            "MatchAnyStorageClass": ["STANDARD"],
+            "KeyNameConstraint": {"MatchAnyPrefix": ["a"]}
+        }));
+        assert!(matches(&f, &object("ab", 5, T, None)));
+        assert!(!matches(&f, &object("ab", 500, T, None)));
+        assert!(!matches(&f, &object("ab", 5, "2023-12-31T00:00:00Z", None)));
+        assert!(!matches(&f, &object("ab", 5, T, Some("GLACIER"))));
+        assert!(!matches(&f, &object("b", 5, T, None)));
+    }
+
+    #[test]
+    fn listing_prefix_only_for_a_single_prefix() {
+        let one = filter(json!({"KeyNameConstraint": {"MatchAnyPrefix": ["logs/"]}}));
+        assert_eq!(one.listing_prefix().as_deref(), Some("logs/"));
+        let two = filter(json!({"KeyNameConstraint": {"MatchAnyPrefix": ["a", "b"]}}));
+        assert_eq!(two.listing_prefix(), None);
+        assert_eq!(JobManifestGeneratorFilter::default().listing_prefix(), None);
+    }
+
+    #[test]
+    fn replication_and_encryption_filters_are_refused() {
+        for (name, value) in [
+            ("EligibleForReplication", json!(true)),
+            ("ObjectReplicationStatuses", json!(["COMPLETED"])),
+            ("MatchAnyObjectEncryption", json!([{"SSES3": {}}])),
+        ] {
+            let reason = refusal(generator(json!({ name: value })));
+            assert!(
+                reason.starts_with(&format!(
+                    "ManifestGenerator.S3JobManifestGenerator.Filter.{name} is not supported by batchops"
+                )),
+                "{reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_filters_are_refused() {
+        let cases = [
+            (
+                json!({"MatchAnyStorageClass": ["COLD"]}),
+                "\"COLD\" is not one of STANDARD",
+            ),
+            (
+                json!({"MatchAnyStorageClass": []}),
+                "at least one storage class",
+            ),
+            (
+                json!({"ObjectSizeLessThanBytes": -1}),
+                "ObjectSizeLessThanBytes must be 0 or greater",
+            ),
+            (
+                json!({"KeyNameConstraint": {"MatchAnyPrefix": []}}),
+                "MatchAnyPrefix must hold at least one string",
+            ),
+            (
+                json!({"KeyNameConstraint": {"MatchAnySuffix": [""]}}),
+                "1 to 1024 characters",
+            ),
+            (
+                json!({"KeyNameConstraint": {"MatchAnyInfix": ["x"]}}),
+                "unknown field `MatchAnyInfix`",
+            ),
+            (json!({"SizeAbove": 1}), "unknown field `SizeAbove`"),
+        ];
+        for (filter, expected) in cases {
+            let reason = refusal(generator(filter.clone()));
+            assert!(reason.contains(expected), "{filter}: {reason}");
+        }
+    }
+
+    #[test]
+    fn generator_shape_is_checked() {
+        let base = json!({
+            "SourceBucket": "arn:aws:s3:::src-bucket",
+            "EnableManifestOutput": true,
+            "ManifestOutputLocation": {
+                "Bucket": "arn:aws:s3:::out-bucket",
+                "ManifestPrefix": "generated",
+                "ManifestFormat": GENERATED_MANIFEST_FORMAT,
+                "ManifestEncryption": {"SSEKMS": {"KeyId": "arn:aws:kms:us-east-1:111122223333:key/k"}}
+            },
+            "ExpectedBucketOwner": "111122223333"
+        });
+        validate(&json!({ "S3JobManifestGenerator": base })).unwrap();
+
+        let with = |path: &[&str], value: serde_json::Value| {
+            let mut g = base.clone();
+            let mut at = &mut g;
+            for p in &path[..path.len() - 1] {
+                at = &mut at[*p];
+            }
+            at[path[path.len() - 1]] = value;
+            json!({ "S3JobManifestGenerator": g })
+        };
+        let cases = [
+            (
+                with(&["SourceBucket"], json!("arn:aws:s3:::")),
+                "SourceBucket \"arn:aws:s3:::\" is not a bucket ARN",
+            ),
+            (
+                with(&["ExpectedBucketOwner"], json!("12")),
+                "ExpectedBucketOwner \"12\" is not a 12-digit",
+            ),
+            (
+                with(
+                    &["ManifestOutputLocation", "ManifestFormat"],
+                    json!("S3BatchOperations_CSV_20180820"),
+                ),
+                "ManifestFormat must be S3InventoryReport_CSV_20211130",
+            ),
+            (
+                with(
+                    &["ManifestOutputLocation", "Bucket"],
+                    json!("arn:aws:s3:::Bad_Bucket"),
+                ),
+                "ManifestOutputLocation.Bucket",
+            ),
+            (
+                with(&["ManifestOutputLocation", "ManifestEncryption"], json!({})),
+                "exactly one of SSES3 and SSEKMS",
+            ),
+            (
+                with(&["ManifestOutputLocation"], serde_json::Value::Null),
+                "ManifestOutputLocation is required when EnableManifestOutput is true",
+            ),
+        ];
+        for (value, expected) in cases {
+            let reason = refusal(value.clone());
+            assert!(reason.contains(expected), "{value}: {reason}");
+        }
+        let reason =
+            refusal(json!({"S3JobManifestGenerator": {"SourceBucket": "arn:aws:s3:::src-bucket"}}));
+        assert!(
+            reason.contains("missing field `EnableManifestOutput`"),
+            "{reason}"
+        );
+        let reason = refusal(json!({"OtherGenerator": {}}));
+        assert!(
+            reason.starts_with("ManifestGenerator: unknown field `OtherGenerator`"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn manifest_key_layout() {
+        let mut location = S3ManifestOutputLocation {
+            expected_manifest_bucket_owner: None,
+            bucket: "arn:aws:s3:::out".into(),
+            manifest_prefix: Some("gen/".into()),
+            manifest_encryption: None,
+            manifest_format: GENERATED_MANIFEST_FORMAT.into(),
+        };
+        assert_eq!(location.manifest_key("j1"), "gen/job-j1/manifest.csv");
+        location.manifest_prefix = None;
+        assert_eq!(location.manifest_key("j1"), "job-j1/manifest.csv");
+    }
+
+    #[test]
+    fn serialises_back_with_aws_names() {
+        let value = json!({"S3JobManifestGenerator": {
+            "SourceBucket": "arn:aws:s3:::src-bucket",
+            "EnableManifestOutput": true,
+            "ManifestOutputLocation": {
+                "Bucket": "arn:aws:s3:::out-bucket",
+                "ManifestFormat": GENERATED_MANIFEST_FORMAT,
+                "ManifestEncryption": {"SSES3": {}}
+            },
+            "Filter": {
+                "KeyNameConstraint": {"MatchAnyPrefix": ["a"]},
+                "ObjectSizeGreaterThanBytes": 1,
+                "MatchAnyStorageClass": ["STANDARD"]
+            }
+        }});
+        let parsed = ManifestGenerator::parse(&value).unwrap();
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), value);
+    }
 }

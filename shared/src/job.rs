@@ -36,7 +36,7 @@ pub struct CreateJobRequest {
     pub role_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<S3Tag>>,
-    /// Accepted so that files written for S3 Control parse; refused by validation until supported.
+    /// Builds the task list from a bucket listing instead of a manifest (`crate::generator`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest_generator: Option<Value>,
 }
@@ -51,17 +51,23 @@ impl CreateJobRequest {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.manifest_generator.is_some() {
-            return Err(Error::InvalidRequest(
-                "ManifestGenerator is not supported yet: give a Manifest".into(),
-            ));
+        match (&self.manifest, &self.manifest_generator) {
+            (Some(manifest), None) => manifest.validate()?,
+            (None, Some(generator)) => crate::generator::validate(generator)?,
+            (Some(_), Some(_)) => {
+                return Err(Error::InvalidRequest(
+                    "give either Manifest or ManifestGenerator, not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(Error::InvalidRequest(
+                    "a Manifest or a ManifestGenerator is required".into(),
+                ))
+            }
         }
-        let manifest = self
-            .manifest
-            .as_ref()
-            .ok_or_else(|| Error::InvalidRequest("Manifest is required".into()))?;
-        manifest.validate()?;
         self.operation.validate()?;
+        self.operation
+            .check_confirmation(self.confirmation_required.unwrap_or(false))?;
         self.report.validate()?;
         if self.priority < 0 {
             return Err(Error::InvalidRequest(format!(
@@ -81,16 +87,25 @@ pub struct S3Tag {
 }
 
 /// The operation of a job. S3 Control's JSON is an object with exactly one member named after the
-/// operation; batchops refuses names it does not run yet with a message that lists the ones it does.
+/// operation; batchops refuses names it cannot run with a message that says why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "Map<String, Value>", into = "Map<String, Value>")]
 pub enum JobOperation {
     LambdaInvoke(LambdaInvokeOperation),
+    /// Boxed: by far the largest operation, and jobs are moved around whole.
+    S3PutObjectCopy(Box<CopyObjectOperation>),
+    S3PutObjectAcl(SetObjectAclOperation),
     S3PutObjectTagging(PutObjectTaggingOperation),
     S3DeleteObjectTagging(DeleteObjectTaggingOperation),
+    S3InitiateRestoreObject(InitiateRestoreObjectOperation),
+    S3PutObjectLegalHold(SetObjectLegalHoldOperation),
+    S3PutObjectRetention(SetObjectRetentionOperation),
+    S3ComputeObjectChecksum(ComputeObjectChecksumOperation),
+    /// A batchops extension: S3 Batch Operations has no delete operation.
+    S3DeleteObject(DeleteObjectOperation),
 }
 
-/// Every operation name S3 Control knows; the ones batchops does not run yet are refused clearly.
+/// Every operation name S3 Control knows, plus batchops' own `S3DeleteObject`.
 const KNOWN_OPERATIONS: &[&str] = &[
     "LambdaInvoke",
     "S3PutObjectCopy",
@@ -102,27 +117,64 @@ const KNOWN_OPERATIONS: &[&str] = &[
     "S3PutObjectRetention",
     "S3ReplicateObject",
     "S3ComputeObjectChecksum",
+    "S3DeleteObject",
 ];
 const SUPPORTED_OPERATIONS: &[&str] = &[
     "LambdaInvoke",
+    "S3PutObjectCopy",
+    "S3PutObjectAcl",
     "S3PutObjectTagging",
     "S3DeleteObjectTagging",
+    "S3InitiateRestoreObject",
+    "S3PutObjectLegalHold",
+    "S3PutObjectRetention",
+    "S3ComputeObjectChecksum",
+    "S3DeleteObject",
 ];
+
+/// Why S3ReplicateObject is refused: it is not an API call batchops could make per object.
+pub const REPLICATE_OBJECT_REFUSAL: &str = "operation S3ReplicateObject is not supported by batchops: Batch Replication runs inside S3's replication engine (it needs the bucket's replication configuration and S3's internal replication of versions, delete markers and metadata), which no public API exposes. Use S3 Batch Replication in S3 itself, or S3PutObjectCopy to copy the objects to another bucket";
 
 impl JobOperation {
     pub fn name(&self) -> &'static str {
         match self {
             JobOperation::LambdaInvoke(_) => "LambdaInvoke",
+            JobOperation::S3PutObjectCopy(_) => "S3PutObjectCopy",
+            JobOperation::S3PutObjectAcl(_) => "S3PutObjectAcl",
             JobOperation::S3PutObjectTagging(_) => "S3PutObjectTagging",
             JobOperation::S3DeleteObjectTagging(_) => "S3DeleteObjectTagging",
+            JobOperation::S3InitiateRestoreObject(_) => "S3InitiateRestoreObject",
+            JobOperation::S3PutObjectLegalHold(_) => "S3PutObjectLegalHold",
+            JobOperation::S3PutObjectRetention(_) => "S3PutObjectRetention",
+            JobOperation::S3ComputeObjectChecksum(_) => "S3ComputeObjectChecksum",
+            JobOperation::S3DeleteObject(_) => "S3DeleteObject",
         }
     }
 
     pub fn validate(&self) -> Result<()> {
         match self {
             JobOperation::LambdaInvoke(op) => op.validate(),
+            JobOperation::S3PutObjectCopy(op) => op.validate(),
+            JobOperation::S3PutObjectAcl(op) => op.validate(),
             JobOperation::S3PutObjectTagging(op) => op.validate(),
             JobOperation::S3DeleteObjectTagging(_) => Ok(()),
+            JobOperation::S3InitiateRestoreObject(op) => op.validate(),
+            JobOperation::S3PutObjectLegalHold(_) => Ok(()),
+            JobOperation::S3PutObjectRetention(op) => op.validate(),
+            JobOperation::S3ComputeObjectChecksum(op) => op.validate(),
+            JobOperation::S3DeleteObject(_) => Ok(()),
+        }
+    }
+
+    /// Operations that destroy data run only in jobs that wait for a person to confirm them.
+    pub fn check_confirmation(&self, confirmation_required: bool) -> Result<()> {
+        match self {
+            JobOperation::S3DeleteObject(_) if !confirmation_required => {
+                Err(Error::InvalidRequest(
+                    "Operation S3DeleteObject deletes objects: it is accepted only with \"ConfirmationRequired\": true, so that the job waits for confirmation (batchops update-job-status --requested-job-status Ready) before it deletes anything".into(),
+                ))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -141,14 +193,23 @@ impl TryFrom<Map<String, Value>> for JobOperation {
                 ))
             }
         };
+        use serde_json::from_value;
         let parsed = match name.as_str() {
-            "LambdaInvoke" => serde_json::from_value(body).map(JobOperation::LambdaInvoke),
-            "S3PutObjectTagging" => {
-                serde_json::from_value(body).map(JobOperation::S3PutObjectTagging)
+            "LambdaInvoke" => from_value(body).map(JobOperation::LambdaInvoke),
+            "S3PutObjectCopy" => from_value(body).map(JobOperation::S3PutObjectCopy),
+            "S3PutObjectAcl" => from_value(body).map(JobOperation::S3PutObjectAcl),
+            "S3PutObjectTagging" => from_value(body).map(JobOperation::S3PutObjectTagging),
+            "S3DeleteObjectTagging" => from_value(body).map(JobOperation::S3DeleteObjectTagging),
+            "S3InitiateRestoreObject" => {
+                from_value(body).map(JobOperation::S3InitiateRestoreObject)
             }
-            "S3DeleteObjectTagging" => {
-                serde_json::from_value(body).map(JobOperation::S3DeleteObjectTagging)
+            "S3PutObjectLegalHold" => from_value(body).map(JobOperation::S3PutObjectLegalHold),
+            "S3PutObjectRetention" => from_value(body).map(JobOperation::S3PutObjectRetention),
+            "S3ComputeObjectChecksum" => {
+                from_value(body).map(JobOperation::S3ComputeObjectChecksum)
             }
+            "S3DeleteObject" => from_value(body).map(JobOperation::S3DeleteObject),
+            "S3ReplicateObject" => return Err(REPLICATE_OBJECT_REFUSAL.into()),
             other if KNOWN_OPERATIONS.contains(&other) => {
                 return Err(format!(
                     "operation {other} is not supported by batchops yet; supported operations: {}",
@@ -171,8 +232,15 @@ impl From<JobOperation> for Map<String, Value> {
         let name = op.name().to_string();
         let body = match op {
             JobOperation::LambdaInvoke(o) => serde_json::to_value(o),
+            JobOperation::S3PutObjectCopy(o) => serde_json::to_value(o),
+            JobOperation::S3PutObjectAcl(o) => serde_json::to_value(o),
             JobOperation::S3PutObjectTagging(o) => serde_json::to_value(o),
             JobOperation::S3DeleteObjectTagging(o) => serde_json::to_value(o),
+            JobOperation::S3InitiateRestoreObject(o) => serde_json::to_value(o),
+            JobOperation::S3PutObjectLegalHold(o) => serde_json::to_value(o),
+            JobOperation::S3PutObjectRetention(o) => serde_json::to_value(o),
+            JobOperation::S3ComputeObjectChecksum(o) => serde_json::to_value(o),
+            JobOperation::S3DeleteObject(o) => serde_json::to_value(o),
         }
         .unwrap_or(Value::Object(Map::new()));
         let mut map = Map::new();
@@ -259,6 +327,648 @@ impl PutObjectTaggingOperation {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteObjectTaggingOperation {}
+
+/// Timestamps of S3 Control requests: an ISO 8601 string (what the API returns and most files
+/// hold) or epoch seconds (what the AWS CLI also accepts).
+mod timestamp {
+    use chrono::{DateTime, TimeZone, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Seconds(f64),
+    }
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<DateTime<Utc>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(date) => {
+                s.serialize_str(&date.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            }
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        use serde::de::Error;
+        match Option::<Raw>::deserialize(d)? {
+            None => Ok(None),
+            Some(Raw::Text(text)) => DateTime::parse_from_rfc3339(&text)
+                .map(|date| Some(date.with_timezone(&Utc)))
+                .map_err(|e| {
+                    D::Error::custom(format!("{text:?} is not an ISO 8601 timestamp: {e}"))
+                }),
+            Some(Raw::Seconds(secs)) => Utc
+                .timestamp_millis_opt((secs * 1000.0) as i64)
+                .single()
+                .map(Some)
+                .ok_or_else(|| D::Error::custom(format!("{secs} is not a valid epoch timestamp"))),
+        }
+    }
+}
+
+/// S3 Control's `S3CopyObjectOperation`: one CopyObject (or a multipart copy for objects over
+/// 5 GB) per task, into `TargetResource` under `TargetKeyPrefix`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct CopyObjectOperation {
+    /// The destination bucket's ARN (`arn:aws:s3:::bucket`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_resource: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canned_access_control_list: Option<CannedAcl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control_grants: Option<Vec<S3Grant>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_directive: Option<MetadataDirective>,
+    #[serde(default, with = "timestamp", skip_serializing_if = "Option::is_none")]
+    pub modified_since_constraint: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_object_metadata: Option<ObjectMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_object_tagging: Option<Vec<S3Tag>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester_pays: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<StorageClass>,
+    #[serde(default, with = "timestamp", skip_serializing_if = "Option::is_none")]
+    pub un_modified_since_constraint: Option<DateTime<Utc>>,
+    #[serde(
+        rename = "SSEAwsKmsKeyId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sse_aws_kms_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_key_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock_legal_hold_status: Option<LegalHoldStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock_mode: Option<ObjectLockMode>,
+    #[serde(default, with = "timestamp", skip_serializing_if = "Option::is_none")]
+    pub object_lock_retain_until_date: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_key_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
+}
+
+impl CopyObjectOperation {
+    /// The destination bucket name.
+    pub fn target_bucket(&self) -> Option<String> {
+        self.target_resource
+            .as_deref()
+            .filter(|arn| !arn.trim().is_empty())
+            .map(bucket_from_arn)
+    }
+
+    /// The key of the copy of `key`: `TargetKeyPrefix` (a plain prefix, as S3 applies it) + key.
+    pub fn target_key(&self, key: &str) -> String {
+        format!("{}{key}", self.target_key_prefix.as_deref().unwrap_or(""))
+    }
+
+    /// `REPLACE` when new metadata is given without a directive: the metadata was asked for.
+    pub fn effective_metadata_directive(&self) -> MetadataDirective {
+        match (self.metadata_directive, &self.new_object_metadata) {
+            (Some(directive), _) => directive,
+            (None, Some(_)) => MetadataDirective::Replace,
+            (None, None) => MetadataDirective::Copy,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        const OP: &str = "Operation.S3PutObjectCopy";
+        let target = self.target_resource.as_deref().unwrap_or("").trim();
+        if target.is_empty() {
+            return Err(Error::InvalidRequest(format!(
+                "{OP}.TargetResource is required: the destination bucket's ARN, e.g. arn:aws:s3:::my-bucket"
+            )));
+        }
+        if target.contains(":::") && bucket_from_arn(target).contains('/') {
+            return Err(Error::InvalidRequest(format!(
+                "{OP}.TargetResource {target:?} must be a bucket ARN; put a key prefix in TargetKeyPrefix"
+            )));
+        }
+        if self.canned_access_control_list.is_some()
+            && self
+                .access_control_grants
+                .as_ref()
+                .is_some_and(|g| !g.is_empty())
+        {
+            return Err(Error::InvalidRequest(format!(
+                "{OP}: give CannedAccessControlList or AccessControlGrants, not both (S3 refuses both on one request)"
+            )));
+        }
+        if self.metadata_directive == Some(MetadataDirective::Copy)
+            && self.new_object_metadata.is_some()
+        {
+            return Err(Error::InvalidRequest(format!(
+                "{OP}.NewObjectMetadata needs MetadataDirective REPLACE; with COPY the source's metadata is kept"
+            )));
+        }
+        if self.object_lock_mode.is_some() != self.object_lock_retain_until_date.is_some() {
+            return Err(Error::InvalidRequest(format!(
+                "{OP}: ObjectLockMode and ObjectLockRetainUntilDate go together; give both or neither"
+            )));
+        }
+        if let Some(tags) = &self.new_object_tagging {
+            validate_tags(&format!("{OP}.NewObjectTagging"), tags)?;
+        }
+        for grant in self.access_control_grants.iter().flatten() {
+            grant.validate(OP)?;
+        }
+        Ok(())
+    }
+}
+
+/// S3 Control's `S3CannedAccessControlList`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CannedAcl {
+    Private,
+    PublicRead,
+    PublicReadWrite,
+    AwsExecRead,
+    AuthenticatedRead,
+    BucketOwnerRead,
+    BucketOwnerFullControl,
+}
+
+impl CannedAcl {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CannedAcl::Private => "private",
+            CannedAcl::PublicRead => "public-read",
+            CannedAcl::PublicReadWrite => "public-read-write",
+            CannedAcl::AwsExecRead => "aws-exec-read",
+            CannedAcl::AuthenticatedRead => "authenticated-read",
+            CannedAcl::BucketOwnerRead => "bucket-owner-read",
+            CannedAcl::BucketOwnerFullControl => "bucket-owner-full-control",
+        }
+    }
+}
+
+/// S3 Control's `S3Grant`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct S3Grant {
+    pub grantee: S3Grantee,
+    pub permission: GrantPermission,
+}
+
+impl S3Grant {
+    fn validate(&self, op: &str) -> Result<()> {
+        if self.grantee.identifier.trim().is_empty() {
+            return Err(Error::InvalidRequest(format!(
+                "{op}: every grant needs Grantee.Identifier"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct S3Grantee {
+    pub type_identifier: GranteeType,
+    pub identifier: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// How a grantee is named: canonical user id, e-mail address, or group URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GranteeType {
+    #[serde(rename = "id")]
+    Id,
+    #[serde(rename = "emailAddress")]
+    EmailAddress,
+    #[serde(rename = "uri")]
+    Uri,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum GrantPermission {
+    FullControl,
+    Read,
+    Write,
+    ReadAcp,
+    WriteAcp,
+}
+
+impl GrantPermission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantPermission::FullControl => "FULL_CONTROL",
+            GrantPermission::Read => "READ",
+            GrantPermission::Write => "WRITE",
+            GrantPermission::ReadAcp => "READ_ACP",
+            GrantPermission::WriteAcp => "WRITE_ACP",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum MetadataDirective {
+    Copy,
+    Replace,
+}
+
+/// S3 Control's `S3ObjectMetadata`: the metadata of the copies when the directive is REPLACE.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ObjectMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_disposition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_metadata: Option<BTreeMap<String, String>>,
+    /// Accepted as S3 Control accepts it; a copy's length is always its source's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_length: Option<i64>,
+    /// Accepted as S3 Control accepts it; S3 computes the copy's checksums itself.
+    #[serde(
+        rename = "ContentMD5",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub content_md5: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, with = "timestamp", skip_serializing_if = "Option::is_none")]
+    pub http_expires_date: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester_charged: Option<bool>,
+    #[serde(
+        rename = "SSEAlgorithm",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sse_algorithm: Option<SseAlgorithm>,
+}
+
+/// S3 Control's `S3SSEAlgorithm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SseAlgorithm {
+    #[serde(rename = "AES256")]
+    Aes256,
+    #[serde(rename = "KMS")]
+    Kms,
+}
+
+/// S3 Control's `S3StorageClass`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StorageClass {
+    Standard,
+    StandardIa,
+    OnezoneIa,
+    Glacier,
+    IntelligentTiering,
+    DeepArchive,
+    GlacierIr,
+}
+
+impl StorageClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageClass::Standard => "STANDARD",
+            StorageClass::StandardIa => "STANDARD_IA",
+            StorageClass::OnezoneIa => "ONEZONE_IA",
+            StorageClass::Glacier => "GLACIER",
+            StorageClass::IntelligentTiering => "INTELLIGENT_TIERING",
+            StorageClass::DeepArchive => "DEEP_ARCHIVE",
+            StorageClass::GlacierIr => "GLACIER_IR",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LegalHoldStatus {
+    On,
+    Off,
+}
+
+impl LegalHoldStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LegalHoldStatus::On => "ON",
+            LegalHoldStatus::Off => "OFF",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ObjectLockMode {
+    Compliance,
+    Governance,
+}
+
+impl ObjectLockMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectLockMode::Compliance => "COMPLIANCE",
+            ObjectLockMode::Governance => "GOVERNANCE",
+        }
+    }
+}
+
+/// S3 Control's `S3ChecksumAlgorithm` of a copy: the checksum S3 stores with each copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ChecksumAlgorithm {
+    Crc32,
+    Crc32c,
+    Sha1,
+    Sha256,
+    Crc64nvme,
+}
+
+impl ChecksumAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChecksumAlgorithm::Crc32 => "CRC32",
+            ChecksumAlgorithm::Crc32c => "CRC32C",
+            ChecksumAlgorithm::Sha1 => "SHA1",
+            ChecksumAlgorithm::Sha256 => "SHA256",
+            ChecksumAlgorithm::Crc64nvme => "CRC64NVME",
+        }
+    }
+}
+
+/// S3 Control's `S3SetObjectAclOperation`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SetObjectAclOperation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control_policy: Option<AccessControlPolicy>,
+}
+
+impl SetObjectAclOperation {
+    fn validate(&self) -> Result<()> {
+        const OP: &str = "Operation.S3PutObjectAcl.AccessControlPolicy";
+        let policy = self.access_control_policy.as_ref().ok_or_else(|| {
+            Error::InvalidRequest(format!(
+                "{OP} is required: give AccessControlList (Owner and Grants) or CannedAccessControlList"
+            ))
+        })?;
+        match (
+            &policy.access_control_list,
+            policy.canned_access_control_list,
+        ) {
+            (Some(_), Some(_)) => Err(Error::InvalidRequest(format!(
+                "{OP}: give AccessControlList or CannedAccessControlList, not both"
+            ))),
+            (None, None) => Err(Error::InvalidRequest(format!(
+                "{OP}: give AccessControlList (Owner and Grants) or CannedAccessControlList"
+            ))),
+            (Some(list), None) => {
+                if list.owner.id.trim().is_empty() {
+                    return Err(Error::InvalidRequest(format!(
+                        "{OP}.AccessControlList.Owner.ID is required (the canonical user id of the owner)"
+                    )));
+                }
+                for grant in list.grants.iter().flatten() {
+                    grant.validate(OP)?;
+                }
+                Ok(())
+            }
+            (None, Some(_)) => Ok(()),
+        }
+    }
+}
+
+/// S3 Control's `S3AccessControlPolicy`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct AccessControlPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control_list: Option<AccessControlList>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canned_access_control_list: Option<CannedAcl>,
+}
+
+/// S3 Control's `S3AccessControlList`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct AccessControlList {
+    pub owner: ObjectOwner,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grants: Option<Vec<S3Grant>>,
+}
+
+/// S3 Control's `S3ObjectOwner`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ObjectOwner {
+    #[serde(rename = "ID", default)]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// S3 Control's `S3InitiateRestoreObjectOperation`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct InitiateRestoreObjectOperation {
+    /// Days the restored copy stays; S3 needs it for S3 Glacier Flexible Retrieval and Deep
+    /// Archive, and refuses it for the S3 Intelligent-Tiering archive tiers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_in_days: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glacier_job_tier: Option<GlacierJobTier>,
+}
+
+impl InitiateRestoreObjectOperation {
+    fn validate(&self) -> Result<()> {
+        match self.expiration_in_days {
+            Some(days) if days < 1 => Err(Error::InvalidRequest(format!(
+                "Operation.S3InitiateRestoreObject.ExpirationInDays must be 1 or more, got {days}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn tier(&self) -> GlacierJobTier {
+        self.glacier_job_tier.unwrap_or(GlacierJobTier::Bulk)
+    }
+}
+
+/// S3 Batch Operations restores with the Bulk (default) or Standard tier; Expedited is not offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum GlacierJobTier {
+    Bulk,
+    Standard,
+}
+
+impl GlacierJobTier {
+    /// The tier's name in S3's RestoreObject API.
+    pub fn s3_tier(self) -> &'static str {
+        match self {
+            GlacierJobTier::Bulk => "Bulk",
+            GlacierJobTier::Standard => "Standard",
+        }
+    }
+}
+
+/// S3 Control's `S3SetObjectLegalHoldOperation`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SetObjectLegalHoldOperation {
+    pub legal_hold: ObjectLockLegalHold,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ObjectLockLegalHold {
+    pub status: LegalHoldStatus,
+}
+
+/// S3 Control's `S3SetObjectRetentionOperation`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SetObjectRetentionOperation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bypass_governance_retention: Option<bool>,
+    pub retention: S3Retention,
+}
+
+/// Mode and date together set a retention period; neither removes it (governance mode only,
+/// with `BypassGovernanceRetention`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct S3Retention {
+    #[serde(default, with = "timestamp", skip_serializing_if = "Option::is_none")]
+    pub retain_until_date: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ObjectLockMode>,
+}
+
+impl SetObjectRetentionOperation {
+    fn validate(&self) -> Result<()> {
+        if self.retention.mode.is_some() != self.retention.retain_until_date.is_some() {
+            return Err(Error::InvalidRequest(
+                "Operation.S3PutObjectRetention.Retention: Mode and RetainUntilDate go together; give both, or neither to remove a governance-mode retention".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// S3 Control's `S3ComputeObjectChecksumOperation`. batchops reads each object and computes a
+/// full-object checksum; the report's ResultMessage carries it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ComputeObjectChecksumOperation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<ComputeChecksumAlgorithm>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<ChecksumType>,
+}
+
+impl ComputeObjectChecksumOperation {
+    pub fn algorithm(&self) -> ComputeChecksumAlgorithm {
+        self.checksum_algorithm
+            .unwrap_or(ComputeChecksumAlgorithm::Crc64nvme)
+    }
+
+    fn validate(&self) -> Result<()> {
+        const OP: &str = "Operation.S3ComputeObjectChecksum";
+        if self.checksum_type == Some(ChecksumType::Composite) {
+            return Err(Error::InvalidRequest(format!(
+                "{OP}.ChecksumType COMPOSITE is not supported by batchops: it computes FULL_OBJECT checksums"
+            )));
+        }
+        if self.algorithm() == ComputeChecksumAlgorithm::Sha1 {
+            return Err(Error::InvalidRequest(format!(
+                "{OP}.ChecksumAlgorithm SHA1 is not supported by batchops; use CRC32, CRC32C, CRC64NVME, MD5 or SHA256"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ComputeChecksumAlgorithm {
+    Crc32,
+    Crc32c,
+    Crc64nvme,
+    Md5,
+    Sha1,
+    Sha256,
+}
+
+impl ComputeChecksumAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComputeChecksumAlgorithm::Crc32 => "CRC32",
+            ComputeChecksumAlgorithm::Crc32c => "CRC32C",
+            ComputeChecksumAlgorithm::Crc64nvme => "CRC64NVME",
+            ComputeChecksumAlgorithm::Md5 => "MD5",
+            ComputeChecksumAlgorithm::Sha1 => "SHA1",
+            ComputeChecksumAlgorithm::Sha256 => "SHA256",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ChecksumType {
+    FullObject,
+    Composite,
+}
+
+/// batchops' `S3DeleteObject`: deletes the listed version, or adds a delete marker when the
+/// manifest gives no version. Accepted only with `ConfirmationRequired: true`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DeleteObjectOperation {
+    /// Lets a delete remove a version under governance-mode retention, as DeleteObject allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bypass_governance_retention: Option<bool>,
+}
+
+/// S3's object tag limits, checked once at creation instead of failing every task.
+fn validate_tags(field: &str, tags: &[S3Tag]) -> Result<()> {
+    if tags.len() > 10 {
+        return Err(Error::InvalidRequest(format!(
+            "{field} has {} tags; S3 allows at most 10",
+            tags.len()
+        )));
+    }
+    for tag in tags {
+        if tag.key.is_empty() || tag.key.chars().count() > 128 {
+            return Err(Error::InvalidRequest(format!(
+                "{field}: tag key {:?} must be 1 to 128 characters",
+                tag.key
+            )));
+        }
+        if tag.value.chars().count() > 256 {
+            return Err(Error::InvalidRequest(format!(
+                "{field}: tag value of key {:?} is longer than 256 characters",
+                tag.key
+            )));
+        }
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -638,20 +1348,187 @@ mod tests {
         assert_eq!(back["Manifest"]["Location"]["ETag"], "abc");
     }
 
-    #[test]
-    fn refuses_unsupported_and_unknown_operations_clearly() {
-        let copy = TAGGING_JOB.replace(
+    fn with_operation(operation: &str) -> String {
+        TAGGING_JOB.replace(
             r#""S3PutObjectTagging": {"TagSet": [{"Key": "project", "Value": "x"}]}"#,
-            r#""S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::b"}"#,
-        );
-        let err = CreateJobRequest::parse(&copy).unwrap_err().to_string();
+            operation,
+        )
+    }
+
+    #[test]
+    fn refuses_replication_and_unknown_operations_clearly() {
+        let replicate = with_operation(r#""S3ReplicateObject": {}"#);
+        let err = CreateJobRequest::parse(&replicate).unwrap_err().to_string();
         assert!(
-            err.contains("S3PutObjectCopy is not supported by batchops yet"),
+            err.contains("S3ReplicateObject is not supported by batchops"),
             "{err}"
         );
+        assert!(err.contains("replication engine"), "{err}");
         let bogus = TAGGING_JOB.replace("S3PutObjectTagging", "S3Frobnicate");
         let err = CreateJobRequest::parse(&bogus).unwrap_err().to_string();
         assert!(err.contains("unknown operation S3Frobnicate"), "{err}");
+        assert!(err.contains("S3PutObjectCopy"), "{err}");
+    }
+
+    #[test]
+    fn every_s3_control_operation_but_replication_parses_validates_and_round_trips() {
+        for (name, body) in [
+            (
+                "S3PutObjectCopy",
+                r#"{"TargetResource": "arn:aws:s3:::dst", "TargetKeyPrefix": "p/",
+                "CannedAccessControlList": "bucket-owner-full-control", "MetadataDirective": "REPLACE",
+                "NewObjectMetadata": {"ContentType": "text/plain", "UserMetadata": {"a": "b"}, "SSEAlgorithm": "KMS"},
+                "NewObjectTagging": [{"Key": "k", "Value": "v"}], "StorageClass": "GLACIER_IR",
+                "SSEAwsKmsKeyId": "arn:aws:kms:us-east-1:1:key/x", "BucketKeyEnabled": true,
+                "ChecksumAlgorithm": "CRC32C", "RequesterPays": false,
+                "ModifiedSinceConstraint": "2024-01-01T00:00:00Z", "UnModifiedSinceConstraint": 1735689600,
+                "ObjectLockMode": "GOVERNANCE", "ObjectLockRetainUntilDate": "2030-01-01T00:00:00Z",
+                "ObjectLockLegalHoldStatus": "OFF", "RedirectLocation": "/x"}"#,
+            ),
+            (
+                "S3PutObjectAcl",
+                r#"{"AccessControlPolicy": {"AccessControlList": {"Owner": {"ID": "o", "DisplayName": "me"},
+                "Grants": [{"Grantee": {"TypeIdentifier": "emailAddress", "Identifier": "a@b.c"}, "Permission": "READ_ACP"}]}}}"#,
+            ),
+            (
+                "S3InitiateRestoreObject",
+                r#"{"ExpirationInDays": 5, "GlacierJobTier": "STANDARD"}"#,
+            ),
+            ("S3PutObjectLegalHold", r#"{"LegalHold": {"Status": "ON"}}"#),
+            (
+                "S3PutObjectRetention",
+                r#"{"BypassGovernanceRetention": true, "Retention": {"Mode": "COMPLIANCE", "RetainUntilDate": "2030-01-01T00:00:00Z"}}"#,
+            ),
+            (
+                "S3ComputeObjectChecksum",
+                r#"{"ChecksumAlgorithm": "CRC64NVME", "ChecksumType": "FULL_OBJECT"}"#,
+            ),
+        ] {
+            let json = with_operation(&format!(r#""{name}": {body}"#));
+            let req = CreateJobRequest::parse(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
+            req.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(req.operation.name(), name);
+            // Round trip: the same request back, in S3 Control's field names.
+            let back = serde_json::to_string(&req).unwrap();
+            assert_eq!(CreateJobRequest::parse(&back).unwrap(), req, "{name}");
+            let original: Value = serde_json::from_str(body).unwrap();
+            let written = &serde_json::to_value(&req).unwrap()["Operation"][name];
+            for field in original.as_object().unwrap().keys() {
+                assert!(
+                    written.get(field).is_some(),
+                    "{name}.{field} lost in {written}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn copy_timestamps_take_iso_8601_or_epoch_seconds() {
+        let json = with_operation(
+            r#""S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::d", "ModifiedSinceConstraint": 1700000000, "UnModifiedSinceConstraint": "2023-11-14T22:13:20Z"}"#,
+        );
+        let req = CreateJobRequest::parse(&json).unwrap();
+        let JobOperation::S3PutObjectCopy(op) = &req.operation else {
+            panic!("not a copy")
+        };
+        assert_eq!(
+            op.modified_since_constraint,
+            op.un_modified_since_constraint
+        );
+        let bad = with_operation(
+            r#""S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::d", "ModifiedSinceConstraint": "yesterday"}"#,
+        );
+        assert!(CreateJobRequest::parse(&bad).is_err());
+    }
+
+    #[test]
+    fn invalid_operation_parameters_are_refused_at_creation() {
+        for (operation, expected) in [
+            (
+                r#""S3PutObjectCopy": {"TargetKeyPrefix": "p/"}"#,
+                "TargetResource is required",
+            ),
+            (
+                r#""S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::b/prefix"}"#,
+                "must be a bucket ARN",
+            ),
+            (
+                r#""S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::b", "MetadataDirective": "COPY", "NewObjectMetadata": {}}"#,
+                "needs MetadataDirective REPLACE",
+            ),
+            (
+                r#""S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::b", "ObjectLockMode": "COMPLIANCE"}"#,
+                "go together",
+            ),
+            (
+                r#""S3PutObjectAcl": {"AccessControlPolicy": {"CannedAccessControlList": "private", "AccessControlList": {"Owner": {"ID": "o"}}}}"#,
+                "not both",
+            ),
+            (
+                r#""S3PutObjectAcl": {"AccessControlPolicy": {"AccessControlList": {"Owner": {}}}}"#,
+                "Owner.ID is required",
+            ),
+            (
+                r#""S3InitiateRestoreObject": {"ExpirationInDays": -1}"#,
+                "1 or more",
+            ),
+            (
+                r#""S3PutObjectRetention": {"Retention": {"RetainUntilDate": "2030-01-01T00:00:00Z"}}"#,
+                "go together",
+            ),
+            (
+                r#""S3ComputeObjectChecksum": {"ChecksumAlgorithm": "SHA1"}"#,
+                "SHA1 is not supported",
+            ),
+            (
+                r#""S3ComputeObjectChecksum": {"ChecksumType": "COMPOSITE"}"#,
+                "COMPOSITE is not supported",
+            ),
+        ] {
+            let req = CreateJobRequest::parse(&with_operation(operation)).unwrap();
+            let err = req.validate().unwrap_err().to_string();
+            assert!(err.contains(expected), "{operation}: {err}");
+        }
+        for (operation, expected) in [
+            (
+                r#""S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::b", "StorageClass": "COLD"}"#,
+                "COLD",
+            ),
+            (
+                r#""S3InitiateRestoreObject": {"GlacierJobTier": "EXPEDITED"}"#,
+                "EXPEDITED",
+            ),
+            (
+                r#""S3PutObjectLegalHold": {"LegalHold": {"Status": "MAYBE"}}"#,
+                "MAYBE",
+            ),
+            (
+                r#""S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::b", "Typo": 1}"#,
+                "Typo",
+            ),
+        ] {
+            let err = CreateJobRequest::parse(&with_operation(operation))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{operation}: {err}");
+        }
+    }
+
+    #[test]
+    fn delete_object_needs_confirmation_required_true() {
+        let delete = with_operation(r#""S3DeleteObject": {}"#);
+        let req = CreateJobRequest::parse(&delete).unwrap();
+        let err = req.validate().unwrap_err().to_string();
+        assert!(err.contains("ConfirmationRequired"), "{err}");
+        let confirmed = delete.replace(
+            r#""ConfirmationRequired": false"#,
+            r#""ConfirmationRequired": true"#,
+        );
+        let req = CreateJobRequest::parse(&confirmed).unwrap();
+        req.validate().unwrap();
+        assert_eq!(req.operation.name(), "S3DeleteObject");
+        let unset = delete.replace(r#""ConfirmationRequired": false,"#, "");
+        assert!(CreateJobRequest::parse(&unset).unwrap().validate().is_err());
     }
 
     #[test]

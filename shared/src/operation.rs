@@ -15,13 +15,29 @@
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::types::{Tag, Tagging};
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use aws_sdk_s3::primitives::DateTime as SmithyDateTime;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm as S3ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart,
+    GlacierJobParameters, MetadataDirective as S3MetadataDirective, ObjectCannedAcl,
+    ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockMode as S3ObjectLockMode,
+    ObjectLockRetention, ObjectLockRetentionMode, RequestPayer, RestoreRequest,
+    ServerSideEncryption, StorageClass as S3StorageClass, Tag, Tagging, TaggingDirective, Tier,
+};
 use futures::stream::{self, StreamExt};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
 use crate::invocation::{self, InvocationRequest, InvocationTask, Judgement, SchemaVersion};
-use crate::job::{Job, JobOperation, LambdaInvokeOperation, PutObjectTaggingOperation};
+use crate::job::{
+    ComputeChecksumAlgorithm, ComputeObjectChecksumOperation, CopyObjectOperation,
+    DeleteObjectOperation, GrantPermission, GranteeType, InitiateRestoreObjectOperation, Job,
+    JobOperation, LambdaInvokeOperation, MetadataDirective, ObjectMetadata,
+    PutObjectTaggingOperation, S3Grant, S3Tag, SetObjectAclOperation, SetObjectLegalHoldOperation,
+    SetObjectRetentionOperation, SseAlgorithm,
+};
 use crate::manifest::Task;
 use crate::report::{TaskOutcome, TaskStatus};
 use crate::Context;
@@ -66,6 +82,13 @@ pub async fn run_tasks(
                 match prepared {
                     Prepared::PutTagging(tagging) => put_tagging(ctx, tagging, task).await,
                     Prepared::DeleteTagging => delete_tagging(ctx, task).await,
+                    Prepared::Copy(plan) => copy_object(ctx, plan, task).await,
+                    Prepared::Acl(plan) => put_acl(ctx, plan, task).await,
+                    Prepared::LegalHold(op) => put_legal_hold(ctx, op, task).await,
+                    Prepared::Retention(op) => put_retention(ctx, op, task).await,
+                    Prepared::Restore(op) => restore(ctx, op, task).await,
+                    Prepared::Checksum(op) => compute_checksum(ctx, op, task).await,
+                    Prepared::Delete(op) => delete_object(ctx, op, task).await,
                     Prepared::Invoke(op, schema) => {
                         let task_id = format!("{batch_id}-{index}");
                         invoke(ctx, op, *schema, &job.job_id, &task_id, task).await
@@ -83,6 +106,13 @@ pub async fn run_tasks(
 enum Prepared<'a> {
     PutTagging(Tagging),
     DeleteTagging,
+    Copy(Box<CopyPlan>),
+    Acl(AclPlan),
+    LegalHold(&'a SetObjectLegalHoldOperation),
+    Retention(&'a SetObjectRetentionOperation),
+    Restore(&'a InitiateRestoreObjectOperation),
+    Checksum(&'a ComputeObjectChecksumOperation),
+    Delete(&'a DeleteObjectOperation),
     Invoke(&'a LambdaInvokeOperation, SchemaVersion),
     /// Should have been refused at job creation; every task fails with the reason.
     Invalid(String),
@@ -95,6 +125,19 @@ fn prepare(operation: &JobOperation) -> Prepared<'_> {
             Err(reason) => Prepared::Invalid(reason),
         },
         JobOperation::S3DeleteObjectTagging(_) => Prepared::DeleteTagging,
+        JobOperation::S3PutObjectCopy(op) => match CopyPlan::new(op, CopySettings::from_env()) {
+            Ok(plan) => Prepared::Copy(Box::new(plan)),
+            Err(reason) => Prepared::Invalid(reason),
+        },
+        JobOperation::S3PutObjectAcl(op) => match AclPlan::new(op) {
+            Ok(plan) => Prepared::Acl(plan),
+            Err(reason) => Prepared::Invalid(reason),
+        },
+        JobOperation::S3PutObjectLegalHold(op) => Prepared::LegalHold(op),
+        JobOperation::S3PutObjectRetention(op) => Prepared::Retention(op),
+        JobOperation::S3InitiateRestoreObject(op) => Prepared::Restore(op),
+        JobOperation::S3ComputeObjectChecksum(op) => Prepared::Checksum(op),
+        JobOperation::S3DeleteObject(op) => Prepared::Delete(op),
         JobOperation::LambdaInvoke(op) => match SchemaVersion::parse(op.schema_version()) {
             Ok(schema) => Prepared::Invoke(op, schema),
             Err(e) => Prepared::Invalid(e.to_string()),
@@ -157,22 +200,35 @@ async fn delete_tagging(ctx: &Context, task: &Task) -> TaskOutcome {
 }
 
 /// Calls S3 until it succeeds, fails for good, or attempts run out.
-async fn with_s3_retries<F, Fut>(ctx: &Context, task: &Task, mut call: F) -> TaskOutcome
+async fn with_s3_retries<F, Fut>(ctx: &Context, task: &Task, call: F) -> TaskOutcome
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), Failure>>,
+{
+    match s3_call(ctx, call).await {
+        Ok(()) => s3_success_outcome(task),
+        Err(failure) => failure.into_outcome(task),
+    }
+}
+
+/// One S3 request with the executor's retries of throttling and server errors: its answer, or the
+/// failure that ended the attempts.
+async fn s3_call<T, F, Fut>(ctx: &Context, mut call: F) -> Result<T, Failure>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
 {
     let max_attempts = ctx.settings.lambda_max_attempts.max(1);
     let mut attempt = 1;
     loop {
         match call().await {
-            Ok(()) => return s3_success_outcome(task),
+            Ok(answer) => return Ok(answer),
             Err(failure) if failure.retryable && attempt < max_attempts => {
                 tracing::debug!(code = %failure.error_code, attempt, "S3 call will be retried");
                 pause(ctx, attempt).await;
                 attempt += 1;
             }
-            Err(failure) => return failure.into_outcome(task),
+            Err(failure) => return Err(failure),
         }
     }
 }
@@ -493,6 +549,975 @@ fn code_for_status(status: u16) -> &'static str {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// S3PutObjectCopy
+
+/// Largest object CopyObject copies in one request (5 GiB); larger ones need a multipart copy.
+pub const MAX_SINGLE_COPY_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+/// S3's bounds on a part: at least 5 MiB (except the last), at most 5 GiB, at most 10,000 parts.
+pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
+pub const MAX_PARTS: u64 = 10_000;
+
+pub const ENV_MULTIPART_COPY_THRESHOLD: &str = "BATCHOPS_MULTIPART_COPY_THRESHOLD";
+pub const ENV_COPY_PART_SIZE: &str = "BATCHOPS_COPY_PART_SIZE";
+pub const ENV_COPY_PART_CONCURRENCY: &str = "BATCHOPS_COPY_PART_CONCURRENCY";
+
+/// How objects are copied: above `multipart_threshold` bytes with UploadPartCopy, in parts of
+/// `part_size` bytes (grown when the object would need more than 10,000 parts), at most
+/// `part_concurrency` parts at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopySettings {
+    pub multipart_threshold: u64,
+    pub part_size: u64,
+    pub part_concurrency: usize,
+}
+
+impl Default for CopySettings {
+    fn default() -> Self {
+        CopySettings {
+            multipart_threshold: MAX_SINGLE_COPY_BYTES,
+            part_size: 512 * 1024 * 1024,
+            part_concurrency: 8,
+        }
+    }
+}
+
+impl CopySettings {
+    /// The defaults, overridden by `BATCHOPS_MULTIPART_COPY_THRESHOLD`, `BATCHOPS_COPY_PART_SIZE`
+    /// and `BATCHOPS_COPY_PART_CONCURRENCY` (bytes, bytes, parts). The threshold never exceeds
+    /// what CopyObject can do; the part size stays within S3's bounds.
+    pub fn from_env() -> Self {
+        let defaults = CopySettings::default();
+        let read = |name: &str, default: u64| -> u64 {
+            match std::env::var(name).ok().map(|v| v.trim().parse::<u64>()) {
+                Some(Ok(value)) => value,
+                Some(Err(_)) => {
+                    tracing::warn!(variable = name, "not a number of bytes; using the default");
+                    default
+                }
+                None => default,
+            }
+        };
+        CopySettings {
+            multipart_threshold: read(ENV_MULTIPART_COPY_THRESHOLD, defaults.multipart_threshold)
+                .min(MAX_SINGLE_COPY_BYTES),
+            part_size: read(ENV_COPY_PART_SIZE, defaults.part_size)
+                .clamp(MIN_PART_BYTES, MAX_SINGLE_COPY_BYTES),
+            part_concurrency: read(ENV_COPY_PART_CONCURRENCY, defaults.part_concurrency as u64)
+                .clamp(1, 64) as usize,
+        }
+    }
+
+    pub fn needs_multipart(&self, size: u64) -> bool {
+        size > self.multipart_threshold
+    }
+}
+
+/// The byte ranges (inclusive) of the parts of an object of `size` bytes: `part_size` each, grown
+/// so that there are at most 10,000.
+pub fn part_ranges(size: u64, part_size: u64) -> Vec<(u64, u64)> {
+    if size == 0 {
+        return Vec::new();
+    }
+    let part_size = part_size.max(size.div_ceil(MAX_PARTS)).max(1);
+    (0..size.div_ceil(part_size))
+        .map(|i| {
+            let start = i * part_size;
+            (start, (start + part_size).min(size) - 1)
+        })
+        .collect()
+}
+
+/// `CopySource` of a task: bucket and URL-encoded key, with the version when the manifest names one.
+pub fn copy_source(task: &Task) -> String {
+    let key = utf8_percent_encode(&task.key, COPY_SOURCE_ESCAPES);
+    match &task.version_id {
+        Some(version) => format!(
+            "{}/{key}?versionId={}",
+            task.bucket,
+            utf8_percent_encode(version, COPY_SOURCE_ESCAPES)
+        ),
+        None => format!("{}/{key}", task.bucket),
+    }
+}
+
+/// Everything but unreserved characters and the path separator is escaped in a copy source.
+const COPY_SOURCE_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+/// Tag sets travel as a URL query string (`x-amz-tagging`).
+const QUERY_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+pub fn tagging_header(tags: &[S3Tag]) -> String {
+    tags.iter()
+        .map(|t| {
+            format!(
+                "{}={}",
+                utf8_percent_encode(&t.key, QUERY_ESCAPES),
+                utf8_percent_encode(&t.value, QUERY_ESCAPES)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The `x-amz-grant-*` header value for one permission: `id="..", uri=".."`.
+pub fn grant_header(grants: &[S3Grant], permission: GrantPermission) -> Option<String> {
+    let grantees: Vec<String> = grants
+        .iter()
+        .filter(|g| g.permission == permission)
+        .map(|g| {
+            let kind = match g.grantee.type_identifier {
+                GranteeType::Id => "id",
+                GranteeType::EmailAddress => "emailAddress",
+                GranteeType::Uri => "uri",
+            };
+            format!("{kind}=\"{}\"", g.grantee.identifier)
+        })
+        .collect();
+    (!grantees.is_empty()).then(|| grantees.join(", "))
+}
+
+fn smithy_time(date: &chrono::DateTime<chrono::Utc>) -> SmithyDateTime {
+    SmithyDateTime::from_millis(date.timestamp_millis())
+}
+
+/// Metadata of a new object (REPLACE: from the job; multipart COPY: from the source).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Metadata {
+    cache_control: Option<String>,
+    content_disposition: Option<String>,
+    content_encoding: Option<String>,
+    content_language: Option<String>,
+    content_type: Option<String>,
+    expires: Option<SmithyDateTime>,
+    user: Option<HashMap<String, String>>,
+}
+
+impl Metadata {
+    fn from_job(meta: &ObjectMetadata) -> Self {
+        Metadata {
+            cache_control: meta.cache_control.clone(),
+            content_disposition: meta.content_disposition.clone(),
+            content_encoding: meta.content_encoding.clone(),
+            content_language: meta.content_language.clone(),
+            content_type: meta.content_type.clone(),
+            expires: meta.http_expires_date.as_ref().map(smithy_time),
+            user: meta
+                .user_metadata
+                .as_ref()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        }
+    }
+
+    fn from_source(head: &HeadObjectOutput) -> Self {
+        Metadata {
+            cache_control: head.cache_control().map(String::from),
+            content_disposition: head.content_disposition().map(String::from),
+            content_encoding: head.content_encoding().map(String::from),
+            content_language: head.content_language().map(String::from),
+            content_type: head.content_type().map(String::from),
+            #[allow(deprecated)]
+            expires: head.expires().copied(),
+            user: head.metadata().cloned(),
+        }
+    }
+}
+
+/// The destination settings of every copy of a job, built once per batch.
+#[derive(Debug, Clone)]
+pub struct CopyPlan {
+    target_bucket: String,
+    key_prefix: String,
+    replace_metadata: Option<Metadata>,
+    /// `Some` when the job sets the copies' tags (REPLACE); `None` copies the source's tags.
+    tagging: Option<String>,
+    acl: Option<ObjectCannedAcl>,
+    grant_full_control: Option<String>,
+    grant_read: Option<String>,
+    grant_read_acp: Option<String>,
+    grant_write_acp: Option<String>,
+    storage_class: Option<S3StorageClass>,
+    server_side_encryption: Option<ServerSideEncryption>,
+    ssekms_key_id: Option<String>,
+    bucket_key_enabled: Option<bool>,
+    checksum_algorithm: Option<S3ChecksumAlgorithm>,
+    request_payer: Option<RequestPayer>,
+    website_redirect_location: Option<String>,
+    if_modified_since: Option<SmithyDateTime>,
+    if_unmodified_since: Option<SmithyDateTime>,
+    object_lock_mode: Option<S3ObjectLockMode>,
+    object_lock_retain_until_date: Option<SmithyDateTime>,
+    object_lock_legal_hold_status: Option<ObjectLockLegalHoldStatus>,
+    settings: CopySettings,
+}
+
+impl CopyPlan {
+    pub fn new(op: &CopyObjectOperation, settings: CopySettings) -> Result<Self, String> {
+        let target_bucket = op
+            .target_bucket()
+            .ok_or("Operation.S3PutObjectCopy.TargetResource is required")?;
+        let grants = op.access_control_grants.as_deref().unwrap_or_default();
+        if grants
+            .iter()
+            .any(|g| g.permission == GrantPermission::Write)
+        {
+            return Err("AccessControlGrants: WRITE cannot be granted on an object; use FULL_CONTROL, READ, READ_ACP or WRITE_ACP".into());
+        }
+        let replace = op.effective_metadata_directive() == MetadataDirective::Replace;
+        let new_meta = op.new_object_metadata.as_ref();
+        let sse = match (
+            new_meta.and_then(|m| m.sse_algorithm),
+            &op.sse_aws_kms_key_id,
+        ) {
+            (_, Some(_)) | (Some(SseAlgorithm::Kms), None) => Some(ServerSideEncryption::AwsKms),
+            (Some(SseAlgorithm::Aes256), None) => Some(ServerSideEncryption::Aes256),
+            (None, None) => None,
+        };
+        Ok(CopyPlan {
+            target_bucket,
+            key_prefix: op.target_key_prefix.clone().unwrap_or_default(),
+            replace_metadata: replace.then(|| new_meta.map(Metadata::from_job).unwrap_or_default()),
+            tagging: op.new_object_tagging.as_deref().map(tagging_header),
+            acl: op
+                .canned_access_control_list
+                .map(|acl| ObjectCannedAcl::from(acl.as_str())),
+            grant_full_control: grant_header(grants, GrantPermission::FullControl),
+            grant_read: grant_header(grants, GrantPermission::Read),
+            grant_read_acp: grant_header(grants, GrantPermission::ReadAcp),
+            grant_write_acp: grant_header(grants, GrantPermission::WriteAcp),
+            storage_class: op.storage_class.map(|c| S3StorageClass::from(c.as_str())),
+            server_side_encryption: sse,
+            ssekms_key_id: op.sse_aws_kms_key_id.clone(),
+            bucket_key_enabled: op.bucket_key_enabled,
+            checksum_algorithm: op
+                .checksum_algorithm
+                .map(|c| S3ChecksumAlgorithm::from(c.as_str())),
+            request_payer: op
+                .requester_pays
+                .unwrap_or(false)
+                .then_some(RequestPayer::Requester),
+            website_redirect_location: op.redirect_location.clone(),
+            if_modified_since: op.modified_since_constraint.as_ref().map(smithy_time),
+            if_unmodified_since: op.un_modified_since_constraint.as_ref().map(smithy_time),
+            object_lock_mode: op
+                .object_lock_mode
+                .map(|m| S3ObjectLockMode::from(m.as_str())),
+            object_lock_retain_until_date: op
+                .object_lock_retain_until_date
+                .as_ref()
+                .map(smithy_time),
+            object_lock_legal_hold_status: op
+                .object_lock_legal_hold_status
+                .map(|s| ObjectLockLegalHoldStatus::from(s.as_str())),
+            settings,
+        })
+    }
+
+    fn target_key(&self, task: &Task) -> String {
+        format!("{}{}", self.key_prefix, task.key)
+    }
+}
+
+/// Sets what CopyObject and CreateMultipartUpload share (same setter names on both builders).
+macro_rules! destination {
+    ($builder:expr, $plan:expr, $metadata:expr, $tagging:expr) => {{
+        let plan: &CopyPlan = $plan;
+        let metadata: Option<&Metadata> = $metadata;
+        let mut b = $builder
+            .bucket(&plan.target_bucket)
+            .set_acl(plan.acl.clone())
+            .set_grant_full_control(plan.grant_full_control.clone())
+            .set_grant_read(plan.grant_read.clone())
+            .set_grant_read_acp(plan.grant_read_acp.clone())
+            .set_grant_write_acp(plan.grant_write_acp.clone())
+            .set_storage_class(plan.storage_class.clone())
+            .set_server_side_encryption(plan.server_side_encryption.clone())
+            .set_ssekms_key_id(plan.ssekms_key_id.clone())
+            .set_bucket_key_enabled(plan.bucket_key_enabled)
+            .set_checksum_algorithm(plan.checksum_algorithm.clone())
+            .set_request_payer(plan.request_payer.clone())
+            .set_website_redirect_location(plan.website_redirect_location.clone())
+            .set_object_lock_mode(plan.object_lock_mode.clone())
+            .set_object_lock_retain_until_date(plan.object_lock_retain_until_date)
+            .set_object_lock_legal_hold_status(plan.object_lock_legal_hold_status.clone())
+            .set_tagging($tagging);
+        if let Some(m) = metadata {
+            b = b
+                .set_cache_control(m.cache_control.clone())
+                .set_content_disposition(m.content_disposition.clone())
+                .set_content_encoding(m.content_encoding.clone())
+                .set_content_language(m.content_language.clone())
+                .set_content_type(m.content_type.clone())
+                .set_expires(m.expires)
+                .set_metadata(m.user.clone());
+        }
+        b
+    }};
+}
+
+/// One copy task: HEAD the source for its size, then CopyObject or a multipart copy.
+async fn copy_object(ctx: &Context, plan: &CopyPlan, task: &Task) -> TaskOutcome {
+    let head = match s3_call(ctx, || async {
+        ctx.s3
+            .head_object()
+            .bucket(&task.bucket)
+            .key(&task.key)
+            .set_version_id(task.version_id.clone())
+            .set_request_payer(plan.request_payer.clone())
+            .send()
+            .await
+            .map_err(|e| source_head_failure(&classify_s3_error(&e), task))
+    })
+    .await
+    {
+        Ok(head) => head,
+        Err(failure) => return failure.into_outcome(task),
+    };
+    if let Some(failure) = archived_source_failure(&head) {
+        return failure.into_outcome(task);
+    }
+    let size = u64::try_from(head.content_length().unwrap_or(0)).unwrap_or(0);
+    let result = if plan.settings.needs_multipart(size) {
+        multipart_copy(ctx, plan, task, &head, size).await
+    } else {
+        single_copy(ctx, plan, task).await
+    };
+    match result {
+        Ok(()) => s3_success_outcome(task),
+        Err(failure) => failure.into_outcome(task),
+    }
+}
+
+/// S3 copies an object in S3 Glacier Flexible Retrieval or Deep Archive only once it is restored;
+/// it refuses with `InvalidObjectState` (403). Checked up front so that a large copy does not
+/// start a multipart upload that cannot finish.
+fn archived_source_failure(head: &HeadObjectOutput) -> Option<Failure> {
+    let archived = matches!(
+        head.storage_class(),
+        Some(S3StorageClass::Glacier | S3StorageClass::DeepArchive)
+    );
+    let restored = head
+        .restore()
+        .is_some_and(|r| r.contains("ongoing-request=\"false\""));
+    (archived && !restored).then(|| Failure {
+        retryable: false,
+        error_code: "InvalidObjectState".into(),
+        http_status: Some(403),
+        message: "The operation is not valid for the object's storage class".into(),
+    })
+}
+
+/// A HEAD answer has no body: name a missing source the way CopyObject would (NoSuchKey).
+fn source_head_failure(failure: &Failure, task: &Task) -> Failure {
+    let mut failure = failure.clone();
+    if failure.http_status == Some(404) && failure.error_code == "NotFound" {
+        if task.version_id.is_some() {
+            failure.error_code = "NoSuchVersion".into();
+            failure.message = "The specified version does not exist.".into();
+        } else {
+            failure.error_code = "NoSuchKey".into();
+            failure.message = "The specified key does not exist.".into();
+        }
+    } else if failure.http_status == Some(403) && failure.error_code == "AccessDenied" {
+        failure.message = "Access Denied".into();
+    }
+    failure
+}
+
+async fn single_copy(ctx: &Context, plan: &CopyPlan, task: &Task) -> Result<(), Failure> {
+    let source = copy_source(task);
+    let key = plan.target_key(task);
+    s3_call(ctx, || async {
+        let request = destination!(
+            ctx.s3.copy_object(),
+            plan,
+            plan.replace_metadata.as_ref(),
+            plan.tagging.clone()
+        )
+        .key(&key)
+        .copy_source(&source)
+        .set_metadata_directive(
+            plan.replace_metadata
+                .as_ref()
+                .map(|_| S3MetadataDirective::Replace),
+        )
+        .set_tagging_directive(plan.tagging.as_ref().map(|_| TaggingDirective::Replace))
+        .set_copy_source_if_modified_since(plan.if_modified_since)
+        .set_copy_source_if_unmodified_since(plan.if_unmodified_since);
+        request
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify_s3_error(&e))
+    })
+    .await
+}
+
+/// A copy too large for CopyObject: parts copied concurrently with UploadPartCopy; any failure
+/// aborts the upload so that no parts are left behind (and billed).
+async fn multipart_copy(
+    ctx: &Context,
+    plan: &CopyPlan,
+    task: &Task,
+    head: &HeadObjectOutput,
+    size: u64,
+) -> Result<(), Failure> {
+    let key = plan.target_key(task);
+    // A multipart upload copies neither metadata nor tags: carry the source's over unless the
+    // job replaces them, as CopyObject would.
+    let metadata = match &plan.replace_metadata {
+        Some(replace) => replace.clone(),
+        None => Metadata::from_source(head),
+    };
+    let tagging = match &plan.tagging {
+        Some(tagging) => Some(tagging.clone()),
+        None => source_tagging(ctx, plan, task).await?,
+    };
+    let created = s3_call(ctx, || async {
+        destination!(
+            ctx.s3.create_multipart_upload(),
+            plan,
+            Some(&metadata),
+            tagging.clone()
+        )
+        .key(&key)
+        .send()
+        .await
+        .map_err(|e| classify_s3_error(&e))
+    })
+    .await?;
+    let upload_id = created.upload_id().unwrap_or_default().to_string();
+    tracing::debug!(bucket = %plan.target_bucket, size, "multipart copy started");
+    let result = copy_parts(ctx, plan, task, &key, &upload_id, size).await;
+    let completed = match result {
+        Ok(parts) => complete_upload(ctx, plan, &key, &upload_id, parts).await,
+        Err(failure) => Err(failure),
+    };
+    if completed.is_err() {
+        abort_upload(ctx, plan, &key, &upload_id).await;
+    }
+    completed
+}
+
+async fn source_tagging(
+    ctx: &Context,
+    plan: &CopyPlan,
+    task: &Task,
+) -> Result<Option<String>, Failure> {
+    let output = s3_call(ctx, || async {
+        ctx.s3
+            .get_object_tagging()
+            .bucket(&task.bucket)
+            .key(&task.key)
+            .set_version_id(task.version_id.clone())
+            .set_request_payer(plan.request_payer.clone())
+            .send()
+            .await
+            .map_err(|e| classify_s3_error(&e))
+    })
+    .await?;
+    let tags: Vec<S3Tag> = output
+        .tag_set()
+        .iter()
+        .map(|t| S3Tag {
+            key: t.key().to_string(),
+            value: t.value().to_string(),
+        })
+        .collect();
+    Ok((!tags.is_empty()).then(|| tagging_header(&tags)))
+}
+
+async fn copy_parts(
+    ctx: &Context,
+    plan: &CopyPlan,
+    task: &Task,
+    key: &str,
+    upload_id: &str,
+    size: u64,
+) -> Result<Vec<CompletedPart>, Failure> {
+    let source = copy_source(task);
+    let ranges = part_ranges(size, plan.settings.part_size);
+    let parts = stream::iter(ranges.into_iter().enumerate())
+        .map(|(index, (first, last))| {
+            let source = &source;
+            async move {
+                let number = i32::try_from(index + 1).unwrap_or(i32::MAX);
+                let output = s3_call(ctx, || async {
+                    ctx.s3
+                        .upload_part_copy()
+                        .bucket(&plan.target_bucket)
+                        .key(key)
+                        .upload_id(upload_id)
+                        .part_number(number)
+                        .copy_source(source)
+                        .copy_source_range(format!("bytes={first}-{last}"))
+                        .set_copy_source_if_modified_since(plan.if_modified_since)
+                        .set_copy_source_if_unmodified_since(plan.if_unmodified_since)
+                        .set_request_payer(plan.request_payer.clone())
+                        .send()
+                        .await
+                        .map_err(|e| classify_s3_error(&e))
+                })
+                .await?;
+                let result = output.copy_part_result();
+                Ok::<_, Failure>(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(result.and_then(|r| r.e_tag()).map(String::from))
+                        .set_checksum_crc32(
+                            result.and_then(|r| r.checksum_crc32()).map(String::from),
+                        )
+                        .set_checksum_crc32_c(
+                            result.and_then(|r| r.checksum_crc32_c()).map(String::from),
+                        )
+                        .set_checksum_crc64_nvme(
+                            result
+                                .and_then(|r| r.checksum_crc64_nvme())
+                                .map(String::from),
+                        )
+                        .set_checksum_sha1(result.and_then(|r| r.checksum_sha1()).map(String::from))
+                        .set_checksum_sha256(
+                            result.and_then(|r| r.checksum_sha256()).map(String::from),
+                        )
+                        .build(),
+                )
+            }
+        })
+        .buffer_unordered(plan.settings.part_concurrency.max(1));
+    let mut parts = collect_until_error(parts).await?;
+    parts.sort_by_key(|p| p.part_number());
+    Ok(parts)
+}
+
+/// Collects results until the first error, which ends the stream: parts still in flight are
+/// dropped, since the upload is aborted anyway.
+async fn collect_until_error<T>(
+    stream: impl futures::Stream<Item = Result<T, Failure>>,
+) -> Result<Vec<T>, Failure> {
+    let mut stream = std::pin::pin!(stream);
+    let mut items = Vec::new();
+    while let Some(item) = stream.next().await {
+        items.push(item?);
+    }
+    Ok(items)
+}
+
+async fn complete_upload(
+    ctx: &Context,
+    plan: &CopyPlan,
+    key: &str,
+    upload_id: &str,
+    parts: Vec<CompletedPart>,
+) -> Result<(), Failure> {
+    let upload = CompletedMultipartUpload::builder()
+        .set_parts(Some(parts))
+        .build();
+    s3_call(ctx, || async {
+        ctx.s3
+            .complete_multipart_upload()
+            .bucket(&plan.target_bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(upload.clone())
+            .set_request_payer(plan.request_payer.clone())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify_s3_error(&e))
+    })
+    .await
+}
+
+/// Best effort: a failed abort is logged (a lifecycle rule for incomplete uploads cleans up).
+async fn abort_upload(ctx: &Context, plan: &CopyPlan, key: &str, upload_id: &str) {
+    let aborted = s3_call(ctx, || async {
+        ctx.s3
+            .abort_multipart_upload()
+            .bucket(&plan.target_bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .set_request_payer(plan.request_payer.clone())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify_s3_error(&e))
+    })
+    .await;
+    if let Err(failure) = aborted {
+        tracing::warn!(
+            bucket = %plan.target_bucket,
+            code = %failure.error_code,
+            "could not abort a failed multipart copy; its parts stay until a lifecycle rule removes them"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// S3PutObjectAcl, S3PutObjectLegalHold, S3PutObjectRetention, S3InitiateRestoreObject,
+// S3DeleteObject
+
+/// The ACL a job sets: a canned ACL, or the grants of a full policy. The grants travel as
+/// `x-amz-grant-*` headers, which replace the object's ACL exactly as a policy body does: the
+/// policy's Owner cannot change an object's owner anyway (S3 only checks it), and emulators such as
+/// moto honour the headers but ignore a body.
+#[derive(Debug, Clone)]
+pub enum AclPlan {
+    Canned(ObjectCannedAcl),
+    Grants {
+        full_control: Option<String>,
+        read: Option<String>,
+        read_acp: Option<String>,
+        write: Option<String>,
+        write_acp: Option<String>,
+    },
+}
+
+impl AclPlan {
+    pub fn new(op: &SetObjectAclOperation) -> Result<Self, String> {
+        let policy = op
+            .access_control_policy
+            .as_ref()
+            .ok_or("Operation.S3PutObjectAcl.AccessControlPolicy is required")?;
+        match (
+            &policy.access_control_list,
+            policy.canned_access_control_list,
+        ) {
+            (None, Some(canned)) => Ok(AclPlan::Canned(ObjectCannedAcl::from(canned.as_str()))),
+            (Some(list), None) => {
+                let grants = list.grants.as_deref().unwrap_or_default();
+                Ok(AclPlan::Grants {
+                    full_control: grant_header(grants, GrantPermission::FullControl),
+                    read: grant_header(grants, GrantPermission::Read),
+                    read_acp: grant_header(grants, GrantPermission::ReadAcp),
+                    write: grant_header(grants, GrantPermission::Write),
+                    write_acp: grant_header(grants, GrantPermission::WriteAcp),
+                })
+            }
+            _ => Err(
+                "AccessControlPolicy needs AccessControlList or CannedAccessControlList, not both"
+                    .into(),
+            ),
+        }
+    }
+}
+
+async fn put_acl(ctx: &Context, plan: &AclPlan, task: &Task) -> TaskOutcome {
+    with_s3_retries(ctx, task, || async {
+        let request = ctx
+            .s3
+            .put_object_acl()
+            .bucket(&task.bucket)
+            .key(&task.key)
+            .set_version_id(task.version_id.clone());
+        let request = match plan {
+            AclPlan::Canned(acl) => request.acl(acl.clone()),
+            AclPlan::Grants {
+                full_control,
+                read,
+                read_acp,
+                write,
+                write_acp,
+            } => request
+                .set_grant_full_control(full_control.clone())
+                .set_grant_read(read.clone())
+                .set_grant_read_acp(read_acp.clone())
+                .set_grant_write(write.clone())
+                .set_grant_write_acp(write_acp.clone()),
+        };
+        request
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify_s3_error(&e))
+    })
+    .await
+}
+
+async fn put_legal_hold(
+    ctx: &Context,
+    op: &SetObjectLegalHoldOperation,
+    task: &Task,
+) -> TaskOutcome {
+    let hold = ObjectLockLegalHold::builder()
+        .status(ObjectLockLegalHoldStatus::from(
+            op.legal_hold.status.as_str(),
+        ))
+        .build();
+    with_s3_retries(ctx, task, || async {
+        ctx.s3
+            .put_object_legal_hold()
+            .bucket(&task.bucket)
+            .key(&task.key)
+            .set_version_id(task.version_id.clone())
+            .legal_hold(hold.clone())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify_s3_error(&e))
+    })
+    .await
+}
+
+async fn put_retention(
+    ctx: &Context,
+    op: &SetObjectRetentionOperation,
+    task: &Task,
+) -> TaskOutcome {
+    let retention = ObjectLockRetention::builder()
+        .set_mode(
+            op.retention
+                .mode
+                .map(|m| ObjectLockRetentionMode::from(m.as_str())),
+        )
+        .set_retain_until_date(op.retention.retain_until_date.as_ref().map(smithy_time))
+        .build();
+    with_s3_retries(ctx, task, || async {
+        ctx.s3
+            .put_object_retention()
+            .bucket(&task.bucket)
+            .key(&task.key)
+            .set_version_id(task.version_id.clone())
+            .retention(retention.clone())
+            .set_bypass_governance_retention(op.bypass_governance_retention)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify_s3_error(&e))
+    })
+    .await
+}
+
+/// Starts a restore. S3 answers 202 for a new restore and 200 for an object already restored
+/// (whose expiry it extends): both succeed. A restore in progress is S3's
+/// `RestoreAlreadyInProgress` (409) and an object outside the archive classes its
+/// `InvalidObjectState` (403): both fail with S3's code, as S3 Batch Operations reports them.
+async fn restore(ctx: &Context, op: &InitiateRestoreObjectOperation, task: &Task) -> TaskOutcome {
+    let request = RestoreRequest::builder()
+        .set_days(op.expiration_in_days)
+        .set_glacier_job_parameters(
+            GlacierJobParameters::builder()
+                .tier(Tier::from(op.tier().s3_tier()))
+                .build()
+                .ok(),
+        )
+        .build();
+    with_s3_retries(ctx, task, || async {
+        ctx.s3
+            .restore_object()
+            .bucket(&task.bucket)
+            .key(&task.key)
+            .set_version_id(task.version_id.clone())
+            .restore_request(request.clone())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify_s3_error(&e))
+    })
+    .await
+}
+
+/// Deletes the listed version, or adds a delete marker when the manifest names no version.
+async fn delete_object(ctx: &Context, op: &DeleteObjectOperation, task: &Task) -> TaskOutcome {
+    with_s3_retries(ctx, task, || async {
+        ctx.s3
+            .delete_object()
+            .bucket(&task.bucket)
+            .key(&task.key)
+            .set_version_id(task.version_id.clone())
+            .set_bypass_governance_retention(op.bypass_governance_retention)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify_s3_error(&e))
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// S3ComputeObjectChecksum
+
+/// A running full-object checksum.
+pub enum Checksummer {
+    Crc32(u32),
+    Crc32c(u32),
+    Crc64Nvme(u64),
+    Md5(md5::Md5),
+    Sha256(sha2::Sha256),
+}
+
+/// Reflected CRC tables, built at compile time.
+const fn crc32_table(poly: u32) -> [u32; 256] {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ poly
+            } else {
+                crc >> 1
+            };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+}
+
+const fn crc64_table(poly: u64) -> [u64; 256] {
+    let mut table = [0u64; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u64;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ poly
+            } else {
+                crc >> 1
+            };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+}
+
+static CRC32_TABLE: [u32; 256] = crc32_table(0xEDB8_8320);
+static CRC32C_TABLE: [u32; 256] = crc32_table(0x82F6_3B78);
+static CRC64NVME_TABLE: [u64; 256] = crc64_table(0x9A6C_9329_AC4B_C9B5);
+
+fn crc32_update(table: &[u32; 256], mut crc: u32, bytes: &[u8]) -> u32 {
+    for &b in bytes {
+        crc = table[((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8);
+    }
+    crc
+}
+
+fn crc64_update(table: &[u64; 256], mut crc: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        crc = table[((crc ^ u64::from(b)) & 0xFF) as usize] ^ (crc >> 8);
+    }
+    crc
+}
+
+impl Checksummer {
+    /// `None` for algorithms batchops does not compute (refused at job creation).
+    pub fn new(algorithm: ComputeChecksumAlgorithm) -> Option<Self> {
+        use md5::Digest as _;
+        match algorithm {
+            ComputeChecksumAlgorithm::Crc32 => Some(Checksummer::Crc32(u32::MAX)),
+            ComputeChecksumAlgorithm::Crc32c => Some(Checksummer::Crc32c(u32::MAX)),
+            ComputeChecksumAlgorithm::Crc64nvme => Some(Checksummer::Crc64Nvme(u64::MAX)),
+            ComputeChecksumAlgorithm::Md5 => Some(Checksummer::Md5(md5::Md5::new())),
+            ComputeChecksumAlgorithm::Sha256 => Some(Checksummer::Sha256(sha2::Sha256::new())),
+            ComputeChecksumAlgorithm::Sha1 => None,
+        }
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        use md5::Digest as _;
+        match self {
+            Checksummer::Crc32(crc) => *crc = crc32_update(&CRC32_TABLE, *crc, bytes),
+            Checksummer::Crc32c(crc) => *crc = crc32_update(&CRC32C_TABLE, *crc, bytes),
+            Checksummer::Crc64Nvme(crc) => *crc = crc64_update(&CRC64NVME_TABLE, *crc, bytes),
+            Checksummer::Md5(h) => h.update(bytes),
+            Checksummer::Sha256(h) => h.update(bytes),
+        }
+    }
+
+    /// The checksum's bytes, big-endian for CRCs, as S3's `x-amz-checksum-*` headers carry them.
+    pub fn finish(self) -> Vec<u8> {
+        use md5::Digest as _;
+        match self {
+            Checksummer::Crc32(crc) | Checksummer::Crc32c(crc) => (!crc).to_be_bytes().to_vec(),
+            Checksummer::Crc64Nvme(crc) => (!crc).to_be_bytes().to_vec(),
+            Checksummer::Md5(h) => h.finalize().to_vec(),
+            Checksummer::Sha256(h) => h.finalize().to_vec(),
+        }
+    }
+}
+
+/// The ResultMessage of a computed checksum: JSON with the algorithm, the type, and the value in
+/// base64 (as S3's checksum headers show it) and in hex.
+pub fn checksum_message(algorithm: ComputeChecksumAlgorithm, digest: &[u8]) -> String {
+    use base64::Engine as _;
+    serde_json::json!({
+        "checksumAlgorithm": algorithm.as_str(),
+        "checksumType": "FULL_OBJECT",
+        "checksumBase64": base64::engine::general_purpose::STANDARD.encode(digest),
+        "checksumHex": hex::encode(digest),
+    })
+    .to_string()
+}
+
+/// Reads the object as a stream (constant memory whatever its size) and reports its checksum.
+async fn compute_checksum(
+    ctx: &Context,
+    op: &ComputeObjectChecksumOperation,
+    task: &Task,
+) -> TaskOutcome {
+    let algorithm = op.algorithm();
+    let result = s3_call(ctx, || async {
+        let Some(mut checksum) = Checksummer::new(algorithm) else {
+            return Err(Failure {
+                retryable: false,
+                error_code: "InvalidRequest".into(),
+                http_status: Some(400),
+                message: format!("checksum algorithm {} is not supported", algorithm.as_str()),
+            });
+        };
+        let output = ctx
+            .s3
+            .get_object()
+            .bucket(&task.bucket)
+            .key(&task.key)
+            .set_version_id(task.version_id.clone())
+            .send()
+            .await
+            .map_err(|e| classify_s3_error(&e))?;
+        let mut body = output.body;
+        loop {
+            match body.try_next().await {
+                Ok(Some(chunk)) => checksum.update(&chunk),
+                Ok(None) => break,
+                // A body cut short is worth reading again from the start.
+                Err(e) => {
+                    return Err(Failure {
+                        retryable: true,
+                        error_code: "RequestTimeout".into(),
+                        http_status: None,
+                        message: format!("reading the object failed midway: {e}"),
+                    })
+                }
+            }
+        }
+        Ok(checksum.finish())
+    })
+    .await;
+    match result {
+        Ok(digest) => TaskOutcome {
+            task: task.clone(),
+            status: TaskStatus::Succeeded,
+            error_code: None,
+            http_status: Some(200),
+            result_message: checksum_message(algorithm, &digest),
+        },
+        Err(failure) => failure.into_outcome(task),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -752,6 +1777,247 @@ mod tests {
         for i in 0..100 {
             let d = backoff_delay(base, 3, i as f64 / 100.0);
             assert!(d >= Duration::from_millis(400) && d <= Duration::from_millis(800));
+        }
+    }
+
+    mod operations {
+        use super::*;
+        use crate::job::{S3Grantee, SetObjectAclOperation};
+
+        fn task(key: &str, version: Option<&str>) -> Task {
+            Task {
+                bucket: "src".into(),
+                key: key.into(),
+                version_id: version.map(String::from),
+            }
+        }
+
+        #[test]
+        fn parts_cover_the_object_in_order_and_never_exceed_ten_thousand() {
+            let mib = 1024 * 1024;
+            assert_eq!(
+                part_ranges(12 * mib, 5 * mib),
+                vec![
+                    (0, 5 * mib - 1),
+                    (5 * mib, 10 * mib - 1),
+                    (10 * mib, 12 * mib - 1)
+                ]
+            );
+            assert_eq!(part_ranges(5 * mib, 5 * mib), vec![(0, 5 * mib - 1)]);
+            assert!(part_ranges(0, 5 * mib).is_empty());
+            // 5 TB in 5 MiB parts would be a million parts: the part size grows instead.
+            let size = 5 * 1024 * 1024 * mib;
+            let parts = part_ranges(size, 5 * mib);
+            assert!(parts.len() as u64 <= MAX_PARTS, "{}", parts.len());
+            assert_eq!(parts.first().map(|p| p.0), Some(0));
+            assert_eq!(parts.last().map(|p| p.1), Some(size - 1));
+            assert!(parts.windows(2).all(|w| w[1].0 == w[0].1 + 1));
+        }
+
+        #[test]
+        fn multipart_starts_above_the_threshold_which_defaults_to_s3s_copy_limit() {
+            let settings = CopySettings::default();
+            assert!(!settings.needs_multipart(MAX_SINGLE_COPY_BYTES));
+            assert!(settings.needs_multipart(MAX_SINGLE_COPY_BYTES + 1));
+        }
+
+        #[test]
+        fn copy_sources_are_url_encoded_and_keep_the_version() {
+            assert_eq!(
+                copy_source(&task("a b/c+d.txt", None)),
+                "src/a%20b/c%2Bd.txt"
+            );
+            assert_eq!(
+                copy_source(&task("k", Some("v1+x"))),
+                "src/k?versionId=v1%2Bx"
+            );
+        }
+
+        #[test]
+        fn tags_and_grants_become_s3_headers() {
+            let tags = vec![
+                S3Tag {
+                    key: "a b".into(),
+                    value: "x&y".into(),
+                },
+                S3Tag {
+                    key: "c".into(),
+                    value: "".into(),
+                },
+            ];
+            assert_eq!(tagging_header(&tags), "a%20b=x%26y&c=");
+            let grant = |kind, id: &str, permission| S3Grant {
+                grantee: S3Grantee {
+                    type_identifier: kind,
+                    identifier: id.into(),
+                    display_name: None,
+                },
+                permission,
+            };
+            let grants = vec![
+                grant(GranteeType::Id, "abc", GrantPermission::Read),
+                grant(
+                    GranteeType::Uri,
+                    "http://acs/AllUsers",
+                    GrantPermission::Read,
+                ),
+                grant(
+                    GranteeType::EmailAddress,
+                    "a@b.c",
+                    GrantPermission::FullControl,
+                ),
+            ];
+            assert_eq!(
+                grant_header(&grants, GrantPermission::Read).as_deref(),
+                Some(r#"id="abc", uri="http://acs/AllUsers""#)
+            );
+            assert_eq!(
+                grant_header(&grants, GrantPermission::FullControl).as_deref(),
+                Some(r#"emailAddress="a@b.c""#)
+            );
+            assert_eq!(grant_header(&grants, GrantPermission::WriteAcp), None);
+        }
+
+        #[test]
+        fn a_copy_plan_refuses_write_grants_and_sets_replace_only_when_asked() {
+            let op: CopyObjectOperation = serde_json::from_value(serde_json::json!({
+                "TargetResource": "arn:aws:s3:::dst",
+                "AccessControlGrants": [{"Grantee": {"TypeIdentifier": "id", "Identifier": "x"}, "Permission": "WRITE"}]
+            }))
+            .unwrap();
+            assert!(CopyPlan::new(&op, CopySettings::default())
+                .unwrap_err()
+                .contains("WRITE"));
+            let op: CopyObjectOperation = serde_json::from_value(serde_json::json!({
+                "TargetResource": "arn:aws:s3:::dst", "TargetKeyPrefix": "p/"
+            }))
+            .unwrap();
+            let plan = CopyPlan::new(&op, CopySettings::default()).unwrap();
+            assert_eq!(plan.target_bucket, "dst");
+            assert_eq!(plan.target_key(&task("k", None)), "p/k");
+            assert!(plan.replace_metadata.is_none());
+            assert!(plan.tagging.is_none());
+            let op: CopyObjectOperation = serde_json::from_value(serde_json::json!({
+                "TargetResource": "arn:aws:s3:::dst",
+                "NewObjectMetadata": {"ContentType": "text/plain", "SSEAlgorithm": "KMS"},
+                "RequesterPays": true
+            }))
+            .unwrap();
+            let plan = CopyPlan::new(&op, CopySettings::default()).unwrap();
+            assert_eq!(
+                plan.replace_metadata
+                    .as_ref()
+                    .and_then(|m| m.content_type.as_deref()),
+                Some("text/plain")
+            );
+            assert_eq!(
+                plan.server_side_encryption,
+                Some(ServerSideEncryption::AwsKms)
+            );
+            assert_eq!(plan.request_payer, Some(RequestPayer::Requester));
+        }
+
+        #[test]
+        fn a_missing_source_is_named_as_copy_object_names_it() {
+            let head_404 = classify_parts(None, None, Some(404), None, || "HTTP 404".into());
+            let failure = source_head_failure(&head_404, &task("k", None));
+            assert_eq!(failure.error_code, "NoSuchKey");
+            assert_eq!(failure.http_status, Some(404));
+            assert_eq!(failure.message, "The specified key does not exist.");
+            let failure = source_head_failure(&head_404, &task("k", Some("v")));
+            assert_eq!(failure.error_code, "NoSuchVersion");
+            let head_403 = classify_parts(None, None, Some(403), None, || "HTTP 403".into());
+            let failure = source_head_failure(&head_403, &task("k", None));
+            assert_eq!(
+                (failure.error_code.as_str(), failure.http_status),
+                ("AccessDenied", Some(403))
+            );
+        }
+
+        #[test]
+        fn archived_sources_fail_with_invalid_object_state_until_restored() {
+            let head = |class: S3StorageClass, restore: Option<&str>| {
+                HeadObjectOutput::builder()
+                    .storage_class(class)
+                    .set_restore(restore.map(String::from))
+                    .build()
+            };
+            let failure = archived_source_failure(&head(S3StorageClass::Glacier, None)).unwrap();
+            assert_eq!(failure.error_code, "InvalidObjectState");
+            assert_eq!(failure.http_status, Some(403));
+            assert!(!failure.retryable);
+            assert!(archived_source_failure(&head(
+                S3StorageClass::DeepArchive,
+                Some(r#"ongoing-request="true""#)
+            ))
+            .is_some());
+            assert!(archived_source_failure(&head(
+                S3StorageClass::Glacier,
+                Some(r#"ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT""#)
+            ))
+            .is_none());
+            assert!(archived_source_failure(&head(S3StorageClass::StandardIa, None)).is_none());
+        }
+
+        #[test]
+        fn acl_policies_become_grant_headers() {
+            let op: SetObjectAclOperation = serde_json::from_value(serde_json::json!({
+                "AccessControlPolicy": {"AccessControlList": {
+                    "Owner": {"ID": "owner"},
+                    "Grants": [{"Grantee": {"TypeIdentifier": "id", "Identifier": "owner"}, "Permission": "FULL_CONTROL"}]
+                }}
+            }))
+            .unwrap();
+            match AclPlan::new(&op).unwrap() {
+                AclPlan::Grants {
+                    full_control, read, ..
+                } => {
+                    assert_eq!(full_control.as_deref(), Some(r#"id="owner""#));
+                    assert_eq!(read, None);
+                }
+                other => panic!("expected grants, got {other:?}"),
+            }
+            let op: SetObjectAclOperation = serde_json::from_value(serde_json::json!({
+                "AccessControlPolicy": {"CannedAccessControlList": "bucket-owner-full-control"}
+            }))
+            .unwrap();
+            assert!(matches!(
+                AclPlan::new(&op).unwrap(),
+                AclPlan::Canned(ObjectCannedAcl::BucketOwnerFullControl)
+            ));
+        }
+
+        #[test]
+        fn checksums_match_the_standard_check_values() {
+            let check = |algorithm| {
+                let mut sum = Checksummer::new(algorithm).unwrap();
+                // Fed in two pieces: a stream arrives in chunks.
+                sum.update(b"1234");
+                sum.update(b"56789");
+                hex::encode(sum.finish())
+            };
+            assert_eq!(check(ComputeChecksumAlgorithm::Crc32), "cbf43926");
+            assert_eq!(check(ComputeChecksumAlgorithm::Crc32c), "e3069283");
+            assert_eq!(
+                check(ComputeChecksumAlgorithm::Crc64nvme),
+                "ae8b14860a799888"
+            );
+            assert_eq!(
+                check(ComputeChecksumAlgorithm::Md5),
+                "25f9e794323b453885f5181f1b624d0b"
+            );
+            assert_eq!(
+                check(ComputeChecksumAlgorithm::Sha256),
+                "15e2b0d3c33891ebb0f1ef609ec419420c20e320ce94c65fbc8c3312448eb225"
+            );
+            assert!(Checksummer::new(ComputeChecksumAlgorithm::Sha1).is_none());
+            let message: serde_json::Value = serde_json::from_str(&checksum_message(
+                ComputeChecksumAlgorithm::Crc32,
+                &[0xcb, 0xf4, 0x39, 0x26],
+            ))
+            .unwrap();
+            assert_eq!(message["checksumBase64"], "y/Q5Jg==");
+            assert_eq!(message["checksumType"], "FULL_OBJECT");
         }
     }
 }

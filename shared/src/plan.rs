@@ -159,9 +159,18 @@ impl BatchPacker {
         Some(self.take_batch())
     }
 
-    /// Batches returned so far by `push` (and `finish`, which consumes the packer).
+    /// Batches returned so far by `push` (and `finish`, which consumes the packer), counting the
+    /// batches of earlier planning runs given to [`BatchPacker::resume_at`].
     pub fn batches_emitted(&self) -> u64 {
         self.emitted
+    }
+
+    /// Continues the deterministic batch id sequence of a run that stopped after `emitted`
+    /// batches: the next batch gets id `{prefix}{emitted:08}`. Call before any `push`.
+    pub fn resume_at(mut self, emitted: u64) -> Self {
+        self.emitted = emitted;
+        self.body_len = self.empty_len();
+        self
     }
 
     fn batch_id(&self) -> String {
@@ -182,6 +191,105 @@ impl BatchPacker {
         self.body_len = self.empty_len();
         batch
     }
+}
+
+/// One unit of planning with its own checkpoint: the whole task list of a CSV manifest or a
+/// manifest generator, or one data file of an S3 Inventory report (planned in parallel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PlanPart {
+    Whole,
+    /// The data file at this index of the inventory's `manifest.json` `files`.
+    InventoryFile(usize),
+}
+
+impl PlanPart {
+    /// The part's id in the store and in plan messages: `m`, or `f` and the file index.
+    pub fn id(&self) -> String {
+        match self {
+            PlanPart::Whole => "m".into(),
+            PlanPart::InventoryFile(index) => format!("f{index:06}"),
+        }
+    }
+
+    pub fn parse(id: &str) -> Result<Self> {
+        if id == "m" {
+            return Ok(PlanPart::Whole);
+        }
+        id.strip_prefix('f')
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|digits| digits.parse().ok())
+            .map(PlanPart::InventoryFile)
+            .ok_or_else(|| {
+                Error::Message(format!(
+                    "plan part {id:?} is neither \"m\" nor \"f\" followed by a file index"
+                ))
+            })
+    }
+
+    /// Prefix of the part's batch ids. A whole manifest keeps the plain `b00000000` sequence;
+    /// each inventory file has its own sequence, so parts planned in parallel never share an id.
+    pub fn batch_prefix(&self) -> String {
+        match self {
+            PlanPart::Whole => "b".into(),
+            PlanPart::InventoryFile(index) => format!("f{index:06}b"),
+        }
+    }
+}
+
+/// Where planning of one part stands: everything before `next_task` is in the `batches` batches
+/// already on the task queue, so a continuation skips `next_task` tasks of the part's stream and
+/// packs the rest into batches numbered from `batches`. Stored in the job's partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanCheckpoint {
+    pub part: PlanPart,
+    /// Tasks of the part already sent (the index of the first task not yet sent).
+    pub next_task: u64,
+    /// Batches of the part already sent (the sequence number of the next batch).
+    pub batches: u64,
+    /// The part is planned to its end (or stopped for good because the job stopped).
+    pub done: bool,
+    /// The `next_task` for which a continue message was sent (and is on the plan queue).
+    pub continued_at: Option<u64>,
+}
+
+impl PlanCheckpoint {
+    pub fn start(part: PlanPart) -> Self {
+        PlanCheckpoint {
+            part,
+            next_task: 0,
+            batches: 0,
+            done: false,
+            continued_at: None,
+        }
+    }
+
+    /// The checkpoint after a run from `self` that sent `tasks` tasks in `batches` batches.
+    pub fn advanced(&self, tasks: u64, batches: u64, done: bool) -> Self {
+        PlanCheckpoint {
+            part: self.part,
+            next_task: self.next_task + tasks,
+            batches: self.batches + batches,
+            done,
+            continued_at: self.continued_at,
+        }
+    }
+
+    /// Whether a continue message sent when the part stood at `from_task` is an old copy: the
+    /// part has moved on since, and its own continuation is on the queue. A message without
+    /// `From` (a plan request, a file's first message) is never stale: it just wakes the part.
+    pub fn is_stale(&self, from_task: Option<u64>) -> bool {
+        from_task
+            .is_some_and(|from| from < self.next_task && self.continued_at == Some(self.next_task))
+    }
+}
+
+/// The job's totals once every part is done: (tasks, batches); `None` while a part is planning.
+pub fn planning_totals(parts: &[PlanCheckpoint]) -> Option<(u64, u64)> {
+    parts.iter().all(|p| p.done).then(|| {
+        parts
+            .iter()
+            .fold((0, 0), |(t, b), p| (t + p.next_task, b + p.batches))
+    })
 }
 
 /// `{"JobId":…,"BatchId":…,"Tasks":[]}` without tasks.
@@ -463,5 +571,100 @@ mod tests {
             assert!(batch.to_body().len() <= MAX_MESSAGE_BYTES);
         }
         assert_eq!(batches.iter().map(|b| b.tasks.len()).sum::<usize>(), 10_000);
+    }
+    #[test]
+    fn plan_part_ids_and_prefixes_round_trip() {
+        for part in [
+            PlanPart::Whole,
+            PlanPart::InventoryFile(0),
+            PlanPart::InventoryFile(7),
+            PlanPart::InventoryFile(1_234_567),
+        ] {
+            assert_eq!(PlanPart::parse(&part.id()).unwrap(), part);
+        }
+        assert_eq!(PlanPart::Whole.batch_prefix(), "b");
+        assert_eq!(PlanPart::InventoryFile(3).id(), "f000003");
+        assert_eq!(PlanPart::InventoryFile(3).batch_prefix(), "f000003b");
+        for bad in ["", "f", "x1", "f-1", "f1a", "mm"] {
+            assert!(PlanPart::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Plans `tasks` in runs like the planner does: each run skips what the checkpoint says is
+    /// sent, and stops after `per_run` full batches (a batch boundary).
+    fn plan_in_runs(tasks: &[Task], max: usize, per_run: u64) -> (Vec<TaskBatch>, PlanCheckpoint) {
+        let mut checkpoint = PlanCheckpoint::start(PlanPart::InventoryFile(1));
+        let mut all = Vec::new();
+        let mut runs = 0;
+        while !checkpoint.done {
+            runs += 1;
+            assert!(runs < 10_000, "planning makes no progress");
+            let mut packer = BatchPacker::new("j", &checkpoint.part.batch_prefix(), max)
+                .resume_at(checkpoint.batches);
+            let (mut sent_tasks, mut sent_batches) = (0u64, 0u64);
+            let mut stopped = false;
+            for task in tasks.iter().skip(checkpoint.next_task as usize) {
+                if let Some(batch) = packer.push(task.clone()) {
+                    sent_tasks += batch.tasks.len() as u64;
+                    sent_batches += 1;
+                    all.push(batch);
+                    if sent_batches == per_run {
+                        stopped = true;
+                        break;
+                    }
+                }
+            }
+            if !stopped {
+                if let Some(batch) = packer.finish() {
+                    sent_tasks += batch.tasks.len() as u64;
+                    sent_batches += 1;
+                    all.push(batch);
+                }
+            }
+            checkpoint = checkpoint.advanced(sent_tasks, sent_batches, !stopped);
+        }
+        (all, checkpoint)
+    }
+
+    #[test]
+    fn resumed_planning_yields_exactly_the_batches_of_one_run() {
+        let tasks = varied_tasks(3000);
+        let mut one_run = BatchPacker::new("j", "f000001b", 2048);
+        let mut expected: Vec<TaskBatch> = tasks
+            .iter()
+            .filter_map(|t| one_run.push(t.clone()))
+            .collect();
+        expected.extend(one_run.finish());
+        for per_run in [1, 2, 7, 1000] {
+            let (batches, checkpoint) = plan_in_runs(&tasks, 2048, per_run);
+            assert_eq!(batches, expected, "{per_run} batches per run");
+            assert_eq!(checkpoint.next_task, tasks.len() as u64);
+            assert_eq!(checkpoint.batches, expected.len() as u64);
+        }
+    }
+
+    #[test]
+    fn totals_are_known_only_when_every_part_is_done() {
+        let a = PlanCheckpoint::start(PlanPart::InventoryFile(0)).advanced(10, 2, true);
+        let b = PlanCheckpoint::start(PlanPart::InventoryFile(1)).advanced(5, 1, false);
+        assert_eq!(planning_totals(&[a.clone(), b.clone()]), None);
+        let b = b.advanced(7, 1, true);
+        assert_eq!(b.next_task, 12);
+        assert_eq!(planning_totals(&[a, b]), Some((22, 4)));
+        assert_eq!(planning_totals(&[]), Some((0, 0)));
+    }
+
+    #[test]
+    fn an_old_copy_of_a_continue_message_is_stale_only_once_the_part_continued() {
+        let mut at = PlanCheckpoint::start(PlanPart::Whole).advanced(500, 2, false);
+        // The message that continues from here is current; a plain plan request is a wake-up.
+        assert!(!at.is_stale(Some(500)));
+        assert!(!at.is_stale(None));
+        // Saved at 500 but the continue message for 500 not (yet) sent: an older message must
+        // still run, or planning could stall.
+        assert!(!at.is_stale(Some(200)));
+        at.continued_at = Some(500);
+        assert!(at.is_stale(Some(200)));
+        assert!(!at.is_stale(Some(500)));
     }
 }

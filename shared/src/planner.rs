@@ -7,14 +7,16 @@
 
 use crate::control;
 use crate::error::{Error, Result};
-use crate::job::{FailureReason, Job, JobStatus};
+use crate::job::{FailureReason, Job, JobStatus, INVENTORY_CSV_FORMAT};
 use crate::manifest::{self, Task};
-use crate::plan::{BatchPacker, TaskBatch};
+use crate::plan::{planning_totals, BatchPacker, PlanCheckpoint, PlanPart, TaskBatch};
+use crate::queue::{send_plan_message, send_plan_request_for, PlanRequest};
 use crate::reporter::finalize_if_done;
 use crate::store::Store;
 use crate::Context;
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
+use std::time::{Duration, Instant, SystemTime};
 use tracing::{info, warn};
 
 /// Messages sent to the task queue at once while planning.
@@ -24,11 +26,42 @@ const STATUS_CHECK_EVERY: u64 = 50;
 
 pub const MANIFEST_FAILURE_CODE: &str = "ManifestReadFailed";
 
-/// The planner Lambda's entry point: an SQS event of the plan queue, or a direct S3 event.
+/// Optional planning budget per invocation in milliseconds (`local run`, tests, or to stop well
+/// before Lambda's own deadline). When it runs out the planner saves a checkpoint at the next
+/// batch boundary and continues itself through the plan queue.
+pub const ENV_PLANNER_BUDGET_MS: &str = "BATCHOPS_PLANNER_BUDGET_MS";
+/// Time kept free before the Lambda deadline: sends in flight finish, the checkpoint is saved
+/// and the continue message is sent.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
+
+/// The planner Lambda's entry point without a Lambda deadline (`local run`, tests): planning
+/// runs until done, or for [`ENV_PLANNER_BUDGET_MS`] when that is set.
 pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
+    handle_until(ctx, event, None).await
+}
+
+/// The planner Lambda's entry point: an SQS event of the plan queue, or a direct S3 event.
+/// `lambda_deadline` is the invocation's deadline (the Lambda context's `deadline`): planning
+/// checkpoints and continues itself [`DEADLINE_MARGIN`] before it.
+pub async fn handle_until(
+    ctx: &Context,
+    event: Value,
+    lambda_deadline: Option<SystemTime>,
+) -> Result<Value> {
+    let stop_at = stop_time(
+        Instant::now(),
+        SystemTime::now(),
+        lambda_deadline,
+        budget_from_env()?,
+    );
     for work in parse_event(&event)? {
         match work {
-            PlannerWork::Plan(job_id) => plan_job(ctx, &job_id).await?,
+            PlannerWork::Plan(job_id) => plan_job_until(ctx, &job_id, stop_at).await?,
+            PlannerWork::PlanPart {
+                job_id,
+                part,
+                from_task,
+            } => plan_part_request(ctx, &job_id, part, from_task, stop_at).await?,
             PlannerWork::ManifestArrived { bucket, key, etag } => {
                 start_template_jobs(ctx, &bucket, &key, etag.as_deref()).await?
             }
@@ -37,9 +70,53 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
     Ok(Value::Null)
 }
 
+/// The planning budget of [`ENV_PLANNER_BUDGET_MS`], if set.
+pub fn budget_from_env() -> Result<Option<Duration>> {
+    match std::env::var(ENV_PLANNER_BUDGET_MS) {
+        Ok(v) if !v.is_empty() => v
+            .parse::<u64>()
+            .map(|ms| Some(Duration::from_millis(ms)))
+            .map_err(|_| {
+                Error::Config(format!(
+                    "environment variable {ENV_PLANNER_BUDGET_MS}={v:?} is not a number of milliseconds"
+                ))
+            }),
+        _ => Ok(None),
+    }
+}
+
+/// When planning must stop: the earlier of the Lambda deadline less [`DEADLINE_MARGIN`] and the
+/// end of the budget; `None` for no limit.
+pub fn stop_time(
+    now: Instant,
+    wall_now: SystemTime,
+    lambda_deadline: Option<SystemTime>,
+    budget: Option<Duration>,
+) -> Option<Instant> {
+    let from_deadline = lambda_deadline.map(|deadline| {
+        let left = deadline
+            .duration_since(wall_now)
+            .unwrap_or(Duration::ZERO)
+            .saturating_sub(DEADLINE_MARGIN);
+        now + left
+    });
+    let from_budget = budget.map(|budget| now + budget);
+    match (from_deadline, from_budget) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlannerWork {
     Plan(String),
+    /// Plan (continue) one part of a job from its checkpoint.
+    PlanPart {
+        job_id: String,
+        part: PlanPart,
+        /// A continuation's `From`: where the part stood when it was sent.
+        from_task: Option<u64>,
+    },
     ManifestArrived {
         bucket: String,
         key: String,
@@ -47,10 +124,19 @@ pub enum PlannerWork {
     },
 }
 
-/// Reads the planner's event: `{"PlanJobId"}`, an S3 event, or an SQS event whose bodies are either.
+/// Reads the planner's event: `{"PlanJobId"}` (with `"Part"` for one plan part), an S3 event, or
+/// an SQS event whose bodies are either.
 pub fn parse_event(event: &Value) -> Result<Vec<PlannerWork>> {
     if let Some(job_id) = event.get("PlanJobId").and_then(Value::as_str) {
-        return Ok(vec![PlannerWork::Plan(job_id.to_string())]);
+        let job_id = job_id.to_string();
+        return Ok(vec![match event.get("Part").and_then(Value::as_str) {
+            Some(part) => PlannerWork::PlanPart {
+                job_id,
+                part: PlanPart::parse(part)?,
+                from_task: event.get("From").and_then(Value::as_u64),
+            },
+            None => PlannerWork::Plan(job_id),
+        }]);
     }
     let Some(records) = event.get("Records").and_then(Value::as_array) else {
         // S3 sends `{"Event":"s3:TestEvent",...}` when a notification is configured.
@@ -146,8 +232,13 @@ async fn start_template_jobs(
     Ok(())
 }
 
-/// Prepares or plans one job, depending on its status.
+/// Prepares or plans one job, depending on its status, within [`ENV_PLANNER_BUDGET_MS`] if set.
 pub async fn plan_job(ctx: &Context, job_id: &str) -> Result<()> {
+    let stop_at = stop_time(Instant::now(), SystemTime::now(), None, budget_from_env()?);
+    plan_job_until(ctx, job_id, stop_at).await
+}
+
+async fn plan_job_until(ctx: &Context, job_id: &str, stop_at: Option<Instant>) -> Result<()> {
     let store = Store::from_context(ctx);
     let mut job = store.get_job(job_id).await?;
     if job.status == JobStatus::New {
@@ -165,20 +256,28 @@ pub async fn plan_job(ctx: &Context, job_id: &str) -> Result<()> {
                 .transition(job_id, job.status, JobStatus::Active, None, None)
                 .await?
             {
-                queue_batches(ctx, &job).await
+                start_planning(ctx, &job, stop_at).await
             } else {
                 Ok(())
             }
         }
-        // A plan request delivered again: batch ids are deterministic, so replanning counts nothing twice.
+        // A plan request delivered again: every part resumes from its checkpoint, and batch ids
+        // are deterministic, so nothing is planned or counted twice.
         JobStatus::Active if job.progress.batches_planned.is_none() => {
-            queue_batches(ctx, &job).await
+            start_planning(ctx, &job, stop_at).await
         }
         JobStatus::Cancelling | JobStatus::Failing if job.progress.batches_planned.is_none() => {
-            store
-                .finish_planning(job_id, job.progress.total_tasks.unwrap_or(0), 0)
-                .await?;
-            finalize_if_done(ctx, job_id).await
+            let parts = store.list_plan_parts(job_id).await?;
+            if parts.is_empty() {
+                store
+                    .finish_planning(job_id, job.progress.total_tasks.unwrap_or(0), 0)
+                    .await?;
+                return finalize_if_done(ctx, job_id).await;
+            }
+            for part in parts.iter().filter(|p| !p.done) {
+                stop_part(ctx, job_id, part).await?;
+            }
+            complete_if_all_done(ctx, job_id).await
         }
         status => {
             info!(job_id, %status, "plan request ignored in this status");
@@ -187,12 +286,83 @@ pub async fn plan_job(ctx: &Context, job_id: &str) -> Result<()> {
     }
 }
 
+/// A plan request for one part: continue it while the job is Active, close it when the job stops.
+async fn plan_part_request(
+    ctx: &Context,
+    job_id: &str,
+    part: PlanPart,
+    from_task: Option<u64>,
+    stop_at: Option<Instant>,
+) -> Result<()> {
+    let store = Store::from_context(ctx);
+    let job = store.get_job(job_id).await?;
+    match job.status {
+        JobStatus::Active => plan_part(ctx, &job, part, from_task, stop_at).await,
+        JobStatus::Cancelling | JobStatus::Failing => {
+            if let Some(checkpoint) = store.get_plan_part(job_id, part).await? {
+                if !checkpoint.done {
+                    stop_part(ctx, job_id, &checkpoint).await?;
+                }
+            }
+            complete_if_all_done(ctx, job_id).await
+        }
+        status => {
+            info!(job_id, part = %part.id(), %status, "plan part request ignored in this status");
+            Ok(())
+        }
+    }
+}
+
+/// The parts a job is planned in: one data file each for an inventory (planned in parallel),
+/// otherwise the whole task list.
+async fn plan_parts(ctx: &Context, job: &Job) -> Result<Vec<PlanPart>> {
+    if job.request.manifest_generator.is_some() {
+        return Ok(vec![PlanPart::Whole]);
+    }
+    let manifest = job.manifest()?;
+    if manifest.spec.format != INVENTORY_CSV_FORMAT {
+        return Ok(vec![PlanPart::Whole]);
+    }
+    let inventory = manifest::fetch_inventory_manifest(&ctx.s3, manifest).await?;
+    Ok((0..inventory.files.len())
+        .map(PlanPart::InventoryFile)
+        .collect())
+}
+
+/// Creates the job's plan parts (unless they exist) and plans them: a single part here, several
+/// through one plan message each, so that Lambda runs them in parallel.
+async fn start_planning(ctx: &Context, job: &Job, stop_at: Option<Instant>) -> Result<()> {
+    let store = Store::from_context(ctx);
+    let parts = match plan_parts(ctx, job).await {
+        Ok(parts) => parts,
+        Err(Error::Manifest(reason)) => {
+            fail_active(ctx, job, reason).await?;
+            store.finish_planning(&job.job_id, 0, 0).await?;
+            return finalize_if_done(ctx, &job.job_id).await;
+        }
+        Err(other) => return Err(other),
+    };
+    store.put_plan_parts(&job.job_id, &parts).await?;
+    if let [part] = parts.as_slice() {
+        return plan_part(ctx, job, *part, None, stop_at).await;
+    }
+    let checkpoints = store.list_plan_parts(&job.job_id).await?;
+    let waiting: Vec<&PlanCheckpoint> = checkpoints.iter().filter(|p| !p.done).collect();
+    info!(job_id = %job.job_id, parts = parts.len(), waiting = waiting.len(), "planning inventory files in parallel");
+    for checkpoint in &waiting {
+        send_plan_request_for(ctx, &job.job_id, Some(&checkpoint.part.id())).await?;
+    }
+    if waiting.is_empty() {
+        complete_if_all_done(ctx, &job.job_id).await?;
+    }
+    Ok(())
+}
+
 /// Reads the manifest through to count its tasks, then waits for confirmation.
 async fn prepare_for_confirmation(ctx: &Context, job: &Job) -> Result<()> {
     let store = Store::from_context(ctx);
-    let manifest = job.manifest()?.clone();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Task>>(4);
-    let reader = manifest::read_tasks(&ctx.s3, &manifest, tx);
+    let reader = read_all(ctx, job, tx);
     let drain = async { while rx.recv().await.is_some() {} };
     let (read, ()) = tokio::join!(reader, drain);
     match read {
@@ -214,6 +384,43 @@ async fn prepare_for_confirmation(ctx: &Context, job: &Job) -> Result<()> {
     }
 }
 
+/// Every task of the job, in order: from the manifest generator or the manifest.
+async fn read_all(
+    ctx: &Context,
+    job: &Job,
+    tx: tokio::sync::mpsc::Sender<Vec<Task>>,
+) -> Result<u64> {
+    match &job.request.manifest_generator {
+        Some(generator) => crate::generator::read_tasks(&ctx.s3, generator, &job.job_id, tx).await,
+        None => manifest::read_tasks(&ctx.s3, job.manifest()?, tx).await,
+    }
+}
+
+/// Every task of one plan part, in order, from its start. A continuation skips the tasks that
+/// its checkpoint says are sent (an inventory file is decompressed again from its start: see
+/// the README's "Planning at any scale").
+async fn read_part(
+    ctx: &Context,
+    job: &Job,
+    part: PlanPart,
+    tx: tokio::sync::mpsc::Sender<Vec<Task>>,
+) -> Result<u64> {
+    match part {
+        PlanPart::Whole => read_all(ctx, job, tx).await,
+        PlanPart::InventoryFile(index) => {
+            let inventory = manifest::fetch_inventory_manifest(&ctx.s3, job.manifest()?).await?;
+            let file = inventory.files.get(index).ok_or_else(|| {
+                Error::Manifest(format!(
+                    "manifest {}: the inventory lists {} data files, but planning expects file number {index}; was manifest.json replaced while the job was planned?",
+                    job.manifest().map(|m| m.location.object_arn.as_str()).unwrap_or_default(),
+                    inventory.files.len()
+                ))
+            })?;
+            manifest::read_inventory_file(&ctx.s3, &inventory, file, tx).await
+        }
+    }
+}
+
 async fn fail_preparing(ctx: &Context, job: &Job, from: JobStatus, err: Error) -> Result<()> {
     let Error::Manifest(reason) = err else {
         return Err(err);
@@ -229,107 +436,216 @@ async fn fail_preparing(ctx: &Context, job: &Job, from: JobStatus, err: Error) -
     Ok(())
 }
 
-/// Streams the manifest, packs tasks into batches and sends them; then records the totals.
-async fn queue_batches(ctx: &Context, job: &Job) -> Result<()> {
+/// A manifest that fails while the job is Active: the job goes to Failing; batches already
+/// queued are accounted as not run, and the reporter then sets Failed.
+async fn fail_active(ctx: &Context, job: &Job, reason: String) -> Result<()> {
+    warn!(job_id = %job.job_id, %reason, "manifest failed while planning; job fails");
+    let failure = FailureReason {
+        failure_code: MANIFEST_FAILURE_CODE.into(),
+        failure_reason: reason,
+    };
+    Store::from_context(ctx)
+        .transition(
+            &job.job_id,
+            JobStatus::Active,
+            JobStatus::Failing,
+            None,
+            Some(failure),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Closes a part where its checkpoint stands (the job stopped): its sent batches are its total.
+async fn stop_part(ctx: &Context, job_id: &str, checkpoint: &PlanCheckpoint) -> Result<()> {
+    let closed = PlanCheckpoint {
+        done: true,
+        ..checkpoint.clone()
+    };
+    Store::from_context(ctx)
+        .advance_plan_part(job_id, checkpoint, &closed)
+        .await?;
+    Ok(())
+}
+
+/// When every part is done, records the job's totals (once the same, however often it runs)
+/// and sends the finalize request if every batch has committed already.
+async fn complete_if_all_done(ctx: &Context, job_id: &str) -> Result<()> {
     let store = Store::from_context(ctx);
-    let manifest = job.manifest()?.clone();
+    let parts = store.list_plan_parts(job_id).await?;
+    if let Some((tasks, batches)) = planning_totals(&parts) {
+        store.finish_planning(job_id, tasks, batches).await?;
+        info!(
+            job_id,
+            tasks,
+            batches,
+            parts = parts.len(),
+            "planning complete"
+        );
+        finalize_if_done(ctx, job_id).await?;
+    }
+    Ok(())
+}
+
+/// Plans one part from its checkpoint until it ends, the job stops, or time runs out; then
+/// saves the new checkpoint and, when time ran out, sends the continue message.
+async fn plan_part(
+    ctx: &Context,
+    job: &Job,
+    part: PlanPart,
+    from_task: Option<u64>,
+    stop_at: Option<Instant>,
+) -> Result<()> {
+    let store = Store::from_context(ctx);
+    let job_id = job.job_id.as_str();
+    let Some(from) = store.get_plan_part(job_id, part).await? else {
+        warn!(job_id, part = %part.id(), "plan part has no checkpoint; ignored");
+        return Ok(());
+    };
+    if from.is_stale(from_task) {
+        info!(job_id, part = %part.id(), ?from_task, next_task = from.next_task, "old copy of a continue message; the part has moved on");
+        return Ok(());
+    }
+    if from.done {
+        return complete_if_all_done(ctx, job_id).await;
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Task>>(8);
-    let reader = manifest::read_tasks(&ctx.s3, &manifest, tx);
-    let sender = send_batches(ctx, &job.job_id, rx);
+    let reader = read_part(ctx, job, part, tx);
+    let sender = send_batches(ctx, job_id, &from, rx, stop_at);
     let (read, sent) = tokio::join!(reader, sender);
     let sent = sent?;
-    match read {
-        Ok(_) => {
-            store
-                .finish_planning(&job.job_id, sent.tasks, sent.batches)
-                .await?;
-            info!(job_id = %job.job_id, tasks = sent.tasks, batches = sent.batches, "planning complete");
+    let done = match (sent.stop, read) {
+        // Planning stopped before the end: the reader only saw its channel close.
+        (Some(Stop::OutOfTime), _) => false,
+        (Some(Stop::JobStopped), _) => true,
+        (None, Ok(_)) if sent.received < from.next_task => {
+            let reason = format!(
+                "the manifest has {} tasks for plan part {} now, but {} were planned before; was it replaced while the job was planned?",
+                sent.received,
+                part.id(),
+                from.next_task
+            );
+            fail_active(ctx, job, reason).await?;
+            true
         }
-        // The job stopped while planning; the reader saw its channel close.
-        Err(Error::Manifest(_)) if sent.stopped => {
-            store
-                .finish_planning(&job.job_id, sent.tasks, sent.batches)
-                .await?;
+        (None, Ok(_)) => true,
+        (None, Err(Error::Manifest(reason))) => {
+            fail_active(ctx, job, reason).await?;
+            true
         }
-        Err(Error::Manifest(reason)) => {
-            warn!(job_id = %job.job_id, %reason, "manifest failed while planning; job fails");
-            let failure = FailureReason {
-                failure_code: MANIFEST_FAILURE_CODE.into(),
-                failure_reason: reason,
-            };
-            // Batches already queued are accounted as not run; the reporter then sets Failed.
-            store
-                .transition(
-                    &job.job_id,
-                    JobStatus::Active,
-                    JobStatus::Failing,
-                    None,
-                    Some(failure),
-                )
-                .await?;
-            store
-                .finish_planning(&job.job_id, sent.tasks, sent.batches)
-                .await?;
-        }
-        Err(other) => return Err(other),
+        (None, Err(other)) => return Err(other),
+    };
+    let to = from.advanced(sent.tasks, sent.batches, done);
+    if !store.advance_plan_part(job_id, &from, &to).await? {
+        info!(job_id, part = %part.id(), "another run of this plan part saved its checkpoint first; this run stops");
+        return Ok(());
     }
-    finalize_if_done(ctx, &job.job_id).await
+    if done {
+        return complete_if_all_done(ctx, job_id).await;
+    }
+    info!(job_id, part = %part.id(), next_task = to.next_task, batches = to.batches, "planning time is up; continuing in a new invocation");
+    let request = PlanRequest {
+        job_id: job_id.to_string(),
+        part: Some(part.id()),
+        from_task: Some(to.next_task),
+    };
+    send_plan_message(ctx, &request).await?;
+    store
+        .mark_plan_part_continued(job_id, part, to.next_task)
+        .await
+}
+
+/// Why planning stopped before the end of its part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The job was cancelled or is failing.
+    JobStopped,
+    /// The invocation's time is up: checkpoint and continue.
+    OutOfTime,
 }
 
 #[derive(Debug, Default)]
 struct Sent {
+    /// Tasks sent in this run (in full batches, plus the last one when the part ended).
     tasks: u64,
     batches: u64,
-    /// Planning stopped early because the job stopped (cancelled or failing).
-    stopped: bool,
+    /// Tasks received from the reader, including those skipped (sent by earlier runs).
+    received: u64,
+    stop: Option<Stop>,
 }
 
+/// Skips the tasks that `from` says are sent, packs the rest into batches numbered on from
+/// `from.batches` and sends them. Stops at a batch boundary when time runs out (after at least
+/// one batch, so every run makes progress) or when the job stops.
 async fn send_batches(
     ctx: &Context,
     job_id: &str,
+    from: &PlanCheckpoint,
     mut rx: tokio::sync::mpsc::Receiver<Vec<Task>>,
+    stop_at: Option<Instant>,
 ) -> Result<Sent> {
     let store = Store::from_context(ctx);
-    let mut packer = BatchPacker::new(job_id, "b", ctx.settings.max_message_bytes);
+    let mut packer = BatchPacker::new(
+        job_id,
+        &from.part.batch_prefix(),
+        ctx.settings.max_message_bytes,
+    )
+    .resume_at(from.batches);
     let mut in_flight = FuturesUnordered::new();
     let mut sent = Sent::default();
-    while let Some(chunk) = rx.recv().await {
-        for task in chunk {
-            if let Some(batch) = packer.push(task) {
-                while in_flight.len() >= SEND_CONCURRENCY {
-                    if let Some(result) = in_flight.next().await {
-                        result?;
-                    }
-                }
-                sent.tasks += batch.tasks.len() as u64;
-                in_flight.push(send_batch(ctx, batch));
-                sent.batches += 1;
-                if sent.batches % STATUS_CHECK_EVERY == 0
-                    && store.get_job(job_id).await?.status.stops_execution()
-                {
-                    sent.stopped = true;
+    'reading: while let Some(chunk) = rx.recv().await {
+        let fresh = skip_sent(chunk, from.next_task, &mut sent.received);
+        for task in fresh {
+            let Some(batch) = packer.push(task) else {
+                continue;
+            };
+            while in_flight.len() >= SEND_CONCURRENCY {
+                if let Some(result) = in_flight.next().await {
+                    result?;
                 }
             }
-            if sent.stopped {
-                break;
+            sent.tasks += batch.tasks.len() as u64;
+            in_flight.push(send_batch(ctx, batch));
+            sent.batches += 1;
+            if stop_at.is_some_and(|at| Instant::now() >= at) {
+                sent.stop = Some(Stop::OutOfTime);
+                break 'reading;
             }
-        }
-        if sent.stopped {
-            // Tasks not yet sent are not part of the job: only queued batches are counted.
-            break;
+            if sent.batches % STATUS_CHECK_EVERY == 0
+                && store.get_job(job_id).await?.status.stops_execution()
+            {
+                // Tasks not yet sent are not part of the job: only queued batches are counted.
+                sent.stop = Some(Stop::JobStopped);
+                break 'reading;
+            }
         }
     }
-    if !sent.stopped {
+    // Closing the channel tells the reader to stop.
+    drop(rx);
+    if sent.stop.is_none() {
         if let Some(batch) = packer.finish() {
             sent.tasks += batch.tasks.len() as u64;
             in_flight.push(send_batch(ctx, batch));
             sent.batches += 1;
         }
     }
+    // Every batch is on the queue before the checkpoint that counts it is saved.
     while let Some(result) = in_flight.next().await {
         result?;
     }
     Ok(sent)
+}
+
+/// The tasks of `chunk` that come after the first `already_sent` tasks of the stream, given that
+/// `received` tasks came before this chunk (updated to include it).
+fn skip_sent(mut chunk: Vec<Task>, already_sent: u64, received: &mut u64) -> Vec<Task> {
+    let before = *received;
+    *received += chunk.len() as u64;
+    let skip = already_sent.saturating_sub(before).min(chunk.len() as u64) as usize;
+    if skip > 0 {
+        chunk.drain(..skip);
+    }
+    chunk
 }
 
 async fn send_batch(ctx: &Context, batch: TaskBatch) -> Result<()> {
@@ -390,5 +706,86 @@ mod tests {
         assert!(parse_event(&json!({"hello": 1})).is_err());
         let bad_body = json!({"Records": [{"eventSource": "aws:sqs", "body": "not json"}]});
         assert!(parse_event(&bad_body).is_err());
+    }
+    #[test]
+    fn reads_plan_part_requests_and_rejects_bad_parts() {
+        let part = json!({"Records": [{"eventSource": "aws:sqs",
+            "body": "{\"PlanJobId\":\"j3\",\"Part\":\"f000002\"}"}]});
+        assert_eq!(
+            parse_event(&part).unwrap(),
+            vec![PlannerWork::PlanPart {
+                job_id: "j3".into(),
+                part: PlanPart::InventoryFile(2),
+                from_task: None,
+            }]
+        );
+        assert_eq!(
+            parse_event(&json!({"PlanJobId": "j", "Part": "m", "From": 4000})).unwrap(),
+            vec![PlannerWork::PlanPart {
+                job_id: "j".into(),
+                part: PlanPart::Whole,
+                from_task: Some(4000),
+            }]
+        );
+        assert!(parse_event(&json!({"PlanJobId": "j", "Part": "zz"})).is_err());
+    }
+
+    #[test]
+    fn stop_time_is_the_earlier_of_deadline_less_margin_and_budget() {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        assert_eq!(stop_time(now, wall, None, None), None);
+        let budget = Duration::from_millis(250);
+        assert_eq!(stop_time(now, wall, None, Some(budget)), Some(now + budget));
+        let deadline = wall + Duration::from_secs(900);
+        let from_deadline = now + Duration::from_secs(900) - DEADLINE_MARGIN;
+        assert_eq!(
+            stop_time(now, wall, Some(deadline), None),
+            Some(from_deadline)
+        );
+        assert_eq!(
+            stop_time(now, wall, Some(deadline), Some(budget)),
+            Some(now + budget)
+        );
+        assert_eq!(
+            stop_time(now, wall, Some(deadline), Some(Duration::from_secs(3600))),
+            Some(from_deadline)
+        );
+        // A deadline closer than the margin (or past) means: stop at the first batch boundary.
+        let close = wall + Duration::from_secs(5);
+        assert_eq!(stop_time(now, wall, Some(close), None), Some(now));
+        let past = wall - Duration::from_secs(5);
+        assert_eq!(stop_time(now, wall, Some(past), None), Some(now));
+    }
+
+    fn numbered(range: std::ops::Range<u32>) -> Vec<Task> {
+        range
+            .map(|i| Task {
+                bucket: "b".into(),
+                key: i.to_string(),
+                version_id: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn skip_sent_drops_exactly_the_tasks_sent_before_across_chunks() {
+        let mut received = 0;
+        assert!(skip_sent(numbered(0..10), 25, &mut received).is_empty());
+        assert!(skip_sent(numbered(10..20), 25, &mut received).is_empty());
+        assert_eq!(
+            skip_sent(numbered(20..30), 25, &mut received),
+            numbered(25..30)
+        );
+        assert_eq!(
+            skip_sent(numbered(30..40), 25, &mut received),
+            numbered(30..40)
+        );
+        assert_eq!(received, 40);
+        let mut received = 0;
+        assert_eq!(skip_sent(numbered(0..5), 0, &mut received), numbered(0..5));
+        let mut received = 0;
+        assert!(skip_sent(numbered(0..5), 5, &mut received).is_empty());
+        assert_eq!(skip_sent(numbered(5..6), 5, &mut received), numbered(5..6));
     }
 }

@@ -3,11 +3,13 @@
 //! Layout (keys `pk`/`sk`, both strings):
 //! - job: `pk=JOB#<id>`, `sk=JOB`; the CreateJob request as a JSON string plus scalar attributes;
 //! - batch commit: `pk=JOB#<id>`, `sk=BATCH#<batch id>`, with the outcome counts and the result part;
+//! - planning checkpoint of one plan part: `pk=JOB#<id>`, `sk=PLAN#<part>` (see `plan::PlanCheckpoint`);
 //! - ClientRequestToken: `pk=TOKEN#<token>`, `sk=TOKEN`, holding the id of the job it created;
 //! - job template: `pk=TEMPLATE`, `sk=<name>`.
 
 use crate::error::{Error, Result};
 use crate::job::{CreateJobRequest, FailureReason, Job, JobStatus, Progress};
+use crate::plan::{PlanCheckpoint, PlanPart};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
     ScalarAttributeType, TableStatus, TransactWriteItem, Update,
@@ -62,6 +64,7 @@ const JOB_SK: &str = "JOB";
 const TOKEN_SK: &str = "TOKEN";
 const TEMPLATE_PK: &str = "TEMPLATE";
 const BATCH_SK_PREFIX: &str = "BATCH#";
+const PLAN_SK_PREFIX: &str = "PLAN#";
 
 /// Attempts of a batch commit that keeps colliding with concurrent commits of the same job.
 const COMMIT_ATTEMPTS: u32 = 10;
@@ -93,6 +96,11 @@ const A_PART_KEY: &str = "part_key";
 const A_MANIFEST_BUCKET: &str = "manifest_bucket";
 const A_MANIFEST_PREFIX: &str = "manifest_prefix";
 const A_NAME: &str = "name";
+const A_PART: &str = "part";
+const A_NEXT_TASK: &str = "next_task";
+const A_BATCHES: &str = "batches";
+const A_DONE: &str = "done";
+const A_CONTINUED_AT: &str = "continued_at";
 const FAILURE_CODE: &str = "FailureCode";
 const FAILURE_REASON: &str = "FailureReason";
 
@@ -426,6 +434,117 @@ impl Store {
         .await
     }
 
+    /// Creates the checkpoints of a job's plan parts, at their start, unless they exist already
+    /// (a plan request delivered again must not move a part back).
+    pub async fn put_plan_parts(&self, job_id: &str, parts: &[PlanPart]) -> Result<()> {
+        for part in parts {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(checkpoint_to_item(
+                    job_id,
+                    &PlanCheckpoint::start(*part),
+                )))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(Error::aws("DynamoDB", "PutItem", e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The checkpoint of one plan part (strongly consistent); `None` when planning has not
+    /// created it.
+    pub async fn get_plan_part(
+        &self,
+        job_id: &str,
+        part: PlanPart,
+    ) -> Result<Option<PlanCheckpoint>> {
+        self.get_item(job_pk(job_id), plan_sk(part))
+            .await?
+            .map(|item| checkpoint_from_item(&item))
+            .transpose()
+    }
+
+    /// Every plan part checkpoint of a job (all pages, consistent), in part order.
+    pub async fn list_plan_parts(&self, job_id: &str) -> Result<Vec<PlanCheckpoint>> {
+        let items = self
+            .query_all(&job_pk(job_id), Some(PLAN_SK_PREFIX))
+            .await?;
+        let mut parts = items
+            .iter()
+            .map(checkpoint_from_item)
+            .collect::<Result<Vec<_>>>()?;
+        parts.sort_by_key(|p| p.part);
+        Ok(parts)
+    }
+
+    /// Moves a part's checkpoint from `from` to `to` if it still is at `from`. False when another
+    /// run of the same part (a redelivered message) moved it first: that run's batches are the
+    /// same batches (same ids, same tasks), and the loser stops without a continuation.
+    pub async fn advance_plan_part(
+        &self,
+        job_id: &str,
+        from: &PlanCheckpoint,
+        to: &PlanCheckpoint,
+    ) -> Result<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&job_pk(job_id)))
+            .key(SK, s(&plan_sk(to.part)))
+            .update_expression("SET next_task = :nt, batches = :nb, done = :nd")
+            .condition_expression("next_task = :ot AND batches = :ob AND done = :od")
+            .expression_attribute_values(":nt", n(to.next_task))
+            .expression_attribute_values(":nb", n(to.batches))
+            .expression_attribute_values(":nd", AttributeValue::Bool(to.done))
+            .expression_attribute_values(":ot", n(from.next_task))
+            .expression_attribute_values(":ob", n(from.batches))
+            .expression_attribute_values(":od", AttributeValue::Bool(from.done))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                debug!(job_id, part = %to.part.id(), "plan checkpoint moved by another run");
+                Ok(false)
+            }
+            Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
+        }
+    }
+
+    /// Records that the continue message for `next_task` is on the plan queue.
+    pub async fn mark_plan_part_continued(
+        &self,
+        job_id: &str,
+        part: PlanPart,
+        next_task: u64,
+    ) -> Result<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&job_pk(job_id)))
+            .key(SK, s(&plan_sk(part)))
+            .update_expression("SET continued_at = :n")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":n", n(next_task))
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
+        Ok(())
+    }
+
     /// Commits one batch exactly once: in one transaction, creates the batch record only if it does
     /// not exist and adds its counts to the job. Returns false (and changes nothing) for a batch
     /// that was committed before.
@@ -733,6 +852,36 @@ fn transition_update(
             .push((":empty".into(), AttributeValue::L(vec![])));
     }
     update
+}
+
+fn plan_sk(part: PlanPart) -> String {
+    format!("{PLAN_SK_PREFIX}{}", part.id())
+}
+
+/// A plan part checkpoint as a DynamoDB item.
+pub fn checkpoint_to_item(job_id: &str, checkpoint: &PlanCheckpoint) -> Item {
+    let mut item = Item::from([
+        (PK.to_string(), s(&job_pk(job_id))),
+        (SK.to_string(), s(&plan_sk(checkpoint.part))),
+        (A_PART.to_string(), s(&checkpoint.part.id())),
+        (A_NEXT_TASK.to_string(), n(checkpoint.next_task)),
+        (A_BATCHES.to_string(), n(checkpoint.batches)),
+        (A_DONE.to_string(), AttributeValue::Bool(checkpoint.done)),
+    ]);
+    if let Some(at) = checkpoint.continued_at {
+        item.insert(A_CONTINUED_AT.to_string(), n(at));
+    }
+    item
+}
+
+pub fn checkpoint_from_item(item: &Item) -> Result<PlanCheckpoint> {
+    Ok(PlanCheckpoint {
+        part: PlanPart::parse(get_s(item, A_PART)?).map_err(|e| malformed(A_PART, e))?,
+        next_task: get_n_or_zero(item, A_NEXT_TASK)?,
+        batches: get_n_or_zero(item, A_BATCHES)?,
+        done: get_bool(item, A_DONE)?,
+        continued_at: get_opt_n(item, A_CONTINUED_AT)?,
+    })
 }
 
 fn job_pk(job_id: &str) -> String {
@@ -1134,6 +1283,32 @@ mod tests {
             batch_from_item(&batch_to_item("j", &without_part)).unwrap(),
             without_part
         );
+    }
+
+    #[test]
+    fn plan_checkpoint_round_trips_through_an_item() {
+        for checkpoint in [
+            PlanCheckpoint::start(PlanPart::Whole),
+            PlanCheckpoint {
+                part: PlanPart::InventoryFile(12),
+                next_task: 123_456_789,
+                batches: 4321,
+                done: true,
+                continued_at: Some(123_000_000),
+            },
+        ] {
+            let item = checkpoint_to_item("j", &checkpoint);
+            assert_eq!(item[PK], s("JOB#j"));
+            assert_eq!(
+                item[SK],
+                s(&format!("PLAN#{}", checkpoint.part.id())),
+                "plan items never start with BATCH#, so list_batches does not see them"
+            );
+            assert_eq!(checkpoint_from_item(&item).unwrap(), checkpoint);
+        }
+        let mut item = checkpoint_to_item("j", &PlanCheckpoint::start(PlanPart::Whole));
+        item.insert(A_PART.into(), s("x7"));
+        assert!(checkpoint_from_item(&item).is_err());
     }
 
     #[test]

@@ -1,0 +1,971 @@
+//! Every S3 operation against a real moto server: a batch of tasks that succeed and fail runs
+//! through `operation::run_tasks` (what the executor calls), each effect is checked on the objects
+//! with the S3 API, and the completion-report rows are compared with what S3 would write.
+
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, ObjectLockLegalHoldStatus, ObjectLockMode, Permission, StorageClass,
+    VersioningConfiguration,
+};
+use batchops::job::{CreateJobRequest, Job, JobStatus, Progress, REPLICATE_OBJECT_REFUSAL};
+use batchops::manifest::Task;
+use batchops::operation::{self, ENV_COPY_PART_SIZE, ENV_MULTIPART_COPY_THRESHOLD};
+use batchops::report::encode_rows;
+use batchops::Context;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Once;
+
+const MIB: usize = 1024 * 1024;
+
+/// Multipart copies from 6 MiB up, in 5 MiB parts (S3's and moto's smallest non-final part), so
+/// that a 12 MiB object takes three parts.
+fn force_small_multipart_copies() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        std::env::set_var(ENV_MULTIPART_COPY_THRESHOLD, (6 * MIB).to_string());
+        std::env::set_var(ENV_COPY_PART_SIZE, (5 * MIB).to_string());
+    });
+}
+
+struct Env {
+    ctx: Context,
+    id: String,
+}
+
+async fn env() -> Env {
+    force_small_multipart_copies();
+    let config = common::sdk_config().await;
+    let id = common::unique_suffix();
+    // run_tasks needs only the clients; the other resources are never touched here.
+    let settings = common::test_settings(
+        format!("jobs-{id}"),
+        String::new(),
+        String::new(),
+        String::new(),
+        format!("system-{id}"),
+    );
+    Env {
+        ctx: Context::from_config(&config, settings),
+        id,
+    }
+}
+
+impl Env {
+    fn bucket(&self, name: &str) -> String {
+        format!("{name}-{}", self.id)
+    }
+
+    async fn create_bucket(&self, name: &str, versioned: bool, object_lock: bool) -> String {
+        let bucket = self.bucket(name);
+        self.ctx
+            .s3
+            .create_bucket()
+            .bucket(&bucket)
+            .object_lock_enabled_for_bucket(object_lock)
+            .send()
+            .await
+            .unwrap();
+        if versioned && !object_lock {
+            self.ctx
+                .s3
+                .put_bucket_versioning()
+                .bucket(&bucket)
+                .versioning_configuration(
+                    VersioningConfiguration::builder()
+                        .status(BucketVersioningStatus::Enabled)
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+        }
+        bucket
+    }
+
+    /// Puts an object and returns its version id (empty when unversioned).
+    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> String {
+        self.ctx
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap()
+            .version_id()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
+        self.ctx
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
+    async fn tags(&self, bucket: &str, key: &str) -> BTreeMap<String, String> {
+        self.ctx
+            .s3
+            .get_object_tagging()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect()
+    }
+
+    async fn run(&self, operation: Value, confirmation: bool, tasks: &[Task]) -> Vec<String> {
+        let job = job(operation, confirmation);
+        let outcomes = operation::run_tasks(&self.ctx, &job, "batch-1", tasks).await;
+        assert_eq!(outcomes.len(), tasks.len());
+        let csv = String::from_utf8(encode_rows(&outcomes)).unwrap();
+        csv.lines().map(String::from).collect()
+    }
+}
+
+fn request(operation: Value, confirmation: bool) -> Value {
+    json!({
+        "AccountId": "123456789012",
+        "ConfirmationRequired": confirmation,
+        "Operation": operation,
+        "Report": {"Enabled": false},
+        "Manifest": {
+            "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key", "VersionId"]},
+            "Location": {"ObjectArn": "arn:aws:s3:::manifests/m.csv", "ETag": "x"}
+        },
+        "Priority": 1,
+        "RoleArn": "arn:aws:iam::123456789012:role/batch"
+    })
+}
+
+/// A job as the control plane would store it, after the same parse and validation.
+fn job(operation: Value, confirmation: bool) -> Job {
+    let request = CreateJobRequest::parse(&request(operation, confirmation).to_string()).unwrap();
+    request.validate().unwrap();
+    Job {
+        job_id: "job-1".into(),
+        priority: request.priority,
+        request,
+        status: JobStatus::Active,
+        creation_time: chrono::Utc::now(),
+        termination_date: None,
+        suspended_date: None,
+        active_since: None,
+        elapsed_active_seconds: 0,
+        status_update_reason: None,
+        failure_reasons: Vec::new(),
+        progress: Progress::default(),
+        finalize_sent: false,
+    }
+}
+
+fn creation_error(operation: Value, confirmation: bool) -> String {
+    match CreateJobRequest::parse(&request(operation, confirmation).to_string()) {
+        Err(e) => e.to_string(),
+        Ok(req) => req.validate().unwrap_err().to_string(),
+    }
+}
+
+fn task(bucket: &str, key: &str, version: Option<&str>) -> Task {
+    Task {
+        bucket: bucket.into(),
+        key: key.into(),
+        version_id: version.map(String::from),
+    }
+}
+
+fn ok_row(bucket: &str, key: &str, version: &str) -> String {
+    format!("{bucket},{key},{version},succeeded,200,,Successful")
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+#[tokio::test]
+async fn copy_replaces_metadata_and_tags_keeps_versions_and_copies_large_objects_in_parts() {
+    let env = env().await;
+    let src = env.create_bucket("src", true, false).await;
+    let dst = env.create_bucket("dst", false, false).await;
+    env.put(&src, "a.txt", b"alpha".to_vec()).await;
+    let big = pattern(12 * MIB + 7);
+    env.put(&src, "big.bin", big.clone()).await;
+    let v1 = env.put(&src, "v.txt", b"first".to_vec()).await;
+    env.put(&src, "v.txt", b"second".to_vec()).await;
+
+    let op = json!({"S3PutObjectCopy": {
+        "TargetResource": format!("arn:aws:s3:::{dst}"),
+        "TargetKeyPrefix": "copied/",
+        "MetadataDirective": "REPLACE",
+        "NewObjectMetadata": {"ContentType": "application/x-test", "UserMetadata": {"owner": "ops"}},
+        "NewObjectTagging": [{"Key": "project", "Value": "x"}],
+        "StorageClass": "STANDARD_IA"
+    }});
+    let tasks = [
+        task(&src, "a.txt", None),
+        task(&src, "big.bin", None),
+        task(&src, "v.txt", Some(&v1)),
+        task(&src, "nope.txt", None),
+    ];
+    let rows = env.run(op, false, &tasks).await;
+    assert_eq!(
+        rows,
+        vec![
+            ok_row(&src, "a.txt", ""),
+            ok_row(&src, "big.bin", ""),
+            ok_row(&src, "v.txt", &v1),
+            format!("{src},nope.txt,,failed,404,NoSuchKey,The specified key does not exist."),
+        ]
+    );
+
+    assert_eq!(env.get(&dst, "copied/a.txt").await, b"alpha");
+    assert_eq!(env.get(&dst, "copied/big.bin").await, big);
+    // The listed version was copied, not the latest.
+    assert_eq!(env.get(&dst, "copied/v.txt").await, b"first");
+    for key in ["copied/a.txt", "copied/big.bin"] {
+        let head = env
+            .ctx
+            .s3
+            .head_object()
+            .bucket(&dst)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.content_type(), Some("application/x-test"), "{key}");
+        assert_eq!(
+            head.metadata()
+                .and_then(|m| m.get("owner"))
+                .map(String::as_str),
+            Some("ops"),
+            "{key}"
+        );
+        assert_eq!(
+            head.storage_class(),
+            Some(&StorageClass::StandardIa),
+            "{key}"
+        );
+        assert_eq!(
+            env.tags(&dst, key).await,
+            BTreeMap::from([("project".to_string(), "x".to_string())]),
+            "{key}"
+        );
+    }
+    // The large copy was assembled from parts: its ETag is a multipart ETag ("...-3").
+    let head = env
+        .ctx
+        .s3
+        .head_object()
+        .bucket(&dst)
+        .key("copied/big.bin")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        head.e_tag().unwrap_or_default().ends_with("-3\""),
+        "{:?}",
+        head.e_tag()
+    );
+}
+
+#[tokio::test]
+async fn multipart_copy_keeps_source_metadata_and_tags_and_an_archived_source_fails_before_any_upload(
+) {
+    let env = env().await;
+    let src = env.create_bucket("src", false, false).await;
+    let dst = env.create_bucket("dst", false, false).await;
+    let big = pattern(11 * MIB);
+    env.ctx
+        .s3
+        .put_object()
+        .bucket(&src)
+        .key("big.bin")
+        .content_type("image/x-big")
+        .metadata("origin", "camera")
+        .tagging("kind=raw")
+        .body(ByteStream::from(big.clone()))
+        .send()
+        .await
+        .unwrap();
+    let op = json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}")}});
+    let rows = env.run(op, false, &[task(&src, "big.bin", None)]).await;
+    assert_eq!(rows, vec![ok_row(&src, "big.bin", "")]);
+    assert_eq!(env.get(&dst, "big.bin").await, big);
+    let head = env
+        .ctx
+        .s3
+        .head_object()
+        .bucket(&dst)
+        .key("big.bin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_type(), Some("image/x-big"));
+    assert_eq!(
+        head.metadata()
+            .and_then(|m| m.get("origin"))
+            .map(String::as_str),
+        Some("camera")
+    );
+    assert_eq!(
+        env.tags(&dst, "big.bin").await,
+        BTreeMap::from([("kind".to_string(), "raw".to_string())])
+    );
+
+    // An archived source fails as S3 fails it, before any multipart upload starts; a conditional
+    // copy whose condition does not hold fails with S3's PreconditionFailed.
+    env.ctx
+        .s3
+        .put_object()
+        .bucket(&src)
+        .key("cold.bin")
+        .storage_class(StorageClass::Glacier)
+        .body(ByteStream::from(big.clone()))
+        .send()
+        .await
+        .unwrap();
+    let op = json!({"S3PutObjectCopy": {
+        "TargetResource": format!("arn:aws:s3:::{dst}"),
+        "TargetKeyPrefix": "late/",
+    }});
+    let rows = env.run(op, false, &[task(&src, "cold.bin", None)]).await;
+    assert_eq!(
+        rows,
+        vec![format!(
+            "{src},cold.bin,,failed,403,InvalidObjectState,The operation is not valid for the object's storage class"
+        )]
+    );
+    let uploads = env
+        .ctx
+        .s3
+        .list_multipart_uploads()
+        .bucket(&dst)
+        .send()
+        .await
+        .unwrap();
+    assert!(uploads.uploads().is_empty(), "{:?}", uploads.uploads());
+    let copied = env
+        .ctx
+        .s3
+        .list_objects_v2()
+        .bucket(&dst)
+        .prefix("late/")
+        .send()
+        .await
+        .unwrap();
+    assert!(copied.contents().is_empty());
+}
+
+#[tokio::test]
+async fn copy_parameters_are_checked_when_the_job_is_created() {
+    let err = creation_error(json!({"S3PutObjectCopy": {}}), false);
+    assert!(err.contains("TargetResource is required"), "{err}");
+    let err = creation_error(
+        json!({"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::b",
+            "CannedAccessControlList": "private",
+            "AccessControlGrants": [{"Grantee": {"TypeIdentifier": "id", "Identifier": "abc"}, "Permission": "READ"}]}}),
+        false,
+    );
+    assert!(err.contains("not both"), "{err}");
+    let err = creation_error(
+        json!({"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::b", "StorageClass": "COLD"}}),
+        false,
+    );
+    assert!(
+        err.contains("StorageClass") || err.contains("COLD"),
+        "{err}"
+    );
+}
+
+/// A second canonical user. (Group grantees in a policy body are dropped by moto, not by batchops.)
+const READER: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+#[tokio::test]
+async fn put_object_acl_sets_a_canned_acl_or_a_full_policy() {
+    let env = env().await;
+    let bucket = env.create_bucket("acl", false, false).await;
+    env.put(&bucket, "a.txt", b"a".to_vec()).await;
+    env.put(&bucket, "b.txt", b"b".to_vec()).await;
+    let owner = env
+        .ctx
+        .s3
+        .get_object_acl()
+        .bucket(&bucket)
+        .key("a.txt")
+        .send()
+        .await
+        .unwrap()
+        .owner()
+        .and_then(|o| o.id())
+        .unwrap_or_default()
+        .to_string();
+
+    let canned = json!({"S3PutObjectAcl": {"AccessControlPolicy": {"CannedAccessControlList": "public-read"}}});
+    let rows = env
+        .run(
+            canned,
+            false,
+            &[
+                task(&bucket, "a.txt", None),
+                task(&bucket, "gone.txt", None),
+            ],
+        )
+        .await;
+    assert_eq!(
+        rows,
+        vec![
+            ok_row(&bucket, "a.txt", ""),
+            format!("{bucket},gone.txt,,failed,404,NoSuchKey,The specified key does not exist."),
+        ]
+    );
+    let all_users = "http://acs.amazonaws.com/groups/global/AllUsers";
+    let acl = env
+        .ctx
+        .s3
+        .get_object_acl()
+        .bucket(&bucket)
+        .key("a.txt")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        acl.grants()
+            .iter()
+            .any(|g| g.permission() == Some(&Permission::Read)
+                && g.grantee().and_then(|e| e.uri()) == Some(all_users)),
+        "{acl:?}"
+    );
+
+    let policy = json!({"S3PutObjectAcl": {"AccessControlPolicy": {"AccessControlList": {
+        "Owner": {"ID": owner},
+        "Grants": [
+            {"Grantee": {"TypeIdentifier": "id", "Identifier": owner}, "Permission": "FULL_CONTROL"},
+            {"Grantee": {"TypeIdentifier": "id", "Identifier": READER}, "Permission": "READ"}
+        ]
+    }}}});
+    let rows = env
+        .run(policy, false, &[task(&bucket, "b.txt", None)])
+        .await;
+    assert_eq!(rows, vec![ok_row(&bucket, "b.txt", "")]);
+    let acl = env
+        .ctx
+        .s3
+        .get_object_acl()
+        .bucket(&bucket)
+        .key("b.txt")
+        .send()
+        .await
+        .unwrap();
+    let mut grants: Vec<(String, String)> = acl
+        .grants()
+        .iter()
+        .map(|g| {
+            let who = g
+                .grantee()
+                .and_then(|e| e.id().filter(|id| !id.is_empty()).or(e.uri()))
+                .unwrap_or_default();
+            (
+                who.to_string(),
+                g.permission()
+                    .map(|p| p.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    grants.sort();
+    let mut expected = vec![
+        (owner.clone(), "FULL_CONTROL".to_string()),
+        (READER.to_string(), "READ".to_string()),
+    ];
+    expected.sort();
+    assert_eq!(grants, expected);
+
+    let err = creation_error(
+        json!({"S3PutObjectAcl": {"AccessControlPolicy": {}}}),
+        false,
+    );
+    assert!(err.contains("AccessControlList"), "{err}");
+}
+
+#[tokio::test]
+async fn legal_hold_and_retention_lock_objects_in_an_object_lock_bucket() {
+    let env = env().await;
+    let bucket = env.create_bucket("locked", true, true).await;
+    let plain = env.create_bucket("plain", false, false).await;
+    let v_hold = env.put(&bucket, "hold.txt", b"h".to_vec()).await;
+    let v_keep = env.put(&bucket, "keep.txt", b"k".to_vec()).await;
+    env.put(&plain, "p.txt", b"p".to_vec()).await;
+
+    let hold = json!({"S3PutObjectLegalHold": {"LegalHold": {"Status": "ON"}}});
+    let rows = env
+        .run(
+            hold,
+            false,
+            &[
+                task(&bucket, "hold.txt", Some(&v_hold)),
+                task(&plain, "p.txt", None),
+            ],
+        )
+        .await;
+    assert_eq!(rows[0], ok_row(&bucket, "hold.txt", &v_hold));
+    assert!(
+        // A bucket without object lock refuses, as S3 does.
+        rows[1].starts_with(&format!("{plain},p.txt,,failed,400,InvalidRequest,")),
+        "{rows:?}"
+    );
+    let status = env
+        .ctx
+        .s3
+        .get_object_legal_hold()
+        .bucket(&bucket)
+        .key("hold.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status.legal_hold().and_then(|h| h.status()),
+        Some(&ObjectLockLegalHoldStatus::On)
+    );
+
+    let until = (chrono::Utc::now() + chrono::Duration::days(2))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let retention = json!({"S3PutObjectRetention": {
+        "BypassGovernanceRetention": false,
+        "Retention": {"Mode": "GOVERNANCE", "RetainUntilDate": until}
+    }});
+    let rows = env
+        .run(
+            retention,
+            false,
+            &[
+                task(&bucket, "keep.txt", Some(&v_keep)),
+                task(&plain, "p.txt", None),
+            ],
+        )
+        .await;
+    assert_eq!(rows[0], ok_row(&bucket, "keep.txt", &v_keep));
+    // A bucket without object lock refuses, as S3 does.
+    assert!(
+        rows[1].starts_with(&format!("{plain},p.txt,,failed,400,InvalidRequest,")),
+        "{rows:?}"
+    );
+    // Read back through HEAD: moto answers GetObjectRetention with the object body.
+    let head = env
+        .ctx
+        .s3
+        .head_object()
+        .bucket(&bucket)
+        .key("keep.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.object_lock_mode(), Some(&ObjectLockMode::Governance));
+    assert_eq!(
+        head.object_lock_retain_until_date().map(|d| d.secs()),
+        Some(
+            chrono::DateTime::parse_from_rfc3339(&until)
+                .unwrap()
+                .timestamp()
+        )
+    );
+
+    // The locked version cannot be deleted: S3DeleteObject reports S3's AccessDenied.
+    let delete = json!({"S3DeleteObject": {}});
+    let rows = env
+        .run(delete, true, &[task(&bucket, "keep.txt", Some(&v_keep))])
+        .await;
+    assert!(
+        rows[0].starts_with(&format!(
+            "{bucket},keep.txt,{v_keep},failed,403,AccessDenied,"
+        )),
+        "{rows:?}"
+    );
+    let err = creation_error(
+        json!({"S3PutObjectRetention": {"Retention": {"Mode": "GOVERNANCE"}}}),
+        false,
+    );
+    assert!(err.contains("go together"), "{err}");
+}
+
+#[tokio::test]
+async fn restore_starts_for_archived_objects_and_fails_as_s3_does_for_others() {
+    let env = env().await;
+    let bucket = env.create_bucket("restore", false, false).await;
+    env.ctx
+        .s3
+        .put_object()
+        .bucket(&bucket)
+        .key("cold.txt")
+        .storage_class(StorageClass::Glacier)
+        .body(ByteStream::from_static(b"cold"))
+        .send()
+        .await
+        .unwrap();
+    env.put(&bucket, "warm.txt", b"warm".to_vec()).await;
+    let op = json!({"S3InitiateRestoreObject": {"ExpirationInDays": 3, "GlacierJobTier": "BULK"}});
+    let rows = env
+        .run(
+            op,
+            false,
+            &[
+                task(&bucket, "cold.txt", None),
+                task(&bucket, "warm.txt", None),
+                task(&bucket, "gone.txt", None),
+            ],
+        )
+        .await;
+    assert_eq!(rows[0], ok_row(&bucket, "cold.txt", ""));
+    assert!(
+        rows[1].starts_with(&format!(
+            "{bucket},warm.txt,,failed,403,InvalidObjectState,"
+        )),
+        "{rows:?}"
+    );
+    assert!(
+        rows[2].starts_with(&format!("{bucket},gone.txt,,failed,404,NoSuchKey,")),
+        "{rows:?}"
+    );
+    let head = env
+        .ctx
+        .s3
+        .head_object()
+        .bucket(&bucket)
+        .key("cold.txt")
+        .send()
+        .await
+        .unwrap();
+    assert!(head.restore().is_some(), "{head:?}");
+    // Restoring an object that is already restored succeeds (S3 answers 200 and extends it).
+    let again = json!({"S3InitiateRestoreObject": {"ExpirationInDays": 5}});
+    let rows = env
+        .run(again, false, &[task(&bucket, "cold.txt", None)])
+        .await;
+    assert_eq!(rows, vec![ok_row(&bucket, "cold.txt", "")]);
+    let err = creation_error(
+        json!({"S3InitiateRestoreObject": {"ExpirationInDays": 0}}),
+        false,
+    );
+    assert!(err.contains("1 or more"), "{err}");
+    let err = creation_error(
+        json!({"S3InitiateRestoreObject": {"GlacierJobTier": "EXPEDITED"}}),
+        false,
+    );
+    assert!(err.contains("EXPEDITED"), "{err}");
+}
+
+#[tokio::test]
+async fn compute_checksum_reports_each_objects_checksum() {
+    let env = env().await;
+    let bucket = env.create_bucket("sums", false, false).await;
+    env.put(&bucket, "check.txt", b"123456789".to_vec()).await;
+    let big = pattern(3 * MIB + 1);
+    env.put(&bucket, "big.bin", big.clone()).await;
+    for (algorithm, hex) in [
+        ("CRC32", "cbf43926"),
+        ("CRC32C", "e3069283"),
+        ("CRC64NVME", "ae8b14860a799888"),
+        ("MD5", "25f9e794323b453885f5181f1b624d0b"),
+        (
+            "SHA256",
+            "15e2b0d3c33891ebb0f1ef609ec419420c20e320ce94c65fbc8c3312448eb225",
+        ),
+    ] {
+        let op = json!({"S3ComputeObjectChecksum": {"ChecksumAlgorithm": algorithm, "ChecksumType": "FULL_OBJECT"}});
+        let job = job(op, false);
+        let outcomes = operation::run_tasks(
+            &env.ctx,
+            &job,
+            "b",
+            &[
+                task(&bucket, "check.txt", None),
+                task(&bucket, "gone.txt", None),
+            ],
+        )
+        .await;
+        assert_eq!(outcomes[0].http_status, Some(200));
+        let message: Value = serde_json::from_str(&outcomes[0].result_message).unwrap();
+        assert_eq!(message["checksumAlgorithm"], algorithm);
+        assert_eq!(message["checksumType"], "FULL_OBJECT");
+        assert_eq!(message["checksumHex"], hex, "{algorithm}");
+        assert_eq!(outcomes[1].error_code.as_deref(), Some("NoSuchKey"));
+        assert_eq!(outcomes[1].http_status, Some(404));
+    }
+    // A large object is streamed, and gives the same digest as the bytes themselves.
+    let op = json!({"S3ComputeObjectChecksum": {"ChecksumAlgorithm": "SHA256"}});
+    let outcomes = operation::run_tasks(
+        &env.ctx,
+        &job(op, false),
+        "b",
+        &[task(&bucket, "big.bin", None)],
+    )
+    .await;
+    let message: Value = serde_json::from_str(&outcomes[0].result_message).unwrap();
+    use sha2::Digest;
+    assert_eq!(
+        message["checksumHex"],
+        hex::encode(sha2::Sha256::digest(&big))
+    );
+
+    let err = creation_error(
+        json!({"S3ComputeObjectChecksum": {"ChecksumAlgorithm": "SHA256", "ChecksumType": "COMPOSITE"}}),
+        false,
+    );
+    assert!(err.contains("COMPOSITE"), "{err}");
+}
+
+#[tokio::test]
+async fn delete_object_removes_versions_or_adds_delete_markers_and_needs_confirmation() {
+    let env = env().await;
+    let bucket = env.create_bucket("del", true, false).await;
+    let v_old = env.put(&bucket, "doc.txt", b"old".to_vec()).await;
+    let v_new = env.put(&bucket, "doc.txt", b"new".to_vec()).await;
+    env.put(&bucket, "marker.txt", b"m".to_vec()).await;
+    let rows = env
+        .run(
+            json!({"S3DeleteObject": {}}),
+            true,
+            &[
+                task(&bucket, "doc.txt", Some(&v_old)),
+                task(&bucket, "marker.txt", None),
+            ],
+        )
+        .await;
+    assert_eq!(
+        rows,
+        vec![
+            ok_row(&bucket, "doc.txt", &v_old),
+            ok_row(&bucket, "marker.txt", "")
+        ]
+    );
+    let versions = env
+        .ctx
+        .s3
+        .list_object_versions()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let doc_versions: Vec<&str> = versions
+        .versions()
+        .iter()
+        .filter(|v| v.key() == Some("doc.txt"))
+        .filter_map(|v| v.version_id())
+        .collect();
+    assert_eq!(doc_versions, vec![v_new.as_str()]);
+    assert_eq!(env.get(&bucket, "doc.txt").await, b"new");
+    let markers: Vec<&str> = versions
+        .delete_markers()
+        .iter()
+        .filter_map(|m| m.key())
+        .collect();
+    assert_eq!(markers, vec!["marker.txt"]);
+    // The data is still there under its version: only a delete marker was added.
+    assert_eq!(
+        versions
+            .versions()
+            .iter()
+            .filter(|v| v.key() == Some("marker.txt"))
+            .count(),
+        1
+    );
+
+    let err = creation_error(json!({"S3DeleteObject": {}}), false);
+    assert!(err.contains("ConfirmationRequired"), "{err}");
+}
+
+#[test]
+fn replicate_object_is_refused_with_the_reason() {
+    let err = creation_error(json!({"S3ReplicateObject": {}}), false);
+    assert!(err.contains(REPLICATE_OBJECT_REFUSAL), "{err}");
+    assert!(err.contains("replication engine"), "{err}");
+}
+
+/// A scripted S3 endpoint for what moto cannot do: a part copy that S3 refuses midway.
+mod scripted {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    pub const SIZE: u64 = 12 * 1024 * 1024;
+
+    /// Every request line the server saw (`METHOD path?query`).
+    pub type Log = Arc<Mutex<Vec<String>>>;
+
+    /// Part 1 is throttled once (SlowDown, 503, retried), part 2 is refused (AccessDenied, 403).
+    pub async fn start() -> (String, Log) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let log: Log = Arc::default();
+        let server_log = log.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let log = server_log.clone();
+                tokio::spawn(async move {
+                    let mut socket = BufReader::new(socket);
+                    loop {
+                        let mut line = String::new();
+                        if socket.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut length = 0usize;
+                        loop {
+                            let mut header = String::new();
+                            socket.read_line(&mut header).await.unwrap();
+                            let header = header.trim_end();
+                            if header.is_empty() {
+                                break;
+                            }
+                            if let Some((name, value)) = header.split_once(':') {
+                                if name.eq_ignore_ascii_case("content-length") {
+                                    length = value.trim().parse().unwrap_or(0);
+                                }
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        socket.read_exact(&mut body).await.unwrap();
+                        let request: Vec<&str> = line.split_whitespace().take(2).collect();
+                        let request = request.join(" ");
+                        let response = {
+                            let mut seen = log.lock().unwrap();
+                            seen.push(request.clone());
+                            let part1_attempts = seen
+                                .iter()
+                                .filter(|r| r.starts_with("PUT") && r.contains("partNumber=1&"))
+                                .count();
+                            answer(&request, part1_attempts)
+                        };
+                        socket
+                            .get_mut()
+                            .write_all(response.as_bytes())
+                            .await
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        (url, log)
+    }
+
+    fn answer(request: &str, part1_attempts: usize) -> String {
+        let xml = |status: &str, body: &str| {
+            format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        if request.starts_with("HEAD") {
+            return format!("HTTP/1.1 200 OK\r\ncontent-length: {SIZE}\r\netag: \"src\"\r\n\r\n");
+        }
+        if request.starts_with("GET") && request.contains("tagging") {
+            return xml("200 OK", "<Tagging><TagSet></TagSet></Tagging>");
+        }
+        if request.starts_with("POST") && request.contains("uploads") {
+            return xml(
+                "200 OK",
+                "<InitiateMultipartUploadResult><Bucket>dst</Bucket><Key>big.bin</Key><UploadId>up-1</UploadId></InitiateMultipartUploadResult>",
+            );
+        }
+        if request.starts_with("PUT") && request.contains("partNumber=1&") && part1_attempts == 1 {
+            return xml(
+                "503 Slow Down",
+                "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+            );
+        }
+        if request.starts_with("PUT") && request.contains("partNumber=2&") {
+            return xml(
+                "403 Forbidden",
+                "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+            );
+        }
+        if request.starts_with("PUT") && request.contains("partNumber=") {
+            return xml(
+                "200 OK",
+                "<CopyPartResult><ETag>\"part\"</ETag></CopyPartResult>",
+            );
+        }
+        if request.starts_with("DELETE") && request.contains("uploadId=up-1") {
+            return "HTTP/1.1 204 No Content\r\n\r\n".to_string();
+        }
+        xml(
+            "400 Bad Request",
+            "<Error><Code>InvalidRequest</Code><Message>unexpected</Message></Error>",
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_multipart_copy_with_a_refused_part_is_aborted_and_never_completed() {
+    force_small_multipart_copies();
+    let (url, log) = scripted::start().await;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&url)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await;
+    let mut settings = common::test_settings(
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+    );
+    settings.lambda_max_attempts = 3;
+    let env = Env {
+        ctx: Context::from_config(&config, settings),
+        id: String::new(),
+    };
+    let op = json!({"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::dst"}});
+    let rows = env.run(op, false, &[task("src", "big.bin", None)]).await;
+    assert_eq!(
+        rows,
+        vec!["src,big.bin,,failed,403,AccessDenied,Access Denied".to_string()]
+    );
+    let seen = log.lock().unwrap().clone();
+    let count = |what: &str| seen.iter().filter(|r| r.contains(what)).count();
+    assert_eq!(count("uploads"), 1, "{seen:?}");
+    assert!(count("partNumber=1&") >= 1, "{seen:?}");
+    assert_eq!(
+        count("partNumber=2&"),
+        1,
+        "AccessDenied is not retried: {seen:?}"
+    );
+    assert_eq!(
+        seen.iter()
+            .filter(|r| r.starts_with("DELETE") && r.contains("uploadId=up-1"))
+            .count(),
+        1,
+        "the upload is aborted: {seen:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|r| r.starts_with("POST") && r.contains("uploadId=")),
+        "never completed: {seen:?}"
+    );
+}
