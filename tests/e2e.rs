@@ -932,3 +932,76 @@ async fn a_copy_job_copies_every_object_to_the_target_prefix_and_reports_missing
         (Some("NoSuchKey"), Some(404))
     );
 }
+
+#[tokio::test]
+async fn lambda_invoke_maps_every_result_code_and_a_response_missing_a_task() {
+    let mut s = stack_with(false, |st| st.lambda_max_attempts = 1).await;
+    s.ctx = s
+        .ctx
+        .clone()
+        .with_lambda_endpoint(&s.config, &common::lambda_endpoint().await);
+    let data = s.bucket("data");
+    let etag = objects(&s, &data, &["p", "q"]).await;
+
+    // The function answers without the task: treatMissingKeysAs defaults to PermanentFailure.
+    let omitted = s
+        .create_job(lambda_job(
+            &data,
+            &etag,
+            "2.0",
+            Some(json!({"simulate": "omit-results"})),
+        ))
+        .await;
+    // TemporaryFailure with a single attempt allowed: the task fails as TemporaryFailure.
+    let temporary = s
+        .create_job(lambda_job(
+            &data,
+            &etag,
+            "2.0",
+            Some(json!({"simulate": "temporary-once"})),
+        ))
+        .await;
+    for (job_id, code) in [
+        (omitted, "PermanentFailure"),
+        (temporary, "TemporaryFailure"),
+    ] {
+        let job = s.run_job(&job_id).await;
+        assert_eq!(
+            (job.progress.succeeded, job.progress.failed),
+            (0, 2),
+            "{code}"
+        );
+        let (_, rows) = s.report(&data, "reports", &job_id).await;
+        assert_eq!(rows.len(), 2);
+        for row in rows {
+            assert_eq!(row.status, TaskStatus::Failed);
+            assert_eq!(
+                row.error_code.as_deref(),
+                Some(code),
+                "{}",
+                row.result_message
+            );
+            assert_eq!(row.http_status, Some(200));
+        }
+    }
+
+    // A missing object: the function itself answers PermanentFailure, with its reason.
+    let rows = vec![
+        (data.clone(), "p".to_string()),
+        (data.clone(), "absent".to_string()),
+    ];
+    let etag = s.put_manifest(&data, "m.csv", &rows).await;
+    let job_id = s.create_job(lambda_job(&data, &etag, "1.0", None)).await;
+    let job = s.run_job(&job_id).await;
+    assert_eq!((job.progress.succeeded, job.progress.failed), (1, 1));
+    let (_, rows) = s.report(&data, "reports", &job_id).await;
+    let absent = rows.iter().find(|r| r.task.key == "absent").unwrap();
+    assert_eq!(absent.error_code.as_deref(), Some("PermanentFailure"));
+    assert!(
+        absent.result_message.contains("NoSuchKey"),
+        "{}",
+        absent.result_message
+    );
+    let present = rows.iter().find(|r| r.task.key == "p").unwrap();
+    assert_eq!(present.result_message, sha256_hex(b"body of p"));
+}
