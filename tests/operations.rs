@@ -811,8 +811,9 @@ mod scripted {
     /// Every request line the server saw (`METHOD path?query`).
     pub type Log = Arc<Mutex<Vec<String>>>;
 
-    /// Part 1 is throttled once (SlowDown, 503, retried), part 2 is refused (AccessDenied, 403).
-    pub async fn start() -> (String, Log) {
+    /// Part 1 is throttled once (SlowDown, 503, retried); with `refuse_part2`, part 2 is refused
+    /// (AccessDenied, 403), otherwise the upload completes.
+    pub async fn start(refuse_part2: bool) -> (String, Log) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let log: Log = Arc::default();
@@ -855,7 +856,7 @@ mod scripted {
                                 .iter()
                                 .filter(|r| r.starts_with("PUT") && r.contains("partNumber=1&"))
                                 .count();
-                            answer(&request, part1_attempts)
+                            answer(&request, part1_attempts, refuse_part2)
                         };
                         socket
                             .get_mut()
@@ -869,7 +870,7 @@ mod scripted {
         (url, log)
     }
 
-    fn answer(request: &str, part1_attempts: usize) -> String {
+    fn answer(request: &str, part1_attempts: usize, refuse_part2: bool) -> String {
         let xml = |status: &str, body: &str| {
             format!(
                 "HTTP/1.1 {status}\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}",
@@ -894,7 +895,7 @@ mod scripted {
                 "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
             );
         }
-        if request.starts_with("PUT") && request.contains("partNumber=2&") {
+        if refuse_part2 && request.starts_with("PUT") && request.contains("partNumber=2&") {
             return xml(
                 "403 Forbidden",
                 "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
@@ -904,6 +905,12 @@ mod scripted {
             return xml(
                 "200 OK",
                 "<CopyPartResult><ETag>\"part\"</ETag></CopyPartResult>",
+            );
+        }
+        if request.starts_with("POST") && request.contains("uploadId=up-1") {
+            return xml(
+                "200 OK",
+                "<CompleteMultipartUploadResult><Bucket>dst</Bucket><Key>big.bin</Key><ETag>\"done-3\"</ETag></CompleteMultipartUploadResult>",
             );
         }
         if request.starts_with("DELETE") && request.contains("uploadId=up-1") {
@@ -916,10 +923,10 @@ mod scripted {
     }
 }
 
-#[tokio::test]
-async fn a_multipart_copy_with_a_refused_part_is_aborted_and_never_completed() {
+/// An executor context whose S3 is the scripted server, with multipart copies forced small.
+async fn scripted_env(refuse_part2: bool) -> (Env, scripted::Log) {
     force_small_multipart_copies();
-    let (url, log) = scripted::start().await;
+    let (url, log) = scripted::start(refuse_part2).await;
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(&url)
         .region(aws_config::Region::new("us-east-1"))
@@ -940,6 +947,12 @@ async fn a_multipart_copy_with_a_refused_part_is_aborted_and_never_completed() {
         ctx: Context::from_config(&config, settings),
         id: String::new(),
     };
+    (env, log)
+}
+
+#[tokio::test]
+async fn a_multipart_copy_with_a_refused_part_is_aborted_and_never_completed() {
+    let (env, log) = scripted_env(true).await;
     let op = json!({"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::dst"}});
     let rows = env.run(op, false, &[task("src", "big.bin", None)]).await;
     assert_eq!(
@@ -967,5 +980,33 @@ async fn a_multipart_copy_with_a_refused_part_is_aborted_and_never_completed() {
             .iter()
             .any(|r| r.starts_with("POST") && r.contains("uploadId=")),
         "never completed: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_throttled_part_copy_is_retried_and_the_copy_succeeds() {
+    let (env, log) = scripted_env(false).await;
+    let op = json!({"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::dst"}});
+    let rows = env.run(op, false, &[task("src", "big.bin", None)]).await;
+    let seen = log.lock().unwrap().clone();
+    assert_eq!(
+        rows,
+        vec!["src,big.bin,,succeeded,200,,Successful".to_string()],
+        "{seen:?}"
+    );
+    let count = |what: &str| seen.iter().filter(|r| r.contains(what)).count();
+    assert_eq!(
+        count("partNumber=1&"),
+        2,
+        "SlowDown is retried once: {seen:?}"
+    );
+    assert_eq!(count("partNumber=2&"), 1, "{seen:?}");
+    assert_eq!(count("partNumber=3&"), 1, "{seen:?}");
+    assert_eq!(
+        seen.iter()
+            .filter(|r| r.starts_with("POST") && r.contains("uploadId=up-1"))
+            .count(),
+        1,
+        "completed once: {seen:?}"
     );
 }
