@@ -12,13 +12,12 @@
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::sync::mpsc::Sender;
 
 use crate::error::{Error, Result};
-use crate::manifest::{encode_key, Task, CHUNK_TASKS};
+use crate::manifest::{encode_key, s3_error_reason, Task, CHUNK_TASKS};
 
 /// The only `ManifestFormat` S3 Control accepts for a generated manifest.
 pub const GENERATED_MANIFEST_FORMAT: &str = "S3InventoryReport_CSV_20211130";
@@ -436,22 +435,6 @@ fn account_id(id: &str, field: &str) -> Result<()> {
         Err(invalid(format!(
             "{field} {id:?} is not a 12-digit AWS account ID"
         )))
-    }
-}
-
-/// The S3 error code first (NoSuchBucket, AccessDenied, ...), then the HTTP status and message.
-fn s3_error_reason<E>(err: &SdkError<E, HttpResponse>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let status = err
-        .raw_response()
-        .map(|r| format!(" (HTTP {})", r.status().as_u16()))
-        .unwrap_or_default();
-    match (err.code(), err.message()) {
-        (Some(code), Some(message)) => format!("{code}{status}: {message}"),
-        (Some(code), None) => format!("{code}{status}"),
-        _ => format!("{}{status}", DisplayErrorContext(err)),
     }
 }
 

@@ -191,7 +191,7 @@ async fn open_object(
 }
 
 /// The S3 error code first (NoSuchKey, AccessDenied, ...), then the HTTP status and message.
-fn s3_error_reason<E>(err: &SdkError<E, HttpResponse>) -> String
+pub(crate) fn s3_error_reason<E>(err: &SdkError<E, HttpResponse>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
