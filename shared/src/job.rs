@@ -299,28 +299,7 @@ pub struct PutObjectTaggingOperation {
 
 impl PutObjectTaggingOperation {
     fn validate(&self) -> Result<()> {
-        // S3's own object tag limits, checked once at creation instead of failing every task.
-        if self.tag_set.len() > 10 {
-            return Err(Error::InvalidRequest(format!(
-                "Operation.S3PutObjectTagging.TagSet has {} tags; S3 allows at most 10",
-                self.tag_set.len()
-            )));
-        }
-        for tag in &self.tag_set {
-            if tag.key.is_empty() || tag.key.chars().count() > 128 {
-                return Err(Error::InvalidRequest(format!(
-                    "tag key {:?} must be 1 to 128 characters",
-                    tag.key
-                )));
-            }
-            if tag.value.chars().count() > 256 {
-                return Err(Error::InvalidRequest(format!(
-                    "tag value of key {:?} is longer than 256 characters",
-                    tag.key
-                )));
-            }
-        }
-        Ok(())
+        validate_tags("Operation.S3PutObjectTagging.TagSet", &self.tag_set)
     }
 }
 
