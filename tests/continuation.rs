@@ -28,9 +28,11 @@ async fn stack(max_message_bytes: usize) -> (Context, String) {
     force_tiny_budget();
     let config = common::sdk_config().await;
     let id = common::unique_suffix();
-    let mut settings = local::default_settings();
-    settings.lambda_retry_base = Duration::from_millis(20);
-    settings.max_message_bytes = max_message_bytes;
+    let settings = batchops::context::Settings {
+        lambda_retry_base: Duration::from_millis(20),
+        max_message_bytes,
+        ..Default::default()
+    };
     let ctx = local::up(&config, &LocalNames::with_suffix(&id), None, settings)
         .await
         .unwrap();

@@ -33,8 +33,10 @@ async fn stack_with(
     let id = common::unique_suffix();
     let inventory_bucket = inventory.then(|| format!("inventory-{id}"));
     let inventory_bucket = inventory_bucket.as_deref();
-    let mut settings = local::default_settings();
-    settings.lambda_retry_base = Duration::from_millis(20);
+    let mut settings = batchops::context::Settings {
+        lambda_retry_base: Duration::from_millis(20),
+        ..Default::default()
+    };
     tweak(&mut settings);
     let ctx = local::up(
         &config,

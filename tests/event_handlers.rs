@@ -145,8 +145,10 @@ struct Stack {
 async fn stack() -> Stack {
     let config = common::sdk_config().await;
     let id = common::unique_suffix();
-    let mut settings = local::default_settings();
-    settings.lambda_retry_base = Duration::from_millis(20);
+    let settings = batchops::context::Settings {
+        lambda_retry_base: Duration::from_millis(20),
+        ..Default::default()
+    };
     let ctx = local::up(&config, &LocalNames::with_suffix(&id), None, settings)
         .await
         .unwrap();

@@ -274,7 +274,7 @@ async fn local_up(inventory_bucket: Option<&str>) -> Result<Option<String>> {
         &config,
         &LocalNames::default(),
         inventory_bucket,
-        local::default_settings(),
+        batchops::context::Settings::default(),
     )
     .await?;
     let settings = ctx.settings;

@@ -41,6 +41,23 @@ pub struct Settings {
     pub max_message_bytes: usize,
 }
 
+impl Default for Settings {
+    /// The tuning defaults, with no resource names (those come from the stack).
+    fn default() -> Self {
+        Settings {
+            table: String::new(),
+            plan_queue_url: String::new(),
+            task_queue_url: String::new(),
+            report_queue_url: String::new(),
+            system_bucket: String::new(),
+            executor_concurrency: 32,
+            lambda_max_attempts: 5,
+            lambda_retry_base: Duration::from_millis(200),
+            max_message_bytes: crate::plan::MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
 impl Settings {
     pub fn from_env() -> Result<Self> {
         Ok(Settings {
@@ -49,29 +66,41 @@ impl Settings {
             task_queue_url: required(ENV_TASK_QUEUE_URL)?,
             report_queue_url: required(ENV_REPORT_QUEUE_URL)?,
             system_bucket: required(ENV_SYSTEM_BUCKET)?,
-            executor_concurrency: parsed(ENV_EXECUTOR_CONCURRENCY, 32)?,
-            lambda_max_attempts: parsed(ENV_LAMBDA_MAX_ATTEMPTS, 5)?,
-            lambda_retry_base: Duration::from_millis(parsed(ENV_LAMBDA_RETRY_BASE_MS, 200)?),
-            max_message_bytes: parsed(ENV_MAX_MESSAGE_BYTES, crate::plan::MAX_MESSAGE_BYTES)?,
+            ..Self::tuning_from_env()?
+        })
+    }
+
+    /// The defaults with the tuning variables of the environment applied; no resource names.
+    pub fn tuning_from_env() -> Result<Self> {
+        let d = Settings::default();
+        Ok(Settings {
+            executor_concurrency: parsed(ENV_EXECUTOR_CONCURRENCY, d.executor_concurrency)?,
+            lambda_max_attempts: parsed(ENV_LAMBDA_MAX_ATTEMPTS, d.lambda_max_attempts)?,
+            lambda_retry_base: Duration::from_millis(parsed(
+                ENV_LAMBDA_RETRY_BASE_MS,
+                d.lambda_retry_base.as_millis() as u64,
+            )?),
+            max_message_bytes: parsed(ENV_MAX_MESSAGE_BYTES, d.max_message_bytes)?,
+            ..d
         })
     }
 }
 
+/// A variable's value, treating an empty one as unset.
+pub fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
 fn required(name: &str) -> Result<String> {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => Ok(v),
-        _ => Err(Error::Config(format!(
-            "environment variable {name} is not set"
-        ))),
-    }
+    env_value(name).ok_or_else(|| Error::Config(format!("environment variable {name} is not set")))
 }
 
 fn parsed<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => v
+    match env_value(name) {
+        Some(v) => v
             .parse()
             .map_err(|_| Error::Config(format!("environment variable {name}={v:?} is not valid"))),
-        _ => Ok(default),
+        None => Ok(default),
     }
 }
 

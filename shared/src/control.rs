@@ -758,53 +758,22 @@ async fn cli_settings(sqs: &aws_sdk_sqs::Client) -> Result<Settings> {
         return Ok(settings);
     }
     let queue_url = |var: &'static str, name: &'static str| async move {
-        match env_value(var) {
+        match context::env_value(var) {
             Some(url) => Ok(url),
             None => local_queue_url(sqs, name, var).await,
         }
     };
     Ok(Settings {
-        table: env_value(context::ENV_TABLE).unwrap_or_else(|| context::LOCAL_TABLE.into()),
+        table: context::env_value(context::ENV_TABLE)
+            .unwrap_or_else(|| context::LOCAL_TABLE.into()),
         plan_queue_url: queue_url(context::ENV_PLAN_QUEUE_URL, context::LOCAL_PLAN_QUEUE).await?,
         task_queue_url: queue_url(context::ENV_TASK_QUEUE_URL, context::LOCAL_TASK_QUEUE).await?,
         report_queue_url: queue_url(context::ENV_REPORT_QUEUE_URL, context::LOCAL_REPORT_QUEUE)
             .await?,
-        system_bucket: env_value(context::ENV_SYSTEM_BUCKET)
+        system_bucket: context::env_value(context::ENV_SYSTEM_BUCKET)
             .unwrap_or_else(|| context::LOCAL_SYSTEM_BUCKET.into()),
-        ..tuning_settings()?
+        ..Settings::tuning_from_env()?
     })
-}
-
-/// The tuning values: their environment variables when set, else `batchops local`'s defaults.
-fn tuning_settings() -> Result<Settings> {
-    let mut settings = crate::local::default_settings();
-    if let Some(v) = parse_env(context::ENV_EXECUTOR_CONCURRENCY)? {
-        settings.executor_concurrency = v;
-    }
-    if let Some(v) = parse_env(context::ENV_LAMBDA_MAX_ATTEMPTS)? {
-        settings.lambda_max_attempts = v;
-    }
-    if let Some(v) = parse_env(context::ENV_LAMBDA_RETRY_BASE_MS)? {
-        settings.lambda_retry_base = std::time::Duration::from_millis(v);
-    }
-    if let Some(v) = parse_env(context::ENV_MAX_MESSAGE_BYTES)? {
-        settings.max_message_bytes = v;
-    }
-    Ok(settings)
-}
-
-fn env_value(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-fn parse_env<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
-    env_value(name)
-        .map(|v| {
-            v.parse().map_err(|_| {
-                Error::Config(format!("environment variable {name}={v:?} is not valid"))
-            })
-        })
-        .transpose()
 }
 
 async fn local_queue_url(sqs: &aws_sdk_sqs::Client, name: &str, var: &str) -> Result<String> {

@@ -84,21 +84,6 @@ pub async fn up(
     Ok(ctx)
 }
 
-/// The settings `up` fills in: defaults for everything but the resource names.
-pub fn default_settings() -> Settings {
-    Settings {
-        table: String::new(),
-        plan_queue_url: String::new(),
-        task_queue_url: String::new(),
-        report_queue_url: String::new(),
-        system_bucket: String::new(),
-        executor_concurrency: 32,
-        lambda_max_attempts: 5,
-        lambda_retry_base: Duration::from_millis(200),
-        max_message_bytes: crate::plan::MAX_MESSAGE_BYTES,
-    }
-}
-
 async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String> {
     let dlq_url = sqs
         .create_queue()
