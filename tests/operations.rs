@@ -800,8 +800,11 @@ fn replicate_object_is_refused_with_the_reason() {
     assert!(err.contains("replication engine"), "{err}");
 }
 
-/// A scripted S3 endpoint for what moto cannot do: a part copy that S3 refuses midway.
+/// A scripted S3 endpoint for what moto cannot do: a part copy that S3 refuses midway, a restore
+/// already in progress, a failed copy precondition, an archived Intelligent-Tiering source, and
+/// the exact headers of a copy with SSE-KMS, checksum, object lock and requester-pays fields.
 mod scripted {
+    use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     use tokio::net::TcpListener;
@@ -810,20 +813,26 @@ mod scripted {
 
     /// Every request line the server saw (`METHOD path?query`).
     pub type Log = Arc<Mutex<Vec<String>>>;
+    /// Every request line with its headers (names in lower case).
+    pub type Headers = Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>>;
 
     /// Part 1 is throttled once (SlowDown, 503, retried); with `refuse_part2`, part 2 is refused
-    /// (AccessDenied, 403), otherwise the upload completes.
-    pub async fn start(refuse_part2: bool) -> (String, Log) {
+    /// (AccessDenied, 403), otherwise the upload completes. Keys with `small` are small objects
+    /// copied in one request; see `answer` for the other scripted keys.
+    pub async fn start(refuse_part2: bool) -> (String, Log, Headers) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let log: Log = Arc::default();
+        let headers: Headers = Arc::default();
         let server_log = log.clone();
+        let server_headers = headers.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((socket, _)) = listener.accept().await else {
                     return;
                 };
                 let log = server_log.clone();
+                let headers_log = server_headers.clone();
                 tokio::spawn(async move {
                     let mut socket = BufReader::new(socket);
                     loop {
@@ -832,6 +841,7 @@ mod scripted {
                             return;
                         }
                         let mut length = 0usize;
+                        let mut headers = BTreeMap::new();
                         loop {
                             let mut header = String::new();
                             socket.read_line(&mut header).await.unwrap();
@@ -843,12 +853,17 @@ mod scripted {
                                 if name.eq_ignore_ascii_case("content-length") {
                                     length = value.trim().parse().unwrap_or(0);
                                 }
+                                headers.insert(
+                                    name.trim().to_ascii_lowercase(),
+                                    value.trim().to_string(),
+                                );
                             }
                         }
                         let mut body = vec![0; length];
                         socket.read_exact(&mut body).await.unwrap();
                         let request: Vec<&str> = line.split_whitespace().take(2).collect();
                         let request = request.join(" ");
+                        headers_log.lock().unwrap().push((request.clone(), headers));
                         let response = {
                             let mut seen = log.lock().unwrap();
                             seen.push(request.clone());
@@ -867,7 +882,7 @@ mod scripted {
                 });
             }
         });
-        (url, log)
+        (url, log, headers)
     }
 
     fn answer(request: &str, part1_attempts: usize, refuse_part2: bool) -> String {
@@ -877,8 +892,51 @@ mod scripted {
                 body.len()
             )
         };
+        if request.starts_with("HEAD") && request.contains("glacier") {
+            return "HTTP/1.1 200 OK\r\ncontent-length: 10\r\netag: \"src\"\r\nx-amz-storage-class: GLACIER\r\n\r\n".to_string();
+        }
+        if request.starts_with("HEAD") && request.contains("tiered") {
+            // In the Deep Archive Access tier: HEAD still says INTELLIGENT_TIERING.
+            return "HTTP/1.1 200 OK\r\ncontent-length: 10\r\netag: \"src\"\r\nx-amz-storage-class: INTELLIGENT_TIERING\r\nx-amz-archive-status: DEEP_ARCHIVE_ACCESS\r\n\r\n".to_string();
+        }
+        if request.starts_with("HEAD") && request.contains("small") {
+            return "HTTP/1.1 200 OK\r\ncontent-length: 10\r\netag: \"src\"\r\n\r\n".to_string();
+        }
         if request.starts_with("HEAD") {
             return format!("HTTP/1.1 200 OK\r\ncontent-length: {SIZE}\r\netag: \"src\"\r\n\r\n");
+        }
+        // RestoreObject: a restore in progress (409), an object already restored (200, S3
+        // extends it), a new restore (202).
+        if request.starts_with("POST") && request.contains("restore") {
+            if request.contains("restoring") {
+                return xml(
+                    "409 Conflict",
+                    "<Error><Code>RestoreAlreadyInProgress</Code><Message>Object restore is already in progress</Message></Error>",
+                );
+            }
+            if request.contains("restored") {
+                return "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_string();
+            }
+            return "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n".to_string();
+        }
+        // CopyObject of a small object.
+        if request.starts_with("PUT") && request.contains("small-conditional") {
+            return xml(
+                "412 Precondition Failed",
+                "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Condition>x-amz-copy-source-If-Unmodified-Since</Condition></Error>",
+            );
+        }
+        if request.starts_with("PUT") && request.contains("tiered") {
+            return xml(
+                "403 Forbidden",
+                "<Error><Code>InvalidObjectState</Code><Message>The operation is not valid for the object's access tier</Message><StorageClass>INTELLIGENT_TIERING</StorageClass><AccessTier>DEEP_ARCHIVE_ACCESS</AccessTier></Error>",
+            );
+        }
+        if request.starts_with("PUT") && request.contains("small") {
+            return xml(
+                "200 OK",
+                "<CopyObjectResult><ETag>\"copied\"</ETag><LastModified>2026-11-25T10:00:00.000Z</LastModified></CopyObjectResult>",
+            );
         }
         if request.starts_with("GET") && request.contains("tagging") {
             return xml("200 OK", "<Tagging><TagSet></TagSet></Tagging>");
@@ -924,9 +982,9 @@ mod scripted {
 }
 
 /// An executor context whose S3 is the scripted server, with multipart copies forced small.
-async fn scripted_env(refuse_part2: bool) -> (Env, scripted::Log) {
+async fn scripted_env(refuse_part2: bool) -> (Env, scripted::Log, scripted::Headers) {
     force_small_multipart_copies();
-    let (url, log) = scripted::start(refuse_part2).await;
+    let (url, log, headers) = scripted::start(refuse_part2).await;
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(&url)
         .region(aws_config::Region::new("us-east-1"))
@@ -947,12 +1005,12 @@ async fn scripted_env(refuse_part2: bool) -> (Env, scripted::Log) {
         ctx: Context::from_config(&config, settings),
         id: String::new(),
     };
-    (env, log)
+    (env, log, headers)
 }
 
 #[tokio::test]
 async fn a_multipart_copy_with_a_refused_part_is_aborted_and_never_completed() {
-    let (env, log) = scripted_env(true).await;
+    let (env, log, _) = scripted_env(true).await;
     let op = json!({"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::dst"}});
     let rows = env.run(op, false, &[task("src", "big.bin", None)]).await;
     assert_eq!(
@@ -985,7 +1043,7 @@ async fn a_multipart_copy_with_a_refused_part_is_aborted_and_never_completed() {
 
 #[tokio::test]
 async fn a_throttled_part_copy_is_retried_and_the_copy_succeeds() {
-    let (env, log) = scripted_env(false).await;
+    let (env, log, _) = scripted_env(false).await;
     let op = json!({"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::dst"}});
     let rows = env.run(op, false, &[task("src", "big.bin", None)]).await;
     let seen = log.lock().unwrap().clone();
@@ -1008,5 +1066,171 @@ async fn a_throttled_part_copy_is_retried_and_the_copy_succeeds() {
             .count(),
         1,
         "completed once: {seen:?}"
+    );
+}
+
+/// The headers of the first request the scripted server saw whose line starts with `prefix`.
+fn request_headers(headers: &scripted::Headers, prefix: &str) -> BTreeMap<String, String> {
+    headers
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(line, _)| line.starts_with(prefix))
+        .map(|(_, h)| h.clone())
+        .unwrap_or_else(|| panic!("no request {prefix}"))
+}
+
+#[tokio::test]
+async fn a_restore_already_in_progress_fails_with_s3s_409_and_an_already_restored_object_succeeds()
+{
+    // S3 user guide, "Restore objects with Batch Operations", Overlapping restores: a task whose
+    // restore is already in progress (same or slower tier) fails; one whose object is already
+    // restored succeeds (S3 extends the restored copy). Batch Operations passes every object to
+    // RestoreObject, so the failed row carries RestoreObject's own answer: 409
+    // RestoreAlreadyInProgress.
+    let (env, log, _) = scripted_env(false).await;
+    let op =
+        json!({"S3InitiateRestoreObject": {"ExpirationInDays": 2, "GlacierJobTier": "STANDARD"}});
+    let rows = env
+        .run(
+            op,
+            false,
+            &[
+                task("src", "restoring.bin", None),
+                task("src", "restored.bin", None),
+                task("src", "fresh.bin", None),
+            ],
+        )
+        .await;
+    assert_eq!(
+        rows,
+        vec![
+            "src,restoring.bin,,failed,409,RestoreAlreadyInProgress,Object restore is already in progress".to_string(),
+            ok_row("src", "restored.bin", ""),
+            ok_row("src", "fresh.bin", ""),
+        ]
+    );
+    let seen = log.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().filter(|r| r.contains("restoring.bin")).count(),
+        1,
+        "a 409 is final, not retried: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_copy_whose_unmodified_since_condition_fails_reports_s3s_412() {
+    let (env, _, headers) = scripted_env(false).await;
+    let op = json!({"S3PutObjectCopy": {
+        "TargetResource": "arn:aws:s3:::dst",
+        "UnModifiedSinceConstraint": "2020-01-02T03:04:05Z"
+    }});
+    let rows = env
+        .run(op, false, &[task("src", "small-conditional.bin", None)])
+        .await;
+    assert_eq!(
+        rows,
+        vec!["src,small-conditional.bin,,failed,412,PreconditionFailed,At least one of the pre-conditions you specified did not hold".to_string()]
+    );
+    let sent = request_headers(&headers, "PUT /dst/small-conditional.bin");
+    assert_eq!(
+        sent.get("x-amz-copy-source-if-unmodified-since")
+            .map(String::as_str),
+        Some("Thu, 02 Jan 2020 03:04:05 GMT")
+    );
+}
+
+#[tokio::test]
+async fn a_copy_sends_sse_kms_checksum_object_lock_requester_pays_and_storage_class_headers() {
+    let (env, _, headers) = scripted_env(false).await;
+    let kms = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let op = json!({"S3PutObjectCopy": {
+        "TargetResource": "arn:aws:s3:::dst",
+        "TargetKeyPrefix": "copies/",
+        "SSEAwsKmsKeyId": kms,
+        "BucketKeyEnabled": true,
+        "ChecksumAlgorithm": "SHA256",
+        "ObjectLockMode": "GOVERNANCE",
+        "ObjectLockRetainUntilDate": "2030-01-01T00:00:00Z",
+        "ObjectLockLegalHoldStatus": "ON",
+        "RequesterPays": true,
+        "StorageClass": "GLACIER_IR"
+    }});
+    let rows = env
+        .run(op, false, &[task("src", "dir/small full.bin", Some("v-7"))])
+        .await;
+    // The report's Key column is URL-encoded, as in S3's reports.
+    assert_eq!(rows, vec![ok_row("src", "dir/small%20full.bin", "v-7")]);
+
+    // The source is read as the requester too.
+    let head = request_headers(&headers, "HEAD /src/dir/small%20full.bin");
+    assert_eq!(
+        head.get("x-amz-request-payer").map(String::as_str),
+        Some("requester")
+    );
+    // Target key = prefix + source key; the listed version is the copy source.
+    let sent = request_headers(&headers, "PUT /dst/copies/dir/small%20full.bin");
+    let header = |name: &str| sent.get(name).map(String::as_str);
+    assert_eq!(
+        header("x-amz-copy-source"),
+        Some("src/dir/small%20full.bin?versionId=v-7")
+    );
+    assert_eq!(header("x-amz-server-side-encryption"), Some("aws:kms"));
+    assert_eq!(
+        header("x-amz-server-side-encryption-aws-kms-key-id"),
+        Some(kms)
+    );
+    assert_eq!(
+        header("x-amz-server-side-encryption-bucket-key-enabled"),
+        Some("true")
+    );
+    assert_eq!(header("x-amz-checksum-algorithm"), Some("SHA256"));
+    assert_eq!(header("x-amz-object-lock-mode"), Some("GOVERNANCE"));
+    assert_eq!(
+        header("x-amz-object-lock-retain-until-date"),
+        Some("2030-01-01T00:00:00Z")
+    );
+    assert_eq!(header("x-amz-object-lock-legal-hold"), Some("ON"));
+    assert_eq!(header("x-amz-request-payer"), Some("requester"));
+    assert_eq!(header("x-amz-storage-class"), Some("GLACIER_IR"));
+    // COPY directives: nothing replaced, so S3 copies metadata and tags from the source.
+    assert_eq!(header("x-amz-metadata-directive"), None);
+    assert_eq!(header("x-amz-tagging-directive"), None);
+}
+
+#[tokio::test]
+async fn archived_sources_fail_with_invalid_object_state_403() {
+    let (env, log, _) = scripted_env(false).await;
+    let op = json!({"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::dst"}});
+    let rows = env
+        .run(
+            op,
+            false,
+            &[
+                task("src", "glacier.bin", None),
+                task("src", "tiered.bin", None),
+            ],
+        )
+        .await;
+    assert_eq!(
+        rows,
+        vec![
+            "src,glacier.bin,,failed,403,InvalidObjectState,The operation is not valid for the object's storage class".to_string(),
+            "src,tiered.bin,,failed,403,InvalidObjectState,The operation is not valid for the object's access tier".to_string(),
+        ]
+    );
+    let seen = log.lock().unwrap().clone();
+    // A GLACIER source is refused before any copy request; the archived Intelligent-Tiering one
+    // is refused by S3's CopyObject itself, once (403 is final).
+    assert!(
+        !seen.iter().any(|r| r.starts_with("PUT /dst/glacier.bin")),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.iter()
+            .filter(|r| r.starts_with("PUT /dst/tiered.bin"))
+            .count(),
+        1,
+        "{seen:?}"
     );
 }

@@ -36,8 +36,21 @@ pub const PERMANENT_FAILURE_CODE: &str = "PermanentFailure";
 /// The error code of a task that still answered TemporaryFailure when its attempts ran out.
 pub const TEMPORARY_FAILURE_CODE: &str = "TemporaryFailure";
 
-/// Report messages are kept readable: a function error can carry a whole stack trace.
-const MAX_MESSAGE_CHARS: usize = 1024;
+/// The longest ResultMessage that batchops composes around a payload it did not choose (Lambda's
+/// error document of a function error, which can carry a whole stack trace, or the reason a
+/// response breaks the contract), in characters, the cut marked with `...`.
+///
+/// The function's own `resultString` is never cut: AWS documents that it goes to the completion
+/// report as returned — "Amazon S3 saves the resultString values in the completion report"
+/// (AWS Lambda Developer Guide, "Invoke a Lambda function with Amazon S3 batch events",
+/// <https://docs.aws.amazon.com/lambda/latest/dg/services-s3-batch.html>), "the task's result
+/// string is included in the report" (Amazon S3 User Guide, "Invoke AWS Lambda function",
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/batch-ops-invoke-lambda.html>) — and
+/// neither page nor the completion-report examples give a length limit; Lambda's own 6 MB cap on
+/// a response bounds it. The 1,024 here is batchops' choice, not AWS's.
+pub const MAX_MESSAGE_CHARS: usize = 1024;
+/// What marks a message cut at [`MAX_MESSAGE_CHARS`].
+pub const CUT_MARKER: &str = "...";
 
 /// `invocationSchemaVersion`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -247,7 +260,10 @@ pub fn interpret_response(
     payload: &[u8],
     sent: &InvocationRequest,
 ) -> std::result::Result<Vec<TaskResult>, ContractViolation> {
-    let response: InvocationResponse = serde_json::from_slice(payload).map_err(|e| {
+    // The S3 user guide's wording for a payload that is not JSON at all.
+    let value: serde_json::Value = serde_json::from_slice(payload)
+        .map_err(|e| ContractViolation(format!("Invalid JSON returned in Lambda payload ({e})")))?;
+    let response: InvocationResponse = serde_json::from_value(value).map_err(|e| {
         ContractViolation(format!(
             "cannot read the response as an invocation response: {e}"
         ))
@@ -375,16 +391,16 @@ pub fn function_error_outcome(task: &Task, payload: &[u8]) -> TaskOutcome {
     failed(
         task,
         PERMANENT_FAILURE_CODE,
-        format!(
+        bounded(format!(
             "Lambda returned function error: {}",
             String::from_utf8_lossy(payload).trim()
-        ),
+        )),
     )
 }
 
 /// The response broke the contract: the task fails with the reason.
 pub fn contract_violation_outcome(task: &Task, violation: &ContractViolation) -> TaskOutcome {
-    failed(task, PERMANENT_FAILURE_CODE, violation.to_string())
+    failed(task, PERMANENT_FAILURE_CODE, bounded(violation.to_string()))
 }
 
 fn failed(task: &Task, code: &str, message: String) -> TaskOutcome {
@@ -393,15 +409,23 @@ fn failed(task: &Task, code: &str, message: String) -> TaskOutcome {
         status: TaskStatus::Failed,
         error_code: Some(code.to_string()),
         http_status: Some(200),
-        result_message: truncate(message),
+        result_message: message,
     }
 }
 
-fn truncate(message: String) -> String {
-    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
-        Some((cut, _)) => format!("{}...", &message[..cut]),
-        None => message,
+/// `message` if it has at most [`MAX_MESSAGE_CHARS`] characters; otherwise its start and
+/// [`CUT_MARKER`], [`MAX_MESSAGE_CHARS`] characters in all, cut between characters (never inside
+/// a multi-byte one).
+pub fn bounded(message: String) -> String {
+    if message.chars().nth(MAX_MESSAGE_CHARS).is_none() {
+        return message;
     }
+    let keep = MAX_MESSAGE_CHARS - CUT_MARKER.chars().count();
+    let cut = message
+        .char_indices()
+        .nth(keep)
+        .map_or(message.len(), |(i, _)| i);
+    format!("{}{CUT_MARKER}", &message[..cut])
 }
 
 /// Everything but unreserved characters and `/` is percent-encoded, so that both `unquote` and
@@ -862,14 +886,82 @@ mod tests {
     }
 
     #[test]
-    fn long_messages_are_truncated_on_a_character_boundary() {
-        let t = task("k", None);
-        let long = "é".repeat(5000);
-        let outcome = permanent_failure_outcome(&t, long);
+    fn bounded_keeps_a_message_of_exactly_the_limit() {
+        let exact = "a".repeat(MAX_MESSAGE_CHARS);
+        assert_eq!(bounded(exact.clone()), exact);
+        let multi = "é".repeat(MAX_MESSAGE_CHARS);
+        assert_eq!(bounded(multi.clone()), multi);
+        assert_eq!(bounded(String::new()), "");
+    }
+
+    #[test]
+    fn bounded_cuts_one_over_the_limit_to_the_limit_with_a_marker() {
+        let over = format!("{}Z", "a".repeat(MAX_MESSAGE_CHARS));
+        let cut = bounded(over);
+        assert_eq!(cut.chars().count(), MAX_MESSAGE_CHARS);
         assert_eq!(
-            outcome.result_message.chars().count(),
-            MAX_MESSAGE_CHARS + 3
+            cut,
+            format!("{}{CUT_MARKER}", "a".repeat(MAX_MESSAGE_CHARS - 3))
         );
-        assert!(outcome.result_message.ends_with("..."));
+    }
+
+    #[test]
+    fn bounded_never_splits_a_multi_byte_character() {
+        // 2-, 3- and 4-byte characters, with the cut landing right after each kind.
+        for ch in ["é", "€", "😀"] {
+            for prefix in 0..4 {
+                let message = format!("{}{}", "a".repeat(prefix), ch.repeat(2 * MAX_MESSAGE_CHARS));
+                let cut = bounded(message.clone());
+                assert_eq!(cut.chars().count(), MAX_MESSAGE_CHARS, "{ch} {prefix}");
+                let kept = cut.strip_suffix(CUT_MARKER).unwrap();
+                assert!(message.starts_with(kept), "{ch} {prefix}");
+                assert!(kept.ends_with(ch), "{ch} {prefix}");
+            }
+        }
+    }
+
+    #[test]
+    fn function_error_messages_are_bounded_but_result_strings_are_not() {
+        let t = task("k", None);
+        let trace = format!(
+            r#"{{"errorMessage":"boom","stackTrace":"{}"}}"#,
+            "é".repeat(5000)
+        );
+        let outcome = function_error_outcome(&t, trace.as_bytes());
+        assert_eq!(outcome.result_message.chars().count(), MAX_MESSAGE_CHARS);
+        assert!(outcome
+            .result_message
+            .starts_with(r#"Lambda returned function error: {"errorMessage":"boom""#));
+        assert!(outcome.result_message.ends_with(CUT_MARKER));
+        // The function's own resultString goes to the report as returned, as AWS documents.
+        let long = "é".repeat(5000);
+        assert_eq!(
+            permanent_failure_outcome(&t, long.clone()).result_message,
+            long
+        );
+        assert_eq!(succeeded_outcome(&t, long.clone()).result_message, long);
+        assert!(temporary_failure_outcome(&t, 2, &long)
+            .result_message
+            .ends_with(&long));
+    }
+
+    #[test]
+    fn a_payload_that_is_not_json_is_named_as_s3_names_it() {
+        let sent = request(SchemaVersion::V1, &["a"]);
+        let err = interpret_response(b"<html>oops</html>", &sent)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{CONTRACT_VIOLATION}: Invalid JSON returned in Lambda payload ("
+            )),
+            "{err}"
+        );
+        // JSON of the wrong shape is a different reason.
+        let err = interpret_response(b"[1,2]", &sent).unwrap_err().to_string();
+        assert!(
+            err.contains("cannot read the response as an invocation response"),
+            "{err}"
+        );
     }
 }

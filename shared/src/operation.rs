@@ -244,6 +244,29 @@ fn s3_success_outcome(task: &Task) -> TaskOutcome {
 }
 
 /// One Lambda task: invoke until a final answer, retrying `TemporaryFailure` and throttling.
+///
+/// How each answer of Invoke becomes a report row (TaskStatus, ErrorCode, HTTPStatusCode,
+/// ResultMessage). The S3 user guide ("Invoke AWS Lambda function", response and result codes, and
+/// "Examples: S3 Batch Operations completion reports") documents the first five rows; the rest are
+/// batchops' choice where the guide is silent, made the way an AWS user reads a report:
+/// - `Succeeded`: succeeded, 200, -, the resultString.
+/// - `PermanentFailure`: failed, 200, PermanentFailure, the resultString.
+/// - `TemporaryFailure`: retried with backoff; on the last attempt failed, 200, TemporaryFailure.
+/// - Function error, `X-Amz-Function-Error: Handled` or `Unhandled` on a 200 (an exception, a crash
+///   such as `Runtime.ExitError`, a timeout `Sandbox.Timedout`): failed, 200, PermanentFailure,
+///   `Lambda returned function error: <Lambda's error document>`, not retried — the guide's
+///   report example shows exactly this row for timed-out functions. `cargo lambda watch`'s HTTP
+///   500 with an error document is read the same way.
+/// - A payload that is not the contract (not JSON, a missing task with no treatMissingKeysAs,
+///   another invocation's id): failed, 200, PermanentFailure, the reason; not retried, since the
+///   same function would answer the same. The guide names non-JSON "Invalid JSON returned in
+///   Lambda payload".
+/// - (silent) Invoke refused by Lambda with throttling (429 `TooManyRequestsException`) or a
+///   server error (5xx, e.g. `ServiceException`), a timeout or a broken connection: retried with
+///   backoff; when attempts run out, failed with Lambda's error code and HTTP status, and a
+///   message that says it was throttled — a task is never lost, and never counted before then.
+/// - (silent) Any other refusal (403 `AccessDeniedException`, 404 `ResourceNotFoundException`,
+///   400 `InvalidRequestContentException`, ...): failed at once with Lambda's code and status.
 async fn invoke(
     ctx: &Context,
     op: &LambdaInvokeOperation,
@@ -265,10 +288,7 @@ async fn invoke(
                     invocation::temporary_failure_outcome(task, attempt, &result_string)
                 }
                 Pending::Throttled(mut failure) => {
-                    failure.message = format!(
-                        "Lambda Invoke failed after {attempt} attempts: {}",
-                        failure.message
-                    );
+                    failure.message = exhausted_invoke_message(&failure, attempt);
                     failure.into_outcome(task)
                 }
             };
@@ -317,10 +337,12 @@ async fn invoke_once(
             ))
         }
     };
+    let (function_name, qualifier) = split_function_arn(&op.function_arn);
     let result = ctx
         .lambda
         .invoke()
-        .function_name(&op.function_arn)
+        .function_name(function_name)
+        .set_qualifier(qualifier.map(str::to_string))
         .payload(Blob::new(payload))
         .send()
         .await;
@@ -347,6 +369,46 @@ async fn invoke_once(
             InvokeFailure::Api(failure) => Attempt::Final(failure.into_outcome(task)),
         },
     }
+}
+
+/// Splits a `FunctionArn` into the function (full ARN, partial ARN or name) and its version or
+/// alias, which Invoke then carries as its `Qualifier` (`?Qualifier=` on the wire), as S3 Control
+/// accepts them: `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`,
+/// `ACCOUNT:function:NAME[:QUALIFIER]`, `function:NAME[:QUALIFIER]` or `NAME[:QUALIFIER]`.
+pub fn split_function_arn(function_arn: &str) -> (&str, Option<&str>) {
+    let arn = function_arn.trim();
+    let parts: Vec<&str> = arn.split(':').collect();
+    // The name follows the `function` segment; without one, the name comes first.
+    let name_index = parts
+        .iter()
+        .position(|p| *p == "function")
+        .map_or(0, |i| i + 1);
+    if parts.len() == name_index + 2 && !parts[name_index + 1].is_empty() {
+        let cut = arn.len() - parts[name_index + 1].len() - 1;
+        (&arn[..cut], Some(parts[name_index + 1]))
+    } else {
+        (arn, None)
+    }
+}
+
+/// The report message of an Invoke that Lambda itself refused on every attempt: says plainly
+/// when it was throttling, so that the fix (reserved concurrency, a smaller job priority) is clear.
+pub fn exhausted_invoke_message(failure: &Failure, attempts: u32) -> String {
+    let plural = if attempts == 1 { "" } else { "s" };
+    let throttled = failure.http_status == Some(429)
+        || matches!(
+            failure.error_code.as_str(),
+            "TooManyRequestsException" | "Throttling" | "ThrottlingException"
+        );
+    let what = if throttled {
+        "Lambda throttled the invocation"
+    } else {
+        "Lambda Invoke failed"
+    };
+    format!(
+        "{what} ({}) on all {attempts} attempt{plural}: {}",
+        failure.error_code, failure.message
+    )
 }
 
 async fn pause(ctx: &Context, failed_attempt: u32) {
@@ -1527,6 +1589,68 @@ mod tests {
 
     fn response(status: u16, body: &str) -> HttpResponse {
         HttpResponse::new(status.try_into().unwrap(), SdkBody::from(body.to_string()))
+    }
+
+    #[test]
+    fn function_arns_split_into_function_and_qualifier() {
+        let arn = "arn:aws:lambda:us-east-1:123456789012:function:resize";
+        for (input, name, qualifier) in [
+            (arn, arn, None),
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:resize:prod",
+                arn,
+                Some("prod"),
+            ),
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:resize:7",
+                arn,
+                Some("7"),
+            ),
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:resize:$LATEST",
+                arn,
+                Some("$LATEST"),
+            ),
+            ("resize", "resize", None),
+            ("resize:live", "resize", Some("live")),
+            (
+                "123456789012:function:resize",
+                "123456789012:function:resize",
+                None,
+            ),
+            (
+                "123456789012:function:resize:3",
+                "123456789012:function:resize",
+                Some("3"),
+            ),
+            ("function:resize:v2", "function:resize", Some("v2")),
+        ] {
+            assert_eq!(split_function_arn(input), (name, qualifier), "{input}");
+        }
+    }
+
+    #[test]
+    fn exhausted_invokes_say_whether_lambda_throttled() {
+        let throttled = Failure {
+            retryable: true,
+            error_code: "TooManyRequestsException".into(),
+            http_status: Some(429),
+            message: "Rate Exceeded.".into(),
+        };
+        assert_eq!(
+            exhausted_invoke_message(&throttled, 3),
+            "Lambda throttled the invocation (TooManyRequestsException) on all 3 attempts: Rate Exceeded."
+        );
+        let broken = Failure {
+            retryable: true,
+            error_code: "ServiceException".into(),
+            http_status: Some(500),
+            message: "internal".into(),
+        };
+        assert_eq!(
+            exhausted_invoke_message(&broken, 1),
+            "Lambda Invoke failed (ServiceException) on all 1 attempt: internal"
+        );
     }
 
     fn s3_service_error(
