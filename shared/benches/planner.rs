@@ -59,15 +59,14 @@ fn main() -> BenchResult<()> {
     println!();
 
     let data = data_file(rows)?;
-    let planned = throughput(&data, repeat)?;
+    let (planned, rate) = throughput(&data, repeat)?;
     if std::env::var("BENCH_SKIP_MEMORY").as_deref() == Ok("1") {
         println!("\n== 2. Peak resident memory: skipped (BENCH_SKIP_MEMORY=1)");
     } else {
         memory(&data)?;
     }
-    messages_and_writes(&data, &planned)?;
-    println!("\n== 4. Parquet and ORC");
-    println!("skipped: manifest.rs does not read Parquet or ORC inventory files yet");
+    messages_and_writes(&data, &planned, rate)?;
+    println!("\n== 4. Parquet and ORC: see `cargo bench -p batchops --bench columnar` (scripts/bench.sh runs both)");
     Ok(())
 }
 
@@ -564,7 +563,8 @@ fn gunzip_cli(path: &Path) -> BenchResult<()> {
     Ok(())
 }
 
-fn throughput(data: &DataFile, repeat: usize) -> BenchResult<Planned> {
+/// Returns the planned batches and the one-thread rate in tasks per second.
+fn throughput(data: &DataFile, repeat: usize) -> BenchResult<(Planned, f64)> {
     println!(
         "\n== 1. Parse-and-pack throughput ({} rows, schema \"{FILE_SCHEMA}\")",
         data.rows
@@ -610,7 +610,7 @@ fn throughput(data: &DataFile, repeat: usize) -> BenchResult<Planned> {
         verdict(ratio >= 2.0 / 3.0)
     );
     splits(data)?;
-    Ok(planned)
+    Ok((planned, data.rows as f64 / sequential.as_secs_f64()))
 }
 
 /// Where the single-thread time goes: each stage timed on its own, cumulatively.
@@ -782,7 +782,42 @@ fn vm_hwm_kib() -> BenchResult<u64> {
 // 3. SQS messages and DynamoDB writes per 1,000 tasks
 // ---------------------------------------------------------------------------------------------
 
-fn messages_and_writes(data: &DataFile, file: &Planned) -> BenchResult<()> {
+/// DynamoDB calls of planning; see `messages_and_writes` for where each comes from.
+const WRITES_PER_JOB: u64 = 4;
+const WRITES_PER_PART: u64 = 2;
+const WRITES_PER_CONTINUATION: u64 = 2;
+const READS_PER_JOB: u64 = 3;
+const READS_PER_PART: u64 = 2;
+const READS_PER_CONTINUATION: u64 = 2;
+/// Planning time per Lambda invocation: the 15-minute limit less planner::DEADLINE_MARGIN (30 s).
+const PLANNING_SECONDS_PER_INVOCATION: u64 = 870;
+
+struct StoreCalls {
+    writes: u64,
+    reads: u64,
+}
+
+impl StoreCalls {
+    fn planning(parts: u64, continuations: u64, batches: u64) -> Self {
+        StoreCalls {
+            writes: WRITES_PER_JOB
+                + WRITES_PER_PART * parts
+                + WRITES_PER_CONTINUATION * continuations,
+            reads: READS_PER_JOB
+                + READS_PER_PART * parts
+                + READS_PER_CONTINUATION * continuations
+                + batches / STATUS_CHECK_EVERY,
+        }
+    }
+}
+
+/// Continuations for `tasks` split evenly over `parts`, planned at `rate` tasks per second.
+fn continuations_needed(tasks: u64, parts: u64, rate: f64) -> u64 {
+    let per_part_seconds = tasks as f64 / parts as f64 / rate;
+    parts * (per_part_seconds / PLANNING_SECONDS_PER_INVOCATION as f64).floor() as u64
+}
+
+fn messages_and_writes(data: &DataFile, file: &Planned, file_rate: f64) -> BenchResult<()> {
     println!("\n== 3. SQS messages and DynamoDB writes per 1,000 tasks");
     let tasks = 1_000_000u64;
     let mut packer = BatchPacker::new(JOB_ID, BATCH_PREFIX, MAX_MESSAGE_BYTES);
@@ -814,27 +849,44 @@ fn messages_and_writes(data: &DataFile, file: &Planned) -> BenchResult<()> {
         verdict(per_1000 <= 2.0)
     );
 
-    // Store calls, read from planner.rs (plan_job -> queue_batches -> send_batches) and store.rs:
-    // UpdateItem: transition New->Preparing, transition Preparing->Active, finish_planning, and
-    // claim_finalize in finalize_if_done (a conditional write; charged even when it fails).
-    // GetItem: plan_job's get_job, one inside each transition, one per STATUS_CHECK_EVERY batches.
-    // No per-batch or per-task write: batch records are written by the executor, not the planner.
-    const WRITES_PER_JOB: u64 = 4;
-    const READS_PER_JOB: u64 = 3;
-    for (name, n_tasks, batches) in [
-        ("100-byte keys", tasks, planned.bodies),
-        ("the generated file", data.rows, file.bodies),
+    // Store calls, read from planner.rs and store.rs. Per job: UpdateItem for New->Preparing and
+    // Preparing->Active, finish_planning, and reporter's conditional claim_finalize (charged even
+    // when it fails). Per plan part (the whole manifest, or one inventory data file): the
+    // checkpoint's PutItem (put_plan_parts) and its last advance_plan_part. Per continuation
+    // (planning time ran out): advance_plan_part and mark_plan_part_continued. Reads: plan_job's
+    // get_job and one inside each transition; per part get_plan_part and list_plan_parts; per
+    // continuation get_job and get_plan_part; one GetItem per STATUS_CHECK_EVERY batches (the
+    // cancel check). Nothing per batch or per task: batch records are written by the executor.
+    for (name, n_tasks, batches, parts) in [
+        ("100-byte keys, 1 part", tasks, planned.bodies, 1),
+        ("the generated file, 1 part", data.rows, file.bodies, 1),
+        (
+            "the generated file split into 50 inventory data files",
+            data.rows,
+            file.bodies,
+            50,
+        ),
     ] {
-        let writes = WRITES_PER_JOB as f64 * 1000.0 / n_tasks as f64;
-        let reads = (READS_PER_JOB + batches / STATUS_CHECK_EVERY) as f64 * 1000.0 / n_tasks as f64;
+        let continuations = continuations_needed(n_tasks, parts, file_rate);
+        let store = StoreCalls::planning(parts, continuations, batches);
+        let writes = store.writes as f64 * 1000.0 / n_tasks as f64;
+        let reads = store.reads as f64 * 1000.0 / n_tasks as f64;
         println!(
-            "{name}: {n_tasks} tasks, {batches} batches -> {WRITES_PER_JOB} DynamoDB writes = {writes:.4} writes per 1,000 tasks (goal <= 1: {}); {reads:.4} reads per 1,000 tasks",
-            verdict(writes <= 1.0)
+            "{name}: {n_tasks} tasks, {batches} batches, {continuations} continuations -> {} DynamoDB writes = {writes:.4} per 1,000 tasks (goal <= 1: {}); {} reads = {reads:.4} per 1,000 tasks",
+            store.writes,
+            verdict(writes <= 1.0),
+            store.reads
         );
     }
+    let forced = StoreCalls::planning(1, 100_000_000 / 100_000, 0);
     println!(
-        "(writes per job are constant: {WRITES_PER_JOB} UpdateItem calls — 2 status transitions, finish_planning, claim_finalize; +2 for a job that awaits confirmation: set_total_tasks and the move to Suspended. Reads: {READS_PER_JOB} + 1 GetItem per {STATUS_CHECK_EVERY} batches. Below 1 write per 1,000 tasks for any job of {} tasks or more.)",
-        WRITES_PER_JOB * 1000
+        "worst case, a continuation forced every 100,000 tasks (as tests/continuation.rs does): {:.4} writes per 1,000 tasks",
+        forced.writes as f64 * 1000.0 / 100_000_000.0
+    );
+    println!(
+        "(writes: {WRITES_PER_JOB} per job + {WRITES_PER_PART} per plan part + {WRITES_PER_CONTINUATION} per continuation; +2 for a job that awaits confirmation: set_total_tasks and the move to Suspended. A continuation happens once per {} s of planning per part, i.e. every {:.0} million tasks at the rate measured above.)",
+        PLANNING_SECONDS_PER_INVOCATION,
+        file_rate * PLANNING_SECONDS_PER_INVOCATION as f64 / 1e6
     );
     Ok(())
 }

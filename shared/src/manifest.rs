@@ -4,7 +4,6 @@
 //! async entry point [`read_tasks`] bridges the S3 object body into it on a blocking thread and
 //! hands tasks to the planner in chunks, so memory stays constant whatever the manifest's size.
 
-use std::collections::VecDeque;
 use std::io::{self, Read};
 
 use aws_sdk_s3::config::http::HttpResponse;
@@ -19,6 +18,8 @@ use tokio_util::io::SyncIoBridge;
 use crate::error::{Error, Result};
 use crate::job::{bucket_from_arn, parse_object_arn, JobManifest};
 use crate::job::{CSV_MANIFEST_FORMAT, INVENTORY_CSV_FORMAT};
+
+pub mod columnar;
 
 /// One object to act on: a task of the job.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -134,13 +135,17 @@ pub async fn fetch_inventory_manifest(
 }
 
 /// Streams the tasks of one data file of an inventory into `tx`; the planner may call this once
-/// per file to plan a large inventory in parallel.
+/// per file to plan a large inventory in parallel. CSV data files are streamed; ORC and Parquet
+/// files go through a temporary file (see [`columnar`]).
 pub async fn read_inventory_file(
     s3: &aws_sdk_s3::Client,
     inventory: &InventoryManifest,
     file: &InventoryFile,
     tx: Sender<Vec<Task>>,
 ) -> Result<u64> {
+    if let Some(format) = columnar::ColumnarFormat::from_file_format(&inventory.file_format) {
+        return columnar::read_inventory_file(s3, inventory, file, format, tx).await;
+    }
     let bucket = inventory.destination_bucket_name();
     let source = inventory.data_file_source(file);
     let body = open_object(s3, &source, &bucket, &file.key, None, None).await?;
@@ -487,14 +492,16 @@ fn parse_rows<R: Read>(
         .from_reader(LineCounter::new(reader));
     let mut row = csv::ByteRecord::new();
     let mut count = 0u64;
-    let mut line = 0u64;
     loop {
         match csv.read_byte_record(&mut row) {
             Ok(true) => {}
             Ok(false) => return Ok((count, true)),
-            Err(e) => return Err(read_error(line, &e)),
+            Err(e) => {
+                // The lines read whole so far: the newlines the reader has consumed.
+                let consumed = csv.position().byte();
+                return Err(read_error(csv.get_ref().newlines_before(consumed), &e));
+            }
         }
-        line = start_line(&mut csv, &row);
         match layout.task(&row) {
             Ok(Some(task)) => {
                 count += 1;
@@ -503,66 +510,79 @@ fn parse_rows<R: Read>(
                 }
             }
             Ok(None) => {}
-            Err(reason) => return Err(Error::Manifest(format!("{source} line {line}: {reason}"))),
+            Err(reason) => {
+                let line = start_line(&mut csv, &row);
+                return Err(Error::Manifest(format!("{source} line {line}: {reason}")));
+            }
         }
     }
 }
 
-/// The line on which the row just read starts. The csv crate's own line numbers skip blank lines
-/// and CRLF pairs, so lines are counted here: after a row, the reader stands just past the first
-/// byte of its terminator ('\n', or the '\r' of "\r\n"; the end of input for a last row without
-/// one), and the row's own newlines are the ones inside quoted fields.
+/// The line on which the row just read starts; worked out only for a row in error. The csv
+/// crate's own line numbers skip blank lines and CRLF pairs, so lines are counted here: after a
+/// row, the reader stands just past the first byte of its terminator ('\n', or the '\r' of
+/// "\r\n"; the end of input for a last row without one), and the row's own newlines are the
+/// ones inside quoted fields.
 fn start_line<R: Read>(csv: &mut csv::Reader<LineCounter<R>>, row: &csv::ByteRecord) -> u64 {
     let end = csv.position().byte().saturating_sub(1);
     let inside = newline_count(row.as_slice());
     1 + csv.get_mut().newlines_before(end).saturating_sub(inside)
 }
 
+/// Counts in byte-wide counters (at most 255 bytes per chunk) so that it vectorises well: every
+/// byte of a manifest passes through here once.
 fn newline_count(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|b| **b == b'\n').count() as u64
+    bytes
+        .chunks(255)
+        .map(|chunk| {
+            let n = chunk
+                .iter()
+                .fold(0u8, |n, &b| n.wrapping_add(u8::from(b == b'\n')));
+            u64::from(n)
+        })
+        .sum()
 }
 
-/// Passes bytes through and remembers where the newlines are, until the parser has moved past
-/// them; holds at most about one read buffer's worth of offsets.
+/// Passes bytes through, counting the newlines of every read and keeping a copy of the last one,
+/// so that the line of a row in error can be worked out. The CSV reader refills its buffer only
+/// once it has used it up, so the row just read always ends inside the last read.
 struct LineCounter<R> {
     inner: R,
-    offset: u64,
-    ahead: VecDeque<u64>,
-    passed: u64,
+    last: Vec<u8>,
+    /// Offset of the first byte of `last` in the stream.
+    last_start: u64,
+    /// Newlines before `last_start`.
+    newlines_before_last: u64,
 }
 
 impl<R: Read> LineCounter<R> {
     fn new(inner: R) -> Self {
         LineCounter {
             inner,
-            offset: 0,
-            ahead: VecDeque::new(),
-            passed: 0,
+            last: Vec::new(),
+            last_start: 0,
+            newlines_before_last: 0,
         }
     }
 
-    /// Newlines at byte offsets before `position`; positions must not go backwards.
-    fn newlines_before(&mut self, position: u64) -> u64 {
-        while self.ahead.front().is_some_and(|at| *at < position) {
-            self.ahead.pop_front();
-            self.passed += 1;
-        }
-        self.passed
+    /// Newlines at byte offsets before `position`, which must not be before the last read.
+    fn newlines_before(&self, position: u64) -> u64 {
+        let within = usize::try_from(position.saturating_sub(self.last_start))
+            .unwrap_or(usize::MAX)
+            .min(self.last.len());
+        self.newlines_before_last + newline_count(&self.last[..within])
     }
 }
 
 impl<R: Read> Read for LineCounter<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let start = self.offset;
-        self.ahead.extend(
-            buf[..n]
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| **b == b'\n')
-                .map(|(i, _)| start + i as u64),
-        );
-        self.offset += n as u64;
+        if n > 0 {
+            self.newlines_before_last += newline_count(&self.last);
+            self.last_start += self.last.len() as u64;
+            self.last.clear();
+            self.last.extend_from_slice(&buf[..n]);
+        }
         Ok(n)
     }
 }
@@ -640,7 +660,9 @@ pub struct InventoryManifest {
     pub creation_timestamp: Option<String>,
     /// CSV, ORC or Parquet.
     pub file_format: String,
-    /// For CSV, the column names in order, e.g. "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size".
+    /// For CSV, the column names in order, e.g. "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size";
+    /// for ORC, `struct<bucket:string,key:string,...>`; for Parquet,
+    /// `message s3.inventory { required binary bucket (UTF8); required binary key (UTF8); ... }`.
     pub file_schema: String,
     pub files: Vec<InventoryFile>,
 }
@@ -650,7 +672,7 @@ pub struct InventoryManifest {
 pub struct InventoryFile {
     pub key: String,
     pub size: u64,
-    /// Hex MD5 of the file as stored (gzipped).
+    /// Hex MD5 of the file as stored (gzipped CSV, or the ORC or Parquet file).
     #[serde(rename = "MD5checksum")]
     pub md5_checksum: String,
 }
@@ -665,11 +687,15 @@ impl InventoryManifest {
         })
     }
 
-    /// Checks that batchops can read the data files: CSV, with Bucket and Key columns.
+    /// Checks that batchops can read the data files: CSV, ORC or Parquet, with bucket and key
+    /// columns in the `fileSchema`.
     pub fn check_supported(&self, source: &str) -> Result<()> {
+        if let Some(format) = columnar::ColumnarFormat::from_file_format(&self.file_format) {
+            return columnar::check_file_schema(format, &self.file_schema, source);
+        }
         if !self.file_format.eq_ignore_ascii_case("CSV") {
             return Err(Error::Manifest(format!(
-                "{source}: inventory fileFormat {} is not supported yet; configure the inventory with CSV output",
+                "{source}: inventory fileFormat {} is not supported; S3 Inventory writes CSV, ORC or Parquet",
                 self.file_format
             )));
         }
@@ -703,41 +729,35 @@ pub fn decode_key(s: &str) -> std::result::Result<String, String> {
 
 fn decode_key_bytes(raw: &[u8]) -> std::result::Result<String, String> {
     let not_utf8 = || "the decoded key is not valid UTF-8".to_string();
-    if !raw.iter().any(|b| matches!(b, b'%' | b'+')) {
+    let Some(first) = memchr::memchr2(b'%', b'+', raw) else {
         return std::str::from_utf8(raw)
             .map(str::to_string)
             .map_err(|_| not_utf8());
-    }
+    };
     let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
+    out.extend_from_slice(&raw[..first]);
+    let mut i = first;
     while i < raw.len() {
-        match raw[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => {
-                let hi = raw.get(i + 1).copied().and_then(hex_value);
-                let lo = raw.get(i + 2).copied().and_then(hex_value);
-                match (hi, lo) {
-                    (Some(hi), Some(lo)) => {
-                        out.push(hi << 4 | lo);
-                        i += 3;
-                    }
-                    _ => {
-                        let escape = &raw[i..raw.len().min(i + 3)];
-                        return Err(format!(
-                            "invalid percent-escape {:?} at byte {i}",
-                            String::from_utf8_lossy(escape)
-                        ));
-                    }
-                }
-            }
-            byte => {
-                out.push(byte);
-                i += 1;
-            }
+        if raw[i] == b'+' {
+            out.push(b' ');
+            i += 1;
+        } else {
+            let hi = raw.get(i + 1).copied().and_then(hex_value);
+            let lo = raw.get(i + 2).copied().and_then(hex_value);
+            let (Some(hi), Some(lo)) = (hi, lo) else {
+                let escape = &raw[i..raw.len().min(i + 3)];
+                return Err(format!(
+                    "invalid percent-escape {:?} at byte {i}",
+                    String::from_utf8_lossy(escape)
+                ));
+            };
+            out.push(hi << 4 | lo);
+            i += 3;
         }
+        // Copy the plain run up to the next escape in one go.
+        let next = memchr::memchr2(b'%', b'+', &raw[i..]).map_or(raw.len(), |n| i + n);
+        out.extend_from_slice(&raw[i..next]);
+        i = next;
     }
     String::from_utf8(out).map_err(|_| not_utf8())
 }
@@ -1180,17 +1200,15 @@ mod tests {
     }
 
     #[test]
-    fn inventory_orc_and_parquet_are_not_supported_yet() {
-        for format in ["ORC", "Parquet"] {
-            let json = INVENTORY_JSON.replace("\"CSV\"", &format!("\"{format}\""));
-            let inventory = InventoryManifest::parse(json.as_bytes(), SRC).unwrap();
-            match inventory.check_supported(SRC) {
-                Err(Error::Manifest(reason)) => assert_eq!(
-                    reason,
-                    format!("{SRC}: inventory fileFormat {format} is not supported yet; configure the inventory with CSV output")
-                ),
-                other => panic!("{format}: {other:?}"),
-            }
+    fn inventory_formats_other_than_csv_orc_parquet_are_refused() {
+        let json = INVENTORY_JSON.replace("\"CSV\"", "\"JSON\"");
+        let inventory = InventoryManifest::parse(json.as_bytes(), SRC).unwrap();
+        match inventory.check_supported(SRC) {
+            Err(Error::Manifest(reason)) => assert_eq!(
+                reason,
+                format!("{SRC}: inventory fileFormat JSON is not supported; S3 Inventory writes CSV, ORC or Parquet")
+            ),
+            other => panic!("{other:?}"),
         }
     }
 
