@@ -1007,3 +1007,87 @@ async fn lambda_invoke_maps_every_result_code_and_a_response_missing_a_task() {
     let present = rows.iter().find(|r| r.task.key == "p").unwrap();
     assert_eq!(present.result_message, sha256_hex(b"body of p"));
 }
+
+#[tokio::test]
+async fn lambda_invoke_a_panicking_function_fails_its_tasks_as_an_unhandled_error_and_serves_on() {
+    let s = lambda_stack().await;
+    let data = s.bucket("data");
+    let plain = ["a.txt", "dir/b c.txt", "e.txt"];
+    let panicking = ["simulate-panic/c.txt", "simulate-panic/d e.txt"];
+    let keys: Vec<&str> = plain.iter().chain(&panicking).copied().collect();
+    let etag = objects(&s, &data, &keys).await;
+    let job_id = s.create_job(lambda_job(&data, &etag, "1.0", None)).await;
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!((job.progress.succeeded, job.progress.failed), (3, 2));
+
+    let (manifest, rows) = s.report(&data, "reports", &job_id).await;
+    assert_eq!(rows.len(), keys.len());
+    for row in &rows {
+        if !row.task.key.starts_with("simulate-panic/") {
+            assert_eq!(row.status, TaskStatus::Succeeded, "{}", row.task.key);
+            let body = format!("body of {}", row.task.key);
+            assert_eq!(row.result_message, sha256_hex(body.as_bytes()));
+            continue;
+        }
+        // The runtime caught the panic and reported it as the invocation's error: Lambda's error
+        // document, whose message carries the panic's.
+        assert_eq!(row.status, TaskStatus::Failed, "{}", row.task.key);
+        assert_eq!(row.http_status, Some(200));
+        assert_eq!(row.error_code.as_deref(), Some("PermanentFailure"));
+        let document = row
+            .result_message
+            .strip_prefix("Lambda returned function error: ")
+            .unwrap_or_else(|| panic!("{}", row.result_message));
+        let document: Value = serde_json::from_str(document).unwrap();
+        assert_eq!(
+            document["errorMessage"],
+            "Lambda panicked: panic requested by the test knob `panic`"
+        );
+        assert!(document["errorType"].is_string(), "{document}");
+    }
+
+    // The rows as written: `failed,200,PermanentFailure,"Lambda returned function error: {...}"`.
+    let mut failed_csv = String::new();
+    for result in &manifest.results {
+        if result.task_execution_status == TaskStatus::Failed {
+            failed_csv
+                .push_str(&String::from_utf8(s.get(&result.bucket, &result.key).await).unwrap());
+        }
+    }
+    assert_eq!(failed_csv.lines().count(), panicking.len(), "{failed_csv}");
+    for key in panicking {
+        let prefix = format!(
+            "{data},{},,failed,200,PermanentFailure,\"Lambda returned function error: {{\"\"errorType\"\":",
+            encode_key(key)
+        );
+        let line = failed_csv
+            .lines()
+            .find(|line| line.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no row starting {prefix:?} in {failed_csv}"));
+        assert!(
+            line.ends_with(
+                ",\"\"errorMessage\"\":\"\"Lambda panicked: panic requested by the test knob `panic`\"\"}\""
+            ),
+            "{line}"
+        );
+    }
+
+    // The function survived its panics (or was restarted): a later job is served in full.
+    let rows: Vec<(String, String)> = plain
+        .iter()
+        .map(|k| (data.clone(), k.to_string()))
+        .collect();
+    let etag = s.put_manifest(&data, "m.csv", &rows).await;
+    let job_id = s.create_job(lambda_job(&data, &etag, "2.0", None)).await;
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!((job.progress.succeeded, job.progress.failed), (3, 0));
+    let (_, rows) = s.report(&data, "reports", &job_id).await;
+    assert_eq!(rows.len(), plain.len());
+    for row in rows {
+        assert_eq!(row.status, TaskStatus::Succeeded, "{}", row.result_message);
+        let body = format!("body of {}", row.task.key);
+        assert_eq!(row.result_message, sha256_hex(body.as_bytes()));
+    }
+}

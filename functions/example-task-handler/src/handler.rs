@@ -17,6 +17,7 @@
 //! | `malformed`        | `"malformed"`                        | `simulate-malformed/`           |
 //! | `function-error`   | `"function-error"`                   | `simulate-function-error/`      |
 //! | `omit-results`     | `"omit-results"`                     | `simulate-omit-results/`        |
+//! | `panic`            | `"panic"`                            | `simulate-panic/`               |
 //!
 //! - `temporary-once`: the first time this process sees a given (bucket, key) it answers
 //!   `TemporaryFailure`; later invocations for the same object are handled normally.
@@ -24,6 +25,8 @@
 //! - `function-error`: the handler returns an error, so Lambda reports a function error.
 //! - `omit-results`: answers with an empty `results` and no `treatMissingKeysAs`, so the task falls
 //!   back to the default `PermanentFailure`.
+//! - `panic`: the handler panics, an unhandled error: `lambda_runtime` catches the panic, reports it
+//!   to the Runtime API as `Lambda panicked: ...` and goes on serving the next invocations.
 //!
 //! An unknown `simulate` value is a function error, so that a typo in a test cannot pass silently.
 
@@ -87,14 +90,16 @@ pub enum Simulation {
     Malformed,
     FunctionError,
     OmitResults,
+    Panic,
 }
 
 impl Simulation {
-    const ALL: [Simulation; 4] = [
+    const ALL: [Simulation; 5] = [
         Simulation::TemporaryOnce,
         Simulation::Malformed,
         Simulation::FunctionError,
         Simulation::OmitResults,
+        Simulation::Panic,
     ];
 
     fn name(self) -> &'static str {
@@ -103,6 +108,7 @@ impl Simulation {
             Simulation::Malformed => "malformed",
             Simulation::FunctionError => "function-error",
             Simulation::OmitResults => "omit-results",
+            Simulation::Panic => "panic",
         }
     }
 
@@ -145,6 +151,11 @@ impl<S: ObjectStore> Handler<S> {
             .iter()
             .map(|task| job_simulation.or_else(|| Simulation::from_key(&task.key())))
             .collect();
+        if task_simulations.contains(&Some(Simulation::Panic)) {
+            // Deliberate: the one way to make the runtime report an unhandled error, which is the
+            // path the caller's `FunctionError: Unhandled` handling needs exercised.
+            panic!("panic requested by the test knob `panic`");
+        }
         if task_simulations.contains(&Some(Simulation::FunctionError)) {
             return Err(HandlerError {
                 kind: "SimulatedFunctionError",
@@ -185,12 +196,15 @@ impl<S: ObjectStore> Handler<S> {
         else {
             return Ok(None);
         };
-        Simulation::parse(name).map(Some).ok_or_else(|| HandlerError {
-            kind: "InvalidUserArguments",
-            message: format!(
-                "userArguments.simulate {name:?} is not one of temporary-once, malformed, function-error, omit-results"
-            ),
-        })
+        Simulation::parse(name)
+            .map(Some)
+            .ok_or_else(|| HandlerError {
+                kind: "InvalidUserArguments",
+                message: format!(
+                    "userArguments.simulate {name:?} is not one of {}",
+                    Simulation::ALL.map(Simulation::name).join(", ")
+                ),
+            })
     }
 
     async fn run_task(&self, task: &InvocationTask, simulation: Option<Simulation>) -> TaskResult {
@@ -241,6 +255,7 @@ mod tests {
     use super::*;
     use batchops::invocation::encode_s3_key;
     use std::collections::HashMap;
+    use std::sync::Arc;
 
     struct MapStore(HashMap<(String, String), Result<String, ReadError>>);
 
@@ -422,6 +437,51 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind, "InvalidUserArguments");
         assert!(err.message.contains("explode"));
+        assert!(
+            err.message
+                .ends_with("temporary-once, malformed, function-error, omit-results, panic"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn panic_is_asked_for_by_user_argument_or_key_prefix() {
+        assert_eq!(Simulation::parse("panic"), Some(Simulation::Panic));
+        assert_eq!(
+            Simulation::from_key("simulate-panic/x.txt"),
+            Some(Simulation::Panic)
+        );
+        assert_eq!(Simulation::from_key("simulate-panicky/x.txt"), None);
+        assert_eq!(Simulation::from_key("dir/simulate-panic/x.txt"), None);
+    }
+
+    /// The message `lambda_runtime` reports as `Lambda panicked: <message>`.
+    async fn panic_message(h: Arc<Handler<MapStore>>, event: Value) -> String {
+        let err = tokio::spawn(async move { h.handle(event).await })
+            .await
+            .expect_err("the handler panics");
+        let payload = err.into_panic();
+        payload
+            .downcast_ref::<&str>()
+            .map(|m| m.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn panic_panics_inside_the_handler_and_the_handler_serves_on() {
+        let h = Arc::new(handler());
+        for event in [
+            event_2_0("a b.txt", Some("panic")),
+            event_1_0("simulate-panic/x"),
+        ] {
+            let message = panic_message(Arc::clone(&h), event).await;
+            assert_eq!(message, "panic requested by the test knob `panic`");
+        }
+        // The same handler (as the runtime keeps it) answers the next invocation normally.
+        let r = answer(&h, event_2_0("a b.txt", None)).await;
+        assert_eq!(r.results[0].result_code, ResultCode::Succeeded);
     }
 
     #[tokio::test]
