@@ -22,6 +22,8 @@
 //! `BENCH_MEMORY_ROWS_LARGE`, `BENCH_SKIP_MEMORY=1` to skip the memory children,
 //! `BENCH_SKIP_THROUGHPUT=1` to run only them.
 
+mod common;
+
 use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::hint::black_box;
@@ -38,19 +40,11 @@ use batchops::manifest::{Task, CHUNK_TASKS};
 use batchops::plan::{BatchPacker, TaskBatch, MAX_MESSAGE_BYTES};
 use md5::{Digest, Md5};
 
-type BenchResult<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+use common::*;
 
-const SOURCE_BUCKET: &str = "acme-prod-media-assets-eu-west-1";
 /// Changing the generator must change this, so that a stale cached file is not reused.
 const DATA_VERSION: u32 = 1;
 const WRITE_BATCH_ROWS: usize = 65_536;
-const MIB: f64 = 1024.0 * 1024.0;
-const JOB_ID: &str = "5a1f0d0e-7f3c-4c2e-9a51-3f2d6c1b8e47";
-/// The planner's batch id prefix (planner.rs: `BatchPacker::new(job_id, "b", ...)`).
-const BATCH_PREFIX: &str = "b";
-/// Bodies the planner keeps in flight (planner.rs SEND_CONCURRENCY) and chunks its channel holds.
-const SEND_CONCURRENCY: usize = 8;
-const CHANNEL_CHUNKS: usize = 8;
 /// The goal for the planner's peak resident memory.
 const GOAL_MIB: f64 = 100.0;
 /// How much more the larger file may take and still count as "not growing".
@@ -97,14 +91,14 @@ fn throughput(dir: &Path, rows: u64, repeat: usize) -> BenchResult<()> {
     ] {
         let path = data_file(dir, format, rows)?;
         let bytes = fs::metadata(&path)?.len();
-        let spool_time = best_of(repeat, || {
+        let (spool_time, ()) = best_of(repeat, || {
             let mut file = File::open(&path)?;
             let spooled = spool(&mut file, &std::env::temp_dir(), format, "bench", None)?;
             black_box(spooled.bytes);
             Ok(())
         })?;
         let mut tasks = 0;
-        let parse_time = best_of(repeat, || {
+        let (parse_time, ()) = best_of(repeat, || {
             let mut count = 0u64;
             let mut key_bytes = 0usize;
             tasks = parse_columnar(format, File::open(&path)?, "bench", |task| {
@@ -252,14 +246,6 @@ fn memory(dir: &Path, rows: u64, large: u64, repeat: usize) -> BenchResult<()> {
         "plan = parse + pack + to_body after the spool; the file is read from the page cache here"
     );
     Ok(())
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "met"
-    } else {
-        "NOT met"
-    }
 }
 
 /// "N x M rows": the file's row groups (Parquet) or stripes (ORC) and the rows of the first.
@@ -422,20 +408,6 @@ fn plan_file(format: ColumnarFormat, path: &Path, md5: &str) -> BenchResult<Chil
     })
 }
 
-fn vm_hwm_kib() -> BenchResult<u64> {
-    let status = fs::read_to_string("/proc/self/status")?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .ok_or("no VmHWM in /proc/self/status")?;
-    Ok(line
-        .trim_start_matches("VmHWM:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()?)
-}
-
 /// The MD5 of a cached data file, kept in a sidecar `FILE.md5` so it is computed once.
 fn data_md5(path: &Path) -> BenchResult<String> {
     let sidecar = path.with_extension(format!(
@@ -463,29 +435,6 @@ fn data_md5(path: &Path) -> BenchResult<String> {
     let hex = hex::encode(md5.finalize());
     fs::write(&sidecar, format!("{hex}\n"))?;
     Ok(hex)
-}
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn best_of(repeat: usize, mut run: impl FnMut() -> BenchResult<()>) -> BenchResult<Duration> {
-    let mut best = Duration::MAX;
-    for _ in 0..repeat {
-        let start = Instant::now();
-        run()?;
-        best = best.min(start.elapsed());
-    }
-    Ok(best)
-}
-
-fn data_dir() -> PathBuf {
-    std::env::var_os("BENCH_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data"))
 }
 
 /// The cached data file of `rows` rows in `format`, generated if missing.

@@ -10,6 +10,8 @@
 //! The binary re-executes itself as `planner --child-memory FILE COPIES MD5|-` to measure the
 //! peak resident memory (VmHWM) of planning in a fresh process.
 
+mod common;
+
 use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::hint::black_box;
@@ -25,22 +27,14 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use md5::{Digest, Md5};
 
-type BenchResult<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+use common::*;
 
 /// A common inventory configuration: the optional fields most inventories turn on.
 const FILE_SCHEMA: &str = "Bucket, Key, Size, LastModifiedDate, ETag, StorageClass";
-const SOURCE_BUCKET: &str = "acme-prod-media-assets-eu-west-1";
 /// Changing the generator must change this, so that a stale cached file is not reused.
 const DATA_VERSION: u32 = 1;
-const JOB_ID: &str = "5a1f0d0e-7f3c-4c2e-9a51-3f2d6c1b8e47";
-/// The planner's batch id prefix (planner.rs: `BatchPacker::new(job_id, "b", ...)`).
-const BATCH_PREFIX: &str = "b";
-/// Bodies the planner keeps in flight (planner.rs SEND_CONCURRENCY) and chunks its channel holds.
-const SEND_CONCURRENCY: usize = 8;
-const CHANNEL_CHUNKS: usize = 8;
 /// planner.rs STATUS_CHECK_EVERY: one GetItem per this many batches.
 const STATUS_CHECK_EVERY: u64 = 50;
-const MIB: f64 = 1024.0 * 1024.0;
 
 fn main() -> BenchResult<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -68,13 +62,6 @@ fn main() -> BenchResult<()> {
     messages_and_writes(&data, &planned, rate)?;
     println!("\n== 4. Parquet and ORC: see `cargo bench -p batchops --bench columnar` (scripts/bench.sh runs both)");
     Ok(())
-}
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn machine_summary() -> String {
@@ -105,12 +92,6 @@ struct DataFile {
     compressed_bytes: u64,
     uncompressed_bytes: u64,
     md5: String,
-}
-
-fn data_dir() -> PathBuf {
-    std::env::var_os("BENCH_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data"))
 }
 
 /// The cached data file for `rows` rows, generated if missing. A small sidecar records its MD5 and
@@ -535,22 +516,6 @@ impl Read for Repeated {
 // 1. Throughput
 // ---------------------------------------------------------------------------------------------
 
-fn best_of<T>(
-    repeat: usize,
-    mut run: impl FnMut() -> BenchResult<T>,
-) -> BenchResult<(Duration, T)> {
-    let mut best: Option<(Duration, T)> = None;
-    for _ in 0..repeat {
-        let started = Instant::now();
-        let value = run()?;
-        let took = started.elapsed();
-        if best.as_ref().is_none_or(|(b, _)| took < *b) {
-            best = Some((took, value));
-        }
-    }
-    best.ok_or_else(|| "no runs".into())
-}
-
 fn gunzip_cli(path: &Path) -> BenchResult<()> {
     let status = Command::new("gzip")
         .arg("-dc")
@@ -679,14 +644,6 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "met"
-    } else {
-        "NOT met"
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // 2. Peak resident memory
 // ---------------------------------------------------------------------------------------------
@@ -762,20 +719,6 @@ fn child_memory(args: &[String]) -> BenchResult<()> {
     };
     println!("{} {tasks}", vm_hwm_kib()?);
     Ok(())
-}
-
-fn vm_hwm_kib() -> BenchResult<u64> {
-    let status = fs::read_to_string("/proc/self/status")?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .ok_or("no VmHWM in /proc/self/status")?;
-    Ok(line
-        .trim_start_matches("VmHWM:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()?)
 }
 
 // ---------------------------------------------------------------------------------------------
