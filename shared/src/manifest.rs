@@ -1333,6 +1333,50 @@ mod line_tests {
             );
         }
     }
+
+    /// Hands out the data in reads of `size` bytes.
+    struct Chunked<'a> {
+        data: &'a [u8],
+        size: usize,
+    }
+
+    impl Read for Chunked<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.size.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    /// Line numbers are worked out from the last read only, so they must stay exact when the bad
+    /// row is far into the input and rows straddle reads of any size.
+    #[test]
+    fn line_numbers_are_exact_far_into_the_input_whatever_the_read_sizes() {
+        let mut data = Vec::new();
+        let mut line = 1u64;
+        for i in 0..12000 {
+            match i % 4 {
+                0 => data.extend_from_slice(b"bucket,\"quoted\nkey\"\r\n"),
+                1 => data.extend_from_slice(b"\n"),
+                _ => data.extend_from_slice(format!("bucket,key-{i:08}-padding\n").as_bytes()),
+            }
+            line += if i % 4 == 0 { 2 } else { 1 };
+        }
+        data.extend_from_slice(b"bucket,key,extra\n");
+        assert!(data.len() > 3 * READ_BUFFER_BYTES);
+        let expected = format!("m line {line}:");
+        let names = vec!["Bucket".to_string(), "Key".to_string()];
+        for size in [1, 7, 4096, READ_BUFFER_BYTES - 1, READ_BUFFER_BYTES + 13] {
+            let reader = Chunked { data: &data, size };
+            match parse_csv_manifest(reader, &names, "m", |_| true) {
+                Err(Error::Manifest(reason)) => {
+                    assert!(reason.starts_with(&expected), "reads of {size}: {reason}")
+                }
+                other => panic!("reads of {size}: {other:?}"),
+            }
+        }
+    }
 }
 
 /// `read_tasks` against a real S3 API. Ignored by default: start `moto_server -p PORT` and run
