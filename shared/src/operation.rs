@@ -1416,26 +1416,6 @@ pub enum Checksummer {
 }
 
 /// Reflected CRC tables, built at compile time.
-const fn crc32_table(poly: u32) -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = i as u32;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ poly
-            } else {
-                crc >> 1
-            };
-            bit += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
-}
-
 const fn crc64_table(poly: u64) -> [u64; 256] {
     let mut table = [0u64; 256];
     let mut i = 0;
@@ -1451,6 +1431,19 @@ const fn crc64_table(poly: u64) -> [u64; 256] {
             bit += 1;
         }
         table[i] = crc;
+        i += 1;
+    }
+    table
+}
+
+/// A reflected CRC's register only ever shifts right and XORs in the polynomial, so with a
+/// 32-bit polynomial every entry of the 64-bit table fits in 32 bits: one builder serves both.
+const fn crc32_table(poly: u32) -> [u32; 256] {
+    let wide = crc64_table(poly as u64);
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = wide[i] as u32;
         i += 1;
     }
     table
