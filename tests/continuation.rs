@@ -4,7 +4,6 @@
 
 mod common;
 
-use aws_sdk_s3::primitives::ByteStream;
 use batchops::control;
 use batchops::job::{CreateJobRequest, JobStatus};
 use batchops::local::{self, LocalNames, RunUntil};
@@ -44,27 +43,7 @@ async fn create_bucket(ctx: &Context, bucket: &str) {
 }
 
 async fn put(ctx: &Context, bucket: &str, key: &str, body: Vec<u8>) -> String {
-    let out = ctx
-        .s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body))
-        .send()
-        .await
-        .unwrap();
-    out.e_tag.unwrap_or_default().trim_matches('"').to_string()
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(bytes).unwrap();
-    gz.finish().unwrap()
-}
-
-fn md5_hex(bytes: &[u8]) -> String {
-    hex::encode(<md5::Md5 as md5::Digest>::digest(bytes))
+    common::unquoted_etag(&common::put_object(ctx, bucket, key, body).await)
 }
 
 fn tagging_job(manifest: Value, report_bucket: &str) -> Value {
@@ -288,9 +267,9 @@ async fn put_inventory(
                 expected.push(task(data_bucket, &key, Some(&version)));
             }
         }
-        let gz = gzip(csv.as_bytes());
+        let gz = common::gzip(csv.as_bytes());
         let key = format!("inv/data/file-{f}.csv.gz");
-        listed.push(json!({"key": key, "size": gz.len(), "MD5checksum": md5_hex(&gz)}));
+        listed.push(json!({"key": key, "size": gz.len(), "MD5checksum": common::md5_hex(&gz)}));
         put(ctx, inventory, &key, gz).await;
     }
     let manifest = json!({

@@ -611,13 +611,6 @@ async fn cancelling_a_queued_job_runs_none_of_its_tasks() {
     assert!(s.tags(&data, "k-0").await.is_empty());
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(bytes).unwrap();
-    gz.finish().unwrap()
-}
-
 #[tokio::test]
 async fn an_inventory_arrival_starts_the_templated_job_automatically() {
     let s = stack_with(true, |_| {}).await;
@@ -662,7 +655,7 @@ async fn an_inventory_arrival_starts_the_templated_job_automatically() {
     csv.push_str(&format!(
         "\"{data}\",\"photos/deleted.jpg\",\"true\",\"\"\n"
     ));
-    let gz = gzip(csv.as_bytes());
+    let gz = common::gzip(csv.as_bytes());
     let data_key = format!("inv/{data}/daily/data/5f1e3c.csv.gz");
     s.ctx
         .s3
@@ -680,7 +673,7 @@ async fn an_inventory_arrival_starts_the_templated_job_automatically() {
         "creationTimestamp": "1732500000000",
         "fileFormat": "CSV",
         "fileSchema": "Bucket, Key, IsDeleteMarker, Size",
-        "files": [{"key": data_key, "size": gz.len(), "MD5checksum": hex::encode(<md5::Md5 as md5::Digest>::digest(&gz))}]
+        "files": [{"key": data_key, "size": gz.len(), "MD5checksum": common::md5_hex(&gz)}]
     });
     s.put(
         &inventory,

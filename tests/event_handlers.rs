@@ -11,7 +11,6 @@
 mod common;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketVersioningStatus, Event, FilterRule, FilterRuleName, NotificationConfiguration,
     NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter, VersioningConfiguration,
@@ -187,18 +186,8 @@ impl Stack {
 
     /// Writes an object; returns its ETag (unquoted) and version id.
     async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> (String, Option<String>) {
-        let out = self
-            .ctx
-            .s3
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .unwrap();
-        let etag = out.e_tag.unwrap_or_default().trim_matches('"').to_string();
-        (etag, out.version_id)
+        let out = common::put_object(&self.ctx, bucket, key, body).await;
+        (common::unquoted_etag(&out), out.version_id)
     }
 
     /// The photos the events name, in `bucket`; returns the version id of the last one (the one
@@ -303,7 +292,7 @@ impl Stack {
             .iter()
             .map(|key| format!("\"{data}\",\"{}\",\"false\",\"1\"\n", encode_key(key)))
             .collect();
-        let gz = gzip(csv.as_bytes());
+        let gz = common::gzip(csv.as_bytes());
         let base = manifest_key.trim_end_matches("manifest.json");
         let data_key = format!("{base}data/0a1b2c.csv.gz");
         self.put(inventory, &data_key, gz.clone()).await;
@@ -315,7 +304,7 @@ impl Stack {
             "fileFormat": "CSV",
             "fileSchema": "Bucket, Key, IsDeleteMarker, Size",
             "files": [{"key": data_key, "size": gz.len(),
-                       "MD5checksum": hex::encode(<md5::Md5 as md5::Digest>::digest(&gz))}]
+                       "MD5checksum": common::md5_hex(&gz)}]
         });
         self.put(inventory, manifest_key, manifest.to_string().into_bytes())
             .await
@@ -333,13 +322,6 @@ impl Stack {
             .await
             .0
     }
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(bytes).unwrap();
-    gz.finish().unwrap()
 }
 
 async fn control(s: &Stack, event: Value) -> Value {

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use arrow_array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
-use aws_sdk_s3::primitives::ByteStream;
 use batchops::control;
 use batchops::job::{CreateJobRequest, Job, JobStatus};
 use batchops::local::{self, LocalNames, RunUntil};
@@ -57,16 +56,7 @@ impl Stack {
     }
 
     async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> String {
-        let out = self
-            .ctx
-            .s3
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .unwrap();
+        let out = common::put_object(&self.ctx, bucket, key, body).await;
         out.e_tag.unwrap_or_default()
     }
 
@@ -195,10 +185,6 @@ fn data_file(format: Format, bucket: &str, rows: &[Row]) -> Vec<u8> {
     out
 }
 
-fn md5_hex(bytes: &[u8]) -> String {
-    hex::encode(<md5::Md5 as md5::Digest>::digest(bytes))
-}
-
 /// Uploads the data files and their manifest.json; returns the manifest's key and ETag.
 /// `md5_override` replaces the MD5checksum of the data file with that index.
 async fn put_inventory(
@@ -216,7 +202,7 @@ async fn put_inventory(
         s.put(inventory, &key, body.clone()).await;
         let md5 = match md5_override {
             Some((index, md5)) if index == i => md5.to_string(),
-            _ => md5_hex(body),
+            _ => common::md5_hex(body),
         };
         entries.push(json!({"key": key, "size": body.len(), "MD5checksum": md5}));
     }

@@ -87,18 +87,8 @@ impl Env {
 
     /// Puts an object and returns its version id (empty when unversioned).
     async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> String {
-        self.ctx
-            .s3
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .unwrap()
-            .version_id()
-            .unwrap_or_default()
-            .to_string()
+        let out = common::put_object(&self.ctx, bucket, key, body).await;
+        out.version_id().unwrap_or_default().to_string()
     }
 
     async fn get(&self, bucket: &str, key: &str) -> Vec<u8> {

@@ -14,7 +14,6 @@ use aws_sdk_dynamodb::config::interceptors::{
     BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
 };
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_s3::primitives::ByteStream;
 use batchops::control;
 use batchops::job::{CreateJobRequest, JobStatus};
 use batchops::local::{self, LocalNames};
@@ -229,16 +228,7 @@ async fn stack() -> (Context, Context, CallCounter, String) {
 }
 
 async fn put(ctx: &Context, bucket: &str, key: &str, body: Vec<u8>) -> String {
-    let out = ctx
-        .s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body))
-        .send()
-        .await
-        .unwrap();
-    out.e_tag.unwrap_or_default().trim_matches('"').to_string()
+    common::unquoted_etag(&common::put_object(ctx, bucket, key, body).await)
 }
 
 /// Key number `i`, exactly 100 bytes: a dated path and a pseudo-random name.
@@ -284,7 +274,6 @@ async fn put_csv_manifest(ctx: &Context, bucket: &str, data_bucket: &str) -> Val
 /// An inventory of `files` gzipped CSV data files sharing `TASKS` 100-byte keys; returns its
 /// Manifest spec.
 async fn put_inventory(ctx: &Context, inventory: &str, data_bucket: &str, files: usize) -> Value {
-    use std::io::Write;
     let keys = keys_100(TASKS);
     let mut listed = Vec::new();
     for (f, chunk) in keys.chunks(TASKS.div_ceil(files)).enumerate() {
@@ -292,11 +281,9 @@ async fn put_inventory(ctx: &Context, inventory: &str, data_bucket: &str, files:
             .iter()
             .map(|k| format!("\"{data_bucket}\",\"{}\",\"1\"\n", encode_key(k)))
             .collect();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(csv.as_bytes()).unwrap();
-        let gz = gz.finish().unwrap();
+        let gz = common::gzip(csv.as_bytes());
         let key = format!("inv/data/file-{f}.csv.gz");
-        let md5 = hex::encode(<md5::Md5 as md5::Digest>::digest(&gz));
+        let md5 = common::md5_hex(&gz);
         listed.push(json!({"key": key, "size": gz.len(), "MD5checksum": md5}));
         put(ctx, inventory, &key, gz).await;
     }

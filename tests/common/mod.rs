@@ -371,3 +371,42 @@ async fn warm_up(url: &str) {
     // Any answer (even a function error for this empty event) means the function is built.
     let _ = tokio::time::timeout(LAMBDA_WARM_UP_TIMEOUT, invoke).await;
 }
+
+/// PutObject with the test's client; the caller picks what it needs (ETag, version id) from the
+/// output.
+pub async fn put_object(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    body: impl Into<aws_sdk_s3::primitives::ByteStream>,
+) -> aws_sdk_s3::operation::put_object::PutObjectOutput {
+    ctx.s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.into())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PutObject s3://{bucket}/{key}: {e:?}"))
+}
+
+/// An ETag as manifests give it, without S3's quotes.
+pub fn unquoted_etag(out: &aws_sdk_s3::operation::put_object::PutObjectOutput) -> String {
+    out.e_tag()
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_string()
+}
+
+/// One gzip member, as S3 Inventory writes its CSV data files.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Hex MD5, as an inventory manifest.json gives each data file's `MD5checksum`.
+pub fn md5_hex(bytes: &[u8]) -> String {
+    hex::encode(<md5::Md5 as md5::Digest>::digest(bytes))
+}
