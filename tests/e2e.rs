@@ -1084,3 +1084,105 @@ async fn lambda_invoke_a_panicking_function_fails_its_tasks_as_an_unhandled_erro
         assert_eq!(row.result_message, sha256_hex(body.as_bytes()));
     }
 }
+
+/// Runs a job's planner and executor by hand and takes the finalize request off the report
+/// queue, so that a test can change the result parts before the reporter reads them.
+async fn plan_and_execute_without_reporting(s: &Stack, job_id: &str) {
+    common::drain_queue(&s.ctx, &s.ctx.settings.plan_queue_url).await;
+    batchops::planner::plan_job(&s.ctx, job_id).await.unwrap();
+    for body in common::drain_queue(&s.ctx, &s.ctx.settings.task_queue_url).await {
+        let result = executor::process_message(&s.ctx, &body).await.unwrap();
+        assert!(matches!(result, BatchResult::Committed(_)), "{result:?}");
+    }
+    let finalize = common::drain_queue(&s.ctx, &s.ctx.settings.report_queue_url).await;
+    assert_eq!(
+        finalize.len(),
+        1,
+        "the last commit asks for the report once"
+    );
+}
+
+#[tokio::test]
+async fn a_report_over_more_parts_than_are_read_at_once_keeps_manifest_order_and_a_lost_part_fails_the_job(
+) {
+    // Small messages: many batches, so the reporter reads parts ahead, several at a time.
+    let s = stack_with(false, |st| st.max_message_bytes = 600).await;
+    let (data, reports) = (s.bucket("data"), s.bucket("reports"));
+    s.create_bucket(&data).await;
+    s.create_bucket(&reports).await;
+    let keys: Vec<String> = (0..300).map(|i| format!("ordered/object-{i:03}")).collect();
+    let missing = |i: usize| i % 9 == 4;
+    for (i, key) in keys.iter().enumerate() {
+        if !missing(i) {
+            s.put(&data, key, "x").await;
+        }
+    }
+    let rows: Vec<(String, String)> = keys.iter().map(|k| (data.clone(), k.clone())).collect();
+    let etag = s.put_manifest(&data, "m.csv", &rows).await;
+    let request = csv_job(
+        &data,
+        "m.csv",
+        &etag,
+        tagging(&[("k", "v")]),
+        &reports,
+        "AllTasks",
+    );
+
+    let job_id = s.create_job(request.clone()).await;
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete);
+    assert!(
+        job.progress.batches_committed > batchops::reporter::DEFAULT_READ_CONCURRENCY as u64,
+        "more parts than one read-ahead window: {}",
+        job.progress.batches_committed
+    );
+    let (_, reported) = s.report(&reports, "reports", &job_id).await;
+    let in_order = |status: TaskStatus| -> Vec<String> {
+        reported
+            .iter()
+            .filter(|r| r.status == status)
+            .map(|r| r.task.key.clone())
+            .collect()
+    };
+    let listed = |want_missing: bool| -> Vec<String> {
+        let picked = keys
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| missing(*i) == want_missing);
+        picked.map(|(_, k)| k.clone()).collect()
+    };
+    assert_eq!(in_order(TaskStatus::Succeeded), listed(false));
+    assert_eq!(in_order(TaskStatus::Failed), listed(true));
+
+    // The same job again, but one result part in the middle is gone before the reporter runs.
+    let job_id = s.create_job(request).await;
+    plan_and_execute_without_reporting(&s, &job_id).await;
+    let store = Store::from_context(&s.ctx);
+    let mut batches = store.list_batches(&job_id).await.unwrap();
+    batches.sort_by(|a, b| a.batch_id.cmp(&b.batch_id));
+    let lost = batches[batches.len() / 2].part_key.clone().unwrap();
+    s.ctx
+        .s3
+        .delete_object()
+        .bucket(&s.ctx.settings.system_bucket)
+        .key(&lost)
+        .send()
+        .await
+        .unwrap();
+    batchops::reporter::finalize_job(&s.ctx, &job_id)
+        .await
+        .unwrap();
+    let job = store.get_job(&job_id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    let failure = job.failure_reasons.first().expect("a failure reason");
+    assert_eq!(
+        failure.failure_code,
+        batchops::reporter::PART_UNREADABLE_CODE
+    );
+    let object = format!("s3://{}/{lost}", s.ctx.settings.system_bucket);
+    assert!(
+        failure.failure_reason.contains(&object) && failure.failure_reason.contains("NoSuchKey"),
+        "{}",
+        failure.failure_reason
+    );
+}
