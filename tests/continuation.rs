@@ -38,10 +38,6 @@ async fn stack(max_message_bytes: usize) -> (Context, String) {
     (ctx, id)
 }
 
-async fn create_bucket(ctx: &Context, bucket: &str) {
-    ctx.s3.create_bucket().bucket(bucket).send().await.unwrap();
-}
-
 async fn put(ctx: &Context, bucket: &str, key: &str, body: Vec<u8>) -> String {
     common::unquoted_etag(&common::put_object(ctx, bucket, key, body).await)
 }
@@ -89,25 +85,12 @@ async fn plan_only(ctx: &Context, redeliver: Option<usize>) -> usize {
     let mut handled = 0;
     let mut continuations = 0;
     loop {
-        let out = ctx
-            .sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(0)
-            .send()
-            .await
-            .unwrap();
-        let messages = out.messages.unwrap_or_default();
+        let messages = common::receive(ctx, url).await;
         if messages.is_empty() {
             return handled;
         }
         for message in messages {
-            let event = json!({"Records": [{
-                "eventSource": "aws:sqs",
-                "messageId": message.message_id,
-                "body": message.body,
-            }]});
+            let event = common::sqs_event(&message);
             planner::handle(ctx, event.clone()).await.unwrap();
             if message
                 .body
@@ -121,13 +104,7 @@ async fn plan_only(ctx: &Context, redeliver: Option<usize>) -> usize {
                 continuations += 1;
             }
             handled += 1;
-            ctx.sqs
-                .delete_message()
-                .queue_url(url)
-                .receipt_handle(message.receipt_handle.unwrap_or_default())
-                .send()
-                .await
-                .unwrap();
+            common::delete(ctx, url, &message).await;
         }
     }
 }
@@ -185,7 +162,7 @@ fn key_of(i: usize) -> String {
 async fn csv_manifest_of_100000_tasks_continues_many_times_and_plans_each_task_once() {
     let (ctx, id) = stack(96 * 1024).await;
     let bucket = format!("manifests-{id}");
-    create_bucket(&ctx, &bucket).await;
+    common::create_bucket(&ctx, &bucket).await;
     let expected: Vec<Task> = (0..100_000)
         .map(|i| task(&format!("data-{id}"), &key_of(i), None))
         .collect();
@@ -302,7 +279,7 @@ async fn put_inventory(
 async fn inventory_files_are_planned_in_parallel_parts_each_task_once() {
     let (ctx, id) = stack(96 * 1024).await;
     let inventory = format!("inventory-{id}");
-    create_bucket(&ctx, &inventory).await;
+    common::create_bucket(&ctx, &inventory).await;
     let files = 4;
     let (spec, expected) =
         put_inventory(&ctx, &inventory, &format!("data-{id}"), files, 25_000, true).await;
@@ -354,7 +331,7 @@ async fn inventory_files_are_planned_in_parallel_parts_each_task_once() {
 }
 
 async fn put_objects(ctx: &Context, bucket: &str, keys: &[String]) {
-    create_bucket(ctx, bucket).await;
+    common::create_bucket(ctx, bucket).await;
     for key in keys {
         put(ctx, bucket, key, b"x".to_vec()).await;
     }
@@ -412,7 +389,7 @@ async fn a_continued_multi_file_inventory_job_completes() {
     let (ctx, id) = stack(1024).await;
     let data = format!("data-{id}");
     let inventory = format!("inventory-{id}");
-    create_bucket(&ctx, &inventory).await;
+    common::create_bucket(&ctx, &inventory).await;
     let (spec, expected) = put_inventory(&ctx, &inventory, &data, 3, 40, false).await;
     let keys: Vec<String> = expected.iter().map(|t| t.key.clone()).collect();
     put_objects(&ctx, &data, &keys).await;

@@ -59,13 +59,7 @@ impl Stack {
     }
 
     async fn create_bucket(&self, bucket: &str) {
-        self.ctx
-            .s3
-            .create_bucket()
-            .bucket(bucket)
-            .send()
-            .await
-            .unwrap();
+        common::create_bucket(&self.ctx, bucket).await;
     }
 
     async fn put(&self, bucket: &str, key: &str, body: &str) -> String {
@@ -403,54 +397,8 @@ async fn a_batch_delivered_twice_counts_once() {
         ))
         .await;
     // Run only the planner, then take the task messages off the queue ourselves.
-    let plan = s
-        .ctx
-        .sqs
-        .receive_message()
-        .queue_url(&s.ctx.settings.plan_queue_url)
-        .send()
-        .await
-        .unwrap();
-    let plan_message = plan.messages.unwrap().remove(0);
-    let plan_body = plan_message.body.clone().unwrap();
-    batchops::planner::handle(&s.ctx, serde_json::from_str(&plan_body).unwrap())
-        .await
-        .unwrap();
-    s.ctx
-        .sqs
-        .delete_message()
-        .queue_url(&s.ctx.settings.plan_queue_url)
-        .receipt_handle(plan_message.receipt_handle.unwrap())
-        .send()
-        .await
-        .unwrap();
-    let mut bodies = Vec::new();
-    loop {
-        let out = s
-            .ctx
-            .sqs
-            .receive_message()
-            .queue_url(&s.ctx.settings.task_queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        let messages = out.messages.unwrap_or_default();
-        if messages.is_empty() {
-            break;
-        }
-        for m in messages {
-            bodies.push(m.body.unwrap());
-            s.ctx
-                .sqs
-                .delete_message()
-                .queue_url(&s.ctx.settings.task_queue_url)
-                .receipt_handle(m.receipt_handle.unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
+    plan_only(&s, &job_id).await;
+    let bodies = common::drain_queue(&s.ctx, &s.ctx.settings.task_queue_url).await;
     assert!(
         bodies.len() > 2,
         "small messages give several batches, got {}",
@@ -1085,11 +1033,17 @@ async fn lambda_invoke_a_panicking_function_fails_its_tasks_as_an_unhandled_erro
     }
 }
 
+/// Plans a job in place of the plan request that CreateJob queued; its batches stay queued.
+async fn plan_only(s: &Stack, job_id: &str) {
+    let requests = common::drain_queue(&s.ctx, &s.ctx.settings.plan_queue_url).await;
+    assert_eq!(requests.len(), 1, "CreateJob queues one plan request");
+    batchops::planner::plan_job(&s.ctx, job_id).await.unwrap();
+}
+
 /// Runs a job's planner and executor by hand and takes the finalize request off the report
 /// queue, so that a test can change the result parts before the reporter reads them.
 async fn plan_and_execute_without_reporting(s: &Stack, job_id: &str) {
-    common::drain_queue(&s.ctx, &s.ctx.settings.plan_queue_url).await;
-    batchops::planner::plan_job(&s.ctx, job_id).await.unwrap();
+    plan_only(s, job_id).await;
     for body in common::drain_queue(&s.ctx, &s.ctx.settings.task_queue_url).await {
         let result = executor::process_message(&s.ctx, &body).await.unwrap();
         assert!(matches!(result, BatchResult::Committed(_)), "{result:?}");
@@ -1105,8 +1059,12 @@ async fn plan_and_execute_without_reporting(s: &Stack, job_id: &str) {
 #[tokio::test]
 async fn a_report_over_more_parts_than_are_read_at_once_keeps_manifest_order_and_a_lost_part_fails_the_job(
 ) {
-    // Small messages: many batches, so the reporter reads parts ahead, several at a time.
-    let s = stack_with(false, |st| st.max_message_bytes = 600).await;
+    // Small messages: many batches, more than the reporter reads at a time.
+    let s = stack_with(false, |st| {
+        st.max_message_bytes = 600;
+        st.report_read_concurrency = 8;
+    })
+    .await;
     let (data, reports) = (s.bucket("data"), s.bucket("reports"));
     s.create_bucket(&data).await;
     s.create_bucket(&reports).await;
@@ -1132,7 +1090,7 @@ async fn a_report_over_more_parts_than_are_read_at_once_keeps_manifest_order_and
     let job = s.run_job(&job_id).await;
     assert_eq!(job.status, JobStatus::Complete);
     assert!(
-        job.progress.batches_committed > batchops::reporter::DEFAULT_READ_CONCURRENCY as u64,
+        job.progress.batches_committed > s.ctx.settings.report_read_concurrency as u64,
         "more parts than one read-ahead window: {}",
         job.progress.batches_committed
     );

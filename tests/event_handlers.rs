@@ -160,13 +160,7 @@ impl Stack {
     }
 
     async fn create_bucket(&self, bucket: &str) {
-        self.ctx
-            .s3
-            .create_bucket()
-            .bucket(bucket)
-            .send()
-            .await
-            .unwrap();
+        common::create_bucket(&self.ctx, bucket).await;
     }
 
     async fn enable_versioning(&self, bucket: &str) {

@@ -45,13 +45,7 @@ async fn stack() -> Stack {
 impl Stack {
     async fn create_bucket(&self, name: &str) -> String {
         let bucket = format!("{name}-{}", self.id);
-        self.ctx
-            .s3
-            .create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .unwrap();
+        common::create_bucket(&self.ctx, &bucket).await;
         bucket
     }
 

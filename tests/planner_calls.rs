@@ -324,39 +324,19 @@ async fn plan_only(driver: &Context, counted: &Context) -> Runs {
     let url = &driver.settings.plan_queue_url;
     let mut runs = Runs::default();
     loop {
-        let out = driver
-            .sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(0)
-            .send()
-            .await
-            .unwrap();
-        let messages = out.messages.unwrap_or_default();
+        let messages = common::receive(driver, url).await;
         if messages.is_empty() {
             return runs;
         }
         for message in messages {
-            let body = message.body.clone().unwrap_or_default();
-            let event = json!({"Records": [{
-                "eventSource": "aws:sqs",
-                "messageId": message.message_id,
-                "body": body,
-            }]});
-            planner::handle(counted, event).await.unwrap();
-            runs.handled += 1;
-            if body.contains("\"From\"") {
-                runs.continuations += 1;
-            }
-            driver
-                .sqs
-                .delete_message()
-                .queue_url(url)
-                .receipt_handle(message.receipt_handle.unwrap_or_default())
-                .send()
+            planner::handle(counted, common::sqs_event(&message))
                 .await
                 .unwrap();
+            runs.handled += 1;
+            if message.body().unwrap_or_default().contains("\"From\"") {
+                runs.continuations += 1;
+            }
+            common::delete(driver, url, &message).await;
         }
     }
 }
@@ -449,13 +429,7 @@ async fn a_100000_task_csv_manifest_planned_in_one_run_meets_the_goal_and_the_mo
     std::env::remove_var(ENV_PLANNER_BUDGET_MS);
     let (driver, counted, counter, id) = stack().await;
     let bucket = format!("manifests-{id}");
-    driver
-        .s3
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    common::create_bucket(&driver, &bucket).await;
     let spec = put_csv_manifest(&driver, &bucket, &format!("data-{id}")).await;
 
     let (create_job, planning, runs, job_id) =
@@ -498,13 +472,7 @@ async fn a_100000_task_csv_manifest_continued_after_every_batch_matches_the_mode
     std::env::set_var(ENV_PLANNER_BUDGET_MS, "0");
     let (driver, counted, counter, id) = stack().await;
     let bucket = format!("manifests-{id}");
-    driver
-        .s3
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    common::create_bucket(&driver, &bucket).await;
     let spec = put_csv_manifest(&driver, &bucket, &format!("data-{id}")).await;
 
     let (create_job, planning, runs, job_id) =
@@ -541,13 +509,7 @@ async fn a_4_file_inventory_planned_in_parallel_parts_matches_the_model() {
     std::env::remove_var(ENV_PLANNER_BUDGET_MS);
     let (driver, counted, counter, id) = stack().await;
     let inventory = format!("inventory-{id}");
-    driver
-        .s3
-        .create_bucket()
-        .bucket(&inventory)
-        .send()
-        .await
-        .unwrap();
+    common::create_bucket(&driver, &inventory).await;
     let files = 4;
     let spec = put_inventory(&driver, &inventory, &format!("data-{id}"), files).await;
 

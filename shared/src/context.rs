@@ -16,6 +16,7 @@ pub const ENV_EXECUTOR_CONCURRENCY: &str = "BATCHOPS_EXECUTOR_CONCURRENCY";
 pub const ENV_LAMBDA_MAX_ATTEMPTS: &str = "BATCHOPS_LAMBDA_MAX_ATTEMPTS";
 pub const ENV_LAMBDA_RETRY_BASE_MS: &str = "BATCHOPS_LAMBDA_RETRY_BASE_MS";
 pub const ENV_MAX_MESSAGE_BYTES: &str = "BATCHOPS_MAX_MESSAGE_BYTES";
+pub const ENV_REPORT_READ_CONCURRENCY: &str = "BATCHOPS_REPORT_READ_CONCURRENCY";
 
 /// Names that `batchops local up` creates and that the CLI falls back to when the variables are unset.
 pub const LOCAL_TABLE: &str = "batchops-jobs";
@@ -39,6 +40,10 @@ pub struct Settings {
     pub lambda_retry_base: Duration,
     /// Upper bound of one task-batch message body.
     pub max_message_bytes: usize,
+    /// Result parts the reporter reads at the same time. One GetObject takes tens of
+    /// milliseconds, so a job of 50,000 batches read one part at a time would not fit in the
+    /// reporter's 15 minutes.
+    pub report_read_concurrency: usize,
 }
 
 impl Default for Settings {
@@ -54,6 +59,7 @@ impl Default for Settings {
             lambda_max_attempts: 5,
             lambda_retry_base: Duration::from_millis(200),
             max_message_bytes: crate::plan::MAX_MESSAGE_BYTES,
+            report_read_concurrency: 16,
         }
     }
 }
@@ -81,6 +87,10 @@ impl Settings {
                 d.lambda_retry_base.as_millis() as u64,
             )?),
             max_message_bytes: parsed(ENV_MAX_MESSAGE_BYTES, d.max_message_bytes)?,
+            report_read_concurrency: parsed(
+                ENV_REPORT_READ_CONCURRENCY,
+                d.report_read_concurrency,
+            )?,
             ..d
         })
     }

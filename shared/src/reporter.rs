@@ -26,12 +26,6 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// Optional number of result parts read at the same time (default [`DEFAULT_READ_CONCURRENCY`]).
-pub const ENV_REPORT_READ_CONCURRENCY: &str = "BATCHOPS_REPORT_READ_CONCURRENCY";
-/// One GetObject takes tens of milliseconds, so a job of 50,000 batches read one part at a time
-/// would not fit in the reporter's 15 minutes; reading ahead keeps S3 busy while rows are packed.
-pub const DEFAULT_READ_CONCURRENCY: usize = 16;
-
 /// Optional size limit of one report file, in bytes (default [`DEFAULT_MAX_FILE_BYTES`]). The
 /// reporter holds at most two files in memory, so its memory must exceed twice this value.
 pub const ENV_REPORT_MAX_FILE_BYTES: &str = "BATCHOPS_REPORT_MAX_FILE_BYTES";
@@ -224,18 +218,11 @@ fn job_failure(code: &str, reason: String) -> Problem {
 }
 
 fn max_file_bytes() -> usize {
-    positive_env(ENV_REPORT_MAX_FILE_BYTES).unwrap_or(DEFAULT_MAX_FILE_BYTES)
-}
-
-fn read_concurrency() -> usize {
-    positive_env(ENV_REPORT_READ_CONCURRENCY).unwrap_or(DEFAULT_READ_CONCURRENCY)
-}
-
-fn positive_env(name: &str) -> Option<usize> {
-    std::env::var(name)
+    std::env::var(ENV_REPORT_MAX_FILE_BYTES)
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|&n: &usize| n > 0)
+        .unwrap_or(DEFAULT_MAX_FILE_BYTES)
 }
 
 /// Streams every batch's result part through the report builder, writing each file as soon as
@@ -268,7 +255,7 @@ async fn write_report(ctx: &Context, store: &Store, job: &Job) -> Result<(), Pro
     // so the report is the same whatever order the reads finish in.
     let mut parts = futures::stream::iter(&batches)
         .map(|batch| read_part(ctx, &job.job_id, batch))
-        .buffered(read_concurrency());
+        .buffered(ctx.settings.report_read_concurrency.max(1));
     while let Some(outcomes) = parts.next().await {
         for outcome in outcomes? {
             if let Some(file) = builder.push(&outcome) {
@@ -508,6 +495,7 @@ mod tests {
             lambda_max_attempts: 1,
             lambda_retry_base: std::time::Duration::from_millis(1),
             max_message_bytes: 1024,
+            report_read_concurrency: 1,
         };
         Context::from_config(&config, settings)
     }

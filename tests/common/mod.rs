@@ -208,6 +208,7 @@ pub fn test_settings(
         lambda_max_attempts: 5,
         lambda_retry_base: Duration::from_millis(20),
         max_message_bytes: batchops::plan::MAX_MESSAGE_BYTES,
+        report_read_concurrency: 16,
     }
 }
 
@@ -250,36 +251,65 @@ pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
         .expect("queue URL")
 }
 
+/// Up to ten messages waiting on a queue, received but not deleted.
+pub async fn receive(ctx: &Context, queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    ctx.sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(0)
+        .send()
+        .await
+        .expect("receive messages")
+        .messages
+        .unwrap_or_default()
+}
+
+/// Deletes a message that `receive` returned.
+pub async fn delete(ctx: &Context, queue_url: &str, message: &aws_sdk_sqs::types::Message) {
+    if let Some(handle) = message.receipt_handle() {
+        ctx.sqs
+            .delete_message()
+            .queue_url(queue_url)
+            .receipt_handle(handle)
+            .send()
+            .await
+            .expect("delete message");
+    }
+}
+
+/// A received message as the one-record SQS event that Lambda would deliver to a handler.
+pub fn sqs_event(message: &aws_sdk_sqs::types::Message) -> serde_json::Value {
+    serde_json::json!({"Records": [{
+        "eventSource": "aws:sqs",
+        "messageId": message.message_id,
+        "body": message.body,
+    }]})
+}
+
 /// Every message body waiting on a queue (received and deleted).
 pub async fn drain_queue(ctx: &Context, queue_url: &str) -> Vec<String> {
     let mut bodies = Vec::new();
     loop {
-        let out = ctx
-            .sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(0)
-            .send()
-            .await
-            .expect("receive messages");
-        let messages = out.messages.unwrap_or_default();
+        let messages = receive(ctx, queue_url).await;
         if messages.is_empty() {
             return bodies;
         }
         for message in messages {
-            if let Some(handle) = message.receipt_handle() {
-                ctx.sqs
-                    .delete_message()
-                    .queue_url(queue_url)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                    .expect("delete message");
-            }
+            delete(ctx, queue_url, &message).await;
             bodies.extend(message.body);
         }
     }
+}
+
+/// Creates a bucket on the emulator.
+pub async fn create_bucket(ctx: &Context, bucket: &str) {
+    ctx.s3
+        .create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateBucket {bucket}: {e:?}"));
 }
 
 /// The Lambda Invoke endpoint of `cargo lambda watch` serving the workspace's functions:
