@@ -341,6 +341,40 @@ async fn missing_objects_fail_with_no_such_key_and_failed_only_report_lists_just
     }
 }
 
+/// The usual nightly job: FailedTasksOnly, and nothing fails. Every batch then writes no result
+/// part, and the job must still end Complete with a report that lists no files.
+#[tokio::test]
+async fn failed_tasks_only_report_of_a_job_where_nothing_fails_completes() {
+    let s = stack().await;
+    let (data, reports) = (s.bucket("data"), s.bucket("reports"));
+    s.create_bucket(&data).await;
+    s.create_bucket(&reports).await;
+    let mut rows = Vec::new();
+    for i in 0..12 {
+        let key = format!("fine-{i}");
+        s.put(&data, &key, "x").await;
+        rows.push((data.clone(), key));
+    }
+    let etag = s.put_manifest(&data, "m.csv", &rows).await;
+    let job_id = s
+        .create_job(csv_job(
+            &data,
+            "m.csv",
+            &etag,
+            tagging(&[("k", "v")]),
+            &reports,
+            "FailedTasksOnly",
+        ))
+        .await;
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+    assert!(job.failure_reasons.is_empty(), "{:?}", job.failure_reasons);
+    assert_eq!((job.progress.succeeded, job.progress.failed), (12, 0));
+    let (manifest, rows) = s.report(&reports, "reports", &job_id).await;
+    assert!(manifest.results.is_empty(), "{:?}", manifest.results);
+    assert!(rows.is_empty());
+}
+
 #[tokio::test]
 async fn wrong_manifest_etag_fails_the_job_with_a_clear_reason() {
     let s = stack().await;

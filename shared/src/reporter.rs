@@ -10,7 +10,7 @@
 //! the message is delivered again.
 
 use crate::error::{Error, Result};
-use crate::job::{bucket_from_arn, FailureReason, Job, JobStatus};
+use crate::job::{bucket_from_arn, FailureReason, Job, JobStatus, ReportScope};
 use crate::queue::FinalizeRequest;
 use crate::report::{
     report_manifest_key, result_file_key, ReportBuilder, ReportFile, ReportManifest, ReportResult,
@@ -254,7 +254,7 @@ async fn write_report(ctx: &Context, store: &Store, job: &Job) -> Result<(), Pro
     // Parts are read ahead but consumed in batch order (`buffered`, not `buffer_unordered`),
     // so the report is the same whatever order the reads finish in.
     let mut parts = futures::stream::iter(&batches)
-        .map(|batch| read_part(ctx, &job.job_id, batch))
+        .map(|batch| read_part(ctx, &job.job_id, report.scope(), batch))
         .buffered(ctx.settings.report_read_concurrency.max(1));
     while let Some(outcomes) = parts.next().await {
         for outcome in outcomes? {
@@ -273,15 +273,16 @@ async fn write_report(ctx: &Context, store: &Store, job: &Job) -> Result<(), Pro
 async fn read_part(
     ctx: &Context,
     job_id: &str,
+    scope: ReportScope,
     batch: &BatchRecord,
 ) -> Result<Vec<TaskOutcome>, Problem> {
-    let ran = batch.counts.succeeded + batch.counts.failed;
+    let ran = expected_rows(scope, batch);
     let Some(key) = batch.part_key.as_deref() else {
         if ran > 0 {
             return Err(job_failure(
                 PART_UNREADABLE_CODE,
                 format!(
-                    "batch {} of job {job_id} ran {ran} tasks but recorded no result part",
+                    "batch {} of job {job_id} has {ran} report rows but recorded no result part",
                     batch.batch_id
                 ),
             ));
@@ -323,6 +324,15 @@ async fn read_part(
         );
     }
     Ok(outcomes)
+}
+
+/// The rows a batch's result part holds: the executor writes only what the report will list,
+/// so a FailedTasksOnly batch without failures has no part at all.
+fn expected_rows(scope: ReportScope, batch: &BatchRecord) -> u64 {
+    match scope {
+        ReportScope::AllTasks => batch.counts.succeeded + batch.counts.failed,
+        ReportScope::FailedTasksOnly => batch.counts.failed,
+    }
 }
 
 /// Longest error text kept in a FailureReason; the whole error goes to the log.
