@@ -1152,7 +1152,7 @@ async fn a_report_over_more_parts_than_are_read_at_once_keeps_manifest_order_and
     let store = Store::from_context(&s.ctx);
     let mut batches = store.list_batches(&job_id).await.unwrap();
     batches.sort_by(|a, b| a.batch_id.cmp(&b.batch_id));
-    let lost = batches[batches.len() / 2].part_key.clone().unwrap();
+    let lost = batches[batches.len() / 2].parts[0].clone();
     s.ctx
         .s3
         .delete_object()

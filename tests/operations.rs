@@ -164,6 +164,7 @@ fn job(operation: Value, confirmation: bool) -> Job {
         failure_reasons: Vec::new(),
         progress: Progress::default(),
         finalize_sent: false,
+        tracking: Default::default(),
     }
 }
 

@@ -151,12 +151,20 @@ impl Figures {
 /// - several parts: one list_plan_parts (Query) and one plan message per part when the job
 ///   starts, then get_job (GetItem) in each part's run.
 /// - one get_job (GetItem) per STATUS_CHECK_EVERY batches that a run sends before its last.
+/// - one reserve_plan_batches (UpdateItem) per RESERVE_WINDOW batches of each part (written
+///   ahead of sending, so that a run that dies mid-send leaves a bound on what it sent).
 #[derive(Debug, Clone, Copy)]
 struct Expected {
     parts: u64,
     continuations: u64,
     status_checks: u64,
     batches: u64,
+    reservations: u64,
+}
+
+/// Reservations of a part of `batches` batches.
+fn reservations(batches: u64) -> u64 {
+    batches.div_ceil(batchops::planner::RESERVE_WINDOW)
 }
 
 impl Expected {
@@ -165,7 +173,7 @@ impl Expected {
     }
 
     fn updates(&self) -> u64 {
-        3 + self.parts + 2 * self.continuations
+        3 + self.parts + 2 * self.continuations + self.reservations
     }
 
     fn get_items(&self) -> u64 {
@@ -200,7 +208,7 @@ impl Expected {
     /// continuation, counted from CreateJob's New->Preparing transition (one UpdateItem before
     /// the window measured here).
     fn bench_model_writes(&self) -> u64 {
-        4 + 2 * self.parts + 2 * self.continuations
+        4 + 2 * self.parts + 2 * self.continuations + self.reservations
     }
 }
 
@@ -442,6 +450,7 @@ async fn a_100000_task_csv_manifest_planned_in_one_run_meets_the_goal_and_the_mo
         continuations: 0,
         status_checks: single_run_status_checks(batches),
         batches,
+        reservations: reservations(batches),
     };
     report("csv-one-run", &create_job, &planning, &expected);
 
@@ -488,6 +497,7 @@ async fn a_100000_task_csv_manifest_continued_after_every_batch_matches_the_mode
         continuations: runs.continuations,
         status_checks: 0,
         batches,
+        reservations: reservations(batches),
     };
     report("csv-continued", &create_job, &planning, &expected);
 
@@ -536,6 +546,7 @@ async fn a_4_file_inventory_planned_in_parallel_parts_matches_the_model() {
         continuations: 0,
         status_checks,
         batches,
+        reservations: parts.iter().map(|p| reservations(p.batches)).sum(),
     };
     report("inventory-4-files", &create_job, &planning, &expected);
 

@@ -283,7 +283,7 @@ async fn missing_jobs_are_job_not_found() {
             .await,
         Err(Error::JobNotFound(_))
     ));
-    assert!(!store.claim_finalize("nope").await.unwrap());
+    assert!(!claim(&store, "nope").await);
     assert!(matches!(
         control::update_job_priority(&ctx, "nope", 1).await,
         Err(Error::JobNotFound(_))
@@ -324,7 +324,7 @@ async fn a_batch_committed_twice_counts_once() {
     assert_eq!(batches.len(), 1);
     assert_eq!(batches[0].batch_id, "b-1");
     assert_eq!(batches[0].counts, counts);
-    assert_eq!(batches[0].part_key.as_deref(), Some("parts/b-1/first.csv"));
+    assert_eq!(batches[0].parts, vec!["parts/b-1/first.csv".to_string()]);
 }
 
 #[tokio::test]
@@ -379,15 +379,9 @@ async fn finalize_is_claimed_once_after_every_batch_committed() {
         not_run: 0,
     };
     store.commit_batch(&job_id, "b-1", one, None).await.unwrap();
-    assert!(
-        !store.claim_finalize(&job_id).await.unwrap(),
-        "planning is not complete"
-    );
+    assert!(!claim(&store, &job_id).await, "planning is not complete");
     store.finish_planning(&job_id, 2, 2).await.unwrap();
-    assert!(
-        !store.claim_finalize(&job_id).await.unwrap(),
-        "a batch is missing"
-    );
+    assert!(!claim(&store, &job_id).await, "a batch is missing");
     // finish_planning again (a replanned manifest) changes nothing.
     store.finish_planning(&job_id, 2, 2).await.unwrap();
     store.commit_batch(&job_id, "b-2", one, None).await.unwrap();
@@ -395,7 +389,7 @@ async fn finalize_is_claimed_once_after_every_batch_committed() {
     let claims = (0..8).map(|_| {
         let store = store.clone();
         let job_id = job_id.clone();
-        tokio::spawn(async move { store.claim_finalize(&job_id).await.unwrap() })
+        tokio::spawn(async move { claim(&store, &job_id).await })
     });
     let winners = futures::future::join_all(claims)
         .await
@@ -403,11 +397,42 @@ async fn finalize_is_claimed_once_after_every_batch_committed() {
         .filter(|r| *r.as_ref().unwrap())
         .count();
     assert_eq!(winners, 1);
-    assert!(!store.claim_finalize(&job_id).await.unwrap());
+    assert!(!claim(&store, &job_id).await);
     let job = store.get_job(&job_id).await.unwrap();
     assert!(job.finalize_sent);
+    let claimed_at = job
+        .tracking
+        .finalize_at
+        .expect("the claim's time is recorded");
     assert_eq!(job.progress.total_tasks, Some(2));
     assert_eq!(job.progress.batches_planned, Some(2));
+
+    // The sweeper's resend: only once the last claim is older than the resend time.
+    let resend = std::time::Duration::from_secs(60);
+    let soon = claimed_at + chrono::Duration::seconds(30);
+    assert!(store
+        .claim_finalize(&job_id, soon, Some(resend))
+        .await
+        .unwrap()
+        .is_none());
+    let later = claimed_at + chrono::Duration::seconds(61);
+    let again = store
+        .claim_finalize(&job_id, later, Some(resend))
+        .await
+        .unwrap();
+    assert_eq!(again, Some(later));
+    // A claim given back (its send failed) can be claimed by the next caller at once.
+    store.release_finalize(&job_id, later).await;
+    assert!(!store.get_job(&job_id).await.unwrap().finalize_sent);
+    assert!(claim(&store, &job_id).await);
+}
+
+async fn claim(store: &Store, job_id: &str) -> bool {
+    store
+        .claim_finalize(job_id, chrono::Utc::now(), None)
+        .await
+        .unwrap()
+        .is_some()
 }
 
 #[tokio::test]
@@ -416,10 +441,10 @@ async fn a_job_without_batches_finalizes_once_planned() {
     let store = Store::from_context(&ctx);
     let job_id = create(&ctx, request(|_| {})).await;
     store.set_total_tasks(&job_id, 0).await.unwrap();
-    assert!(!store.claim_finalize(&job_id).await.unwrap());
+    assert!(!claim(&store, &job_id).await);
     store.finish_planning(&job_id, 0, 0).await.unwrap();
-    assert!(store.claim_finalize(&job_id).await.unwrap());
-    assert!(!store.claim_finalize(&job_id).await.unwrap());
+    assert!(claim(&store, &job_id).await);
+    assert!(!claim(&store, &job_id).await);
 }
 
 #[tokio::test]

@@ -86,6 +86,9 @@ enum Command {
         #[arg(long)]
         name: String,
     },
+    /// Run the sweeper once: drain the dead-letter queues, resend lost finalize requests, wake
+    /// stalled jobs, fail jobs Suspended for over 30 days; prints what it repaired.
+    Sweep,
     /// Run batchops on a local emulator (moto server).
     #[command(subcommand)]
     Local(Local),
@@ -131,6 +134,12 @@ enum Local {
         /// Fail when not done after this long.
         #[arg(long, default_value_t = 900)]
         timeout_seconds: u64,
+        /// Run the sweeper this often (the deployed stack runs it on a schedule).
+        #[arg(long, default_value_t = 10)]
+        sweep_seconds: u64,
+        /// Print the job's progress to stderr this often; 0: quiet.
+        #[arg(long, default_value_t = 10)]
+        progress_seconds: u64,
     },
 }
 
@@ -242,6 +251,7 @@ async fn run_control(command: Command, account_id: Option<String>) -> Result<Opt
         Command::DeleteJobTemplate { name } => {
             pretty(&control::delete_job_template(&ctx, &name).await?)
         }
+        Command::Sweep => pretty(&batchops::sweeper::sweep(&ctx).await?),
         Command::Local(_) => bail!("internal error: local commands are not control requests"),
     }
 }
@@ -264,7 +274,17 @@ async fn run_local(local: Local) -> Result<Option<String>> {
             until_idle: _,
             job_id,
             timeout_seconds,
-        } => local_run(job_id, timeout_seconds).await,
+            sweep_seconds,
+            progress_seconds,
+        } => {
+            let options = local::RunOptions {
+                timeout: Duration::from_secs(timeout_seconds),
+                sweep_every: Duration::from_secs(sweep_seconds.max(1)),
+                progress_every: (progress_seconds > 0)
+                    .then(|| Duration::from_secs(progress_seconds)),
+            };
+            local_run(job_id, &options).await
+        }
     }
 }
 
@@ -309,17 +329,21 @@ struct LocalRun {
     task_messages: u64,
     report_messages: u64,
     failed_deliveries: u64,
+    sweeps: u64,
+    repairs: u64,
 }
 
-async fn local_run(job_id: Option<String>, timeout_seconds: u64) -> Result<Option<String>> {
+async fn local_run(job_id: Option<String>, options: &local::RunOptions) -> Result<Option<String>> {
     let ctx = control::cli_context().await?;
     let until = job_id.map_or(RunUntil::Idle, RunUntil::JobTerminal);
-    let summary = local::run(&ctx, until, Duration::from_secs(timeout_seconds)).await?;
+    let summary = local::run_with(&ctx, until, options).await?;
     pretty(&LocalRun {
         plan_messages: summary.plan_messages,
         task_messages: summary.task_messages,
         report_messages: summary.report_messages,
         failed_deliveries: summary.failed_deliveries,
+        sweeps: summary.sweeps,
+        repairs: summary.repairs,
     })
 }
 

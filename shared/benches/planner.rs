@@ -750,7 +750,9 @@ impl StoreCalls {
         StoreCalls {
             writes: WRITES_PER_JOB
                 + WRITES_PER_PART * parts
-                + WRITES_PER_CONTINUATION * continuations,
+                + WRITES_PER_CONTINUATION * continuations
+                // The planner reserves batches ahead of sending them, one write per window.
+                + parts * (batches / parts.max(1)).div_ceil(batchops::planner::RESERVE_WINDOW),
             reads: READS_PER_JOB
                 + READS_PER_PART * parts
                 + if parts > 1 {
@@ -840,7 +842,8 @@ fn messages_and_writes(data: &DataFile, file: &Planned, file_rate: f64) -> Bench
         forced.writes as f64 * 1000.0 / tasks as f64
     );
     println!(
-        "(writes: {WRITES_PER_JOB} per job + {WRITES_PER_PART} per plan part + {WRITES_PER_CONTINUATION} per continuation; +2 for a job that awaits confirmation: set_total_tasks and the move to Suspended. A continuation happens once per {} s of planning per part, i.e. every {:.0} million tasks at the rate measured above.)",
+        "(writes: {WRITES_PER_JOB} per job + {WRITES_PER_PART} per plan part + {WRITES_PER_CONTINUATION} per continuation + 1 per {} batches of a part (reservations); +2 for a job that awaits confirmation: set_total_tasks and the move to Suspended. A continuation happens once per {} s of planning per part, i.e. every {:.0} million tasks at the rate measured above.)",
+        batchops::planner::RESERVE_WINDOW,
         PLANNING_SECONDS_PER_INVOCATION,
         file_rate * PLANNING_SECONDS_PER_INVOCATION as f64 / 1e6
     );

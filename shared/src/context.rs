@@ -17,6 +17,14 @@ pub const ENV_LAMBDA_MAX_ATTEMPTS: &str = "BATCHOPS_LAMBDA_MAX_ATTEMPTS";
 pub const ENV_LAMBDA_RETRY_BASE_MS: &str = "BATCHOPS_LAMBDA_RETRY_BASE_MS";
 pub const ENV_MAX_MESSAGE_BYTES: &str = "BATCHOPS_MAX_MESSAGE_BYTES";
 pub const ENV_REPORT_READ_CONCURRENCY: &str = "BATCHOPS_REPORT_READ_CONCURRENCY";
+pub const ENV_EXECUTOR_BUDGET_MS: &str = "BATCHOPS_EXECUTOR_BUDGET_MS";
+pub const ENV_EXECUTOR_MARGIN_MS: &str = "BATCHOPS_EXECUTOR_MARGIN_MS";
+pub const ENV_REPORTER_BUDGET_MS: &str = "BATCHOPS_REPORTER_BUDGET_MS";
+pub const ENV_STALL_SECONDS: &str = "BATCHOPS_STALL_SECONDS";
+pub const ENV_FINALIZE_RESEND_SECONDS: &str = "BATCHOPS_FINALIZE_RESEND_SECONDS";
+pub const ENV_PLAN_DLQ_URL: &str = "BATCHOPS_PLAN_DLQ_URL";
+pub const ENV_TASK_DLQ_URL: &str = "BATCHOPS_TASK_DLQ_URL";
+pub const ENV_REPORT_DLQ_URL: &str = "BATCHOPS_REPORT_DLQ_URL";
 
 /// Names that `batchops local up` creates and that the CLI falls back to when the variables are unset.
 pub const LOCAL_TABLE: &str = "batchops-jobs";
@@ -44,6 +52,24 @@ pub struct Settings {
     /// milliseconds, so a job of 50,000 batches read one part at a time would not fit in the
     /// reporter's 15 minutes.
     pub report_read_concurrency: usize,
+    /// How long one executor invocation starts tasks (`0`: one task, then hand the rest on);
+    /// unset: until the Lambda deadline less `executor_margin`.
+    pub executor_budget: Option<Duration>,
+    /// Time kept free before the executor's Lambda deadline: tasks in flight finish, the result
+    /// part is written, the segment commits and the rest of the batch is handed on.
+    pub executor_margin: Duration,
+    /// How long one reporter invocation reads result parts (`0`: one part, then continue).
+    pub reporter_budget: Option<Duration>,
+    /// A job with no commit or checkpoint for this long is stalled: the sweeper diagnoses and
+    /// re-drives it.
+    pub stall_after: Duration,
+    /// A finalize request sent this long ago whose job has not ended is sent again.
+    pub finalize_resend_after: Duration,
+    /// The dead-letter queues the sweeper drains; when unset it finds them from each queue's
+    /// redrive policy.
+    pub plan_dlq_url: Option<String>,
+    pub task_dlq_url: Option<String>,
+    pub report_dlq_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -60,6 +86,14 @@ impl Default for Settings {
             lambda_retry_base: Duration::from_millis(200),
             max_message_bytes: crate::plan::MAX_MESSAGE_BYTES,
             report_read_concurrency: 16,
+            executor_budget: None,
+            executor_margin: Duration::from_secs(60),
+            reporter_budget: None,
+            stall_after: Duration::from_secs(900),
+            finalize_resend_after: Duration::from_secs(600),
+            plan_dlq_url: None,
+            task_dlq_url: None,
+            report_dlq_url: None,
         }
     }
 }
@@ -91,6 +125,18 @@ impl Settings {
                 ENV_REPORT_READ_CONCURRENCY,
                 d.report_read_concurrency,
             )?,
+            executor_budget: crate::deadline::budget_from_env(ENV_EXECUTOR_BUDGET_MS)?,
+            executor_margin: crate::deadline::budget_from_env(ENV_EXECUTOR_MARGIN_MS)?
+                .unwrap_or(d.executor_margin),
+            reporter_budget: crate::deadline::budget_from_env(ENV_REPORTER_BUDGET_MS)?,
+            stall_after: Duration::from_secs(parsed(ENV_STALL_SECONDS, d.stall_after.as_secs())?),
+            finalize_resend_after: Duration::from_secs(parsed(
+                ENV_FINALIZE_RESEND_SECONDS,
+                d.finalize_resend_after.as_secs(),
+            )?),
+            plan_dlq_url: env_value(ENV_PLAN_DLQ_URL),
+            task_dlq_url: env_value(ENV_TASK_DLQ_URL),
+            report_dlq_url: env_value(ENV_REPORT_DLQ_URL),
             ..d
         })
     }
@@ -122,6 +168,9 @@ pub struct Context {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub settings: Settings,
+    /// The Lambda endpoint given to [`Context::with_lambda_endpoint`], kept so that clients
+    /// rebuilt later (with faults) still point there.
+    pub lambda_endpoint: Option<String>,
 }
 
 impl Context {
@@ -135,7 +184,51 @@ impl Context {
     /// the other clients stay on the emulator.
     pub fn with_lambda_endpoint(mut self, config: &aws_config::SdkConfig, url: &str) -> Self {
         self.lambda = lambda_client(config, Some(url));
+        self.lambda_endpoint = Some(url.to_string());
         self
+    }
+
+    /// The same context with every client going through a fault plan (see [`crate::fault`]).
+    /// Refused unless every endpoint is a plain-HTTP server on loopback.
+    pub fn with_faults(
+        mut self,
+        config: &aws_config::SdkConfig,
+        plan: std::sync::Arc<crate::fault::FaultPlan>,
+    ) -> Result<Self> {
+        crate::fault::check_loopback(config.endpoint_url())?;
+        if let Some(url) = &self.lambda_endpoint {
+            crate::fault::check_loopback(Some(url))?;
+        }
+        let interceptor = crate::fault::FaultInterceptor::new(plan.clone());
+        let client = crate::fault::FaultClient::new(plan);
+        self.s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(config)
+                .force_path_style(true)
+                .interceptor(interceptor.clone())
+                .http_client(client.clone())
+                .build(),
+        );
+        self.sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(config)
+                .interceptor(interceptor.clone())
+                .http_client(client.clone())
+                .build(),
+        );
+        self.dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(config)
+                .interceptor(interceptor.clone())
+                .http_client(client.clone())
+                .build(),
+        );
+        let mut lambda = aws_sdk_lambda::config::Builder::from(config)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .interceptor(interceptor)
+            .http_client(client);
+        if let Some(url) = &self.lambda_endpoint {
+            lambda = lambda.endpoint_url(url);
+        }
+        self.lambda = aws_sdk_lambda::Client::from_conf(lambda.build());
+        Ok(self)
     }
 
     pub fn from_config(config: &aws_config::SdkConfig, settings: Settings) -> Self {
@@ -149,6 +242,7 @@ impl Context {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             lambda: lambda_client(config, None),
             settings,
+            lambda_endpoint: None,
         }
     }
 }

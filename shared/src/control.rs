@@ -250,6 +250,7 @@ pub fn new_job(job_id: String, request: CreateJobRequest, now: DateTime<Utc>) ->
         failure_reasons: Vec::new(),
         progress: Default::default(),
         finalize_sent: false,
+        tracking: Default::default(),
     }
 }
 

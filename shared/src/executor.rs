@@ -1,5 +1,13 @@
-//! The executor: runs the job's operation on every task of a batch message, writes the batch's
-//! result part and commits the batch exactly once.
+//! The executor: runs the job's operation on the tasks of a batch message, writes their result
+//! part and commits them exactly once.
+//!
+//! A batch is committed in segments. The batch's record says how many of its tasks are committed
+//! (`tasks_done`); a delivery runs only the tasks after that point, so a redelivered or
+//! duplicated message never runs a committed task again. An executor stops starting tasks when
+//! its deadline is near (the Lambda deadline less `executor_margin`, or `executor_budget`),
+//! commits the tasks it ran as one segment, and sends the rest of the batch on as a continuation
+//! message (`TaskBatch::rest_from`). A segment commit is conditional on where the batch stood, so
+//! of two deliveries that ran the same tasks only one counts them.
 
 use crate::error::{Error, Result};
 use crate::job::{failure_threshold_exceeded, FailureReason, Job, JobStatus, ReportScope};
@@ -7,19 +15,38 @@ use crate::operation;
 use crate::plan::TaskBatch;
 use crate::report::{self, TaskOutcome, TaskStatus};
 use crate::reporter::finalize_if_done;
-use crate::store::{BatchCounts, Store};
+use crate::store::{BatchCounts, Segment, SegmentCommit, Store};
 use crate::Context;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use std::time::{Instant, SystemTime};
 use tracing::{error, info, warn};
 
-/// The executor Lambda's entry point: one SQS event of the task queue, answered with a partial
-/// batch response so that only the failed messages come back.
+/// The executor Lambda's entry point without a Lambda deadline (`local run`, tests): tasks run
+/// until the batch is done, or for `executor_budget` when that is set.
 pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
+    handle_until(ctx, event, None).await
+}
+
+/// The executor Lambda's entry point: one SQS event of the task queue, answered with a partial
+/// batch response so that only the failed messages come back. `lambda_deadline` is the
+/// invocation's deadline.
+pub async fn handle_until(
+    ctx: &Context,
+    event: SqsEvent,
+    lambda_deadline: Option<SystemTime>,
+) -> SqsBatchResponse {
+    let stop_at = crate::deadline::stop_time(
+        Instant::now(),
+        SystemTime::now(),
+        lambda_deadline,
+        ctx.settings.executor_margin,
+        ctx.settings.executor_budget,
+    );
     let mut response = SqsBatchResponse::default();
     for record in event.records {
         let message_id = record.message_id.clone().unwrap_or_default();
         let body = record.body.as_deref().unwrap_or_default();
-        if let Err(err) = process_message(ctx, body).await {
+        if let Err(err) = process_message_until(ctx, body, stop_at).await {
             error!(%message_id, error = %err, "batch not committed; it will be delivered again");
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = message_id;
@@ -32,29 +59,68 @@ pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
 /// What happened to one batch message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchResult {
-    /// The tasks ran and this delivery's commit won.
+    /// The tasks ran and this delivery's commit finished the batch; the counts of its segment.
     Committed(BatchCounts),
-    /// Another delivery of the same batch committed first; nothing was counted.
+    /// Time ran out: this delivery committed `done` tasks of the batch in all and sent the
+    /// other `remaining` on as a continuation message.
+    Continued { done: u64, remaining: u64 },
+    /// Another delivery of the same batch committed these tasks first; nothing was counted.
     Duplicate,
     /// The job had stopped (cancelled or failing): the tasks were accounted as not run.
     NotRun(u64),
+    /// The job has ended (or is gone): a late copy, acknowledged without doing anything.
+    Dropped,
 }
 
 pub async fn process_message(ctx: &Context, body: &str) -> Result<BatchResult> {
+    let stop_at = crate::deadline::stop_time(
+        Instant::now(),
+        SystemTime::now(),
+        None,
+        ctx.settings.executor_margin,
+        ctx.settings.executor_budget,
+    );
+    process_message_until(ctx, body, stop_at).await
+}
+
+/// Runs the uncommitted tasks of one batch message until `stop_at`, commits them as one segment
+/// and hands the rest on. An error means the message must be delivered again.
+pub async fn process_message_until(
+    ctx: &Context,
+    body: &str,
+    stop_at: Option<Instant>,
+) -> Result<BatchResult> {
     let batch = TaskBatch::from_body(body)?;
     let store = Store::from_context(ctx);
-    let job = store.get_job(&batch.job_id).await?;
-    if job.status.stops_execution() {
-        let n = batch.tasks.len() as u64;
-        let counts = BatchCounts {
-            not_run: n,
-            ..BatchCounts::default()
-        };
-        store
-            .commit_batch(&job.job_id, &batch.batch_id, counts, None)
-            .await?;
+    let job = match store.get_job(&batch.job_id).await {
+        Ok(job) => job,
+        Err(Error::JobNotFound(_)) => {
+            warn!(job_id = %batch.job_id, batch_id = %batch.batch_id, "batch of a job that no longer exists; dropped");
+            return Ok(BatchResult::Dropped);
+        }
+        Err(other) => return Err(other),
+    };
+    if job.status.is_terminal() {
+        info!(job_id = %job.job_id, batch_id = %batch.batch_id, status = %job.status, "late copy of a batch of a job that has ended; dropped");
+        return Ok(BatchResult::Dropped);
+    }
+    let record = store.get_batch(&job.job_id, &batch.batch_id).await?;
+    let done = record.as_ref().map_or(0, |r| r.tasks_done);
+    if record.as_ref().is_some_and(|r| r.is_done()) || done >= batch.end() {
+        info!(job_id = %job.job_id, batch_id = %batch.batch_id, "batch committed before; nothing to run");
+        // The delivery that committed may have died before it asked for finalization.
         finalize_if_done(ctx, &job.job_id).await?;
-        return Ok(BatchResult::NotRun(n));
+        return Ok(BatchResult::Duplicate);
+    }
+    if done < batch.offset {
+        return Err(Error::Other(format!(
+            "batch {} of job {}: this message starts at task {} but only {done} tasks are committed; waiting for the message that holds them",
+            batch.batch_id, job.job_id, batch.offset
+        )));
+    }
+    let pending = batch.rest_from(done);
+    if job.status.stops_execution() {
+        return not_run(ctx, &store, &job, &pending).await;
     }
     if job.status != JobStatus::Active {
         // Not runnable yet (for example still being planned): let SQS deliver it again later.
@@ -63,30 +129,94 @@ pub async fn process_message(ctx: &Context, body: &str) -> Result<BatchResult> {
             job.job_id, job.status, batch.batch_id
         )));
     }
-    let outcomes = operation::run_tasks(ctx, &job, &batch.batch_id, &batch.tasks).await;
-    if outcomes.len() != batch.tasks.len() {
-        return Err(Error::Other(format!(
-            "batch {}: {} outcomes for {} tasks",
-            batch.batch_id,
-            outcomes.len(),
-            batch.tasks.len()
-        )));
-    }
-    let counts = count(&outcomes);
-    let part_key = write_part(ctx, &job, &batch, &outcomes).await?;
-    let won = store
-        .commit_batch(&job.job_id, &batch.batch_id, counts, part_key.as_deref())
-        .await?;
-    if !won {
-        info!(job_id = %job.job_id, batch_id = %batch.batch_id, "duplicate delivery; counted before");
-        if let Some(key) = &part_key {
-            delete_part(ctx, key).await;
-        }
+    run_segment(ctx, &store, &job, &pending, stop_at).await
+}
+
+/// Commits the remaining tasks of a stopped job's batch as not run.
+async fn not_run(
+    ctx: &Context,
+    store: &Store,
+    job: &Job,
+    pending: &TaskBatch,
+) -> Result<BatchResult> {
+    let n = pending.tasks.len() as u64;
+    let segment = Segment {
+        from: pending.offset,
+        to: pending.end(),
+        batch_tasks: pending.end(),
+        counts: BatchCounts {
+            not_run: n,
+            ..BatchCounts::default()
+        },
+        part_key: None,
+    };
+    if store
+        .commit_segment(&job.job_id, &pending.batch_id, &segment)
+        .await?
+        == SegmentCommit::Lost
+    {
         return Ok(BatchResult::Duplicate);
     }
-    check_failure_threshold(ctx, &job.job_id).await?;
     finalize_if_done(ctx, &job.job_id).await?;
-    Ok(BatchResult::Committed(counts))
+    Ok(BatchResult::NotRun(n))
+}
+
+/// Runs tasks of `pending` until `stop_at`, commits them, and sends the rest on.
+async fn run_segment(
+    ctx: &Context,
+    store: &Store,
+    job: &Job,
+    pending: &TaskBatch,
+    stop_at: Option<Instant>,
+) -> Result<BatchResult> {
+    let batch_id = &pending.batch_id;
+    let outcomes =
+        operation::run_tasks_until(ctx, job, batch_id, &pending.tasks, pending.offset, stop_at)
+            .await;
+    if outcomes.is_empty() || outcomes.len() > pending.tasks.len() {
+        return Err(Error::Other(format!(
+            "batch {batch_id}: {} outcomes for {} tasks",
+            outcomes.len(),
+            pending.tasks.len()
+        )));
+    }
+    let to = pending.offset + outcomes.len() as u64;
+    let counts = count(&outcomes);
+    let part_key = write_part(ctx, job, batch_id, pending.offset, &outcomes).await?;
+    let segment = Segment {
+        from: pending.offset,
+        to,
+        batch_tasks: pending.end(),
+        counts,
+        part_key: part_key.clone(),
+    };
+    let batch_done = match store
+        .commit_segment(&job.job_id, batch_id, &segment)
+        .await?
+    {
+        SegmentCommit::Committed { batch_done } => batch_done,
+        SegmentCommit::Lost => {
+            info!(job_id = %job.job_id, %batch_id, from = pending.offset, "another delivery committed these tasks first; counted before");
+            if let Some(key) = &part_key {
+                delete_part(ctx, key).await;
+            }
+            return Ok(BatchResult::Duplicate);
+        }
+    };
+    check_failure_threshold(ctx, &job.job_id).await?;
+    if batch_done {
+        finalize_if_done(ctx, &job.job_id).await?;
+        return Ok(BatchResult::Committed(counts));
+    }
+    // The tasks so far are committed: if this send fails, the message comes again and runs
+    // only what is left.
+    let rest = pending.rest_from(to);
+    info!(job_id = %job.job_id, %batch_id, done = to, remaining = rest.tasks.len(), "executor time is up; handing the rest of the batch on");
+    crate::queue::send_task_batch(ctx, &rest).await?;
+    Ok(BatchResult::Continued {
+        done: to,
+        remaining: rest.tasks.len() as u64,
+    })
 }
 
 pub fn count(outcomes: &[TaskOutcome]) -> BatchCounts {
@@ -101,30 +231,38 @@ pub fn count(outcomes: &[TaskOutcome]) -> BatchCounts {
     }
 }
 
-/// Keeps the rows the report will need (none when the report is disabled) in the system bucket.
-async fn write_part(
-    ctx: &Context,
-    job: &Job,
-    batch: &TaskBatch,
-    outcomes: &[TaskOutcome],
-) -> Result<Option<String>> {
+/// The rows of `outcomes` that the job's report lists: none when the report is disabled, only
+/// the failed ones for FailedTasksOnly.
+pub fn report_rows(job: &Job, outcomes: &[TaskOutcome]) -> Vec<TaskOutcome> {
     let report = &job.request.report;
     if !report.enabled {
-        return Ok(None);
+        return Vec::new();
     }
-    let rows: Vec<TaskOutcome> = match report.scope() {
+    match report.scope() {
         ReportScope::AllTasks => outcomes.to_vec(),
         ReportScope::FailedTasksOnly => outcomes
             .iter()
             .filter(|o| o.status == TaskStatus::Failed)
             .cloned()
             .collect(),
-    };
+    }
+}
+
+/// Keeps the rows the report will need in the system bucket, under a key of its own for this
+/// attempt; `None` when there are no such rows.
+pub async fn write_part(
+    ctx: &Context,
+    job: &Job,
+    batch_id: &str,
+    from: u64,
+    outcomes: &[TaskOutcome],
+) -> Result<Option<String>> {
+    let rows = report_rows(job, outcomes);
     if rows.is_empty() {
         return Ok(None);
     }
-    let attempt = uuid::Uuid::new_v4().simple().to_string();
-    let key = report::part_key(&job.job_id, &batch.batch_id, &attempt);
+    let attempt = format!("{from:06}-{}", uuid::Uuid::new_v4().simple());
+    let key = report::part_key(&job.job_id, batch_id, &attempt);
     ctx.s3
         .put_object()
         .bucket(&ctx.settings.system_bucket)
@@ -136,7 +274,7 @@ async fn write_part(
     Ok(Some(key))
 }
 
-async fn delete_part(ctx: &Context, key: &str) {
+pub async fn delete_part(ctx: &Context, key: &str) {
     // Best effort: the staging lifecycle rule removes what is left behind.
     if let Err(e) = ctx
         .s3
@@ -152,7 +290,7 @@ async fn delete_part(ctx: &Context, key: &str) {
 
 /// Applies S3 Batch Operations' failure threshold after a commit: the job goes to Failing, and
 /// the batches still queued are not run.
-async fn check_failure_threshold(ctx: &Context, job_id: &str) -> Result<()> {
+pub async fn check_failure_threshold(ctx: &Context, job_id: &str) -> Result<()> {
     let store = Store::from_context(ctx);
     let job = store.get_job(job_id).await?;
     let p = &job.progress;

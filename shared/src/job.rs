@@ -1181,6 +1181,8 @@ pub fn can_transition(from: JobStatus, to: JobStatus) -> bool {
             | (Preparing, Cancelled)
             | (Suspended, Ready)
             | (Suspended, Cancelled)
+            // S3 fails a job left awaiting confirmation for 30 days.
+            | (Suspended, Failed)
             | (Ready, Active)
             | (Ready, Cancelling)
             | (Ready, Cancelled)
@@ -1267,6 +1269,17 @@ pub struct Job {
     pub failure_reasons: Vec<FailureReason>,
     pub progress: Progress,
     pub finalize_sent: bool,
+    /// Bookkeeping that is not part of S3's view of a job.
+    pub tracking: JobTracking,
+}
+
+/// When things last happened to a job: what the sweeper reads to tell a stuck job from a busy one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobTracking {
+    /// When the finalize request was last sent (claimed).
+    pub finalize_at: Option<DateTime<Utc>>,
+    /// The last batch commit or planning checkpoint.
+    pub last_progress_at: Option<DateTime<Utc>>,
 }
 
 impl Job {

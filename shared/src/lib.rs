@@ -6,8 +6,10 @@
 
 pub mod context;
 pub mod control;
+pub mod deadline;
 pub mod error;
 pub mod executor;
+pub mod fault;
 pub mod generator;
 pub mod invocation;
 pub mod job;
@@ -20,6 +22,7 @@ pub mod queue;
 pub mod report;
 pub mod reporter;
 pub mod store;
+pub mod sweeper;
 pub mod telemetry;
 
 pub use context::Context;

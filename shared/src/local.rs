@@ -9,7 +9,6 @@ use crate::{executor, planner, reporter, Context};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
@@ -197,6 +196,30 @@ pub struct RunSummary {
     pub task_messages: u64,
     pub report_messages: u64,
     pub failed_deliveries: u64,
+    /// Sweeper runs, and the repairs they made.
+    pub sweeps: u64,
+    pub repairs: u64,
+}
+
+/// How `run` behaves besides its stop condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Fail when not done after this long.
+    pub timeout: Duration,
+    /// How often the sweeper runs (as the deployed stack's schedule does).
+    pub sweep_every: Duration,
+    /// Print the job's progress to stderr this often (the CLI); `None`: quiet.
+    pub progress_every: Option<Duration>,
+}
+
+impl RunOptions {
+    pub fn with_timeout(timeout: Duration) -> Self {
+        RunOptions {
+            timeout,
+            sweep_every: Duration::from_secs(10),
+            progress_every: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,8 +231,18 @@ enum Role {
 
 /// Polls the queues and runs the handlers until `until` holds, or fails after `timeout`.
 pub async fn run(ctx: &Context, until: RunUntil, timeout: Duration) -> Result<RunSummary> {
+    run_with(ctx, until, &RunOptions::with_timeout(timeout)).await
+}
+
+// The handlers' futures are large; each is boxed where `run_with` awaits it, so that the
+// caller's own future (often a whole test) stays small enough for a thread's stack.
+
+/// Like [`run`], with the sweeper's interval and progress output chosen.
+pub async fn run_with(ctx: &Context, until: RunUntil, options: &RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
     let mut summary = RunSummary::default();
+    let mut last_sweep = Instant::now();
+    let mut last_progress = Instant::now();
     let queues = [
         (Role::Plan, ctx.settings.plan_queue_url.clone()),
         (Role::Task, ctx.settings.task_queue_url.clone()),
@@ -218,20 +251,71 @@ pub async fn run(ctx: &Context, until: RunUntil, timeout: Duration) -> Result<Ru
     loop {
         let mut received = 0;
         for (role, url) in &queues {
-            received += poll_once(ctx, *role, url, &mut summary).await?;
+            received += Box::pin(poll_once(ctx, *role, url, &mut summary)).await?;
         }
         if received == 0 && done(ctx, &until, &queues).await? {
             return Ok(summary);
         }
-        if started.elapsed() > timeout {
+        if last_sweep.elapsed() >= options.sweep_every {
+            last_sweep = Instant::now();
+            Box::pin(sweep(ctx, &mut summary)).await;
+        }
+        if let Some(every) = options.progress_every {
+            if last_progress.elapsed() >= every {
+                last_progress = Instant::now();
+                eprintln!("local run: {}", progress_line(ctx, &until).await);
+            }
+        }
+        if started.elapsed() > options.timeout {
             return Err(Error::Other(format!(
-                "local run: still not done after {}s ({until:?})",
-                timeout.as_secs()
+                "local run: not done after {}s: {}",
+                options.timeout.as_secs(),
+                progress_line(ctx, &until).await
             )));
         }
         if received == 0 {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+}
+
+async fn sweep(ctx: &Context, summary: &mut RunSummary) {
+    summary.sweeps += 1;
+    match Box::pin(crate::sweeper::sweep(ctx)).await {
+        Ok(swept) => {
+            summary.repairs += swept.repairs.len() as u64;
+            for repair in swept.repairs {
+                eprintln!("local run: job {}: {}", repair.job_id, repair.action);
+            }
+        }
+        Err(err) => warn!(error = %err, "sweeper run failed; the next one tries again"),
+    }
+}
+
+/// Where the run stands, for progress output and the timeout's message.
+async fn progress_line(ctx: &Context, until: &RunUntil) -> String {
+    match until {
+        RunUntil::JobTerminal(job_id) => match Store::from_context(ctx).get_job(job_id).await {
+            Ok(job) => {
+                let p = &job.progress;
+                let total = p
+                    .total_tasks
+                    .map_or_else(|| "?".to_string(), |t| t.to_string());
+                let planned = p
+                    .batches_planned
+                    .map_or_else(|| "?".to_string(), |b| b.to_string());
+                let mut line = format!(
+                    "job {job_id} {}: {} succeeded, {} failed, {} not run of {total} tasks; {} of {planned} batches committed",
+                    job.status, p.succeeded, p.failed, p.not_run, p.batches_committed
+                );
+                if let Some(reason) = &job.status_update_reason {
+                    line.push_str(&format!(" ({reason})"));
+                }
+                line
+            }
+            Err(err) => format!("job {job_id}: {err}"),
+        },
+        RunUntil::Idle => "waiting for the queues to empty".to_string(),
     }
 }
 
@@ -244,28 +328,13 @@ async fn done(ctx: &Context, until: &RunUntil, queues: &[(Role, String)]) -> Res
             .is_terminal()),
         RunUntil::Idle => {
             for (_, url) in queues {
-                if queue_depth(ctx, url).await? > 0 {
+                if crate::sweeper::queue_depth(ctx, url).await? > 0 {
                     return Ok(false);
                 }
             }
             Ok(true)
         }
     }
-}
-
-async fn queue_depth(ctx: &Context, url: &str) -> Result<u64> {
-    let attrs = ctx
-        .sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-        .send()
-        .await
-        .map_err(|e| Error::aws("SQS", "GetQueueAttributes", e))?;
-    let attrs: HashMap<QueueAttributeName, String> = attrs.attributes.unwrap_or_default();
-    Ok(attrs.values().filter_map(|v| v.parse::<u64>().ok()).sum())
 }
 
 /// Receives one batch of messages from a queue and hands it to the matching handler.
@@ -304,12 +373,13 @@ async fn poll_once(
         let id = message.message_id.as_deref().unwrap_or_default();
         let handle = message.receipt_handle.as_deref().unwrap_or_default();
         let result = if failed.iter().any(|f| f == id) {
-            // Deliver it again soon, like Lambda's retry after a failed invocation.
+            // Deliver it again later, backing off like Lambda's retries after failed
+            // invocations: 1, 2, 4, ... seconds, at most 30.
             ctx.sqs
                 .change_message_visibility()
                 .queue_url(url)
                 .receipt_handle(handle)
-                .visibility_timeout(1)
+                .visibility_timeout(redelivery_delay(message))
                 .send()
                 .await
                 .map(|_| ())
@@ -327,6 +397,19 @@ async fn poll_once(
         result?;
     }
     Ok(n)
+}
+
+/// Seconds before a failed message comes back: doubling with each receive, at most 30.
+fn redelivery_delay(message: &Message) -> i32 {
+    let receives = message
+        .attributes
+        .as_ref()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+        })
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(1);
+    1i32 << receives.saturating_sub(1).min(5)
 }
 
 fn sqs_record(message: &Message) -> SqsMessage {

@@ -73,10 +73,27 @@ pub async fn run_tasks(
     batch_id: &str,
     tasks: &[Task],
 ) -> Vec<TaskOutcome> {
+    run_tasks_until(ctx, job, batch_id, tasks, 0, None).await
+}
+
+/// Like [`run_tasks`], but starts no task once `stop_at` has passed (the first task always
+/// starts, so every call makes progress) and returns the outcomes of the tasks it started: those
+/// of a prefix of `tasks`, in order. Tasks already started run to their end. `first_index` is the
+/// index of `tasks[0]` in its batch (LambdaInvoke task ids are `<batch id>-<index>`).
+pub async fn run_tasks_until(
+    ctx: &Context,
+    job: &Job,
+    batch_id: &str,
+    tasks: &[Task],
+    first_index: u64,
+    stop_at: Option<std::time::Instant>,
+) -> Vec<TaskOutcome> {
     let prepared = prepare(&job.request.operation);
     let concurrency = ctx.settings.executor_concurrency.max(1);
     stream::iter(tasks.iter().enumerate())
-        .map(|(index, task)| {
+        .take_while(|(i, _)| std::future::ready(*i == 0 || !crate::deadline::is_past(stop_at)))
+        .map(|(i, task)| {
+            let index = first_index + i as u64;
             let prepared = &prepared;
             async move {
                 match prepared {

@@ -8,15 +8,19 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::manifest::Task;
 
-/// One message on the task queue: a batch of tasks of one job.
+/// One message on the task queue: a batch of tasks of one job, or the rest of one.
 ///
 /// Body JSON: `{"JobId":"…","BatchId":"…","Tasks":[["bucket","key"],["bucket","key","versionId"],…]}`.
 /// Batch ids are deterministic (position in the manifest), so a manifest planned twice yields the
-/// same batches and the commit counts each once.
+/// same batches and the commit counts each once. An executor that runs out of time commits the
+/// tasks it ran and sends the rest of the batch on as a continuation, whose `"Offset"` is the
+/// index in the batch of its first task (absent, and 0, for a whole batch).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskBatch {
     pub job_id: String,
     pub batch_id: String,
+    /// Index in the batch of `tasks[0]`.
+    pub offset: u64,
     pub tasks: Vec<Task>,
 }
 
@@ -31,6 +35,9 @@ impl TaskBatch {
         push_json_str(&mut body, &self.job_id);
         body.push_str(r#","BatchId":"#);
         push_json_str(&mut body, &self.batch_id);
+        if self.offset > 0 {
+            body.push_str(&format!(r#","Offset":{}"#, self.offset));
+        }
         body.push_str(r#","Tasks":["#);
         for (i, task) in self.tasks.iter().enumerate() {
             if i > 0 {
@@ -68,9 +75,33 @@ impl TaskBatch {
     /// The length in bytes of [`TaskBatch::to_body`].
     pub fn body_len(&self) -> usize {
         let separators = self.tasks.len().saturating_sub(1);
+        let offset = if self.offset > 0 {
+            r#","Offset":"#.len() + self.offset.to_string().len()
+        } else {
+            0
+        };
         envelope_len(&self.job_id, &self.batch_id)
+            + offset
             + self.tasks.iter().map(task_len).sum::<usize>()
             + separators
+    }
+
+    /// The tasks from index `from` of the batch on, as a continuation message.
+    pub fn rest_from(&self, from: u64) -> TaskBatch {
+        let skip = from
+            .saturating_sub(self.offset)
+            .min(self.tasks.len() as u64) as usize;
+        TaskBatch {
+            job_id: self.job_id.clone(),
+            batch_id: self.batch_id.clone(),
+            offset: self.offset + skip as u64,
+            tasks: self.tasks[skip..].to_vec(),
+        }
+    }
+
+    /// Index in the batch just past the last task: the batch's size.
+    pub fn end(&self) -> u64 {
+        self.offset + self.tasks.len() as u64
     }
 
     pub fn from_body(body: &str) -> Result<Self> {
@@ -79,6 +110,8 @@ impl TaskBatch {
         struct Body {
             job_id: String,
             batch_id: String,
+            #[serde(default)]
+            offset: u64,
             tasks: Vec<Vec<String>>,
         }
         let parsed: Body = serde_json::from_str(body).map_err(|e| {
@@ -100,6 +133,7 @@ impl TaskBatch {
         Ok(TaskBatch {
             job_id: parsed.job_id,
             batch_id,
+            offset: parsed.offset,
             tasks,
         })
     }
@@ -202,6 +236,7 @@ impl BatchPacker {
         let batch = TaskBatch {
             job_id: self.job_id.clone(),
             batch_id: self.batch_id(),
+            offset: 0,
             tasks: std::mem::take(&mut self.tasks),
         };
         self.emitted += 1;
@@ -267,6 +302,13 @@ pub struct PlanCheckpoint {
     pub done: bool,
     /// The `next_task` for which a continue message was sent (and is on the plan queue).
     pub continued_at: Option<u64>,
+    /// Batches with a sequence number below this may be on the task queue: a run records it
+    /// before it sends past it (write-ahead), so that a run that died after sending batches but
+    /// before saving its checkpoint leaves a bound on what it sent. Never below `batches`.
+    pub reserved: u64,
+    /// When the checkpoint (or its reservation) was last written: a part that does not move
+    /// for long has lost its run, and the sweeper wakes it.
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl PlanCheckpoint {
@@ -277,18 +319,29 @@ impl PlanCheckpoint {
             batches: 0,
             done: false,
             continued_at: None,
+            reserved: 0,
+            updated_at: None,
         }
     }
 
     /// The checkpoint after a run from `self` that sent `tasks` tasks in `batches` batches.
     pub fn advanced(&self, tasks: u64, batches: u64, done: bool) -> Self {
+        let batches = self.batches + batches;
         PlanCheckpoint {
             part: self.part,
             next_task: self.next_task + tasks,
-            batches: self.batches + batches,
+            batches,
             done,
             continued_at: self.continued_at,
+            reserved: self.reserved.max(batches),
+            updated_at: self.updated_at,
         }
+    }
+
+    /// Batches that may have been sent beyond the checkpoint by a run that died: the sequence
+    /// numbers `batches..reserved`.
+    pub fn unconfirmed_batches(&self) -> std::ops::Range<u64> {
+        self.batches..self.reserved.max(self.batches)
     }
 
     /// Whether a continue message sent when the part stood at `from_task` is an old copy: the
@@ -428,12 +481,42 @@ mod tests {
         let batch = TaskBatch {
             job_id: "job-1".into(),
             batch_id: "b-00000000".into(),
+            offset: 0,
             tasks: vec![task("bk", "a key", None), task("bk", "k2", Some("v1"))],
         };
         assert_eq!(
             batch.to_body(),
             r#"{"JobId":"job-1","BatchId":"b-00000000","Tasks":[["bk","a key"],["bk","k2","v1"]]}"#
         );
+    }
+
+    #[test]
+    fn a_continuation_carries_the_rest_of_the_batch_and_its_offset() {
+        let batch = TaskBatch {
+            job_id: "j".into(),
+            batch_id: "b00000003".into(),
+            offset: 0,
+            tasks: (0..5).map(|i| task("bk", &format!("k{i}"), None)).collect(),
+        };
+        let rest = batch.rest_from(3);
+        assert_eq!((rest.offset, rest.tasks.len(), rest.end()), (3, 2, 5));
+        assert_eq!(rest.tasks[0].key, "k3");
+        let body = rest.to_body();
+        assert_eq!(
+            body,
+            r#"{"JobId":"j","BatchId":"b00000003","Offset":3,"Tasks":[["bk","k3"],["bk","k4"]]}"#
+        );
+        assert_eq!(rest.body_len(), body.len());
+        assert_eq!(TaskBatch::from_body(&body).unwrap(), rest);
+        // A continuation of a continuation counts from the batch's start, not the message's.
+        let last = rest.rest_from(4);
+        assert_eq!((last.offset, last.tasks.len()), (4, 1));
+        assert_eq!(
+            rest.rest_from(1),
+            rest,
+            "tasks before the offset are not in the message"
+        );
+        assert!(batch.rest_from(9).tasks.is_empty());
     }
 
     #[test]
@@ -452,6 +535,7 @@ mod tests {
         let batch = TaskBatch {
             job_id: "job \"x\"".into(),
             batch_id: "p/00000007".into(),
+            offset: 0,
             tasks,
         };
         let body = batch.to_body();
@@ -477,6 +561,7 @@ mod tests {
         let batch = TaskBatch {
             job_id: "j".into(),
             batch_id: "b".into(),
+            offset: 0,
             tasks: awkward_keys()
                 .iter()
                 .map(|k| task("b", k, Some("v\"")))

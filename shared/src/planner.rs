@@ -72,17 +72,7 @@ pub async fn handle_until(
 
 /// The planning budget of [`ENV_PLANNER_BUDGET_MS`], if set.
 pub fn budget_from_env() -> Result<Option<Duration>> {
-    match std::env::var(ENV_PLANNER_BUDGET_MS) {
-        Ok(v) if !v.is_empty() => v
-            .parse::<u64>()
-            .map(|ms| Some(Duration::from_millis(ms)))
-            .map_err(|_| {
-                Error::Config(format!(
-                    "environment variable {ENV_PLANNER_BUDGET_MS}={v:?} is not a number of milliseconds"
-                ))
-            }),
-        _ => Ok(None),
-    }
+    crate::deadline::budget_from_env(ENV_PLANNER_BUDGET_MS)
 }
 
 /// When planning must stop: the earlier of the Lambda deadline less [`DEADLINE_MARGIN`] and the
@@ -93,18 +83,7 @@ pub fn stop_time(
     lambda_deadline: Option<SystemTime>,
     budget: Option<Duration>,
 ) -> Option<Instant> {
-    let from_deadline = lambda_deadline.map(|deadline| {
-        let left = deadline
-            .duration_since(wall_now)
-            .unwrap_or(Duration::ZERO)
-            .saturating_sub(DEADLINE_MARGIN);
-        now + left
-    });
-    let from_budget = budget.map(|budget| now + budget);
-    match (from_deadline, from_budget) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    crate::deadline::stop_time(now, wall_now, lambda_deadline, DEADLINE_MARGIN, budget)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,7 +254,7 @@ async fn plan_job_until(ctx: &Context, job_id: &str, stop_at: Option<Instant>) -
                 return finalize_if_done(ctx, job_id).await;
             }
             for part in parts.iter().filter(|p| !p.done) {
-                stop_part(ctx, job_id, part).await?;
+                stop_part(ctx, &job, part).await?;
             }
             complete_if_all_done(ctx, job_id).await
         }
@@ -301,7 +280,7 @@ async fn plan_part_request(
         JobStatus::Cancelling | JobStatus::Failing => {
             if let Some(checkpoint) = store.get_plan_part(job_id, part).await? {
                 if !checkpoint.done {
-                    stop_part(ctx, job_id, &checkpoint).await?;
+                    stop_part(ctx, &job, &checkpoint).await?;
                 }
             }
             complete_if_all_done(ctx, job_id).await
@@ -456,16 +435,47 @@ async fn fail_active(ctx: &Context, job: &Job, reason: String) -> Result<()> {
     Ok(())
 }
 
-/// Closes a part where its checkpoint stands (the job stopped): its sent batches are its total.
-async fn stop_part(ctx: &Context, job_id: &str, checkpoint: &PlanCheckpoint) -> Result<()> {
-    let closed = PlanCheckpoint {
-        done: true,
-        ..checkpoint.clone()
+/// Closes a part for good (the job stopped): its batches on the task queue are its total. A run
+/// that died after sending batches but before saving its checkpoint may have sent some of the
+/// batches it reserved; those are sent again (the same batches: same ids, same tasks), so that
+/// every batch that may be on the queue is counted in the part's total and commits exactly once.
+async fn stop_part(ctx: &Context, job: &Job, checkpoint: &PlanCheckpoint) -> Result<()> {
+    let unconfirmed = checkpoint.unconfirmed_batches();
+    let (tasks, batches) = if unconfirmed.is_empty() {
+        (0, 0)
+    } else {
+        match replay_batches(ctx, job, checkpoint, unconfirmed.end).await {
+            Ok(sent) => (sent.tasks, sent.batches),
+            Err(err) => {
+                warn!(job_id = %job.job_id, part = %checkpoint.part.id(), error = %err, "cannot send the reserved batches of a stopped part again; closing it at its checkpoint");
+                (0, 0)
+            }
+        }
     };
+    let closed = checkpoint.advanced(tasks, batches, true);
     Store::from_context(ctx)
-        .advance_plan_part(job_id, checkpoint, &closed)
+        .advance_plan_part(&job.job_id, checkpoint, &closed)
         .await?;
     Ok(())
+}
+
+/// Sends the part's batches from the checkpoint up to (not including) sequence number `until`.
+async fn replay_batches(
+    ctx: &Context,
+    job: &Job,
+    from: &PlanCheckpoint,
+    until: u64,
+) -> Result<Sent> {
+    info!(job_id = %job.job_id, part = %from.part.id(), from = from.batches, until, "sending the reserved batches of a stopped part again");
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Task>>(8);
+    let reader = read_part(ctx, job, from.part, tx);
+    let sender = send_batches(ctx, &job.job_id, from, rx, SendMode::Replay { until });
+    let (read, sent) = tokio::join!(reader, sender);
+    let sent = sent?;
+    if sent.stop.is_none() {
+        read?;
+    }
+    Ok(sent)
 }
 
 /// When every part is done, records the job's totals (once the same, however often it runs)
@@ -511,12 +521,12 @@ async fn plan_part(
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Task>>(8);
     let reader = read_part(ctx, job, part, tx);
-    let sender = send_batches(ctx, job_id, &from, rx, stop_at);
+    let sender = send_batches(ctx, job_id, &from, rx, SendMode::Plan { stop_at });
     let (read, sent) = tokio::join!(reader, sender);
     let sent = sent?;
     let done = match (sent.stop, read) {
         // Planning stopped before the end: the reader only saw its channel close.
-        (Some(Stop::OutOfTime), _) => false,
+        (Some(Stop::OutOfTime | Stop::ReplayDone), _) => false,
         (Some(Stop::JobStopped), _) => true,
         (None, Ok(_)) if sent.received < from.next_task => {
             let reason = format!(
@@ -562,6 +572,16 @@ enum Stop {
     JobStopped,
     /// The invocation's time is up: checkpoint and continue.
     OutOfTime,
+    /// A replay reached its last batch.
+    ReplayDone,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum SendMode {
+    /// Plan until the part ends, the job stops or `stop_at` passes.
+    Plan { stop_at: Option<Instant> },
+    /// Send the batches before sequence number `until` again.
+    Replay { until: u64 },
 }
 
 #[derive(Debug, Default)]
@@ -574,15 +594,19 @@ struct Sent {
     stop: Option<Stop>,
 }
 
+/// Batches reserved at a time ahead of sending (one DynamoDB write per this many batches).
+pub const RESERVE_WINDOW: u64 = 64;
+
 /// Skips the tasks that `from` says are sent, packs the rest into batches numbered on from
-/// `from.batches` and sends them. Stops at a batch boundary when time runs out (after at least
-/// one batch, so every run makes progress) or when the job stops.
+/// `from.batches` and sends them. Planning stops at a batch boundary when time runs out (after
+/// at least one batch, so every run makes progress) or when the job stops, and reserves batches
+/// in the store before it sends them; a replay sends up to its `until`.
 async fn send_batches(
     ctx: &Context,
     job_id: &str,
     from: &PlanCheckpoint,
     mut rx: tokio::sync::mpsc::Receiver<Vec<Task>>,
-    stop_at: Option<Instant>,
+    mode: SendMode,
 ) -> Result<Sent> {
     let store = Store::from_context(ctx);
     let mut packer = BatchPacker::new(
@@ -591,6 +615,7 @@ async fn send_batches(
         ctx.settings.max_message_bytes,
     )
     .resume_at(from.batches);
+    let mut reserved = from.reserved.max(from.batches);
     let mut in_flight = FuturesUnordered::new();
     let mut sent = Sent::default();
     'reading: while let Some(chunk) = rx.recv().await {
@@ -599,6 +624,20 @@ async fn send_batches(
             let Some(batch) = packer.push(task) else {
                 continue;
             };
+            let seq = from.batches + sent.batches;
+            match mode {
+                SendMode::Replay { until } if seq >= until => {
+                    sent.stop = Some(Stop::ReplayDone);
+                    break 'reading;
+                }
+                SendMode::Plan { .. } if seq >= reserved => {
+                    reserved = seq + RESERVE_WINDOW;
+                    store
+                        .reserve_plan_batches(job_id, from.part, reserved)
+                        .await?;
+                }
+                _ => {}
+            }
             while in_flight.len() >= SEND_CONCURRENCY {
                 if let Some(result) = in_flight.next().await {
                     result?;
@@ -607,6 +646,9 @@ async fn send_batches(
             sent.tasks += batch.tasks.len() as u64;
             in_flight.push(send_batch(ctx, batch));
             sent.batches += 1;
+            let SendMode::Plan { stop_at } = mode else {
+                continue;
+            };
             if stop_at.is_some_and(|at| Instant::now() >= at) {
                 sent.stop = Some(Stop::OutOfTime);
                 break 'reading;
@@ -624,9 +666,23 @@ async fn send_batches(
     drop(rx);
     if sent.stop.is_none() {
         if let Some(batch) = packer.finish() {
-            sent.tasks += batch.tasks.len() as u64;
-            in_flight.push(send_batch(ctx, batch));
-            sent.batches += 1;
+            let seq = from.batches + sent.batches;
+            let wanted = match mode {
+                SendMode::Replay { until } => seq < until,
+                SendMode::Plan { .. } => {
+                    if seq >= reserved {
+                        store
+                            .reserve_plan_batches(job_id, from.part, seq + 1)
+                            .await?;
+                    }
+                    true
+                }
+            };
+            if wanted {
+                sent.tasks += batch.tasks.len() as u64;
+                in_flight.push(send_batch(ctx, batch));
+                sent.batches += 1;
+            }
         }
     }
     // Every batch is on the queue before the checkpoint that counts it is saved.
@@ -649,14 +705,7 @@ fn skip_sent(mut chunk: Vec<Task>, already_sent: u64, received: &mut u64) -> Vec
 }
 
 async fn send_batch(ctx: &Context, batch: TaskBatch) -> Result<()> {
-    ctx.sqs
-        .send_message()
-        .queue_url(&ctx.settings.task_queue_url)
-        .message_body(batch.to_body())
-        .send()
-        .await
-        .map_err(|e| Error::aws("SQS", "SendMessage", e))?;
-    Ok(())
+    crate::queue::send_task_batch(ctx, &batch).await
 }
 
 #[cfg(test)]

@@ -61,6 +61,11 @@ pub async fn send_plan_message(ctx: &Context, request: &PlanRequest) -> Result<(
     send(ctx, &ctx.settings.plan_queue_url, body).await
 }
 
+/// A task batch (or the rest of one) on the task queue.
+pub async fn send_task_batch(ctx: &Context, batch: &crate::plan::TaskBatch) -> Result<()> {
+    send(ctx, &ctx.settings.task_queue_url, batch.to_body()).await
+}
+
 pub async fn send_finalize_request(ctx: &Context, job_id: &str) -> Result<()> {
     let body = serde_json::to_string(&FinalizeRequest {
         job_id: job_id.to_string(),

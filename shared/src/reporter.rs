@@ -40,13 +40,33 @@ pub const REPORT_NOT_WRITTEN_CODE: &str = "ReportNotWritten";
 const SETTLE_ATTEMPTS: usize = 5;
 
 /// Sends the finalize request once, when planning is complete and every batch has committed.
-/// Called after every commit and at the end of planning; the store's conditional flag makes
-/// exactly one caller win.
+/// Called after every commit (a redelivered batch's too) and at the end of planning; the store's
+/// conditional claim makes exactly one caller win. A claim whose request cannot be sent is given
+/// back, so the next caller sends it; the sweeper resends one that was claimed and then lost.
 pub async fn finalize_if_done(ctx: &Context, job_id: &str) -> Result<()> {
-    if Store::from_context(ctx).claim_finalize(job_id).await? {
-        crate::queue::send_finalize_request(ctx, job_id).await?;
+    send_finalize(ctx, job_id, None).await.map(|_| ())
+}
+
+/// Like [`finalize_if_done`], but also sends again when the last finalize request went out
+/// longer than `resend_after` ago and the job has not ended (the sweeper's repair). True when a
+/// request was sent.
+pub async fn send_finalize(
+    ctx: &Context,
+    job_id: &str,
+    resend_after: Option<std::time::Duration>,
+) -> Result<bool> {
+    let store = Store::from_context(ctx);
+    let Some(claimed_at) = store
+        .claim_finalize(job_id, chrono::Utc::now(), resend_after)
+        .await?
+    else {
+        return Ok(false);
+    };
+    if let Err(err) = crate::queue::send_finalize_request(ctx, job_id).await {
+        store.release_finalize(job_id, claimed_at).await;
+        return Err(err);
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Writes the completion report (if enabled) and moves the job to its final status.
@@ -269,26 +289,48 @@ async fn write_report(ctx: &Context, store: &Store, job: &Job) -> Result<(), Pro
     writer.write_manifest().await
 }
 
-/// The outcomes of one batch, from the result part its winning attempt wrote.
+/// The outcomes of one batch, from the result parts its winning attempts wrote (one per
+/// committed segment with rows to report), in task order.
 async fn read_part(
     ctx: &Context,
     job_id: &str,
     scope: ReportScope,
     batch: &BatchRecord,
 ) -> Result<Vec<TaskOutcome>, Problem> {
-    let ran = expected_rows(scope, batch);
-    let Some(key) = batch.part_key.as_deref() else {
-        if ran > 0 {
+    let expected = expected_rows(scope, batch);
+    if batch.parts.is_empty() {
+        if expected > 0 {
             return Err(job_failure(
                 PART_UNREADABLE_CODE,
                 format!(
-                    "batch {} of job {job_id} has {ran} report rows but recorded no result part",
+                    "batch {} of job {job_id} has {expected} report rows but recorded no result part",
                     batch.batch_id
                 ),
             ));
         }
         return Ok(Vec::new());
-    };
+    }
+    let mut outcomes = Vec::new();
+    for key in &batch.parts {
+        outcomes.extend(read_part_object(ctx, batch, key).await?);
+    }
+    if outcomes.len() as u64 != expected {
+        tracing::warn!(
+            job_id,
+            batch_id = %batch.batch_id,
+            rows = outcomes.len(),
+            expected,
+            "result part rows differ from the batch's committed counts"
+        );
+    }
+    Ok(outcomes)
+}
+
+async fn read_part_object(
+    ctx: &Context,
+    batch: &BatchRecord,
+    key: &str,
+) -> Result<Vec<TaskOutcome>, Problem> {
     let bucket = &ctx.settings.system_bucket;
     let unreadable = |why: String| {
         job_failure(
@@ -313,17 +355,7 @@ async fn read_part(
         .await
         .map_err(|e| unreadable(e.to_string()))?
         .into_bytes();
-    let outcomes = crate::report::decode_rows(&bytes).map_err(|e| unreadable(e.to_string()))?;
-    if outcomes.len() as u64 != ran {
-        tracing::warn!(
-            job_id,
-            batch_id = %batch.batch_id,
-            rows = outcomes.len(),
-            committed = ran,
-            "result part rows differ from the batch's committed counts"
-        );
-    }
-    Ok(outcomes)
+    crate::report::decode_rows(&bytes).map_err(|e| unreadable(e.to_string()))
 }
 
 /// The rows a batch's result part holds: the executor writes only what the report will list,
@@ -506,6 +538,7 @@ mod tests {
             lambda_retry_base: std::time::Duration::from_millis(1),
             max_message_bytes: 1024,
             report_read_concurrency: 1,
+            ..Default::default()
         };
         Context::from_config(&config, settings)
     }

@@ -8,7 +8,7 @@
 //! - job template: `pk=TEMPLATE`, `sk=<name>`.
 
 use crate::error::{Error, Result};
-use crate::job::{CreateJobRequest, FailureReason, Job, JobStatus, Progress};
+use crate::job::{CreateJobRequest, FailureReason, Job, JobStatus, JobTracking, Progress};
 use crate::plan::{PlanCheckpoint, PlanPart};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
@@ -29,13 +29,47 @@ pub struct BatchCounts {
     pub not_run: u64,
 }
 
-/// The winning commit of a batch.
+/// What has been committed of a batch: its first `tasks_done` tasks, in one or more segments
+/// (an executor that runs out of time commits what it ran and hands the rest on).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchRecord {
     pub batch_id: String,
+    /// Counts of the committed tasks, all segments together.
     pub counts: BatchCounts,
-    /// Key in the system bucket of the result part (report rows) written by the winning attempt.
+    /// Tasks in the whole batch.
+    pub tasks: u64,
+    /// Tasks committed so far: the batch's first `tasks_done` tasks.
+    pub tasks_done: u64,
+    /// Keys in the system bucket of the result parts (report rows) of the winning attempts, one
+    /// per segment that had rows to report, in task order.
+    pub parts: Vec<String>,
+}
+
+impl BatchRecord {
+    /// Every task of the batch is committed.
+    pub fn is_done(&self) -> bool {
+        self.tasks_done >= self.tasks
+    }
+}
+
+/// One commit of a batch: its tasks `from..to` (of `batch_tasks`) with their counts and the
+/// result part that holds their report rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    pub from: u64,
+    pub to: u64,
+    pub batch_tasks: u64,
+    pub counts: BatchCounts,
     pub part_key: Option<String>,
+}
+
+/// What a segment commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentCommit {
+    /// The segment counted; `batch_done` when it was the batch's last.
+    Committed { batch_done: bool },
+    /// Another delivery committed these tasks first (or moved past `from`); nothing counted.
+    Lost,
 }
 
 /// A job template: a CreateJob request without Manifest, started for every inventory
@@ -89,10 +123,14 @@ const A_NOT_RUN: &str = "not_run";
 const A_PLANNED: &str = "batches_planned";
 const A_COMMITTED: &str = "batches_committed";
 const A_FINALIZE: &str = "finalize_sent";
+const A_FINALIZE_AT: &str = "finalize_at";
+const A_PROGRESS_AT: &str = "last_progress_at";
 // Other items.
 const A_JOB_ID: &str = "job_id";
 const A_BATCH_ID: &str = "batch_id";
-const A_PART_KEY: &str = "part_key";
+const A_PARTS: &str = "parts";
+const A_TASKS: &str = "tasks";
+const A_TASKS_DONE: &str = "tasks_done";
 const A_MANIFEST_BUCKET: &str = "manifest_bucket";
 const A_MANIFEST_PREFIX: &str = "manifest_prefix";
 const A_NAME: &str = "name";
@@ -101,6 +139,8 @@ const A_NEXT_TASK: &str = "next_task";
 const A_BATCHES: &str = "batches";
 const A_DONE: &str = "done";
 const A_CONTINUED_AT: &str = "continued_at";
+const A_RESERVED: &str = "reserved";
+const A_UPDATED_AT: &str = "updated_at";
 const FAILURE_CODE: &str = "FailureCode";
 const FAILURE_REASON: &str = "FailureReason";
 
@@ -444,7 +484,10 @@ impl Store {
                 .table_name(&self.table)
                 .set_item(Some(checkpoint_to_item(
                     job_id,
-                    &PlanCheckpoint::start(*part),
+                    &PlanCheckpoint {
+                        updated_at: Some(Utc::now()),
+                        ..PlanCheckpoint::start(*part)
+                    },
                 )))
                 .condition_expression("attribute_not_exists(pk)")
                 .send()
@@ -501,7 +544,8 @@ impl Store {
             .table_name(&self.table)
             .key(PK, s(&job_pk(job_id)))
             .key(SK, s(&plan_sk(to.part)))
-            .update_expression("SET next_task = :nt, batches = :nb, done = :nd")
+            .update_expression("SET next_task = :nt, batches = :nb, done = :nd, updated_at = :now")
+            .expression_attribute_values(":now", s(&time_to_string(Utc::now())))
             .condition_expression("next_task = :ot AND batches = :ob AND done = :od")
             .expression_attribute_values(":nt", n(to.next_task))
             .expression_attribute_values(":nb", n(to.batches))
@@ -536,18 +580,53 @@ impl Store {
             .table_name(&self.table)
             .key(PK, s(&job_pk(job_id)))
             .key(SK, s(&plan_sk(part)))
-            .update_expression("SET continued_at = :n")
+            .update_expression("SET continued_at = :n, updated_at = :now")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":n", n(next_task))
+            .expression_attribute_values(":now", s(&time_to_string(Utc::now())))
             .send()
             .await
             .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
         Ok(())
     }
 
-    /// Commits one batch exactly once: in one transaction, creates the batch record only if it does
-    /// not exist and adds its counts to the job. Returns false (and changes nothing) for a batch
-    /// that was committed before.
+    /// Records that a run of `part` may send batches with sequence numbers below `up_to`
+    /// (write-ahead: before it sends them). Only ever raises the mark.
+    pub async fn reserve_plan_batches(
+        &self,
+        job_id: &str,
+        part: PlanPart,
+        up_to: u64,
+    ) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&job_pk(job_id)))
+            .key(SK, s(&plan_sk(part)))
+            .update_expression("SET reserved = :up, updated_at = :now")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(reserved) OR reserved < :up)",
+            )
+            .expression_attribute_values(":up", n(up_to))
+            .expression_attribute_values(":now", s(&time_to_string(Utc::now())))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Already reserved that far (a concurrent run of the same part).
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
+        }
+    }
+
+    /// Commits a whole batch of `counts.succeeded + failed + not_run` tasks as one segment.
+    /// Returns false (and changes nothing) for a batch that was committed before.
     pub async fn commit_batch(
         &self,
         job_id: &str,
@@ -555,27 +634,97 @@ impl Store {
         counts: BatchCounts,
         part_key: Option<&str>,
     ) -> Result<bool> {
-        let record = BatchRecord {
-            batch_id: batch_id.to_string(),
+        let tasks = counts.succeeded + counts.failed + counts.not_run;
+        let segment = Segment {
+            from: 0,
+            to: tasks,
+            batch_tasks: tasks,
             counts,
             part_key: part_key.map(str::to_string),
         };
-        let batch_put = Put::builder()
+        Ok(matches!(
+            self.commit_segment(job_id, batch_id, &segment).await?,
+            SegmentCommit::Committed { .. }
+        ))
+    }
+
+    /// Commits one segment of a batch exactly once: in one transaction, moves the batch's
+    /// `tasks_done` from `segment.from` to `segment.to` (creating the batch record for the first
+    /// segment), appends the segment's result part, and adds its counts to the job (and the batch
+    /// to `batches_committed` when it is the last). A segment whose `from` is not where the batch
+    /// stands was committed by another delivery: nothing changes and the answer is `Lost`.
+    /// Throttling, server errors and conflicts with concurrent commits are retried with backoff.
+    pub async fn commit_segment(
+        &self,
+        job_id: &str,
+        batch_id: &str,
+        segment: &Segment,
+    ) -> Result<SegmentCommit> {
+        let now = time_to_string(Utc::now());
+        let batch_done = segment.to >= segment.batch_tasks;
+        let counts = segment.counts;
+        let mut set = vec![
+            "batch_id = :id",
+            "tasks = :tasks",
+            "tasks_done = :to",
+            "updated_at = :now",
+        ];
+        if segment.part_key.is_some() {
+            set.push("parts = list_append(if_not_exists(parts, :empty), :part)");
+        }
+        let condition = if segment.from == 0 {
+            "attribute_not_exists(pk)"
+        } else {
+            "tasks_done = :from"
+        };
+        let mut batch_update = Update::builder()
             .table_name(&self.table)
-            .set_item(Some(batch_to_item(job_id, &record)))
-            .condition_expression("attribute_not_exists(pk)")
+            .key(PK, s(&job_pk(job_id)))
+            .key(SK, s(&format!("{BATCH_SK_PREFIX}{batch_id}")))
+            .update_expression(format!(
+                "SET {} ADD succeeded :s, failed :f, not_run :n",
+                set.join(", ")
+            ))
+            .condition_expression(condition)
+            .expression_attribute_values(":id", s(batch_id))
+            .expression_attribute_values(":tasks", n(segment.batch_tasks))
+            .expression_attribute_values(":to", n(segment.to))
+            .expression_attribute_values(":now", s(&now))
+            .expression_attribute_values(":s", n(counts.succeeded))
+            .expression_attribute_values(":f", n(counts.failed))
+            .expression_attribute_values(":n", n(counts.not_run));
+        if let Some(part) = &segment.part_key {
+            batch_update = batch_update
+                .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+                .expression_attribute_values(":part", AttributeValue::L(vec![s(part)]));
+        }
+        if segment.from > 0 {
+            batch_update = batch_update.expression_attribute_values(":from", n(segment.from));
+        }
+        let batch_update = batch_update
             .build()
-            .map_err(|e| Error::Other(format!("building batch put: {e}")))?;
-        let job_update = Update::builder()
+            .map_err(|e| Error::Other(format!("building batch update: {e}")))?;
+        let add_batch = if batch_done {
+            ", batches_committed :one"
+        } else {
+            ""
+        };
+        let mut job_update = Update::builder()
             .table_name(&self.table)
             .key(PK, s(&job_pk(job_id)))
             .key(SK, s(JOB_SK))
-            .update_expression("ADD succeeded :s, failed :f, not_run :n, batches_committed :one")
+            .update_expression(format!(
+                "SET last_progress_at = :now ADD succeeded :s, failed :f, not_run :n{add_batch}"
+            ))
             .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", s(&now))
             .expression_attribute_values(":s", n(counts.succeeded))
             .expression_attribute_values(":f", n(counts.failed))
-            .expression_attribute_values(":n", n(counts.not_run))
-            .expression_attribute_values(":one", n(1u64))
+            .expression_attribute_values(":n", n(counts.not_run));
+        if batch_done {
+            job_update = job_update.expression_attribute_values(":one", n(1u64));
+        }
+        let job_update = job_update
             .build()
             .map_err(|e| Error::Other(format!("building job update: {e}")))?;
         let mut attempt = 0;
@@ -584,7 +733,11 @@ impl Store {
             let result = self
                 .client
                 .transact_write_items()
-                .transact_items(TransactWriteItem::builder().put(batch_put.clone()).build())
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .update(batch_update.clone())
+                        .build(),
+                )
                 .transact_items(
                     TransactWriteItem::builder()
                         .update(job_update.clone())
@@ -593,61 +746,120 @@ impl Store {
                 .send()
                 .await;
             let err = match result {
-                Ok(_) => return Ok(true),
+                Ok(_) => return Ok(SegmentCommit::Committed { batch_done }),
                 Err(e) => e,
             };
             match cancellation_codes(&err) {
                 Some(codes) if is_condition_failure(&codes, 0) => {
-                    debug!(job_id, batch_id, "batch committed before; counting nothing");
-                    return Ok(false);
+                    debug!(
+                        job_id,
+                        batch_id,
+                        from = segment.from,
+                        "segment committed before; counting nothing"
+                    );
+                    return Ok(SegmentCommit::Lost);
                 }
                 Some(codes) if is_condition_failure(&codes, 1) => {
                     return Err(Error::JobNotFound(job_id.to_string()))
                 }
-                // Concurrent commits of one job collide on its record: try again shortly.
-                Some(codes)
-                    if attempt < COMMIT_ATTEMPTS
-                        && codes.iter().any(|c| c == "TransactionConflict") =>
-                {
+                _ if attempt < COMMIT_ATTEMPTS && is_transient_transaction_error(&err) => {
                     warn!(
                         job_id,
-                        batch_id, attempt, "batch commit conflicted; retrying"
+                        batch_id,
+                        attempt,
+                        error = %aws_smithy_types::error::display::DisplayErrorContext(&err),
+                        "batch commit failed for now; retrying"
                     );
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep(commit_backoff(attempt)).await;
                 }
                 _ => return Err(Error::aws("DynamoDB", "TransactWriteItems", err)),
             }
         }
     }
 
-    /// Sets the job's finalize flag if planning is complete, every batch has committed and the
-    /// flag was not set. True for exactly one caller, which then sends the finalize message.
-    pub async fn claim_finalize(&self, job_id: &str) -> Result<bool> {
+    /// The commit record of a batch (strongly consistent); `None` before its first commit.
+    pub async fn get_batch(&self, job_id: &str, batch_id: &str) -> Result<Option<BatchRecord>> {
+        self.get_item(job_pk(job_id), format!("{BATCH_SK_PREFIX}{batch_id}"))
+            .await?
+            .map(|item| batch_from_item(&item))
+            .transpose()
+    }
+
+    /// Claims the right to send the finalize request: planning is complete, every batch has
+    /// committed, and finalize was not sent, or (with `resend_after`) was sent longer ago than
+    /// that without the job ending. Returns the claim's time for exactly one caller, which then
+    /// sends the request (and gives the claim back with [`Store::release_finalize`] if it cannot).
+    pub async fn claim_finalize(
+        &self,
+        job_id: &str,
+        now: DateTime<Utc>,
+        resend_after: Option<Duration>,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let stale_before = resend_after
+            .map(|after| now - chrono::Duration::from_std(after).unwrap_or(chrono::TimeDelta::MAX));
+        let mut condition = String::from(
+            "attribute_exists(batches_planned) AND batches_committed >= batches_planned \
+             AND (attribute_not_exists(finalize_sent) OR finalize_sent = :false",
+        );
+        if stale_before.is_some() {
+            condition.push_str(" OR attribute_not_exists(finalize_at) OR finalize_at < :stale");
+        }
+        condition.push(')');
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&job_pk(job_id)))
+            .key(SK, s(JOB_SK))
+            .update_expression("SET finalize_sent = :true, finalize_at = :now")
+            .condition_expression(condition)
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":now", s(&time_to_string(now)));
+        if let Some(stale) = stale_before {
+            request = request.expression_attribute_values(":stale", s(&time_to_string(stale)));
+        }
+        match request.send().await {
+            Ok(_) => Ok(Some(now)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
+        }
+    }
+
+    /// Gives back a finalize claim made at `claimed_at` whose request could not be sent, so that
+    /// the next caller (a redelivered batch, the sweeper) claims and sends it. Best effort: if
+    /// this fails too, the sweeper resends once the claim is old.
+    pub async fn release_finalize(&self, job_id: &str, claimed_at: DateTime<Utc>) {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(PK, s(&job_pk(job_id)))
             .key(SK, s(JOB_SK))
-            .update_expression("SET finalize_sent = :true")
-            .condition_expression(
-                "attribute_exists(batches_planned) AND batches_committed >= batches_planned \
-                 AND (attribute_not_exists(finalize_sent) OR finalize_sent = :false)",
-            )
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .update_expression("SET finalize_sent = :false")
+            .condition_expression("finalize_at = :at")
             .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":at", s(&time_to_string(claimed_at)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
+        if let Err(e) = result {
+            warn!(job_id, error = %Error::aws("DynamoDB", "UpdateItem", e), "could not give back the finalize claim; the sweeper will resend it");
         }
+    }
+
+    /// Records a repair or diagnosis as the job's StatusUpdateReason.
+    pub async fn set_status_update_reason(&self, job_id: &str, reason: &str) -> Result<()> {
+        self.set_on_job(
+            job_id,
+            "SET status_update_reason = :r",
+            vec![(":r", s(reason))],
+        )
+        .await
     }
 
     /// The committed batches of a job (all pages).
@@ -769,10 +981,52 @@ fn is_condition_failure(codes: &[String], index: usize) -> bool {
     codes.get(index).map(String::as_str) == Some("ConditionalCheckFailed")
 }
 
-/// Exponential backoff with full jitter: up to 20 ms · 2^attempt, at most one second.
-fn backoff(attempt: u32) -> Duration {
-    let ceiling = 20u64.saturating_mul(1 << attempt.min(6)).min(1000);
-    Duration::from_millis(fastrand::u64(1..=ceiling))
+/// Backoff between commit attempts, with jitter: from 50 ms doubling up to four seconds, so that
+/// the attempts together outlast a DynamoDB hiccup of several seconds (each attempt also carries
+/// the SDK's own retries).
+fn commit_backoff(attempt: u32) -> Duration {
+    let ceiling = 50u64.saturating_mul(1 << attempt.min(7)).min(4000);
+    Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling))
+}
+
+/// Errors of a transaction that may pass on another try: throttling, server errors, timeouts,
+/// broken connections, and cancellations for conflicts or throttling (never a failed condition).
+fn is_transient_transaction_error(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+) -> bool {
+    use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+    if let Some(codes) = cancellation_codes(err) {
+        return !codes.iter().any(|c| c == "ConditionalCheckFailed")
+            && codes.iter().any(|c| {
+                matches!(
+                    c.as_str(),
+                    "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+                )
+            });
+    }
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            status >= 500
+                || matches!(
+                    service.err().code(),
+                    Some(
+                        "ProvisionedThroughputExceededException"
+                            | "ThrottlingException"
+                            | "RequestLimitExceeded"
+                            | "TransactionInProgressException"
+                            | "InternalServerError"
+                    )
+                )
+        }
+        _ => false,
+    }
 }
 
 fn sort_newest_first(jobs: &mut [Job]) {
@@ -871,6 +1125,12 @@ pub fn checkpoint_to_item(job_id: &str, checkpoint: &PlanCheckpoint) -> Item {
     if let Some(at) = checkpoint.continued_at {
         item.insert(A_CONTINUED_AT.to_string(), n(at));
     }
+    if checkpoint.reserved > 0 {
+        item.insert(A_RESERVED.to_string(), n(checkpoint.reserved));
+    }
+    if let Some(at) = checkpoint.updated_at {
+        item.insert(A_UPDATED_AT.to_string(), s(&time_to_string(at)));
+    }
     item
 }
 
@@ -881,6 +1141,8 @@ pub fn checkpoint_from_item(item: &Item) -> Result<PlanCheckpoint> {
         batches: get_n_or_zero(item, A_BATCHES)?,
         done: get_bool(item, A_DONE)?,
         continued_at: get_opt_n(item, A_CONTINUED_AT)?,
+        reserved: get_n_or_zero(item, A_RESERVED)?,
+        updated_at: get_opt_time(item, A_UPDATED_AT)?,
     })
 }
 
@@ -1004,6 +1266,8 @@ pub fn job_to_item(job: &Job) -> Result<Item> {
         (A_TERMINATION_DATE, job.termination_date),
         (A_SUSPENDED_DATE, job.suspended_date),
         (A_ACTIVE_SINCE, job.active_since),
+        (A_FINALIZE_AT, job.tracking.finalize_at),
+        (A_PROGRESS_AT, job.tracking.last_progress_at),
     ];
     for (name, time) in optional_times {
         if let Some(time) = time {
@@ -1063,6 +1327,10 @@ pub fn job_from_item(item: &Item) -> Result<Job> {
             batches_committed: get_n_or_zero(item, A_COMMITTED)?,
         },
         finalize_sent: get_bool(item, A_FINALIZE)?,
+        tracking: JobTracking {
+            finalize_at: get_opt_time(item, A_FINALIZE_AT)?,
+            last_progress_at: get_opt_time(item, A_PROGRESS_AT)?,
+        },
         job_id,
         request,
     })
@@ -1088,22 +1356,50 @@ pub fn batch_to_item(job_id: &str, batch: &BatchRecord) -> Item {
         (A_SUCCEEDED.to_string(), n(batch.counts.succeeded)),
         (A_FAILED.to_string(), n(batch.counts.failed)),
         (A_NOT_RUN.to_string(), n(batch.counts.not_run)),
+        (A_TASKS.to_string(), n(batch.tasks)),
+        (A_TASKS_DONE.to_string(), n(batch.tasks_done)),
     ]);
-    if let Some(part_key) = &batch.part_key {
-        item.insert(A_PART_KEY.to_string(), s(part_key));
+    if !batch.parts.is_empty() {
+        item.insert(
+            A_PARTS.to_string(),
+            AttributeValue::L(batch.parts.iter().map(|p| s(p)).collect()),
+        );
     }
     item
 }
 
 pub fn batch_from_item(item: &Item) -> Result<BatchRecord> {
+    let counts = BatchCounts {
+        succeeded: get_n_or_zero(item, A_SUCCEEDED)?,
+        failed: get_n_or_zero(item, A_FAILED)?,
+        not_run: get_n_or_zero(item, A_NOT_RUN)?,
+    };
+    let parts = match item.get(A_PARTS) {
+        None | Some(AttributeValue::Null(_)) => Vec::new(),
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| match v {
+                AttributeValue::S(key) => Ok(key.clone()),
+                other => Err(malformed(
+                    A_PARTS,
+                    format!("expected strings, got {other:?}"),
+                )),
+            })
+            .collect::<Result<_>>()?,
+        Some(other) => {
+            return Err(malformed(
+                A_PARTS,
+                format!("expected a list, got {other:?}"),
+            ))
+        }
+    };
+    let done = counts.succeeded + counts.failed + counts.not_run;
     Ok(BatchRecord {
         batch_id: get_s(item, A_BATCH_ID)?.to_string(),
-        counts: BatchCounts {
-            succeeded: get_n_or_zero(item, A_SUCCEEDED)?,
-            failed: get_n_or_zero(item, A_FAILED)?,
-            not_run: get_n_or_zero(item, A_NOT_RUN)?,
-        },
-        part_key: get_opt_s(item, A_PART_KEY)?.map(str::to_string),
+        counts,
+        tasks: get_opt_n(item, A_TASKS)?.unwrap_or(done),
+        tasks_done: get_opt_n(item, A_TASKS_DONE)?.unwrap_or(done),
+        parts,
     })
 }
 
@@ -1187,6 +1483,10 @@ mod tests {
                 batches_committed: 30,
             },
             finalize_sent: true,
+            tracking: JobTracking {
+                finalize_at: Some(time(90, 1)),
+                last_progress_at: Some(time(80, 2)),
+            },
         }
     }
 
@@ -1211,6 +1511,7 @@ mod tests {
             failure_reasons: vec![],
             progress: Progress::default(),
             finalize_sent: false,
+            tracking: JobTracking::default(),
             ..full_job()
         };
         let item = job_to_item(&job).unwrap();
@@ -1270,15 +1571,23 @@ mod tests {
                 failed: 2,
                 not_run: 1,
             },
-            part_key: Some("parts/job/b-00000042/abc.csv".into()),
+            tasks: 9,
+            tasks_done: 6,
+            parts: vec![
+                "parts/job/b-00000042/abc.csv".into(),
+                "parts/job/b-00000042/def.csv".into(),
+            ],
         };
         let item = batch_to_item("j", &batch);
         assert_eq!(item[SK], s("BATCH#b-00000042"));
         assert_eq!(batch_from_item(&item).unwrap(), batch);
+        assert!(!batch.is_done());
         let without_part = BatchRecord {
-            part_key: None,
+            parts: vec![],
+            tasks: 6,
             ..batch
         };
+        assert!(without_part.is_done());
         assert_eq!(
             batch_from_item(&batch_to_item("j", &without_part)).unwrap(),
             without_part
@@ -1295,6 +1604,8 @@ mod tests {
                 batches: 4321,
                 done: true,
                 continued_at: Some(123_000_000),
+                reserved: 4400,
+                updated_at: Some(time(5, 0)),
             },
         ] {
             let item = checkpoint_to_item("j", &checkpoint);
@@ -1425,10 +1736,12 @@ mod tests {
     }
 
     #[test]
-    fn backoff_stays_bounded() {
+    fn commit_backoff_grows_and_stays_bounded() {
         for attempt in 1..20 {
-            let delay = backoff(attempt);
-            assert!(delay >= Duration::from_millis(1) && delay <= Duration::from_secs(1));
+            let delay = commit_backoff(attempt);
+            assert!(delay >= Duration::from_millis(50) && delay <= Duration::from_secs(4));
         }
+        let total: Duration = (1..COMMIT_ATTEMPTS).map(commit_backoff).sum();
+        assert!(total >= Duration::from_secs(8), "{total:?}");
     }
 }

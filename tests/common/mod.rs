@@ -209,6 +209,7 @@ pub fn test_settings(
         lambda_retry_base: Duration::from_millis(20),
         max_message_bytes: batchops::plan::MAX_MESSAGE_BYTES,
         report_read_concurrency: 16,
+        ..Settings::default()
     }
 }
 

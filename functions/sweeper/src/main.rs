@@ -1,0 +1,17 @@
+//! The sweeper Lambda: run on a schedule (EventBridge), it repairs jobs that nothing else will
+//! move (`batchops::sweeper`). Any event starts one sweep; the answer is what it repaired.
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    batchops::telemetry::init_json();
+    let ctx = batchops::Context::from_env().await?;
+    let ctx = &ctx;
+    lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| async move {
+        let summary = batchops::sweeper::sweep(ctx).await?;
+        serde_json::to_value(summary).map_err(Error::from)
+    }))
+    .await
+}
