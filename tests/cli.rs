@@ -208,7 +208,7 @@ async fn the_cli_runs_jobs_templates_and_inventory_arrivals_on_the_emulator() {
                 && j["Description"]
                     .as_str()
                     .unwrap_or("")
-                    .contains("cli-nightly")
+                    .contains(&format!("cli-nightly: s3://{inventory}/"))
         })
         .collect();
     assert_eq!(started.len(), 1, "one job for the arrival: {all}");

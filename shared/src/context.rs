@@ -21,6 +21,7 @@ pub const ENV_EXECUTOR_BUDGET_MS: &str = "BATCHOPS_EXECUTOR_BUDGET_MS";
 pub const ENV_EXECUTOR_MARGIN_MS: &str = "BATCHOPS_EXECUTOR_MARGIN_MS";
 pub const ENV_REPORTER_BUDGET_MS: &str = "BATCHOPS_REPORTER_BUDGET_MS";
 pub const ENV_STALL_SECONDS: &str = "BATCHOPS_STALL_SECONDS";
+pub const ENV_COMMIT_PATIENCE_SECONDS: &str = "BATCHOPS_COMMIT_PATIENCE_SECONDS";
 pub const ENV_FINALIZE_RESEND_SECONDS: &str = "BATCHOPS_FINALIZE_RESEND_SECONDS";
 pub const ENV_PLAN_DLQ_URL: &str = "BATCHOPS_PLAN_DLQ_URL";
 pub const ENV_TASK_DLQ_URL: &str = "BATCHOPS_TASK_DLQ_URL";
@@ -60,6 +61,12 @@ pub struct Settings {
     pub executor_margin: Duration,
     /// How long one reporter invocation reads result parts (`0`: one part, then continue).
     pub reporter_budget: Option<Duration>,
+    /// How long one planner invocation sends batches (`0`: one batch, then continue); the
+    /// variable `BATCHOPS_PLANNER_BUDGET_MS` is also read at each plan request.
+    pub planner_budget: Option<Duration>,
+    /// How long a batch commit keeps retrying through throttling and server errors before the
+    /// delivery gives up (and the message comes again).
+    pub commit_patience: Duration,
     /// A job with no commit or checkpoint for this long is stalled: the sweeper diagnoses and
     /// re-drives it.
     pub stall_after: Duration,
@@ -89,6 +96,8 @@ impl Default for Settings {
             executor_budget: None,
             executor_margin: Duration::from_secs(60),
             reporter_budget: None,
+            planner_budget: None,
+            commit_patience: Duration::from_secs(30),
             stall_after: Duration::from_secs(900),
             finalize_resend_after: Duration::from_secs(600),
             plan_dlq_url: None,
@@ -129,6 +138,13 @@ impl Settings {
             executor_margin: crate::deadline::budget_from_env(ENV_EXECUTOR_MARGIN_MS)?
                 .unwrap_or(d.executor_margin),
             reporter_budget: crate::deadline::budget_from_env(ENV_REPORTER_BUDGET_MS)?,
+            planner_budget: crate::deadline::budget_from_env(
+                crate::planner::ENV_PLANNER_BUDGET_MS,
+            )?,
+            commit_patience: Duration::from_secs(parsed(
+                ENV_COMMIT_PATIENCE_SECONDS,
+                d.commit_patience.as_secs(),
+            )?),
             stall_after: Duration::from_secs(parsed(ENV_STALL_SECONDS, d.stall_after.as_secs())?),
             finalize_resend_after: Duration::from_secs(parsed(
                 ENV_FINALIZE_RESEND_SECONDS,

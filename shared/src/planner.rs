@@ -52,7 +52,7 @@ pub async fn handle_until(
         Instant::now(),
         SystemTime::now(),
         lambda_deadline,
-        budget_from_env()?,
+        planner_budget(ctx)?,
     );
     for work in parse_event(&event)? {
         match work {
@@ -73,6 +73,14 @@ pub async fn handle_until(
 /// The planning budget of [`ENV_PLANNER_BUDGET_MS`], if set.
 pub fn budget_from_env() -> Result<Option<Duration>> {
     crate::deadline::budget_from_env(ENV_PLANNER_BUDGET_MS)
+}
+
+/// The context's planning budget, else the variable's as it is now.
+fn planner_budget(ctx: &Context) -> Result<Option<Duration>> {
+    match ctx.settings.planner_budget {
+        Some(budget) => Ok(Some(budget)),
+        None => budget_from_env(),
+    }
 }
 
 /// When planning must stop: the earlier of the Lambda deadline less [`DEADLINE_MARGIN`] and the
@@ -213,7 +221,12 @@ async fn start_template_jobs(
 
 /// Prepares or plans one job, depending on its status, within [`ENV_PLANNER_BUDGET_MS`] if set.
 pub async fn plan_job(ctx: &Context, job_id: &str) -> Result<()> {
-    let stop_at = stop_time(Instant::now(), SystemTime::now(), None, budget_from_env()?);
+    let stop_at = stop_time(
+        Instant::now(),
+        SystemTime::now(),
+        None,
+        planner_budget(ctx)?,
+    );
     plan_job_until(ctx, job_id, stop_at).await
 }
 

@@ -100,8 +100,6 @@ const TEMPLATE_PK: &str = "TEMPLATE";
 const BATCH_SK_PREFIX: &str = "BATCH#";
 const PLAN_SK_PREFIX: &str = "PLAN#";
 
-/// Attempts of a batch commit that keeps colliding with concurrent commits of the same job.
-const COMMIT_ATTEMPTS: u32 = 10;
 /// How long `create_table_if_missing` waits for a new table to become active.
 const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -148,6 +146,8 @@ const FAILURE_REASON: &str = "FailureReason";
 pub struct Store {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// How long a commit keeps retrying transient errors.
+    commit_patience: Duration,
 }
 
 impl Store {
@@ -155,11 +155,15 @@ impl Store {
         Store {
             client,
             table: table.into(),
+            commit_patience: Duration::from_secs(30),
         }
     }
 
     pub fn from_context(ctx: &crate::Context) -> Self {
-        Store::new(ctx.dynamodb.clone(), ctx.settings.table.clone())
+        Store {
+            commit_patience: ctx.settings.commit_patience,
+            ..Store::new(ctx.dynamodb.clone(), ctx.settings.table.clone())
+        }
     }
 
     pub fn table(&self) -> &str {
@@ -727,6 +731,7 @@ impl Store {
         let job_update = job_update
             .build()
             .map_err(|e| Error::Other(format!("building job update: {e}")))?;
+        let started = std::time::Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -762,7 +767,9 @@ impl Store {
                 Some(codes) if is_condition_failure(&codes, 1) => {
                     return Err(Error::JobNotFound(job_id.to_string()))
                 }
-                _ if attempt < COMMIT_ATTEMPTS && is_transient_transaction_error(&err) => {
+                _ if started.elapsed() < self.commit_patience
+                    && is_transient_transaction_error(&err) =>
+                {
                     warn!(
                         job_id,
                         batch_id,
@@ -982,8 +989,8 @@ fn is_condition_failure(codes: &[String], index: usize) -> bool {
 }
 
 /// Backoff between commit attempts, with jitter: from 50 ms doubling up to four seconds, so that
-/// the attempts together outlast a DynamoDB hiccup of several seconds (each attempt also carries
-/// the SDK's own retries).
+/// the attempts of the commit's patience (30 s by default) outlast a DynamoDB hiccup of several
+/// seconds (each attempt also carries the SDK's own retries).
 fn commit_backoff(attempt: u32) -> Duration {
     let ceiling = 50u64.saturating_mul(1 << attempt.min(7)).min(4000);
     Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling))
@@ -1741,7 +1748,7 @@ mod tests {
             let delay = commit_backoff(attempt);
             assert!(delay >= Duration::from_millis(50) && delay <= Duration::from_secs(4));
         }
-        let total: Duration = (1..COMMIT_ATTEMPTS).map(commit_backoff).sum();
+        let total: Duration = (1..10).map(commit_backoff).sum();
         assert!(total >= Duration::from_secs(8), "{total:?}");
     }
 }

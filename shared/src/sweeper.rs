@@ -279,21 +279,28 @@ enum DeadLetter {
     Report,
 }
 
-/// Handles the messages of one dead-letter queue; each is deleted once it is dealt with.
+/// Handles the messages of one dead-letter queue; each is deleted once it is dealt with. Those
+/// that cannot be dealt with now are made visible again at the end, for the next run.
 async fn drain(
     ctx: &Context,
     url: &str,
     summary: &mut SweepSummary,
     kind: DeadLetter,
 ) -> Result<()> {
-    let mut handled = 0;
-    while handled < MAX_DEAD_LETTERS_PER_RUN {
+    let mut seen = std::collections::HashSet::new();
+    let mut kept = Vec::new();
+    'receiving: while seen.len() < MAX_DEAD_LETTERS_PER_RUN {
         let messages = receive(ctx, url).await?;
         if messages.is_empty() {
             break;
         }
         for message in messages {
-            handled += 1;
+            let id = message.message_id.clone().unwrap_or_default();
+            if !seen.insert(id) {
+                // Back already: everything left has been looked at.
+                kept.push(message);
+                break 'receiving;
+            }
             let body = message.body.as_deref().unwrap_or_default();
             let outcome = match kind {
                 DeadLetter::Task => dead_batch(ctx, body, summary).await,
@@ -302,14 +309,34 @@ async fn drain(
             };
             match outcome {
                 Ok(true) => delete(ctx, url, &message).await?,
-                Ok(false) => {}
+                Ok(false) => kept.push(message),
                 Err(err) => {
-                    warn!(queue = url, error = %err, "dead-letter message not handled; the next run tries again")
+                    warn!(queue = url, error = %err, "dead-letter message not handled; the next run tries again");
+                    kept.push(message);
                 }
             }
         }
     }
+    for message in kept {
+        release(ctx, url, &message).await;
+    }
     Ok(())
+}
+
+/// Makes a received message visible again at once (best effort: otherwise it returns after
+/// its visibility timeout).
+async fn release(ctx: &Context, url: &str, message: &Message) {
+    let result = ctx
+        .sqs
+        .change_message_visibility()
+        .queue_url(url)
+        .receipt_handle(message.receipt_handle.as_deref().unwrap_or_default())
+        .visibility_timeout(0)
+        .send()
+        .await;
+    if let Err(e) = result {
+        warn!(queue = url, error = %Error::aws("SQS", "ChangeMessageVisibility", e), "could not release a dead-letter message");
+    }
 }
 
 /// A task batch whose every delivery failed: its uncommitted tasks fail with a reason (or, for

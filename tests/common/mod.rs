@@ -8,6 +8,8 @@
 //! by this process) closes.
 #![allow(dead_code)]
 
+pub mod stack;
+
 use batchops::context::Settings;
 use batchops::store::Store;
 use batchops::Context;

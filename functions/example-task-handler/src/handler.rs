@@ -29,6 +29,11 @@
 //!   to the Runtime API as `Lambda panicked: ...` and goes on serving the next invocations.
 //!
 //! An unknown `simulate` value is a function error, so that a typo in a test cannot pass silently.
+//!
+//! Two more schema 2.0 `userArguments` serve tests of slow functions:
+//! - `sleepMs`: the invocation waits this many milliseconds before answering (a slow function);
+//! - `recordTo`: `"bucket/prefix"`; each invocation writes `prefix/<invocationId>` holding the
+//!   tasks' keys, one per line, so a test can count how often each task was invoked.
 
 use batchops::invocation::{
     InvocationRequest, InvocationResponse, InvocationTask, ResultCode, TaskResult,
@@ -57,6 +62,14 @@ pub trait ObjectStore {
         key: &str,
         version_id: Option<&str>,
     ) -> impl Future<Output = Result<String, ReadError>> + Send;
+
+    /// Writes a small object (the `recordTo` knob).
+    fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: String,
+    ) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// The error that makes Lambda report a function error.
@@ -146,6 +159,7 @@ impl<S: ObjectStore> Handler<S> {
                 message: format!("the event is not an S3 Batch Operations invocation: {e}"),
             })?;
         let job_simulation = self.job_simulation(&request)?;
+        self.slow_down_and_record(&request).await?;
         let task_simulations: Vec<Option<Simulation>> = request
             .tasks
             .iter()
@@ -182,6 +196,38 @@ impl<S: ObjectStore> Handler<S> {
             kind: "InternalError",
             message: format!("cannot encode the response: {e}"),
         })
+    }
+
+    /// The `sleepMs` and `recordTo` knobs.
+    async fn slow_down_and_record(&self, request: &InvocationRequest) -> Result<(), HandlerError> {
+        let args = request.job.user_arguments.as_ref();
+        let knob_error = |message: String| HandlerError {
+            kind: "InvalidUserArguments",
+            message,
+        };
+        if let Some(ms) = args.and_then(|a| a.get("sleepMs")) {
+            let ms: u64 = ms
+                .parse()
+                .map_err(|_| knob_error(format!("userArguments.sleepMs {ms:?} is not a number")))?;
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
+        if let Some(target) = args.and_then(|a| a.get("recordTo")) {
+            let (bucket, prefix) = target.split_once('/').ok_or_else(|| {
+                knob_error(format!(
+                    "userArguments.recordTo {target:?} is not bucket/prefix"
+                ))
+            })?;
+            let keys: Vec<String> = request.tasks.iter().map(|t| t.key()).collect();
+            let key = format!("{prefix}/{}", request.invocation_id);
+            self.store
+                .put(bucket, &key, keys.join("\n"))
+                .await
+                .map_err(|message| HandlerError {
+                    kind: "RecordFailed",
+                    message,
+                })?;
+        }
+        Ok(())
     }
 
     fn job_simulation(
@@ -270,6 +316,10 @@ mod tests {
                 .get(&(bucket.to_string(), key.to_string()))
                 .cloned()
                 .unwrap_or_else(|| Err(ReadError::Missing(format!("NoSuchKey: {key}"))))
+        }
+
+        async fn put(&self, _bucket: &str, _key: &str, _body: String) -> Result<(), String> {
+            Ok(())
         }
     }
 
@@ -504,6 +554,7 @@ mod event_files {
     struct FakeStore {
         objects: HashMap<(String, String, Option<String>), Vec<u8>>,
         reads: Mutex<Vec<(String, String, Option<String>)>>,
+        writes: Mutex<Vec<(String, String, String)>>,
     }
 
     impl FakeStore {
@@ -522,6 +573,7 @@ mod event_files {
             FakeStore {
                 objects,
                 reads: Mutex::new(Vec::new()),
+                writes: Mutex::new(Vec::new()),
             }
         }
     }
@@ -546,6 +598,46 @@ mod event_files {
                     ReadError::Missing(format!("NoSuchKey: {bucket}/{key} {version_id:?}"))
                 })
         }
+
+        async fn put(&self, bucket: &str, key: &str, body: String) -> Result<(), String> {
+            self.writes
+                .lock()
+                .unwrap()
+                .push((bucket.to_string(), key.to_string(), body));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn record_to_writes_one_object_per_invocation_and_sleep_ms_must_be_a_number() {
+        let handler = Handler::new(FakeStore::with(&[("bkt", "a b.txt", None)]));
+        let mut event = event_2_0_for("a b.txt");
+        event["job"]["userArguments"] = json!({"sleepMs": "5", "recordTo": "rec/calls"});
+        let answer = handler.handle(event.clone()).await.unwrap();
+        assert_eq!(answer["results"][0]["resultCode"], "Succeeded");
+        let writes = handler.store.writes.lock().unwrap().clone();
+        assert_eq!(
+            writes,
+            vec![("rec".into(), "calls/inv-9".into(), "a b.txt".into())]
+        );
+        event["job"]["userArguments"] = json!({"sleepMs": "soon"});
+        let err = handler.handle(event.clone()).await.unwrap_err();
+        assert_eq!(err.kind, "InvalidUserArguments");
+        event["job"]["userArguments"] = json!({"recordTo": "no-prefix"});
+        assert_eq!(
+            handler.handle(event).await.unwrap_err().kind,
+            "InvalidUserArguments"
+        );
+    }
+
+    fn event_2_0_for(key: &str) -> Value {
+        json!({
+            "invocationSchemaVersion": "2.0",
+            "invocationId": "inv-9",
+            "job": {"id": "job-1"},
+            "tasks": [{"taskId": "t1", "s3Key": batchops::invocation::encode_s3_key(key),
+                       "s3VersionId": null, "s3Bucket": "bkt"}]
+        })
     }
 
     fn event_file(name: &str) -> Value {

@@ -62,4 +62,21 @@ impl ObjectStore for S3Store {
         }
         Ok(hex::encode(hasher.finalize()))
     }
+
+    async fn put(&self, bucket: &str, key: &str, body: String) -> Result<(), String> {
+        self.client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.into_bytes().into())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| {
+                format!(
+                    "cannot write s3://{bucket}/{key}: {}",
+                    DisplayErrorContext(&err)
+                )
+            })
+    }
 }
