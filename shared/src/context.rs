@@ -20,6 +20,7 @@ pub const ENV_REPORT_READ_CONCURRENCY: &str = "BATCHOPS_REPORT_READ_CONCURRENCY"
 pub const ENV_EXECUTOR_BUDGET_MS: &str = "BATCHOPS_EXECUTOR_BUDGET_MS";
 pub const ENV_EXECUTOR_MARGIN_MS: &str = "BATCHOPS_EXECUTOR_MARGIN_MS";
 pub const ENV_REPORTER_BUDGET_MS: &str = "BATCHOPS_REPORTER_BUDGET_MS";
+pub const ENV_REPORT_MAX_FILE_BYTES: &str = "BATCHOPS_REPORT_MAX_FILE_BYTES";
 pub const ENV_STALL_SECONDS: &str = "BATCHOPS_STALL_SECONDS";
 pub const ENV_COMMIT_PATIENCE_SECONDS: &str = "BATCHOPS_COMMIT_PATIENCE_SECONDS";
 pub const ENV_FINALIZE_RESEND_SECONDS: &str = "BATCHOPS_FINALIZE_RESEND_SECONDS";
@@ -61,6 +62,8 @@ pub struct Settings {
     pub executor_margin: Duration,
     /// How long one reporter invocation reads result parts (`0`: one part, then continue).
     pub reporter_budget: Option<Duration>,
+    /// Size at which a completion report file is closed and the next one begun.
+    pub report_max_file_bytes: usize,
     /// How long one planner invocation sends batches (`0`: one batch, then continue); the
     /// variable `BATCHOPS_PLANNER_BUDGET_MS` is also read at each plan request.
     pub planner_budget: Option<Duration>,
@@ -96,6 +99,7 @@ impl Default for Settings {
             executor_budget: None,
             executor_margin: Duration::from_secs(60),
             reporter_budget: None,
+            report_max_file_bytes: crate::report::DEFAULT_MAX_FILE_BYTES,
             planner_budget: None,
             commit_patience: Duration::from_secs(30),
             stall_after: Duration::from_secs(900),
@@ -138,6 +142,14 @@ impl Settings {
             executor_margin: crate::deadline::budget_from_env(ENV_EXECUTOR_MARGIN_MS)?
                 .unwrap_or(d.executor_margin),
             reporter_budget: crate::deadline::budget_from_env(ENV_REPORTER_BUDGET_MS)?,
+            report_max_file_bytes: match parsed(ENV_REPORT_MAX_FILE_BYTES, d.report_max_file_bytes)? {
+                0 => {
+                    return Err(Error::Config(format!(
+                        "environment variable {ENV_REPORT_MAX_FILE_BYTES}=0: a report file needs room for one row"
+                    )))
+                }
+                bytes => bytes,
+            },
             planner_budget: crate::deadline::budget_from_env(
                 crate::planner::ENV_PLANNER_BUDGET_MS,
             )?,

@@ -298,6 +298,13 @@ impl ReportFile {
     }
 }
 
+/// Where the report file being filled for one status stands: its index and rows so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenFileState {
+    pub index: u32,
+    pub rows: u64,
+}
+
 /// The file being filled for one status.
 #[derive(Debug)]
 struct OpenFile {
@@ -377,6 +384,37 @@ impl ReportBuilder {
         open.bytes.extend_from_slice(&row);
         open.rows += 1;
         closed
+    }
+
+    /// Where the file being filled for `status` stands, and its bytes so far: what a reporter
+    /// that continues in another invocation saves.
+    pub fn open_file(&self, status: TaskStatus) -> (OpenFileState, &[u8]) {
+        let open = self.open(status);
+        (
+            OpenFileState {
+                index: open.index,
+                rows: open.rows,
+            },
+            &open.bytes,
+        )
+    }
+
+    /// Restores a file being filled, as [`ReportBuilder::open_file`] gave it.
+    pub fn resume_file(&mut self, status: TaskStatus, state: OpenFileState, bytes: Vec<u8>) {
+        let open = match status {
+            TaskStatus::Succeeded => &mut self.succeeded,
+            TaskStatus::Failed => &mut self.failed,
+        };
+        open.index = state.index;
+        open.rows = state.rows;
+        open.bytes = bytes;
+    }
+
+    fn open(&self, status: TaskStatus) -> &OpenFile {
+        match status {
+            TaskStatus::Succeeded => &self.succeeded,
+            TaskStatus::Failed => &self.failed,
+        }
     }
 
     /// The files still open (those with rows), succeeded first.
@@ -743,5 +781,36 @@ mod tests {
             )
         };
         assert_eq!(make(), make());
+    }
+
+    #[test]
+    fn a_builder_saved_and_restored_after_every_row_builds_the_same_files() {
+        let outcomes = mixed_outcomes(60);
+        let new = || ReportBuilder::new("job-1", ReportScope::AllTasks).with_max_file_bytes(300);
+        let whole = build(new(), &outcomes);
+        let mut files = Vec::new();
+        let mut saved: Vec<(TaskStatus, OpenFileState, Vec<u8>)> = Vec::new();
+        for outcome in &outcomes {
+            // A new invocation: a fresh builder, restored from what the last one saved.
+            let mut builder = new();
+            for (status, state, bytes) in saved.drain(..) {
+                builder.resume_file(status, state, bytes);
+            }
+            files.extend(builder.push(outcome));
+            for status in [TaskStatus::Succeeded, TaskStatus::Failed] {
+                let (state, bytes) = builder.open_file(status);
+                saved.push((status, state, bytes.to_vec()));
+            }
+        }
+        let mut builder = new();
+        for (status, state, bytes) in saved {
+            builder.resume_file(status, state, bytes);
+        }
+        files.extend(builder.finish());
+        let key = |f: &ReportFile| (f.status == TaskStatus::Failed, f.index);
+        let mut whole = whole;
+        whole.sort_by_key(key);
+        files.sort_by_key(key);
+        assert_eq!(files, whole);
     }
 }

@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::job::{bucket_from_arn, FailureReason, Job, JobStatus, ReportScope};
 use crate::queue::FinalizeRequest;
 use crate::report::{
-    report_manifest_key, result_file_key, ReportBuilder, ReportFile, ReportManifest, ReportResult,
-    TaskOutcome, TaskStatus, DEFAULT_MAX_FILE_BYTES,
+    report_manifest_key, result_file_key, OpenFileState, ReportBuilder, ReportFile, ReportManifest,
+    ReportResult, TaskOutcome, TaskStatus,
 };
 use crate::store::{BatchRecord, Store};
 use crate::Context;
@@ -23,12 +23,13 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 use futures::StreamExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Optional size limit of one report file, in bytes (default [`DEFAULT_MAX_FILE_BYTES`]). The
 /// reporter holds at most two files in memory, so its memory must exceed twice this value.
-pub const ENV_REPORT_MAX_FILE_BYTES: &str = "BATCHOPS_REPORT_MAX_FILE_BYTES";
+pub use crate::context::ENV_REPORT_MAX_FILE_BYTES;
 
 /// FailureCode of a job whose result part could not be read.
 pub const PART_UNREADABLE_CODE: &str = "ResultPartUnreadable";
@@ -69,22 +70,43 @@ pub async fn send_finalize(
     Ok(true)
 }
 
-/// Writes the completion report (if enabled) and moves the job to its final status.
-pub async fn finalize_job(ctx: &Context, job_id: &str) -> Result<()> {
-    finalize(ctx, job_id).await.map(|_| ())
+/// Writes the completion report (if enabled) and moves the job to its final status, continuing
+/// in new invocations (through the report queue) when the reporter's budget runs out.
+pub async fn finalize_job(ctx: &Context, job_id: &str) -> Result<Finalized> {
+    finalize(ctx, job_id, None).await
+}
+
+/// What one finalize invocation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finalized {
+    /// The job is in this final status.
+    Ended(JobStatus),
+    /// Time ran out: the state is saved and a continuation is on the report queue.
+    Continued,
+    /// Another reporter saved the job's report state first; it goes on, this one stops.
+    Overtaken,
 }
 
 /// The reporter function's handler. The event is an SQS event whose records carry
 /// [`FinalizeRequest`] bodies (answered with a partial batch response, `batchItemFailures`, so
 /// the event source mapping needs `ReportBatchItemFailures`), or one `FinalizeRequest` given
-/// directly (a console test event), answered with the job's final status.
+/// directly (a console test event), answered with the job's status.
 pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
+    handle_until(ctx, event, None).await
+}
+
+/// [`handle`] with the invocation's deadline: the report is continued before it.
+pub async fn handle_until(
+    ctx: &Context,
+    event: Value,
+    lambda_deadline: Option<SystemTime>,
+) -> Result<Value> {
     if let Some(records) = event.get("Records") {
         let records: Vec<SqsRecord> = serde_json::from_value(records.clone())
             .map_err(|e| Error::Message(format!("not an SQS event: {e}")))?;
         let mut failures = Vec::new();
         for record in records {
-            if let Err(err) = handle_record(ctx, &record).await {
+            if let Err(err) = handle_record(ctx, &record, lambda_deadline).await {
                 tracing::error!(message_id = %record.message_id, error = %err, "finalize failed");
                 failures.push(json!({ "itemIdentifier": record.message_id }));
             }
@@ -96,8 +118,15 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
             "expected an SQS event or {{\"FinalizeJobId\": \"...\"}}: {e}"
         ))
     })?;
-    let status = finalize(ctx, &request.job_id).await?;
-    Ok(json!({ "FinalizeJobId": request.job_id, "Status": status.as_str() }))
+    let answer = match finalize(ctx, &request.job_id, lambda_deadline).await? {
+        Finalized::Ended(status) => {
+            json!({ "FinalizeJobId": request.job_id, "Status": status.as_str() })
+        }
+        Finalized::Continued | Finalized::Overtaken => {
+            json!({ "FinalizeJobId": request.job_id, "Continued": true })
+        }
+    };
+    Ok(answer)
 }
 
 /// The parts of an SQS record that the reporter reads.
@@ -109,37 +138,156 @@ struct SqsRecord {
     body: String,
 }
 
-async fn handle_record(ctx: &Context, record: &SqsRecord) -> Result<()> {
+async fn handle_record(
+    ctx: &Context,
+    record: &SqsRecord,
+    lambda_deadline: Option<SystemTime>,
+) -> Result<()> {
     let request: FinalizeRequest = serde_json::from_str(&record.body).map_err(|e| {
         Error::Message(format!(
             "SQS message {} is not a finalize request ({{\"FinalizeJobId\": \"...\"}}): {e}",
             record.message_id
         ))
     })?;
-    finalize(ctx, &request.job_id).await.map(|_| ())
+    finalize(ctx, &request.job_id, lambda_deadline)
+        .await
+        .map(|_| ())
 }
 
-/// Finalizes a job and returns its final status.
-async fn finalize(ctx: &Context, job_id: &str) -> Result<JobStatus> {
+/// Time kept free before the reporter's Lambda deadline: the file being written and the saved
+/// state finish, and the continuation is sent.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(60);
+
+/// Result part records read per DynamoDB page.
+const BATCH_PAGE: i32 = 200;
+
+/// What a reporter that continues in a new invocation saves (item `sk=REPORT`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportState {
+    /// When the report was begun: its ReportCreationDate, the same however often it continues.
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub phase: ReportPhase,
+    /// The last batch whose rows are in the report files (phase Rows), or the last item given
+    /// its TTL (phase Expire).
+    pub cursor: Option<String>,
+    pub succeeded: OpenFileState,
+    pub failed: OpenFileState,
+    /// Report files written so far, in the order they were written.
+    pub results: Vec<ReportResult>,
+    /// Why the job fails, when the report could not be made.
+    pub failure: Option<FailureReason>,
+    /// The TTL given to the job's items (phase Expire).
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReportPhase {
+    /// Rows of result parts go into report files.
+    Rows,
+    /// The job's items get their TTL.
+    Expire,
+    /// The job moves to its final status.
+    Settle,
+}
+
+impl ReportState {
+    fn new(now: chrono::DateTime<chrono::Utc>, wanted: bool) -> Self {
+        ReportState {
+            started_at: now,
+            phase: if wanted {
+                ReportPhase::Rows
+            } else {
+                ReportPhase::Expire
+            },
+            cursor: None,
+            succeeded: OpenFileState::default(),
+            failed: OpenFileState::default(),
+            results: Vec::new(),
+            failure: None,
+            expires_at: None,
+        }
+    }
+}
+
+/// Finalizes a job, as far as `lambda_deadline` (or the reporter budget) lets it.
+async fn finalize(
+    ctx: &Context,
+    job_id: &str,
+    lambda_deadline: Option<SystemTime>,
+) -> Result<Finalized> {
+    let stop_at = crate::deadline::stop_time(
+        Instant::now(),
+        SystemTime::now(),
+        lambda_deadline,
+        DEADLINE_MARGIN,
+        ctx.settings.reporter_budget,
+    );
     let store = Store::from_context(ctx);
     let job = store.get_job(job_id).await?;
     if job.status.is_terminal() {
         tracing::info!(job_id, status = %job.status, "job already final; nothing to do");
-        return Ok(job.status);
+        return Ok(Finalized::Ended(job.status));
     }
-    let failure = if report_wanted(&job) {
-        match write_report(ctx, &store, &job).await {
-            Ok(()) => None,
-            Err(Problem::FailJob(reason)) => {
-                tracing::error!(job_id, reason = %reason.failure_reason, "completion report failed");
-                Some(reason)
-            }
-            Err(Problem::Retry(err)) => return Err(err),
-        }
-    } else {
-        None
+    let (mut step, mut state) = match store.get_report_state::<ReportState>(job_id).await? {
+        Some((step, state)) => (step + 1, state),
+        None => (0, ReportState::new(chrono::Utc::now(), report_wanted(&job))),
     };
-    settle(&store, job, failure).await
+    loop {
+        let progress = match state.phase {
+            ReportPhase::Rows => write_rows(ctx, &store, &job, &mut state, stop_at).await?,
+            ReportPhase::Expire => expire_items(&store, &job, &mut state, stop_at).await?,
+            ReportPhase::Settle => {
+                let status = settle(&store, job, state.failure).await?;
+                return Ok(Finalized::Ended(status));
+            }
+        };
+        // Each phase's end, and each stop for time, is saved; only the last save may fail.
+        if !store.save_report_state(job_id, step, &state).await? {
+            tracing::info!(
+                job_id,
+                "another reporter saved this report first; it goes on"
+            );
+            return Ok(Finalized::Overtaken);
+        }
+        step += 1;
+        if progress == Progress::OutOfTime {
+            tracing::info!(job_id, phase = ?state.phase, cursor = ?state.cursor, "reporter time is up; continuing in a new invocation");
+            crate::queue::send_finalize_request(ctx, job_id).await?;
+            return Ok(Finalized::Continued);
+        }
+    }
+}
+
+/// Whether a phase finished or ran out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    PhaseDone,
+    OutOfTime,
+}
+
+/// Gives the job's items their TTL, then moves on to settling.
+async fn expire_items(
+    store: &Store,
+    job: &Job,
+    state: &mut ReportState,
+    stop_at: Option<Instant>,
+) -> Result<Progress> {
+    let expires_at = *state
+        .expires_at
+        .get_or_insert_with(|| crate::store::expiry_of(chrono::Utc::now()));
+    match store
+        .expire_job_items(job, expires_at, state.cursor.take(), stop_at)
+        .await?
+    {
+        Some(cursor) => {
+            state.cursor = Some(cursor);
+            Ok(Progress::OutOfTime)
+        }
+        None => {
+            state.phase = ReportPhase::Settle;
+            Ok(Progress::PhaseDone)
+        }
+    }
 }
 
 /// S3 writes a report when it is enabled and at least one task ran.
@@ -237,17 +385,37 @@ fn job_failure(code: &str, reason: String) -> Problem {
     })
 }
 
-fn max_file_bytes() -> usize {
-    std::env::var(ENV_REPORT_MAX_FILE_BYTES)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n: &usize| n > 0)
-        .unwrap_or(DEFAULT_MAX_FILE_BYTES)
+/// Streams the result parts of the batches after the state's cursor through the report builder,
+/// writing each file as soon as it is full, until every batch is in or time runs out; at the end
+/// the last files and the report's manifest.json. Memory holds one page of batch records, the
+/// parts being read ahead and the two open files, whatever the size of the job.
+async fn write_rows(
+    ctx: &Context,
+    store: &Store,
+    job: &Job,
+    state: &mut ReportState,
+    stop_at: Option<Instant>,
+) -> Result<Progress> {
+    match report_rows(ctx, store, job, state, stop_at).await {
+        Ok(progress) => Ok(progress),
+        Err(Problem::FailJob(reason)) => {
+            tracing::error!(job_id = %job.job_id, reason = %reason.failure_reason, "completion report failed");
+            state.failure = Some(reason);
+            state.phase = ReportPhase::Expire;
+            state.cursor = None;
+            Ok(Progress::PhaseDone)
+        }
+        Err(Problem::Retry(err)) => Err(err),
+    }
 }
 
-/// Streams every batch's result part through the report builder, writing each file as soon as
-/// it is full, then the report's manifest.json.
-async fn write_report(ctx: &Context, store: &Store, job: &Job) -> Result<(), Problem> {
+async fn report_rows(
+    ctx: &Context,
+    store: &Store,
+    job: &Job,
+    state: &mut ReportState,
+    stop_at: Option<Instant>,
+) -> Result<Progress, Problem> {
     let report = &job.request.report;
     let bucket = match report.bucket.as_deref().filter(|b| !b.is_empty()) {
         Some(arn) => bucket_from_arn(arn),
@@ -263,30 +431,146 @@ async fn write_report(ctx: &Context, store: &Store, job: &Job) -> Result<(), Pro
         bucket,
         prefix: report.prefix.as_deref(),
         job_id: &job.job_id,
-        results: Vec::new(),
+        results: std::mem::take(&mut state.results),
     };
-    let mut builder =
-        ReportBuilder::new(&job.job_id, report.scope()).with_max_file_bytes(max_file_bytes());
-
-    let mut batches = store.list_batches(&job.job_id).await?;
-    // Same order every time, so that a second run writes the same files.
-    batches.sort_by(|a, b| a.batch_id.cmp(&b.batch_id));
-    // Parts are read ahead but consumed in batch order (`buffered`, not `buffer_unordered`),
-    // so the report is the same whatever order the reads finish in.
-    let mut parts = futures::stream::iter(&batches)
-        .map(|batch| read_part(ctx, &job.job_id, report.scope(), batch))
-        .buffered(ctx.settings.report_read_concurrency.max(1));
-    while let Some(outcomes) = parts.next().await {
-        for outcome in outcomes? {
-            if let Some(file) = builder.push(&outcome) {
+    let mut builder = ReportBuilder::new(&job.job_id, report.scope())
+        .with_max_file_bytes(ctx.settings.report_max_file_bytes);
+    for (status, open) in [
+        (TaskStatus::Succeeded, state.succeeded),
+        (TaskStatus::Failed, state.failed),
+    ] {
+        let bytes = if open.rows > 0 {
+            read_staged_file(ctx, &job.job_id, status, open.index).await?
+        } else {
+            Vec::new()
+        };
+        builder.resume_file(status, open, bytes);
+    }
+    let result = add_parts(ctx, store, job, state, stop_at, &mut builder, &mut writer).await;
+    match result {
+        Ok(Progress::OutOfTime) => {
+            for status in [TaskStatus::Succeeded, TaskStatus::Failed] {
+                let (open, bytes) = builder.open_file(status);
+                if open.rows > 0 {
+                    stage_file(ctx, &job.job_id, status, open.index, bytes).await?;
+                }
+                *match status {
+                    TaskStatus::Succeeded => &mut state.succeeded,
+                    TaskStatus::Failed => &mut state.failed,
+                } = open;
+            }
+            state.results = writer.results;
+            Ok(Progress::OutOfTime)
+        }
+        Ok(Progress::PhaseDone) => {
+            for file in builder.finish() {
                 writer.write_file(file).await?;
             }
+            writer.write_manifest(state.started_at).await?;
+            state.results = Vec::new();
+            state.succeeded = OpenFileState::default();
+            state.failed = OpenFileState::default();
+            state.phase = ReportPhase::Expire;
+            state.cursor = None;
+            Ok(Progress::PhaseDone)
+        }
+        Err(problem) => Err(problem),
+    }
+}
+
+/// Feeds the result parts of the batches after the cursor, in batch order, into the builder;
+/// the cursor moves past each batch whose rows are all in.
+async fn add_parts(
+    ctx: &Context,
+    store: &Store,
+    job: &Job,
+    state: &mut ReportState,
+    stop_at: Option<Instant>,
+    builder: &mut ReportBuilder,
+    writer: &mut ReportWriter<'_>,
+) -> Result<Progress, Problem> {
+    let scope = job.request.report.scope();
+    let concurrency = ctx.settings.report_read_concurrency.max(1);
+    loop {
+        let (page, more) = store
+            .batches_after(&job.job_id, state.cursor.as_deref(), BATCH_PAGE)
+            .await?;
+        // Parts are read ahead but consumed in batch order (`buffered`, not
+        // `buffer_unordered`), so the report is the same whatever order the reads finish in.
+        let last = page.len().saturating_sub(1);
+        let mut parts =
+            futures::stream::iter(page.iter().enumerate())
+                .map(|(i, batch)| async move {
+                    (i, batch, read_part(ctx, &job.job_id, scope, batch).await)
+                })
+                .buffered(concurrency);
+        while let Some((i, batch, outcomes)) = parts.next().await {
+            for outcome in outcomes? {
+                if let Some(file) = builder.push(&outcome) {
+                    writer.write_file(file).await?;
+                }
+            }
+            state.cursor = Some(batch.batch_id.clone());
+            let work_left = more.is_some() || i < last;
+            if work_left && crate::deadline::is_past(stop_at) {
+                return Ok(Progress::OutOfTime);
+            }
+        }
+        if more.is_none() {
+            return Ok(Progress::PhaseDone);
         }
     }
-    for file in builder.finish() {
-        writer.write_file(file).await?;
-    }
-    writer.write_manifest().await
+}
+
+/// Key, in the system bucket, of a report file being filled, saved between invocations.
+fn staged_file_key(job_id: &str, status: TaskStatus, index: u32) -> String {
+    format!(
+        "staging/job-{job_id}/report/{}-{index:06}.csv",
+        status.as_str()
+    )
+}
+
+async fn stage_file(
+    ctx: &Context,
+    job_id: &str,
+    status: TaskStatus,
+    index: u32,
+    bytes: &[u8],
+) -> Result<(), Problem> {
+    let key = staged_file_key(job_id, status, index);
+    ctx.s3
+        .put_object()
+        .bucket(&ctx.settings.system_bucket)
+        .key(&key)
+        .body(ByteStream::from(bytes.to_vec()))
+        .send()
+        .await
+        .map_err(|e| Problem::Retry(Error::aws("S3", "PutObject", e)))?;
+    Ok(())
+}
+
+async fn read_staged_file(
+    ctx: &Context,
+    job_id: &str,
+    status: TaskStatus,
+    index: u32,
+) -> Result<Vec<u8>, Problem> {
+    let key = staged_file_key(job_id, status, index);
+    let object = ctx
+        .s3
+        .get_object()
+        .bucket(&ctx.settings.system_bucket)
+        .key(&key)
+        .send()
+        .await
+        .map_err(|e| Problem::Retry(Error::aws("S3", "GetObject", e)))?;
+    let bytes = object.body.collect().await.map_err(|e| {
+        Problem::Retry(Error::Other(format!(
+            "reading s3://{}/{key}: {e}",
+            ctx.settings.system_bucket
+        )))
+    })?;
+    Ok(bytes.into_bytes().to_vec())
 }
 
 /// The outcomes of one batch, from the result parts its winning attempts wrote (one per
@@ -434,12 +718,15 @@ impl ReportWriter<'_> {
         Ok(())
     }
 
-    async fn write_manifest(mut self) -> Result<(), Problem> {
+    async fn write_manifest(
+        &mut self,
+        created: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), Problem> {
         // Succeeded files first, each status in file order, as S3 lists them.
         self.results
             .sort_by_key(|r| r.task_execution_status == TaskStatus::Failed);
         let results = std::mem::take(&mut self.results);
-        let manifest = ReportManifest::new(chrono::Utc::now(), results);
+        let manifest = ReportManifest::new(created, results);
         let body = serde_json::to_vec(&manifest).map_err(|e| {
             job_failure(
                 REPORT_NOT_WRITTEN_CODE,

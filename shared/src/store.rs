@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TableStatus, TransactWriteItem, Update,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -99,6 +100,11 @@ const TOKEN_SK: &str = "TOKEN";
 const TEMPLATE_PK: &str = "TEMPLATE";
 const BATCH_SK_PREFIX: &str = "BATCH#";
 const PLAN_SK_PREFIX: &str = "PLAN#";
+const REPORT_SK: &str = "REPORT";
+
+/// How long a job and everything it left in the table are kept after it ends, as S3 keeps jobs:
+/// the items carry the table's TTL attribute, `ttl`, this long after the job's end.
+pub const RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// How long `create_table_if_missing` waits for a new table to become active.
 const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -122,6 +128,9 @@ const A_PLANNED: &str = "batches_planned";
 const A_COMMITTED: &str = "batches_committed";
 const A_FINALIZE: &str = "finalize_sent";
 const A_FINALIZE_AT: &str = "finalize_at";
+const A_TTL: &str = "ttl";
+const A_STEP: &str = "step";
+const A_STATE: &str = "state";
 const A_PROGRESS_AT: &str = "last_progress_at";
 // Other items.
 const A_JOB_ID: &str = "job_id";
@@ -330,11 +339,13 @@ impl Store {
         Ok(out.item)
     }
 
-    /// Reads a job (strongly consistent). `Error::JobNotFound` when there is none.
+    /// Reads a job (strongly consistent). `Error::JobNotFound` when there is none, or when it
+    /// ended more than [`RETENTION`] ago (DynamoDB deletes expired items only eventually).
     pub async fn get_job(&self, job_id: &str) -> Result<Job> {
         let item = self
             .get_item(job_pk(job_id), JOB_SK.to_string())
             .await?
+            .filter(|item| !is_expired(item, Utc::now()))
             .ok_or_else(|| Error::JobNotFound(job_id.to_string()))?;
         job_from_item(&item)
     }
@@ -410,6 +421,9 @@ impl Store {
             .expression_attribute_values(":from", s(from.as_str()));
         for (name, value) in update.values {
             request = request.expression_attribute_values(name, value);
+        }
+        if to.is_terminal() {
+            request = request.expression_attribute_names("#ttl", A_TTL);
         }
         match request.send().await {
             Ok(_) => {
@@ -859,6 +873,189 @@ impl Store {
         }
     }
 
+    /// The reporter's saved state of a job's report (its step number and the state), if any.
+    pub async fn get_report_state<T: serde::de::DeserializeOwned>(
+        &self,
+        job_id: &str,
+    ) -> Result<Option<(u64, T)>> {
+        let Some(item) = self.get_item(job_pk(job_id), REPORT_SK.to_string()).await? else {
+            return Ok(None);
+        };
+        let state =
+            serde_json::from_str(get_s(&item, A_STATE)?).map_err(|e| malformed(A_STATE, e))?;
+        Ok(Some((get_n_or_zero(&item, A_STEP)?, state)))
+    }
+
+    /// Saves the report state as step `step`, if the saved one is still step `step - 1` (or,
+    /// for step 0, none is saved): of two reporters working on one job, one saves and the other
+    /// learns that it lost (false) and stops.
+    pub async fn save_report_state<T: Serialize>(
+        &self,
+        job_id: &str,
+        step: u64,
+        state: &T,
+    ) -> Result<bool> {
+        let json = serde_json::to_string(state)
+            .map_err(|e| Error::Other(format!("cannot encode the report state: {e}")))?;
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(&job_pk(job_id)))
+            .item(SK, s(REPORT_SK))
+            .item(A_STEP, n(step))
+            .item(A_STATE, s(&json));
+        request = if step == 0 {
+            request.condition_expression("attribute_not_exists(pk)")
+        } else {
+            request
+                .condition_expression("step = :prev")
+                .expression_attribute_values(":prev", n(step - 1))
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(Error::aws("DynamoDB", "PutItem", e)),
+        }
+    }
+
+    /// Up to `limit` batch records of a job after batch `after` (in batch id order), and the id
+    /// to continue after when there are more.
+    pub async fn batches_after(
+        &self,
+        job_id: &str,
+        after: Option<&str>,
+        limit: i32,
+    ) -> Result<(Vec<BatchRecord>, Option<String>)> {
+        let after_sk = after.map(|id| format!("{BATCH_SK_PREFIX}{id}"));
+        let (items, more) = self
+            .query_page(&job_pk(job_id), BATCH_SK_PREFIX, after_sk, limit, None)
+            .await?;
+        let records = items
+            .iter()
+            .map(batch_from_item)
+            .collect::<Result<Vec<_>>>()?;
+        let next = more
+            .then(|| records.last().map(|r| r.batch_id.clone()))
+            .flatten();
+        Ok((records, next))
+    }
+
+    /// One page of a partition's items in sort key order after `after_sk` (keys only when
+    /// `projection` is given), and whether more follow.
+    async fn query_page(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+        after_sk: Option<String>,
+        limit: i32,
+        projection: Option<&str>,
+    ) -> Result<(Vec<Item>, bool)> {
+        let start = after_sk.map(|sk| {
+            Item::from([
+                (PK.to_string(), s(pk)),
+                (SK.to_string(), AttributeValue::S(sk)),
+            ])
+        });
+        let mut request = self.client.query().table_name(&self.table);
+        // DynamoDB refuses an empty string in a key condition: no prefix, no begins_with.
+        request = if sk_prefix.is_empty() {
+            request.key_condition_expression("pk = :pk")
+        } else {
+            request
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", s(sk_prefix))
+        };
+        let out = request
+            .expression_attribute_values(":pk", s(pk))
+            .consistent_read(true)
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .set_projection_expression(projection.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "Query", e))?;
+        let more = out
+            .last_evaluated_key
+            .as_ref()
+            .is_some_and(|k| !k.is_empty());
+        Ok((out.items.unwrap_or_default(), more))
+    }
+
+    /// Gives the job's items (batches, plan parts, report state, and its ClientRequestToken's
+    /// record) the table's TTL `expires_at` (epoch seconds), a page at a time from `after_sk`.
+    /// Stops between pages once `stop_at` has passed and returns the sort key to go on after;
+    /// `None` when every item has its TTL.
+    pub async fn expire_job_items(
+        &self,
+        job: &Job,
+        expires_at: i64,
+        mut after_sk: Option<String>,
+        stop_at: Option<std::time::Instant>,
+    ) -> Result<Option<String>> {
+        let pk = job_pk(&job.job_id);
+        if after_sk.is_none() {
+            if let Some(token) = &job.request.client_request_token {
+                self.set_ttl(&format!("TOKEN#{token}"), TOKEN_SK, expires_at)
+                    .await?;
+            }
+        }
+        loop {
+            let (items, more) = self
+                .query_page(&pk, "", after_sk.clone(), 500, Some("pk, sk"))
+                .await?;
+            let keys: Vec<String> = items
+                .iter()
+                .map(|item| get_s(item, SK).map(str::to_string))
+                .collect::<Result<_>>()?;
+            futures::stream::iter(keys.iter())
+                .map(|sk| self.set_ttl(&pk, sk, expires_at))
+                .buffer_unordered(16)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<Vec<()>>>()?;
+            after_sk = keys.last().cloned();
+            if !more || after_sk.is_none() {
+                return Ok(None);
+            }
+            if crate::deadline::is_past(stop_at) {
+                return Ok(after_sk);
+            }
+        }
+    }
+
+    async fn set_ttl(&self, pk: &str, sk: &str, expires_at: i64) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .update_expression("SET #ttl = :ttl")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#ttl", A_TTL)
+            .expression_attribute_values(":ttl", n(expires_at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Gone already (expired, or a token whose record was never written).
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
+        }
+    }
+
     /// Records a repair or diagnosis as the job's StatusUpdateReason.
     pub async fn set_status_update_reason(&self, job_id: &str, reason: &str) -> Result<()> {
         self.set_on_job(
@@ -1080,6 +1277,7 @@ fn transition_update(
     update.set("#status = :to", ":to", s(to.as_str()));
     if to.is_terminal() {
         update.set("termination_date = :now", ":now", s(&time_to_string(now)));
+        update.set("#ttl = :ttl", ":ttl", n(expiry_of(now)));
     } else if to == JobStatus::Suspended {
         update.set("suspended_date = :now", ":now", s(&time_to_string(now)));
     }
@@ -1113,6 +1311,16 @@ fn transition_update(
             .push((":empty".into(), AttributeValue::L(vec![])));
     }
     update
+}
+
+/// The TTL (epoch seconds) of the items of a job that ended at `ended`.
+pub fn expiry_of(ended: DateTime<Utc>) -> i64 {
+    ended.timestamp() + RETENTION.as_secs() as i64
+}
+
+/// An item whose TTL has passed: DynamoDB deletes it eventually, batchops treats it as gone now.
+fn is_expired(item: &Item, now: DateTime<Utc>) -> bool {
+    matches!(get_opt_n::<i64>(item, A_TTL), Ok(Some(ttl)) if ttl <= now.timestamp())
 }
 
 fn plan_sk(part: PlanPart) -> String {

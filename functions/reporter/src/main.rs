@@ -1,7 +1,10 @@
-//! The reporter Lambda: builds the clients once, then hands each event to `batchops::reporter::handle`.
+//! The reporter Lambda: builds the clients once, then hands each event to
+//! `batchops::reporter::handle_until` with the invocation's deadline, so that a large report is
+//! continued in a new invocation before Lambda stops this one.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
+use std::time::{Duration, UNIX_EPOCH};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -9,7 +12,8 @@ async fn main() -> Result<(), Error> {
     let ctx = batchops::Context::from_env().await?;
     let ctx = &ctx;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        batchops::reporter::handle(ctx, event.payload)
+        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+        batchops::reporter::handle_until(ctx, event.payload, Some(deadline))
             .await
             .map_err(Error::from)
     }))
