@@ -476,7 +476,7 @@ async fn an_inventory_arrival_starts_the_templated_job_automatically() {
     .await;
 
     s.run_until_idle().await;
-    let jobs = control::list_jobs(&s.ctx, &[]).await.unwrap();
+    let jobs = control::list_jobs(&s.ctx, &[], None, None).await.unwrap();
     let jobs = serde_json::to_value(jobs).unwrap();
     let jobs = jobs["Jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 1, "one job per arrival: {jobs:?}");

@@ -551,7 +551,10 @@ async fn template_events_and_a_direct_inventory_arrival_start_a_job() {
         planner::handle(&s.ctx, arrival.clone()).await.unwrap(),
         Value::Null
     );
-    let jobs = control::list_jobs(&s.ctx, &[]).await.unwrap().jobs;
+    let jobs = control::list_jobs(&s.ctx, &[], None, None)
+        .await
+        .unwrap()
+        .jobs;
     assert_eq!(jobs.len(), 1, "the arrival starts one job: {jobs:?}");
     let job_id = jobs[0].job_id.clone();
     assert_eq!(
@@ -560,7 +563,14 @@ async fn template_events_and_a_direct_inventory_arrival_start_a_job() {
     );
     // The same event delivered again starts nothing new.
     planner::handle(&s.ctx, arrival).await.unwrap();
-    assert_eq!(control::list_jobs(&s.ctx, &[]).await.unwrap().jobs.len(), 1);
+    assert_eq!(
+        control::list_jobs(&s.ctx, &[], None, None)
+            .await
+            .unwrap()
+            .jobs
+            .len(),
+        1
+    );
 
     let job = s.run_job(&job_id).await;
     assert_eq!(job.status, JobStatus::Complete);

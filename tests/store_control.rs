@@ -229,20 +229,25 @@ async fn list_jobs_filters_by_status_newest_first() {
         .await
         .unwrap());
 
-    let all = control::list_jobs(&ctx, &[]).await.unwrap();
+    let all = control::list_jobs(&ctx, &[], None, None).await.unwrap();
     let ids: Vec<_> = all.jobs.iter().map(|j| j.job_id.clone()).collect();
     assert_eq!(ids, vec![c.clone(), b.clone(), a.clone()]);
-    let cancelled = control::list_jobs(&ctx, &[JobStatus::Cancelled])
+    let cancelled = control::list_jobs(&ctx, &[JobStatus::Cancelled], None, None)
         .await
         .unwrap();
     assert_eq!(cancelled.jobs.len(), 1);
     assert_eq!(cancelled.jobs[0].job_id, b);
     assert!(cancelled.jobs[0].termination_date.is_some());
-    let both = control::list_jobs(&ctx, &[JobStatus::Cancelled, JobStatus::Preparing])
-        .await
-        .unwrap();
+    let both = control::list_jobs(
+        &ctx,
+        &[JobStatus::Cancelled, JobStatus::Preparing],
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(both.jobs.len(), 3);
-    assert!(control::list_jobs(&ctx, &[JobStatus::Complete])
+    assert!(control::list_jobs(&ctx, &[JobStatus::Complete], None, None)
         .await
         .unwrap()
         .jobs

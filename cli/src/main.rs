@@ -52,6 +52,12 @@ enum Command {
     ListJobs {
         #[arg(long, num_args = 1.., value_name = "STATUS", value_parser = parse_status)]
         job_statuses: Vec<JobStatus>,
+        /// At most this many jobs (1 to 1,000); the answer's NextToken gives the next page.
+        #[arg(long, value_name = "N")]
+        max_results: Option<usize>,
+        /// The NextToken of the previous page.
+        #[arg(long, value_name = "TOKEN")]
+        next_token: Option<String>,
     },
     /// Confirm a suspended job (Ready) or cancel a job (Cancelled).
     UpdateJobStatus {
@@ -225,9 +231,13 @@ async fn run_control(command: Command, account_id: Option<String>) -> Result<Opt
             pretty(&control::create_job(&ctx, request, confirmation.as_override()).await?)
         }
         Command::DescribeJob { job_id } => pretty(&control::describe_job(&ctx, &job_id).await?),
-        Command::ListJobs { job_statuses } => {
-            pretty(&control::list_jobs(&ctx, &job_statuses).await?)
-        }
+        Command::ListJobs {
+            job_statuses,
+            max_results,
+            next_token,
+        } => pretty(
+            &control::list_jobs(&ctx, &job_statuses, max_results, next_token.as_deref()).await?,
+        ),
         Command::UpdateJobStatus {
             job_id,
             requested_job_status,
@@ -371,7 +381,7 @@ mod tests {
         .unwrap();
         assert_eq!(cli.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
         match cli.command {
-            Command::ListJobs { job_statuses } => {
+            Command::ListJobs { job_statuses, .. } => {
                 assert_eq!(job_statuses, vec![JobStatus::Active, JobStatus::Complete])
             }
             other => panic!("{other:?}"),

@@ -96,6 +96,8 @@ pub struct JobTimers {
 #[serde(rename_all = "PascalCase")]
 pub struct ListJobsResponse {
     pub jobs: Vec<JobListDescriptor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
 }
 
 /// S3 Control's JobListDescriptor.
@@ -331,12 +333,29 @@ pub fn job_list_descriptor(job: &Job, now: DateTime<Utc>) -> JobListDescriptor {
     }
 }
 
-/// ListJobs: every job, or those in `statuses`, newest first.
-pub async fn list_jobs(ctx: &Context, statuses: &[JobStatus]) -> Result<ListJobsResponse> {
-    let jobs = Store::from_context(ctx).list_jobs(statuses).await?;
+/// ListJobs: the jobs (or those in `statuses`), newest first, a page of at most `max_results`
+/// (S3 Control's MaxResults, 1 to 1,000; default 1,000) from `next_token` on; the response's
+/// NextToken asks for the next page.
+pub async fn list_jobs(
+    ctx: &Context,
+    statuses: &[JobStatus],
+    max_results: Option<usize>,
+    next_token: Option<&str>,
+) -> Result<ListJobsResponse> {
+    let max = max_results.unwrap_or(crate::store::MAX_LIST_RESULTS);
+    if !(1..=crate::store::MAX_LIST_RESULTS).contains(&max) {
+        return Err(Error::InvalidRequest(format!(
+            "MaxResults must be between 1 and {}, got {max}",
+            crate::store::MAX_LIST_RESULTS
+        )));
+    }
+    let (jobs, next_token) = Store::from_context(ctx)
+        .list_jobs_page(statuses, max, next_token)
+        .await?;
     let now = Utc::now();
     Ok(ListJobsResponse {
         jobs: jobs.iter().map(|j| job_list_descriptor(j, now)).collect(),
+        next_token,
     })
 }
 
@@ -360,6 +379,9 @@ pub async fn update_job_status(
             continue;
         }
         info!(job_id, from = %current, to = %target, "job status updated");
+        if target.is_terminal() {
+            store.expire_ended_job(job_id).await;
+        }
         // A confirmed job is planned now. A job cancelled before it was planned has no batches
         // that could finish it: the planner settles it (Cancelling → Cancelled) instead.
         if target == JobStatus::Ready
@@ -632,6 +654,10 @@ pub struct ListJobsInput {
     #[serde(default)]
     pub job_statuses: Vec<JobStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
 }
 
@@ -719,7 +745,15 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
     match ControlRequest::parse(&event)? {
         ControlRequest::CreateJob(request) => to_json(&create_job(ctx, request, None).await?),
         ControlRequest::DescribeJob(input) => to_json(&describe_job(ctx, &input.job_id).await?),
-        ControlRequest::ListJobs(input) => to_json(&list_jobs(ctx, &input.job_statuses).await?),
+        ControlRequest::ListJobs(input) => to_json(
+            &list_jobs(
+                ctx,
+                &input.job_statuses,
+                input.max_results,
+                input.next_token.as_deref(),
+            )
+            .await?,
+        ),
         ControlRequest::UpdateJobStatus(input) => to_json(
             &update_job_status(
                 ctx,
@@ -1138,7 +1172,8 @@ mod tests {
             ControlRequest::parse(&cases[2]).unwrap(),
             ControlRequest::ListJobs(ListJobsInput {
                 job_statuses: vec![JobStatus::Active, JobStatus::Complete],
-                account_id: None
+                account_id: None,
+                ..Default::default()
             })
         );
         assert_eq!(

@@ -155,7 +155,7 @@ async fn not_run(
         .await?
         == SegmentCommit::Lost
     {
-        return Ok(BatchResult::Duplicate);
+        return lost_race(ctx, store, &job.job_id, &pending.batch_id).await;
     }
     finalize_if_done(ctx, &job.job_id).await?;
     Ok(BatchResult::NotRun(n))
@@ -200,7 +200,7 @@ async fn run_segment(
             if let Some(key) = &part_key {
                 delete_part(ctx, key).await;
             }
-            return Ok(BatchResult::Duplicate);
+            return lost_race(ctx, store, &job.job_id, batch_id).await;
         }
     };
     check_failure_threshold(ctx, &job.job_id).await?;
@@ -217,6 +217,29 @@ async fn run_segment(
         done: to,
         remaining: rest.tasks.len() as u64,
     })
+}
+
+/// Another delivery of the batch committed first. When the batch is done, this copy is a
+/// duplicate. Otherwise that delivery may have stopped right after its commit, before handing
+/// the rest on: this copy comes back later (an error) and then goes on from where the batch
+/// stands, unless it is done by then.
+async fn lost_race(
+    ctx: &Context,
+    store: &Store,
+    job_id: &str,
+    batch_id: &str,
+) -> Result<BatchResult> {
+    let done = store
+        .get_batch(job_id, batch_id)
+        .await?
+        .is_some_and(|r| r.is_done());
+    if done {
+        finalize_if_done(ctx, job_id).await?;
+        return Ok(BatchResult::Duplicate);
+    }
+    Err(Error::Other(format!(
+        "batch {batch_id} of job {job_id}: another delivery committed first and the batch is not done; this copy is retried later in case that delivery stopped before handing the rest on"
+    )))
 }
 
 pub fn count(outcomes: &[TaskOutcome]) -> BatchCounts {

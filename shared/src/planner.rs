@@ -425,6 +425,7 @@ async fn fail_preparing(ctx: &Context, job: &Job, from: JobStatus, err: Error) -
     Store::from_context(ctx)
         .transition(&job.job_id, from, JobStatus::Failed, None, Some(failure))
         .await?;
+    Store::from_context(ctx).expire_ended_job(&job.job_id).await;
     Ok(())
 }
 

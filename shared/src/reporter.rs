@@ -25,6 +25,7 @@ use aws_sdk_s3::types::ServerSideEncryption;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Optional size limit of one report file, in bytes (default [`DEFAULT_MAX_FILE_BYTES`]). The
@@ -83,8 +84,6 @@ pub enum Finalized {
     Ended(JobStatus),
     /// Time ran out: the state is saved and a continuation is on the report queue.
     Continued,
-    /// Another reporter saved the job's report state first; it goes on, this one stops.
-    Overtaken,
 }
 
 /// The reporter function's handler. The event is an SQS event whose records carry
@@ -122,7 +121,7 @@ pub async fn handle_until(
         Finalized::Ended(status) => {
             json!({ "FinalizeJobId": request.job_id, "Status": status.as_str() })
         }
-        Finalized::Continued | Finalized::Overtaken => {
+        Finalized::Continued => {
             json!({ "FinalizeJobId": request.job_id, "Continued": true })
         }
     };
@@ -172,6 +171,10 @@ pub struct ReportState {
     pub cursor: Option<String>,
     pub succeeded: OpenFileState,
     pub failed: OpenFileState,
+    /// Where the bytes so far of each open file are saved (system bucket), per status. Each save
+    /// gets a key of its own, so a reporter that loses the race to save the state cannot
+    /// overwrite the winner's bytes.
+    pub staged: BTreeMap<String, String>,
     /// Report files written so far, in the order they were written.
     pub results: Vec<ReportResult>,
     /// Why the job fails, when the report could not be made.
@@ -202,6 +205,7 @@ impl ReportState {
             cursor: None,
             succeeded: OpenFileState::default(),
             failed: OpenFileState::default(),
+            staged: BTreeMap::new(),
             results: Vec::new(),
             failure: None,
             expires_at: None,
@@ -242,12 +246,15 @@ async fn finalize(
             }
         };
         // Each phase's end, and each stop for time, is saved; only the last save may fail.
-        if !store.save_report_state(job_id, step, &state).await? {
-            tracing::info!(
-                job_id,
-                "another reporter saved this report first; it goes on"
-            );
-            return Ok(Finalized::Overtaken);
+        if !store
+            .save_report_state(job_id, step, &state, state.expires_at)
+            .await?
+        {
+            // That reporter may have stopped right after saving: this request comes back later
+            // (and then finds the job ended, or goes on from where the report stands).
+            return Err(Error::Other(format!(
+                "job {job_id}: another reporter saved the report's state first; this request is retried later"
+            )));
         }
         step += 1;
         if progress == Progress::OutOfTime {
@@ -439,20 +446,21 @@ async fn report_rows(
         (TaskStatus::Succeeded, state.succeeded),
         (TaskStatus::Failed, state.failed),
     ] {
-        let bytes = if open.rows > 0 {
-            read_staged_file(ctx, &job.job_id, status, open.index).await?
-        } else {
-            Vec::new()
+        let bytes = match state.staged.get(status.as_str()) {
+            Some(key) if open.rows > 0 => read_staged_file(ctx, key).await?,
+            _ => Vec::new(),
         };
         builder.resume_file(status, open, bytes);
     }
     let result = add_parts(ctx, store, job, state, stop_at, &mut builder, &mut writer).await;
     match result {
         Ok(Progress::OutOfTime) => {
+            state.staged.clear();
             for status in [TaskStatus::Succeeded, TaskStatus::Failed] {
                 let (open, bytes) = builder.open_file(status);
                 if open.rows > 0 {
-                    stage_file(ctx, &job.job_id, status, open.index, bytes).await?;
+                    let key = stage_file(ctx, &job.job_id, status, open.index, bytes).await?;
+                    state.staged.insert(status.as_str().to_string(), key);
                 }
                 *match status {
                     TaskStatus::Succeeded => &mut state.succeeded,
@@ -470,6 +478,7 @@ async fn report_rows(
             state.results = Vec::new();
             state.succeeded = OpenFileState::default();
             state.failed = OpenFileState::default();
+            state.staged.clear();
             state.phase = ReportPhase::Expire;
             state.cursor = None;
             Ok(Progress::PhaseDone)
@@ -522,22 +531,20 @@ async fn add_parts(
     }
 }
 
-/// Key, in the system bucket, of a report file being filled, saved between invocations.
-fn staged_file_key(job_id: &str, status: TaskStatus, index: u32) -> String {
-    format!(
-        "staging/job-{job_id}/report/{}-{index:06}.csv",
-        status.as_str()
-    )
-}
-
+/// Saves the bytes of a report file being filled to a key of its own in the system bucket, for
+/// the invocation that continues; returns the key.
 async fn stage_file(
     ctx: &Context,
     job_id: &str,
     status: TaskStatus,
     index: u32,
     bytes: &[u8],
-) -> Result<(), Problem> {
-    let key = staged_file_key(job_id, status, index);
+) -> Result<String, Problem> {
+    let key = format!(
+        "staging/job-{job_id}/report/{}-{index:06}-{}.csv",
+        status.as_str(),
+        uuid::Uuid::new_v4().simple()
+    );
     ctx.s3
         .put_object()
         .bucket(&ctx.settings.system_bucket)
@@ -546,21 +553,15 @@ async fn stage_file(
         .send()
         .await
         .map_err(|e| Problem::Retry(Error::aws("S3", "PutObject", e)))?;
-    Ok(())
+    Ok(key)
 }
 
-async fn read_staged_file(
-    ctx: &Context,
-    job_id: &str,
-    status: TaskStatus,
-    index: u32,
-) -> Result<Vec<u8>, Problem> {
-    let key = staged_file_key(job_id, status, index);
+async fn read_staged_file(ctx: &Context, key: &str) -> Result<Vec<u8>, Problem> {
     let object = ctx
         .s3
         .get_object()
         .bucket(&ctx.settings.system_bucket)
-        .key(&key)
+        .key(key)
         .send()
         .await
         .map_err(|e| Problem::Retry(Error::aws("S3", "GetObject", e)))?;

@@ -102,6 +102,16 @@ const BATCH_SK_PREFIX: &str = "BATCH#";
 const PLAN_SK_PREFIX: &str = "PLAN#";
 const REPORT_SK: &str = "REPORT";
 
+/// The job list index: every job item carries `list_pk = "JOBS"` and `list_sk = <creation time>#<id>`,
+/// so ListJobs is one Query, newest first. Only the status and the TTL are projected, so that
+/// the commits that update a job's counters do not write to the index.
+pub const JOBS_INDEX: &str = "jobs-by-creation";
+const A_LIST_PK: &str = "list_pk";
+const A_LIST_SK: &str = "list_sk";
+const LIST_PK_JOBS: &str = "JOBS";
+/// S3 Control's largest ListJobs page.
+pub const MAX_LIST_RESULTS: usize = 1000;
+
 /// How long a job and everything it left in the table are kept after it ends, as S3 keeps jobs:
 /// the items carry the table's TTL attribute, `ttl`, this long after the job's end.
 pub const RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -179,7 +189,8 @@ impl Store {
         &self.table
     }
 
-    /// Creates the table (on-demand billing, keys `pk`/`sk`) when missing; for `batchops local up`.
+    /// Creates the table (on-demand billing, keys `pk`/`sk`, the job list index) when missing,
+    /// and adds the index to a table made without it; for `batchops local up` and tests.
     pub async fn create_table_if_missing(&self) -> Result<()> {
         if self.table_status().await?.is_none() {
             let created = self
@@ -189,8 +200,11 @@ impl Store {
                 .billing_mode(BillingMode::PayPerRequest)
                 .attribute_definitions(string_attribute(PK)?)
                 .attribute_definitions(string_attribute(SK)?)
+                .attribute_definitions(string_attribute(A_LIST_PK)?)
+                .attribute_definitions(string_attribute(A_LIST_SK)?)
                 .key_schema(key_element(PK, KeyType::Hash)?)
                 .key_schema(key_element(SK, KeyType::Range)?)
+                .global_secondary_indexes(jobs_index()?)
                 .send()
                 .await;
             match created {
@@ -202,7 +216,48 @@ impl Store {
                 Err(e) => return Err(Error::aws("DynamoDB", "CreateTable", e)),
             }
         }
-        self.wait_until_active().await
+        self.wait_until_active().await?;
+        if !self.has_jobs_index().await? {
+            self.client
+                .update_table()
+                .table_name(&self.table)
+                .attribute_definitions(string_attribute(A_LIST_PK)?)
+                .attribute_definitions(string_attribute(A_LIST_SK)?)
+                .global_secondary_index_updates(
+                    aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+                        .create(
+                            aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+                                .index_name(JOBS_INDEX)
+                                .key_schema(key_element(A_LIST_PK, KeyType::Hash)?)
+                                .key_schema(key_element(A_LIST_SK, KeyType::Range)?)
+                                .projection(jobs_index_projection())
+                                .build()
+                                .map_err(|e| Error::Other(format!("building the index: {e}")))?,
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| Error::aws("DynamoDB", "UpdateTable", e))?;
+            self.wait_until_active().await?;
+        }
+        Ok(())
+    }
+
+    async fn has_jobs_index(&self) -> Result<bool> {
+        let out = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "DescribeTable", e))?;
+        Ok(out
+            .table()
+            .map(|t| t.global_secondary_indexes())
+            .unwrap_or_default()
+            .iter()
+            .any(|i| i.index_name() == Some(JOBS_INDEX)))
     }
 
     async fn table_status(&self) -> Result<Option<TableStatus>> {
@@ -350,34 +405,132 @@ impl Store {
         job_from_item(&item)
     }
 
-    /// Every job, or those in the given statuses, newest first.
+    /// Every job, or those in the given statuses, newest first (all pages of the index).
     pub async fn list_jobs(&self, statuses: &[JobStatus]) -> Result<Vec<Job>> {
         let mut jobs = Vec::new();
-        let mut start_key: Option<Item> = None;
+        let mut token = None;
         loop {
-            let out = self
+            let (page, next) = self
+                .list_jobs_page(statuses, MAX_LIST_RESULTS, token.as_deref())
+                .await?;
+            jobs.extend(page);
+            match next {
+                Some(next) => token = Some(next),
+                None => return Ok(jobs),
+            }
+        }
+    }
+
+    /// Up to `max_results` jobs (those in `statuses`, or all), newest first, after the position
+    /// `next_token` names, and the token of the next page when there may be more. Reads the job
+    /// list index (no Scan), so a page costs the same whatever the number of jobs; jobs that
+    /// ended more than 90 days ago are not listed.
+    pub async fn list_jobs_page(
+        &self,
+        statuses: &[JobStatus],
+        max_results: usize,
+        next_token: Option<&str>,
+    ) -> Result<(Vec<Job>, Option<String>)> {
+        let max_results = max_results.clamp(1, MAX_LIST_RESULTS);
+        let mut start = next_token.map(decode_list_token).transpose()?;
+        let mut keys: Vec<Item> = Vec::new();
+        let token = loop {
+            let remaining = (max_results - keys.len()) as i32;
+            let mut filter = "(attribute_not_exists(#ttl) OR #ttl > :now)".to_string();
+            let mut request = self
                 .client
-                .scan()
+                .query()
                 .table_name(&self.table)
-                .filter_expression("sk = :job")
-                .expression_attribute_values(":job", s(JOB_SK))
-                .consistent_read(true)
-                .set_exclusive_start_key(start_key.take())
+                .index_name(JOBS_INDEX)
+                .key_condition_expression("list_pk = :jobs")
+                .expression_attribute_values(":jobs", s(LIST_PK_JOBS))
+                .expression_attribute_values(":now", n(Utc::now().timestamp()))
+                .expression_attribute_names("#ttl", A_TTL)
+                .scan_index_forward(false)
+                .limit(remaining)
+                .set_exclusive_start_key(start.take());
+            if !statuses.is_empty() {
+                let names: Vec<String> = (0..statuses.len()).map(|i| format!(":s{i}")).collect();
+                filter.push_str(&format!(" AND #status IN ({})", names.join(", ")));
+                request = request.expression_attribute_names("#status", A_STATUS);
+                for (name, status) in names.iter().zip(statuses) {
+                    request = request.expression_attribute_values(name, s(status.as_str()));
+                }
+            }
+            let out = request
+                .filter_expression(filter)
                 .send()
                 .await
-                .map_err(|e| Error::aws("DynamoDB", "Scan", e))?;
-            for item in out.items() {
-                let job = job_from_item(item)?;
-                if statuses.is_empty() || statuses.contains(&job.status) {
+                .map_err(|e| Error::aws("DynamoDB", "Query", e))?;
+            keys.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key.filter(|k| !k.is_empty()) {
+                Some(last) if keys.len() >= max_results => break Some(encode_list_token(&last)?),
+                Some(last) => start = Some(last),
+                None => break None,
+            }
+        };
+        let jobs = self.get_jobs(&keys).await?;
+        Ok((jobs, token))
+    }
+
+    /// The job items of the given index entries, in their order (consistent reads).
+    async fn get_jobs(&self, entries: &[Item]) -> Result<Vec<Job>> {
+        let mut jobs = Vec::with_capacity(entries.len());
+        for chunk in entries.chunks(100) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|e| {
+                    Ok(Item::from([
+                        (PK.to_string(), s(get_s(e, PK)?)),
+                        (SK.to_string(), s(JOB_SK)),
+                    ]))
+                })
+                .collect::<Result<_>>()?;
+            let mut found: HashMap<String, Job> = HashMap::new();
+            let mut pending = keys;
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                attempt += 1;
+                let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| Error::Other(format!("building BatchGetItem: {e}")))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| Error::aws("DynamoDB", "BatchGetItem", e))?;
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    let job = job_from_item(&item)?;
+                    found.insert(job.job_id.clone(), job);
+                }
+                pending = out
+                    .unprocessed_keys
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    tokio::time::sleep(commit_backoff(attempt)).await;
+                }
+            }
+            for entry in chunk {
+                let pk = get_s(entry, PK)?;
+                let id = pk.strip_prefix("JOB#").unwrap_or(pk);
+                // An entry whose item vanished meanwhile (expired) is skipped.
+                if let Some(job) = found.remove(id) {
                     jobs.push(job);
                 }
             }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start_key = Some(key),
-                _ => break,
-            }
         }
-        sort_newest_first(&mut jobs);
         Ok(jobs)
     }
 
@@ -886,6 +1039,14 @@ impl Store {
         Ok(Some((get_n_or_zero(&item, A_STEP)?, state)))
     }
 
+    /// When the report state was last saved; `None` before the reporter began.
+    pub async fn report_saved_at(&self, job_id: &str) -> Result<Option<DateTime<Utc>>> {
+        match self.get_item(job_pk(job_id), REPORT_SK.to_string()).await? {
+            Some(item) => get_opt_time(&item, A_UPDATED_AT),
+            None => Ok(None),
+        }
+    }
+
     /// Saves the report state as step `step`, if the saved one is still step `step - 1` (or,
     /// for step 0, none is saved): of two reporters working on one job, one saves and the other
     /// learns that it lost (false) and stops.
@@ -894,17 +1055,25 @@ impl Store {
         job_id: &str,
         step: u64,
         state: &T,
+        expires_at: Option<i64>,
     ) -> Result<bool> {
         let json = serde_json::to_string(state)
             .map_err(|e| Error::Other(format!("cannot encode the report state: {e}")))?;
+        let mut item = Item::from([
+            (PK.to_string(), s(&job_pk(job_id))),
+            (SK.to_string(), s(REPORT_SK)),
+            (A_STEP.to_string(), n(step)),
+            (A_STATE.to_string(), s(&json)),
+            (A_UPDATED_AT.to_string(), s(&time_to_string(Utc::now()))),
+        ]);
+        if let Some(ttl) = expires_at {
+            item.insert(A_TTL.to_string(), n(ttl));
+        }
         let mut request = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item(PK, s(&job_pk(job_id)))
-            .item(SK, s(REPORT_SK))
-            .item(A_STEP, n(step))
-            .item(A_STATE, s(&json));
+            .set_item(Some(item));
         request = if step == 0 {
             request.condition_expression("attribute_not_exists(pk)")
         } else {
@@ -1027,6 +1196,23 @@ impl Store {
             if crate::deadline::is_past(stop_at) {
                 return Ok(after_sk);
             }
+        }
+    }
+
+    /// Gives the items of a job that ended without the reporter (failed while preparing,
+    /// cancelled before it ran, Suspended too long) their TTL: a few items, all at once. Best
+    /// effort: a failure is logged, and the items then stay until deleted by hand.
+    pub async fn expire_ended_job(&self, job_id: &str) {
+        let result = async {
+            let job = self.get_job(job_id).await?;
+            let ended = job.termination_date.unwrap_or_else(Utc::now);
+            self.expire_job_items(&job, expiry_of(ended), None, None)
+                .await
+                .map(|_| ())
+        }
+        .await;
+        if let Err(err) = result {
+            warn!(job_id, error = %err, "could not give the items of an ended job their TTL");
         }
     }
 
@@ -1233,14 +1419,6 @@ fn is_transient_transaction_error(
     }
 }
 
-fn sort_newest_first(jobs: &mut [Job]) {
-    jobs.sort_by(|a, b| {
-        b.creation_time
-            .cmp(&a.creation_time)
-            .then_with(|| b.job_id.cmp(&a.job_id))
-    });
-}
-
 /// The changes of one status transition, as an update expression and its values.
 #[derive(Debug, Default, PartialEq)]
 struct TransitionUpdate {
@@ -1311,6 +1489,69 @@ fn transition_update(
             .push((":empty".into(), AttributeValue::L(vec![])));
     }
     update
+}
+
+fn jobs_index_projection() -> aws_sdk_dynamodb::types::Projection {
+    aws_sdk_dynamodb::types::Projection::builder()
+        .projection_type(aws_sdk_dynamodb::types::ProjectionType::Include)
+        .non_key_attributes(A_STATUS)
+        .non_key_attributes(A_TTL)
+        .build()
+}
+
+fn jobs_index() -> Result<aws_sdk_dynamodb::types::GlobalSecondaryIndex> {
+    aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
+        .index_name(JOBS_INDEX)
+        .key_schema(key_element(A_LIST_PK, KeyType::Hash)?)
+        .key_schema(key_element(A_LIST_SK, KeyType::Range)?)
+        .projection(jobs_index_projection())
+        .build()
+        .map_err(|e| Error::Other(format!("building the job list index: {e}")))
+}
+
+/// The job list index's sort key: creation time with a fixed number of digits (so that text
+/// order is time order), then the id.
+fn list_sort_key(job: &Job) -> String {
+    format!(
+        "{}#{}",
+        job.creation_time
+            .to_rfc3339_opts(SecondsFormat::Nanos, true),
+        job.job_id
+    )
+}
+
+/// A ListJobs NextToken: the index position to go on after, base64 of its keys.
+fn encode_list_token(last: &Item) -> Result<String> {
+    use base64::Engine;
+    let keys = serde_json::json!({
+        "ListSk": get_s(last, A_LIST_SK)?,
+        "Pk": get_s(last, PK)?,
+    });
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(keys.to_string()))
+}
+
+fn decode_list_token(token: &str) -> Result<Item> {
+    use base64::Engine;
+    let invalid = || {
+        Error::InvalidRequest(format!(
+            "NextToken {token:?} is not a token that ListJobs gave"
+        ))
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| invalid())?;
+    let keys: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let list_sk = keys["ListSk"].as_str().ok_or_else(invalid)?;
+    let pk = keys["Pk"]
+        .as_str()
+        .filter(|pk| pk.starts_with("JOB#"))
+        .ok_or_else(invalid)?;
+    Ok(Item::from([
+        (A_LIST_PK.to_string(), s(LIST_PK_JOBS)),
+        (A_LIST_SK.to_string(), s(list_sk)),
+        (PK.to_string(), s(pk)),
+        (SK.to_string(), s(JOB_SK)),
+    ]))
 }
 
 /// The TTL (epoch seconds) of the items of a job that ended at `ended`.
@@ -1456,6 +1697,8 @@ pub fn job_to_item(job: &Job) -> Result<Item> {
         (PK.to_string(), s(&job_pk(&job.job_id))),
         (SK.to_string(), s(JOB_SK)),
         (A_JOB_ID.to_string(), s(&job.job_id)),
+        (A_LIST_PK.to_string(), s(LIST_PK_JOBS)),
+        (A_LIST_SK.to_string(), s(&list_sort_key(job))),
         (A_REQUEST.to_string(), s(&request)),
         (A_STATUS.to_string(), s(job.status.as_str())),
         (A_PRIORITY.to_string(), n(job.priority)),
@@ -1927,27 +2170,42 @@ mod tests {
     }
 
     #[test]
-    fn jobs_sort_newest_first() {
-        let mut jobs = vec![
-            Job {
-                job_id: "a".into(),
-                creation_time: time(1, 0),
-                ..full_job()
-            },
-            Job {
-                job_id: "b".into(),
-                creation_time: time(3, 0),
-                ..full_job()
-            },
-            Job {
-                job_id: "c".into(),
-                creation_time: time(2, 0),
-                ..full_job()
-            },
+    fn the_list_index_orders_jobs_newest_first_by_text() {
+        let job = |id: &str, secs: i64, nanos: u32| Job {
+            job_id: id.into(),
+            creation_time: time(secs, nanos),
+            ..full_job()
+        };
+        let mut keys = [
+            list_sort_key(&job("a", 1, 0)),
+            list_sort_key(&job("b", 3, 0)),
+            list_sort_key(&job("c", 1, 500_000_000)),
+            list_sort_key(&job("d", 1, 5)),
         ];
-        sort_newest_first(&mut jobs);
-        let ids: Vec<_> = jobs.iter().map(|j| j.job_id.as_str()).collect();
-        assert_eq!(ids, ["b", "c", "a"]);
+        keys.sort_by(|x, y| y.cmp(x));
+        let ids: Vec<&str> = keys.iter().map(|k| k.rsplit('#').next().unwrap()).collect();
+        assert_eq!(ids, ["b", "c", "d", "a"], "{keys:?}");
+    }
+
+    #[test]
+    fn list_tokens_round_trip_and_bad_ones_are_refused() {
+        let item = Item::from([
+            (A_LIST_PK.to_string(), s(LIST_PK_JOBS)),
+            (
+                A_LIST_SK.to_string(),
+                s("2026-12-02T00:00:00.000000000Z#j1"),
+            ),
+            (PK.to_string(), s("JOB#j1")),
+            (SK.to_string(), s(JOB_SK)),
+        ]);
+        let token = encode_list_token(&item).unwrap();
+        assert_eq!(decode_list_token(&token).unwrap(), item);
+        for bad in ["", "not base64!", "e30"] {
+            assert!(
+                matches!(decode_list_token(bad), Err(Error::InvalidRequest(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -137,7 +137,12 @@ async fn check_job(
     }
     if job.progress.all_batches_committed() {
         let resend = ctx.settings.finalize_resend_after;
-        if send_finalize(ctx, &job.job_id, Some(resend)).await? {
+        // A long report is written in many invocations: one that saved lately is alive.
+        let reporting = store
+            .report_saved_at(&job.job_id)
+            .await?
+            .is_some_and(|at| (now - at).to_std().unwrap_or_default() < resend);
+        if !reporting && send_finalize(ctx, &job.job_id, Some(resend)).await? {
             let action = format!(
                 "sweeper: every batch had committed but the job had not ended; sent the finalize request again at {}",
                 time_text(now)
@@ -201,6 +206,7 @@ async fn expire_suspended(
             &job.job_id,
             "sweeper: Suspended for more than 30 days; the job failed".into(),
         );
+        store.expire_ended_job(&job.job_id).await;
     }
     Ok(())
 }
@@ -477,7 +483,9 @@ async fn dead_plan_request(ctx: &Context, body: &str, summary: &mut SweepSummary
     {
         return Ok(false);
     }
-    if to != JobStatus::Failed {
+    if to == JobStatus::Failed {
+        store.expire_ended_job(&job.job_id).await;
+    } else {
         // The planner closes the job's parts where they stand and records its totals.
         crate::queue::send_plan_request(ctx, &job.job_id).await?;
     }

@@ -281,6 +281,21 @@ pub async fn delete(ctx: &Context, queue_url: &str, message: &aws_sdk_sqs::types
     }
 }
 
+/// Makes a received message visible again at once, as a failed Lambda invocation would (after
+/// its visibility timeout).
+pub async fn release(ctx: &Context, queue_url: &str, message: &aws_sdk_sqs::types::Message) {
+    if let Some(handle) = message.receipt_handle() {
+        ctx.sqs
+            .change_message_visibility()
+            .queue_url(queue_url)
+            .receipt_handle(handle)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("release message");
+    }
+}
+
 /// A received message as the one-record SQS event that Lambda would deliver to a handler.
 pub fn sqs_event(message: &aws_sdk_sqs::types::Message) -> serde_json::Value {
     serde_json::json!({"Records": [{

@@ -1,0 +1,396 @@
+//! Reports of any size, and what is kept after a job: the reporter continued after every result
+//! part, or killed mid-way and run twice at once, writes the same bytes as in one go; every item
+//! of an ended job gets the table's TTL; ListJobs pages through the job list index.
+
+mod common;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use batchops::control;
+use batchops::job::{CreateJobRequest, JobStatus};
+use batchops::report::{self, ReportManifest, TaskStatus};
+use batchops::store::Store;
+use batchops::{executor, planner, reporter, Error};
+use common::stack::{csv_job, stack_with, tagging, Stack};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// Rows of the shared manifest: about six per batch at 300-byte messages, so over 200 batches.
+const ROWS: usize = 1300;
+
+/// A stack whose batches and report files are small, so that a modest job has many of each.
+async fn small_stack(tweak: impl FnOnce(&mut batchops::context::Settings)) -> Stack {
+    stack_with(false, |st| {
+        st.max_message_bytes = 300;
+        st.report_max_file_bytes = 6000;
+        tweak(st);
+    })
+    .await
+}
+
+/// Creates the job with a given id (the same in every twin stack, so that report file names,
+/// which derive from the id, are the same) and queues its plan request.
+async fn create_job_with_id(s: &Stack, job_id: &str, request: &Value) {
+    let request = CreateJobRequest::parse(&request.to_string()).unwrap();
+    request.validate().unwrap();
+    let job = control::new_job(job_id.to_string(), request, chrono::Utc::now());
+    Store::from_context(&s.ctx).put_new_job(&job).await.unwrap();
+    batchops::queue::send_plan_request(&s.ctx, job_id)
+        .await
+        .unwrap();
+}
+
+/// The report's manifest.json and its files by name.
+async fn report_files(
+    s: &Stack,
+    bucket: &str,
+    job_id: &str,
+) -> (ReportManifest, BTreeMap<String, Vec<u8>>) {
+    let key = report::report_manifest_key(Some("reports"), job_id);
+    let manifest: ReportManifest = serde_json::from_slice(&s.get(bucket, &key).await).unwrap();
+    let mut files = BTreeMap::new();
+    for result in &manifest.results {
+        let body = s.get(&result.bucket, &result.key).await;
+        assert_eq!(common::md5_hex(&body), result.md5_checksum);
+        let name = result.key.rsplit('/').next().unwrap().to_string();
+        files.insert(name, body);
+    }
+    (manifest, files)
+}
+
+/// Plans and executes the job by hand, then runs the reporter as Lambda and SQS would under
+/// trouble: some invocations are killed at a random await point (their message comes back),
+/// and some finalize requests are delivered twice at once.
+async fn report_with_kills_and_duplicates(s: &Stack, job_id: &str, seed: u64) -> (u64, u64) {
+    loop {
+        let plans = common::receive(&s.ctx, &s.ctx.settings.plan_queue_url).await;
+        let tasks = common::receive(&s.ctx, &s.ctx.settings.task_queue_url).await;
+        if plans.is_empty() && tasks.is_empty() {
+            break;
+        }
+        for message in plans {
+            planner::handle(&s.ctx, common::sqs_event(&message))
+                .await
+                .unwrap();
+            common::delete(&s.ctx, &s.ctx.settings.plan_queue_url, &message).await;
+        }
+        for message in tasks {
+            executor::process_message(&s.ctx, message.body().unwrap())
+                .await
+                .unwrap();
+            common::delete(&s.ctx, &s.ctx.settings.task_queue_url, &message).await;
+        }
+    }
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let (mut kills, mut duplicates, mut idle) = (0, 0, 0);
+    let url = s.ctx.settings.report_queue_url.clone();
+    for _ in 0..10_000 {
+        let store = Store::from_context(&s.ctx);
+        if store.get_job(job_id).await.unwrap().status.is_terminal() {
+            return (kills, duplicates);
+        }
+        let messages = common::receive(&s.ctx, &url).await;
+        if messages.is_empty() {
+            // Nothing on the queue: the sweeper, as its schedule would, resends what was lost.
+            idle += 1;
+            if idle % 20 == 0 {
+                batchops::sweeper::sweep(&s.ctx).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        idle = 0;
+        for message in messages {
+            let event = common::sqs_event(&message);
+            let handled = if rng.u8(..10) == 0 {
+                duplicates += 1;
+                let twin = reporter::handle(&s.ctx, event.clone());
+                let (a, b) = tokio::join!(twin, reporter::handle(&s.ctx, event));
+                Some(succeeded(a) && succeeded(b))
+            } else if rng.u8(..3) == 0 {
+                kills += 1;
+                let budget = Duration::from_millis(rng.u64(1..30));
+                tokio::time::timeout(budget, reporter::handle(&s.ctx, event))
+                    .await
+                    .ok()
+                    .map(succeeded)
+            } else {
+                Some(succeeded(reporter::handle(&s.ctx, event).await))
+            };
+            // A killed or failed invocation's message comes back, as SQS returns it.
+            if handled == Some(true) {
+                common::delete(&s.ctx, &url, &message).await;
+            } else {
+                common::release(&s.ctx, &url, &message).await;
+            }
+        }
+    }
+    panic!("the report of {job_id} did not finish");
+}
+
+/// Whether the reporter handled its one-record SQS event (no batch item failure).
+fn succeeded(answer: batchops::Result<Value>) -> bool {
+    let answer = answer.unwrap();
+    answer["batchItemFailures"]
+        .as_array()
+        .is_some_and(Vec::is_empty)
+}
+
+#[tokio::test]
+async fn reports_continued_after_every_part_or_killed_midway_are_byte_identical_to_one_made_at_once(
+) {
+    let one_go = small_stack(|_| {}).await;
+    let data = one_go.bucket("data");
+    one_go.create_bucket(&data).await;
+    let mut rows = Vec::new();
+    for i in 0..ROWS {
+        let key = format!("row-{i:05}");
+        // Every third object is missing: failed rows, in files of their own.
+        if i % 3 != 0 {
+            one_go.put(&data, &key, "x").await;
+        }
+        rows.push((data.clone(), key));
+    }
+    let etag = one_go.put_manifest(&data, "m.csv", &rows).await;
+    let job_id = format!("report-twin-{}", one_go.id);
+    let twins = [
+        one_go,
+        small_stack(|st| st.reporter_budget = Some(Duration::ZERO)).await,
+        small_stack(|st| {
+            st.reporter_budget = Some(Duration::ZERO);
+            st.finalize_resend_after = Duration::from_secs(1);
+        })
+        .await,
+    ];
+    let mut reports = Vec::new();
+    for (i, s) in twins.iter().enumerate() {
+        let reports_bucket = s.bucket("reports");
+        s.create_bucket(&reports_bucket).await;
+        let request = csv_job(
+            &data,
+            "m.csv",
+            &etag,
+            tagging(&[("k", "v")]),
+            &reports_bucket,
+            "AllTasks",
+        );
+        create_job_with_id(s, &job_id, &request).await;
+        if i == 2 {
+            let (kills, duplicates) = report_with_kills_and_duplicates(s, &job_id, 11).await;
+            assert!(
+                kills > 10 && duplicates > 5,
+                "{kills} kills, {duplicates} duplicates"
+            );
+        }
+        let summary = s.run_until_idle_summary().await;
+        let job = Store::from_context(&s.ctx).get_job(&job_id).await.unwrap();
+        assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+        assert!(job.progress.batches_committed >= 200, "{:?}", job.progress);
+        if i == 1 {
+            assert!(
+                summary.report_messages >= job.progress.batches_committed,
+                "the reporter continued after every part: {summary:?}"
+            );
+        }
+        reports.push(report_files(s, &reports_bucket, &job_id).await);
+    }
+    let (first_manifest, first_files) = &reports[0];
+    assert!(first_files.len() > 4, "several files of each status");
+    let rows: usize = first_files
+        .values()
+        .map(|f| report::decode_rows(f).unwrap().len())
+        .sum();
+    assert_eq!(rows, ROWS);
+    for (manifest, files) in &reports[1..] {
+        assert_eq!(files, first_files, "the same files, byte for byte");
+        let order = |m: &ReportManifest| {
+            m.results
+                .iter()
+                .map(|r| (r.task_execution_status, r.md5_checksum.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(order(manifest), order(first_manifest));
+        assert_eq!(manifest.report_schema, first_manifest.report_schema);
+    }
+    assert!(first_manifest
+        .results
+        .iter()
+        .any(|r| r.task_execution_status == TaskStatus::Failed));
+}
+
+#[tokio::test]
+async fn every_item_of_an_ended_job_expires_90_days_later_and_then_the_job_is_gone() {
+    let s = small_stack(|_| {}).await;
+    let data = s.bucket("data");
+    s.create_bucket(&data).await;
+    let rows: Vec<(String, String)> = (0..30)
+        .map(|i| (data.clone(), format!("obj-{i:02}")))
+        .collect();
+    for (_, key) in &rows {
+        s.put(&data, key, "x").await;
+    }
+    let etag = s.put_manifest(&data, "m.csv", &rows).await;
+    let mut request = csv_job(
+        &data,
+        "m.csv",
+        &etag,
+        tagging(&[("k", "v")]),
+        &data,
+        "AllTasks",
+    );
+    request["ClientRequestToken"] = Value::String(format!("token-{}", s.id));
+    let job_id = s.create_job(request).await;
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete);
+    let ended = job.termination_date.unwrap().timestamp();
+    let ninety_days = 90 * 24 * 3600;
+
+    let items = s
+        .ctx
+        .dynamodb
+        .query()
+        .table_name(&s.ctx.settings.table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("JOB#{job_id}")))
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let kinds: BTreeSet<String> = items
+        .iter()
+        .map(|i| match &i["sk"] {
+            AttributeValue::S(sk) => sk.split('#').next().unwrap().to_string(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["BATCH", "JOB", "PLAN", "REPORT"].map(String::from).into(),
+        "the job, its batches, plan part and report state"
+    );
+    let mut token = s
+        .ctx
+        .dynamodb
+        .get_item()
+        .table_name(&s.ctx.settings.table)
+        .key("pk", AttributeValue::S(format!("TOKEN#token-{}", s.id)))
+        .key("sk", AttributeValue::S("TOKEN".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the token's record");
+    let mut all = items;
+    all.push(std::mem::take(&mut token));
+    for item in &all {
+        let ttl: i64 = match item.get("ttl") {
+            Some(AttributeValue::N(n)) => n.parse().unwrap(),
+            other => panic!("{:?} has no TTL: {other:?}", item.get("sk")),
+        };
+        assert!(
+            (ttl - (ended + ninety_days)).abs() < 120,
+            "{:?}: TTL {ttl}, job ended {ended}",
+            item.get("sk")
+        );
+    }
+
+    // Ninety days on: DynamoDB may not have deleted it yet, but it is gone for batchops.
+    s.ctx
+        .dynamodb
+        .update_item()
+        .table_name(&s.ctx.settings.table)
+        .key("pk", AttributeValue::S(format!("JOB#{job_id}")))
+        .key("sk", AttributeValue::S("JOB".into()))
+        .update_expression("SET #ttl = :past")
+        .expression_attribute_names("#ttl", "ttl")
+        .expression_attribute_values(":past", AttributeValue::N((ended - 1).to_string()))
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(
+        control::describe_job(&s.ctx, &job_id).await,
+        Err(Error::JobNotFound(_))
+    ));
+    let listed = control::list_jobs(&s.ctx, &[], None, None).await.unwrap();
+    assert!(listed.jobs.iter().all(|j| j.job_id != job_id));
+}
+
+#[tokio::test]
+async fn list_jobs_pages_through_250_jobs_newest_first() {
+    let s = small_stack(|_| {}).await;
+    let data = s.bucket("data");
+    s.create_bucket(&data).await;
+    let etag = s
+        .put_manifest(&data, "m.csv", &[(data.clone(), "k".into())])
+        .await;
+    let request = csv_job(
+        &data,
+        "m.csv",
+        &etag,
+        tagging(&[("k", "v")]),
+        &data,
+        "AllTasks",
+    );
+    let mut created = Vec::new();
+    for i in 0..250 {
+        let job_id = s.create_job(request.clone()).await;
+        if i % 5 == 0 {
+            control::update_job_status(&s.ctx, &job_id, JobStatus::Cancelled, None)
+                .await
+                .unwrap();
+        }
+        created.push(job_id);
+    }
+    let pages = |statuses: Vec<JobStatus>, max: usize| {
+        let ctx = s.ctx.clone();
+        async move {
+            let mut pages = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let page = control::list_jobs(&ctx, &statuses, Some(max), token.as_deref())
+                    .await
+                    .unwrap();
+                pages.push(page.jobs);
+                match page.next_token {
+                    Some(next) => token = Some(next),
+                    None => return pages,
+                }
+            }
+        }
+    };
+    let all = pages(vec![], 100).await;
+    let sizes: Vec<usize> = all.iter().map(Vec::len).collect();
+    assert_eq!(sizes[..3], [100, 100, 50], "{sizes:?}");
+    assert!(sizes[3..].iter().all(|&n| n == 0), "{sizes:?}");
+    let listed: Vec<_> = all.into_iter().flatten().collect();
+    let ids: Vec<String> = listed.iter().map(|j| j.job_id.clone()).collect();
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), 250, "each job once");
+    assert!(
+        listed
+            .windows(2)
+            .all(|w| w[0].creation_time >= w[1].creation_time),
+        "newest first"
+    );
+    let mut newest_first = created.clone();
+    newest_first.reverse();
+    assert_eq!(ids, newest_first);
+
+    let cancelled: Vec<_> = pages(vec![JobStatus::Cancelling], 20)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(cancelled.len(), 50);
+    assert!(cancelled.iter().all(|j| j.status == JobStatus::Cancelling));
+
+    assert!(matches!(
+        control::list_jobs(&s.ctx, &[], Some(0), None).await,
+        Err(Error::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        control::list_jobs(&s.ctx, &[], Some(10), Some("garbage")).await,
+        Err(Error::InvalidRequest(_))
+    ));
+}
