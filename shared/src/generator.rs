@@ -574,7 +574,12 @@ struct ManifestWriter<'a> {
     encryption: Option<GeneratedManifestEncryption>,
     buffer: Vec<u8>,
     upload_id: Option<String>,
+    /// Parts uploaded by this writer.
     parts: Vec<CompletedPart>,
+    /// The number of the next part.
+    next_part: i32,
+    /// Parts were uploaded by an earlier invocation: completing asks S3 for the list.
+    resumed: bool,
 }
 
 impl<'a> ManifestWriter<'a> {
@@ -583,18 +588,33 @@ impl<'a> ManifestWriter<'a> {
         location: &S3ManifestOutputLocation,
         job_id: &str,
     ) -> Result<Self> {
-        let bucket = bucket_name(&location.bucket, "ManifestOutputLocation.Bucket")
-            .map_err(|e| Error::Manifest(e.to_string()))?;
-        Ok(ManifestWriter {
+        Ok(ManifestWriter::to(
             s3,
-            bucket,
-            key: location.manifest_key(job_id),
-            expected_owner: location.expected_manifest_bucket_owner.clone(),
-            encryption: location.manifest_encryption.clone(),
+            &SnapshotTarget::output(location, job_id)?,
+        ))
+    }
+
+    fn to(s3: &'a aws_sdk_s3::Client, target: &SnapshotTarget) -> Self {
+        ManifestWriter {
+            s3,
+            bucket: target.bucket.clone(),
+            key: target.key.clone(),
+            expected_owner: target.expected_owner.clone(),
+            encryption: target.encryption.clone(),
             buffer: Vec::new(),
             upload_id: None,
             parts: Vec::new(),
-        })
+            next_part: 1,
+            resumed: false,
+        }
+    }
+
+    /// Goes on with a multipart upload that an earlier invocation began.
+    fn resume(&mut self, state: &ListingState, carry: Vec<u8>) {
+        self.upload_id = state.upload_id.clone();
+        self.next_part = state.next_part.max(1);
+        self.resumed = state.upload_id.is_some();
+        self.buffer = carry;
     }
 
     fn target(&self) -> String {
@@ -652,7 +672,8 @@ impl<'a> ManifestWriter<'a> {
                 id
             }
         };
-        let number = self.parts.len() as i32 + 1;
+        let number = self.next_part;
+        self.next_part += 1;
         let body = std::mem::take(&mut self.buffer);
         let uploaded = self
             .s3
@@ -698,7 +719,11 @@ impl<'a> ManifestWriter<'a> {
             if !self.buffer.is_empty() {
                 self.upload_part().await?;
             }
-            let parts = std::mem::take(&mut self.parts);
+            let parts = if self.resumed {
+                self.uploaded_parts(&upload_id).await?
+            } else {
+                std::mem::take(&mut self.parts)
+            };
             self.s3
                 .complete_multipart_upload()
                 .bucket(&self.bucket)
@@ -726,6 +751,37 @@ impl<'a> ManifestWriter<'a> {
                 Err(e)
             }
         }
+    }
+
+    /// Every part of the upload, as S3 lists them (those of earlier invocations too).
+    async fn uploaded_parts(&self, upload_id: &str) -> Result<Vec<CompletedPart>> {
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .s3
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.take())
+                .set_expected_bucket_owner(self.expected_owner.clone())
+                .send()
+                .await
+                .map_err(|e| self.write_error(&e))?;
+            parts.extend(page.parts().iter().map(|p| {
+                CompletedPart::builder()
+                    .set_part_number(p.part_number())
+                    .set_e_tag(p.e_tag().map(str::to_string))
+                    .build()
+            }));
+            match (page.is_truncated(), page.next_part_number_marker()) {
+                (Some(true), Some(next)) => marker = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        parts.sort_by_key(|p| p.part_number());
+        Ok(parts)
     }
 
     /// Drops a multipart upload under way, so no partial manifest or stray parts remain.
@@ -761,6 +817,231 @@ impl<'a> ManifestWriter<'a> {
             s3_error_reason(err)
         ))
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The listing snapshot: listed once, planned from the file.
+
+/// Name of the job state that a listing being written saves between invocations.
+pub const LISTING_STATE: &str = "LISTING";
+
+/// Where a job's listing snapshot goes: the `ManifestOutputLocation` when `EnableManifestOutput`
+/// asks for the generated manifest, else the system bucket (kept 90 days, with the job).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotTarget {
+    pub bucket: String,
+    pub key: String,
+    pub expected_owner: Option<String>,
+    pub encryption: Option<GeneratedManifestEncryption>,
+}
+
+impl SnapshotTarget {
+    fn output(location: &S3ManifestOutputLocation, job_id: &str) -> Result<Self> {
+        let bucket = bucket_name(&location.bucket, "ManifestOutputLocation.Bucket")
+            .map_err(|e| Error::Manifest(e.to_string()))?;
+        Ok(SnapshotTarget {
+            bucket,
+            key: location.manifest_key(job_id),
+            expected_owner: location.expected_manifest_bucket_owner.clone(),
+            encryption: location.manifest_encryption.clone(),
+        })
+    }
+
+    pub fn of(
+        generator: &S3JobManifestGenerator,
+        job_id: &str,
+        system_bucket: &str,
+    ) -> Result<Self> {
+        match (
+            &generator.manifest_output_location,
+            generator.enable_manifest_output,
+        ) {
+            (Some(location), true) => SnapshotTarget::output(location, job_id),
+            _ => Ok(SnapshotTarget {
+                bucket: system_bucket.to_string(),
+                key: format!("jobs/job-{job_id}/generated-manifest.csv"),
+                expected_owner: None,
+                encryption: None,
+            }),
+        }
+    }
+}
+
+/// How far a listing got, saved when an invocation's time runs out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListingState {
+    /// The last key listed; the next invocation lists after it.
+    pub start_after: Option<String>,
+    /// Objects selected so far.
+    pub tasks: u64,
+    /// The multipart upload of the snapshot, once begun, and its next part number.
+    pub upload_id: Option<String>,
+    pub next_part: i32,
+    /// Rows selected since the last part, saved in the system bucket (fewer than a part holds).
+    pub carry_key: Option<String>,
+}
+
+/// What writing the listing snapshot did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Listing {
+    /// The snapshot is written: a CSV manifest (`Bucket, Key`), pinned by its ETag.
+    Written(crate::job::JobSource),
+    /// Time ran out: the state is saved; the caller continues through the plan queue.
+    Continued,
+}
+
+/// Lists the job's source bucket with its filters, once, into a CSV manifest (the snapshot)
+/// that planning then reads and continues from: objects added after the listing are not part of
+/// the job. Stops between listing pages when `stop_at` passes, saving where it stands.
+pub async fn write_snapshot(
+    ctx: &crate::Context,
+    job: &crate::job::Job,
+    generator: &serde_json::Value,
+    stop_at: Option<std::time::Instant>,
+) -> Result<Listing> {
+    let generator = ManifestGenerator::parse(generator)
+        .map_err(|e| Error::Manifest(e.to_string()))?
+        .s3_job_manifest_generator;
+    let source_bucket = generator
+        .source_bucket_name()
+        .map_err(|e| Error::Manifest(e.to_string()))?;
+    let target = SnapshotTarget::of(&generator, &job.job_id, &ctx.settings.system_bucket)?;
+    let store = crate::store::Store::from_context(ctx);
+    let (step, mut state) = match store
+        .get_job_state::<ListingState>(&job.job_id, LISTING_STATE)
+        .await?
+    {
+        Some((step, state)) => (step + 1, state),
+        None => (0, ListingState::default()),
+    };
+    let mut writer = ManifestWriter::to(&ctx.s3, &target);
+    let carry = match &state.carry_key {
+        Some(key) => read_system_object(ctx, key).await?,
+        None => Vec::new(),
+    };
+    writer.resume(&state, carry);
+    let filter = generator.filter.clone().unwrap_or_default();
+    let mut pages = ctx
+        .s3
+        .list_objects_v2()
+        .bucket(&source_bucket)
+        .set_prefix(filter.listing_prefix())
+        .set_start_after(state.start_after.clone())
+        .set_expected_bucket_owner(generator.expected_bucket_owner.clone())
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            Error::Manifest(format!(
+                "manifest generator: cannot list the source bucket s3://{source_bucket}: {}",
+                s3_error_reason(&e)
+            ))
+        })?;
+        for object in page.contents() {
+            if let Some(object) = summary(object) {
+                if matches(&filter, &object) {
+                    writer.push(&source_bucket, &object.key).await?;
+                    state.tasks += 1;
+                }
+            }
+        }
+        if let Some(last) = page.contents().last().and_then(|o| o.key()) {
+            state.start_after = Some(last.to_string());
+        }
+        if page.is_truncated() == Some(true) && crate::deadline::is_past(stop_at) {
+            state.carry_key = match std::mem::take(&mut writer.buffer) {
+                carry if carry.is_empty() => None,
+                carry => Some(write_system_object(ctx, &job.job_id, carry).await?),
+            };
+            state.upload_id = writer.upload_id.clone();
+            state.next_part = writer.next_part;
+            if !store
+                .save_job_state(&job.job_id, LISTING_STATE, step, &state, None)
+                .await?
+            {
+                return Err(Error::Other(format!(
+                    "job {}: another planner saved the listing first; this run stops",
+                    job.job_id
+                )));
+            }
+            tracing::info!(job_id = %job.job_id, tasks = state.tasks, "listing time is up; continuing in a new invocation");
+            return Ok(Listing::Continued);
+        }
+    }
+    writer.finish().await?;
+    let head = ctx
+        .s3
+        .head_object()
+        .bucket(&target.bucket)
+        .key(&target.key)
+        .set_expected_bucket_owner(target.expected_owner.clone())
+        .send()
+        .await
+        .map_err(|e| {
+            Error::Manifest(format!(
+                "generated manifest s3://{}/{}: cannot read it back: {}",
+                target.bucket,
+                target.key,
+                s3_error_reason(&e)
+            ))
+        })?;
+    tracing::info!(job_id = %job.job_id, tasks = state.tasks, bucket = %target.bucket, key = %target.key, "listing written");
+    Ok(Listing::Written(crate::job::JobSource {
+        manifest: crate::job::JobManifest {
+            spec: crate::job::ManifestSpec {
+                format: crate::job::CSV_MANIFEST_FORMAT.into(),
+                fields: Some(vec!["Bucket".into(), "Key".into()]),
+            },
+            location: crate::job::ManifestLocation {
+                object_arn: format!("arn:aws:s3:::{}/{}", target.bucket, target.key),
+                object_version_id: None,
+                etag: None,
+            },
+        },
+        pin: crate::manifest::ManifestPin {
+            etag: head.e_tag().map(str::to_string),
+            version_id: head
+                .version_id()
+                .map(str::to_string)
+                .filter(|v| v != "null"),
+        },
+        tasks: Some(state.tasks),
+    }))
+}
+
+/// Saves rows between listing invocations under a key of their own in the system bucket.
+async fn write_system_object(ctx: &crate::Context, job_id: &str, body: Vec<u8>) -> Result<String> {
+    let key = format!(
+        "jobs/job-{job_id}/listing-carry-{}.csv",
+        uuid::Uuid::new_v4().simple()
+    );
+    ctx.s3
+        .put_object()
+        .bucket(&ctx.settings.system_bucket)
+        .key(&key)
+        .body(body.into())
+        .send()
+        .await
+        .map_err(|e| Error::aws("S3", "PutObject", e))?;
+    Ok(key)
+}
+
+async fn read_system_object(ctx: &crate::Context, key: &str) -> Result<Vec<u8>> {
+    let object = ctx
+        .s3
+        .get_object()
+        .bucket(&ctx.settings.system_bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| Error::aws("S3", "GetObject", e))?;
+    let bytes = object.body.collect().await.map_err(|e| {
+        Error::Other(format!(
+            "reading s3://{}/{key}: {e}",
+            ctx.settings.system_bucket
+        ))
+    })?;
+    Ok(bytes.into_bytes().to_vec())
 }
 
 #[cfg(test)]

@@ -1274,12 +1274,27 @@ pub struct Job {
 }
 
 /// When things last happened to a job: what the sweeper reads to tell a stuck job from a busy one.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobTracking {
     /// When the finalize request was last sent (claimed).
     pub finalize_at: Option<DateTime<Utc>>,
     /// The last batch commit or planning checkpoint.
     pub last_progress_at: Option<DateTime<Utc>>,
+    /// What the job is planned from, fixed by the first read.
+    pub source: Option<JobSource>,
+}
+
+/// What a job's tasks are read from, fixed the first time planning reads it: the manifest with
+/// its pin (ETag and version), or, for a manifest generator, the CSV manifest its listing was
+/// written to (listed once; later reads and continuations use that file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JobSource {
+    pub manifest: JobManifest,
+    pub pin: crate::manifest::ManifestPin,
+    /// The number of tasks, when the source says it (a generator's listing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<u64>,
 }
 
 impl Job {

@@ -12,6 +12,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::Sender;
 use tokio_util::io::SyncIoBridge;
 
@@ -37,21 +39,81 @@ pub const CHUNK_TASKS: usize = 1000;
 /// hops through the async bridge.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
+/// The identity of a manifest object as planning first read it. Every later read names it (the
+/// version, or the ETag as `If-Match`), so a job never mixes two versions of its manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestPin {
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
+}
+
+/// Where reading a CSV manifest can start again: before its task number `task` (counted from the
+/// start of the file), at byte `byte`, after `line` newlines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumePoint {
+    pub task: u64,
+    pub byte: u64,
+    pub line: u64,
+}
+
+/// The most recent resume points of a CSV manifest being read, one per chunk of tasks sent: the
+/// planner saves the latest one at or before its checkpoint, so that a continuation starts with
+/// a ranged GET there instead of reading from byte 0.
+#[derive(Debug, Clone, Default)]
+pub struct ResumePoints(Arc<Mutex<VecDeque<ResumePoint>>>);
+
+/// Resume points kept: the reader runs at most a few chunks ahead of what is sent.
+const RESUME_POINTS_KEPT: usize = 64;
+
+impl ResumePoints {
+    fn record(&self, point: ResumePoint) {
+        let mut points = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if points.len() >= RESUME_POINTS_KEPT {
+            points.pop_front();
+        }
+        points.push_back(point);
+    }
+
+    /// The latest point at or before task `task`.
+    pub fn at_or_before(&self, task: u64) -> Option<ResumePoint> {
+        let points = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        points.iter().rev().find(|p| p.task <= task).copied()
+    }
+}
+
+/// How to read a manifest: the pinned object, and (CSV manifests) where to start and where to
+/// record resume points.
+#[derive(Debug, Clone, Default)]
+pub struct ReadFrom {
+    pub pin: ManifestPin,
+    pub start: ResumePoint,
+    pub points: Option<ResumePoints>,
+}
+
 /// Streams the tasks of a manifest into `tx` in chunks, in manifest order, and returns how many
 /// tasks there were. Errors are `Error::Manifest` with a reason fit for the job's FailureReasons.
 ///
 /// If the receiver is dropped the reading stops quietly and the count so far is returned.
-/// Rows of an inventory data file are sent before its MD5 can be checked (the check needs the
-/// whole file); a mismatch still fails with an error, which fails the job.
+/// Each inventory data file is copied and its MD5 checked before any of its tasks is sent.
 pub async fn read_tasks(
     s3: &aws_sdk_s3::Client,
     manifest: &JobManifest,
     tx: Sender<Vec<Task>>,
 ) -> Result<u64> {
+    read_tasks_from(s3, manifest, &ReadFrom::default(), tx).await
+}
+
+/// [`read_tasks`] of the pinned manifest; a CSV manifest from `from.start` on.
+pub async fn read_tasks_from(
+    s3: &aws_sdk_s3::Client,
+    manifest: &JobManifest,
+    from: &ReadFrom,
+    tx: Sender<Vec<Task>>,
+) -> Result<u64> {
     match manifest.spec.format.as_str() {
-        CSV_MANIFEST_FORMAT => read_csv_manifest(s3, manifest, tx).await,
+        CSV_MANIFEST_FORMAT => read_csv_manifest(s3, manifest, from, tx).await,
         INVENTORY_CSV_FORMAT => {
-            let inventory = fetch_inventory_manifest(s3, manifest).await?;
+            let inventory = fetch_inventory_manifest_pinned(s3, manifest, &from.pin).await?;
             let mut total = 0;
             for file in &inventory.files {
                 if tx.is_closed() {
@@ -71,6 +133,7 @@ pub async fn read_tasks(
 async fn read_csv_manifest(
     s3: &aws_sdk_s3::Client,
     manifest: &JobManifest,
+    from: &ReadFrom,
     tx: Sender<Vec<Task>>,
 ) -> Result<u64> {
     let (bucket, key) = manifest_object(manifest)?;
@@ -85,19 +148,75 @@ async fn read_csv_manifest(
     let location = &manifest.location;
     let body = open_object(
         s3,
-        &source,
-        &bucket,
-        &key,
-        location.object_version_id.as_deref(),
-        location.etag.as_deref(),
+        &Opening {
+            source: &source,
+            bucket: &bucket,
+            key: &key,
+            version_id: location.object_version_id.as_deref(),
+            expected_etag: location.etag.as_deref(),
+            pin: &from.pin,
+            from_byte: from.start.byte,
+        },
     )
     .await?;
-    tracing::debug!(%bucket, %key, "reading CSV manifest");
+    tracing::debug!(%bucket, %key, from = ?from.start, "reading CSV manifest");
     let parse_source = source.clone();
-    parse_in_background(body, tx, &source, move |reader, emit| {
-        parse_csv_manifest(reader, &fields, &parse_source, emit)
+    let start = from.start;
+    let points = from.points.clone();
+    let reader = SyncIoBridge::new(body.into_async_read());
+    let parsed = tokio::task::spawn_blocking(move || {
+        let mut chunks = ChunkSender::new(tx);
+        chunks.points = points;
+        let layout = Layout::csv_manifest(&fields, &parse_source)?;
+        let (count, _) = parse_rows(
+            reader,
+            &layout,
+            &parse_source,
+            "the CSV",
+            Some(start),
+            &mut |task, point| chunks.push_at(task, point),
+        )?;
+        chunks.flush();
+        Ok(count)
     })
-    .await
+    .await;
+    parsed.map_err(|e| {
+        Error::Manifest(format!(
+            "{source}: the manifest reader stopped unexpectedly: {e}"
+        ))
+    })?
+}
+
+/// The pin of a manifest object now: its ETag and version, read with a HeadObject (of the job's
+/// `ObjectVersionId`, checked against the job's `ETag`, when they are given).
+pub async fn pin_manifest(s3: &aws_sdk_s3::Client, manifest: &JobManifest) -> Result<ManifestPin> {
+    let (bucket, key) = manifest_object(manifest)?;
+    let source = format!("manifest s3://{bucket}/{key}");
+    let location = &manifest.location;
+    let head = s3
+        .head_object()
+        .bucket(&bucket)
+        .key(&key)
+        .set_version_id(location.object_version_id.clone())
+        .send()
+        .await
+        .map_err(|e| {
+            Error::Manifest(format!(
+                "{source}: cannot read the object: {}",
+                s3_error_reason(&e)
+            ))
+        })?;
+    if let Some(expected) = &location.etag {
+        check_etag(&source, expected, head.e_tag())?;
+    }
+    Ok(ManifestPin {
+        etag: head.e_tag().map(str::to_string),
+        version_id: location
+            .object_version_id
+            .clone()
+            .or_else(|| head.version_id().map(str::to_string))
+            .filter(|v| v != "null"),
+    })
 }
 
 /// Reads the inventory `manifest.json` that the job's ObjectArn names (version and ETag pinned as
@@ -106,16 +225,29 @@ pub async fn fetch_inventory_manifest(
     s3: &aws_sdk_s3::Client,
     manifest: &JobManifest,
 ) -> Result<InventoryManifest> {
+    fetch_inventory_manifest_pinned(s3, manifest, &ManifestPin::default()).await
+}
+
+/// [`fetch_inventory_manifest`] of the pinned `manifest.json`.
+pub async fn fetch_inventory_manifest_pinned(
+    s3: &aws_sdk_s3::Client,
+    manifest: &JobManifest,
+    pin: &ManifestPin,
+) -> Result<InventoryManifest> {
     let (bucket, key) = manifest_object(manifest)?;
     let source = format!("manifest s3://{bucket}/{key}");
     let location = &manifest.location;
     let body = open_object(
         s3,
-        &source,
-        &bucket,
-        &key,
-        location.object_version_id.as_deref(),
-        location.etag.as_deref(),
+        &Opening {
+            source: &source,
+            bucket: &bucket,
+            key: &key,
+            version_id: location.object_version_id.as_deref(),
+            expected_etag: location.etag.as_deref(),
+            pin,
+            from_byte: 0,
+        },
     )
     .await?;
     // manifest.json is metadata (a list of data files), small even for billions of objects.
@@ -148,15 +280,52 @@ pub async fn read_inventory_file(
     }
     let bucket = inventory.destination_bucket_name();
     let source = inventory.data_file_source(file);
-    let body = open_object(s3, &source, &bucket, &file.key, None, None).await?;
+    let body = open_object(
+        s3,
+        &Opening {
+            source: &source,
+            bucket: &bucket,
+            key: &file.key,
+            version_id: None,
+            expected_etag: None,
+            pin: &ManifestPin::default(),
+            from_byte: 0,
+        },
+    )
+    .await?;
     tracing::debug!(%bucket, key = %file.key, "reading inventory data file");
     let schema = inventory.file_schema.clone();
     let md5 = file.md5_checksum.clone();
     let parse_source = source.clone();
-    parse_in_background(body, tx, &source, move |reader, emit| {
-        parse_inventory_data_file(reader, &schema, &parse_source, Some(&md5), emit)
+    let mut reader = SyncIoBridge::new(body.into_async_read());
+    let dir = std::env::temp_dir();
+    let parsed = tokio::task::spawn_blocking(move || {
+        // No task of a file runs before the whole file's MD5 is checked: copy first, then parse.
+        let spooled = columnar::spool_as(
+            &mut reader,
+            &dir,
+            "csv.gz",
+            "gzipped CSV",
+            &parse_source,
+            Some(&md5),
+        )?;
+        let mut chunks = ChunkSender::new(tx);
+        let count = parse_inventory_data_file(
+            spooled.reader(&parse_source)?,
+            &schema,
+            &parse_source,
+            None,
+            |task| chunks.push(task),
+        )?;
+        chunks.flush();
+        Ok(count)
     })
-    .await
+    .await;
+    parsed.map_err(|e| {
+        Error::Manifest(format!(
+            "{source}: the manifest reader stopped unexpectedly: {e}"
+        ))
+    })?
 }
 
 fn manifest_object(manifest: &JobManifest) -> Result<(String, String)> {
@@ -166,31 +335,51 @@ fn manifest_object(manifest: &JobManifest) -> Result<(String, String)> {
     })
 }
 
-/// GetObject with the job's version and ETag pins; the ETag is checked on the response headers,
-/// before any of the body is read.
-async fn open_object(
-    s3: &aws_sdk_s3::Client,
-    source: &str,
-    bucket: &str,
-    key: &str,
-    version_id: Option<&str>,
-    expected_etag: Option<&str>,
-) -> Result<ByteStream> {
+/// What to open: an object, with the job's own version and ETag, the planner's pin, and the byte
+/// to start at.
+pub(crate) struct Opening<'a> {
+    pub source: &'a str,
+    pub bucket: &'a str,
+    pub key: &'a str,
+    /// The job's `ObjectVersionId`.
+    pub version_id: Option<&'a str>,
+    /// The job's `ETag`, checked on the response headers before any of the body is read.
+    pub expected_etag: Option<&'a str>,
+    /// The object as planning first read it: its version is read, or its ETag required.
+    pub pin: &'a ManifestPin,
+    pub from_byte: u64,
+}
+
+/// GetObject with the job's version and ETag and the planner's pin; from a byte on when asked.
+pub(crate) async fn open_object(s3: &aws_sdk_s3::Client, o: &Opening<'_>) -> Result<ByteStream> {
+    let version_id = o.version_id.or(o.pin.version_id.as_deref());
+    // A version pins the object by itself; without one, the ETag must still be the same.
+    let if_match = o.pin.etag.as_deref().filter(|_| version_id.is_none());
     let output = s3
         .get_object()
-        .bucket(bucket)
-        .key(key)
+        .bucket(o.bucket)
+        .key(o.key)
         .set_version_id(version_id.map(str::to_string))
+        .set_if_match(if_match.map(str::to_string))
+        .set_range((o.from_byte > 0).then(|| format!("bytes={}-", o.from_byte)))
         .send()
         .await
         .map_err(|e| {
+            if e.raw_response().map(|r| r.status().as_u16()) == Some(412) {
+                return Error::Manifest(format!(
+                    "{}: the object changed while the job was planned: it no longer has the ETag {} it had when planning began, and a job never mixes two versions of its manifest (with versioning on the bucket, planning reads the version it began with)",
+                    o.source,
+                    if_match.unwrap_or_default()
+                ));
+            }
             Error::Manifest(format!(
-                "{source}: cannot read the object: {}",
+                "{}: cannot read the object: {}",
+                o.source,
                 s3_error_reason(&e)
             ))
         })?;
-    if let Some(expected) = expected_etag {
-        check_etag(source, expected, output.e_tag())?;
+    if let Some(expected) = o.expected_etag {
+        check_etag(o.source, expected, output.e_tag())?;
     }
     Ok(output.body)
 }
@@ -226,50 +415,28 @@ pub fn check_etag(source: &str, expected: &str, actual: Option<&str>) -> Result<
     }
 }
 
-/// Runs a synchronous parser over an S3 body on a blocking thread, sending its tasks to `tx` in
-/// chunks of [`CHUNK_TASKS`].
-async fn parse_in_background<F>(
-    body: ByteStream,
-    tx: Sender<Vec<Task>>,
-    source: &str,
-    parse: F,
-) -> Result<u64>
-where
-    F: FnOnce(&mut dyn Read, &mut dyn FnMut(Task) -> bool) -> Result<u64> + Send + 'static,
-{
-    let mut reader = SyncIoBridge::new(body.into_async_read());
-    let parsed = tokio::task::spawn_blocking(move || {
-        let mut chunks = ChunkSender::new(tx);
-        let count = parse(&mut reader, &mut |task| chunks.push(task))?;
-        chunks.flush();
-        Ok(count)
-    })
-    .await;
-    parsed.map_err(|e| {
-        Error::Manifest(format!(
-            "{source}: the manifest reader stopped unexpectedly: {e}"
-        ))
-    })?
-}
-
 /// Collects tasks into chunks and sends each with `blocking_send`; reports a dropped receiver so
-/// the parser can stop.
-struct ChunkSender {
+/// the parser can stop. With `points`, records where reading could resume after each chunk.
+pub(crate) struct ChunkSender {
     tx: Sender<Vec<Task>>,
     chunk: Vec<Task>,
     open: bool,
+    points: Option<ResumePoints>,
+    last_point: Option<ResumePoint>,
 }
 
 impl ChunkSender {
-    fn new(tx: Sender<Vec<Task>>) -> Self {
+    pub(crate) fn new(tx: Sender<Vec<Task>>) -> Self {
         ChunkSender {
             tx,
             chunk: Vec::with_capacity(CHUNK_TASKS),
             open: true,
+            points: None,
+            last_point: None,
         }
     }
 
-    fn push(&mut self, task: Task) -> bool {
+    pub(crate) fn push(&mut self, task: Task) -> bool {
         self.chunk.push(task);
         if self.chunk.len() >= CHUNK_TASKS {
             return self.flush();
@@ -277,9 +444,19 @@ impl ChunkSender {
         self.open
     }
 
-    fn flush(&mut self) -> bool {
+    /// Pushes a task and where reading could resume after it.
+    fn push_at(&mut self, task: Task, point: Option<ResumePoint>) -> bool {
+        self.last_point = point.or(self.last_point);
+        self.push(task)
+    }
+
+    pub(crate) fn flush(&mut self) -> bool {
         if self.chunk.is_empty() || !self.open {
             return self.open;
+        }
+        // Recorded before the chunk is sent, so it exists when the planner reaches it.
+        if let (Some(points), Some(point)) = (&self.points, self.last_point) {
+            points.record(point);
         }
         let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_TASKS));
         self.open = self.tx.blocking_send(chunk).is_ok();
@@ -302,7 +479,31 @@ pub fn parse_csv_manifest<R: Read>(
     mut emit: impl FnMut(Task) -> bool,
 ) -> Result<u64> {
     let layout = Layout::csv_manifest(fields, source)?;
-    let (count, _) = parse_rows(reader, &layout, source, "the CSV", &mut emit)?;
+    let (count, _) = parse_rows(reader, &layout, source, "the CSV", None, &mut |t, _| {
+        emit(t)
+    })?;
+    Ok(count)
+}
+
+/// Like [`parse_csv_manifest`] for a manifest read from `start` on (`reader` begins at
+/// `start.byte` of the file): line numbers and the resume points given to `emit` with each task
+/// count from the start of the file.
+pub fn parse_csv_manifest_from<R: Read>(
+    reader: R,
+    fields: &[String],
+    source: &str,
+    start: ResumePoint,
+    mut emit: impl FnMut(Task, ResumePoint) -> bool,
+) -> Result<u64> {
+    let layout = Layout::csv_manifest(fields, source)?;
+    let (count, _) = parse_rows(
+        reader,
+        &layout,
+        source,
+        "the CSV",
+        Some(start),
+        &mut |t, p| emit(t, p.unwrap_or(start)),
+    )?;
     Ok(count)
 }
 
@@ -315,7 +516,9 @@ pub fn parse_inventory_csv<R: Read>(
     mut emit: impl FnMut(Task) -> bool,
 ) -> Result<u64> {
     let layout = Layout::inventory(file_schema, source)?;
-    let (count, _) = parse_rows(reader, &layout, source, "the CSV", &mut emit)?;
+    let (count, _) = parse_rows(reader, &layout, source, "the CSV", None, &mut |t, _| {
+        emit(t)
+    })?;
     Ok(count)
 }
 
@@ -333,7 +536,14 @@ pub fn parse_inventory_data_file<R: Read>(
     let mut hashed = Md5Reader::new(reader);
     let (count, completed) = {
         let gunzip = flate2::read::MultiGzDecoder::new(&mut hashed);
-        parse_rows(gunzip, &layout, source, "the gzipped CSV", &mut emit)?
+        parse_rows(
+            gunzip,
+            &layout,
+            source,
+            "the gzipped CSV",
+            None,
+            &mut |t, _| emit(t),
+        )?
     };
     if !completed {
         return Ok(count);
@@ -468,15 +678,20 @@ impl Layout {
 }
 
 /// Reads CSV rows and emits their tasks. Returns the count and whether the input was read to the
-/// end (false when `emit` asked to stop).
+/// end (false when `emit` asked to stop). With `start` (a CSV manifest read from a resume point
+/// on), each task comes with the point just after its row, and line numbers count from the start
+/// of the file; without, no points are worked out.
 fn parse_rows<R: Read>(
     reader: R,
     layout: &Layout,
     source: &str,
     what: &str,
-    emit: &mut impl FnMut(Task) -> bool,
+    start: Option<ResumePoint>,
+    emit: &mut dyn FnMut(Task, Option<ResumePoint>) -> bool,
 ) -> Result<(u64, bool)> {
+    let base = start.unwrap_or_default();
     let read_error = |line: u64, e: &dyn std::fmt::Display| {
+        let line = base.line + line;
         let place = if line == 0 {
             "at the start".to_string()
         } else {
@@ -484,7 +699,12 @@ fn parse_rows<R: Read>(
         };
         Error::Manifest(format!("{source}: cannot read {what} {place}: {e}"))
     };
-    let reader = skip_bom(reader).map_err(|e| read_error(0, &e))?;
+    // A byte order mark can only be at the start of the file.
+    let (reader, bom) = if base.byte == 0 {
+        skip_bom(reader).map_err(|e| read_error(0, &e))?
+    } else {
+        (io::Cursor::new(Vec::new()).chain(reader), 0)
+    };
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -505,13 +725,21 @@ fn parse_rows<R: Read>(
         match layout.task(&row) {
             Ok(Some(task)) => {
                 count += 1;
-                if !emit(task) {
+                let point = start.map(|_| {
+                    let end = csv.position().byte();
+                    ResumePoint {
+                        task: base.task + count,
+                        byte: base.byte + bom + end,
+                        line: base.line + csv.get_mut().newlines_until(end),
+                    }
+                });
+                if !emit(task, point) {
                     return Ok((count, false));
                 }
             }
             Ok(None) => {}
             Err(reason) => {
-                let line = start_line(&mut csv, &row);
+                let line = base.line + start_line(&mut csv, &row);
                 return Err(Error::Manifest(format!("{source} line {line}: {reason}")));
             }
         }
@@ -553,6 +781,9 @@ struct LineCounter<R> {
     last_start: u64,
     /// Newlines before `last_start`.
     newlines_before_last: u64,
+    /// [`LineCounter::newlines_until`]'s last answer (position, newlines before it), so that
+    /// positions asked for in order are counted once in all.
+    memo: (u64, u64),
 }
 
 impl<R: Read> LineCounter<R> {
@@ -562,7 +793,28 @@ impl<R: Read> LineCounter<R> {
             last: Vec::new(),
             last_start: 0,
             newlines_before_last: 0,
+            memo: (0, 0),
         }
+    }
+
+    /// Newlines before `position` (within the last read), counting on from the last position
+    /// asked for when this one is not before it.
+    fn newlines_until(&mut self, position: u64) -> u64 {
+        let (at, count) = self.memo;
+        if position < at || at < self.last_start {
+            let count = self.newlines_before(position);
+            self.memo = (position, count);
+            return count;
+        }
+        let from = usize::try_from(at - self.last_start)
+            .unwrap_or(usize::MAX)
+            .min(self.last.len());
+        let to = usize::try_from(position.saturating_sub(self.last_start))
+            .unwrap_or(usize::MAX)
+            .min(self.last.len());
+        let count = count + newline_count(&self.last[from..to.max(from)]);
+        self.memo = (position, count);
+        count
     }
 
     /// Newlines at byte offsets before `position`, which must not be before the last read.
@@ -587,9 +839,12 @@ impl<R: Read> Read for LineCounter<R> {
     }
 }
 
+/// A reader with bytes read ahead put back in front.
+type Unread<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
 /// Drops a UTF-8 byte order mark. The CSV parser only strips one that arrives in its first read,
 /// so it is done here, whatever sizes the reads come in.
-fn skip_bom<R: Read>(mut reader: R) -> io::Result<io::Chain<io::Cursor<Vec<u8>>, R>> {
+fn skip_bom<R: Read>(mut reader: R) -> io::Result<(Unread<R>, u64)> {
     const BOM: &[u8] = b"\xEF\xBB\xBF";
     let mut start = Vec::with_capacity(BOM.len());
     while start.len() < BOM.len() {
@@ -606,10 +861,12 @@ fn skip_bom<R: Read>(mut reader: R) -> io::Result<io::Chain<io::Cursor<Vec<u8>>,
             Err(e) => return Err(e),
         }
     }
+    let mut dropped = 0;
     if start == BOM {
         start.clear();
+        dropped = BOM.len() as u64;
     }
-    Ok(io::Cursor::new(start).chain(reader))
+    Ok((io::Cursor::new(start).chain(reader), dropped))
 }
 
 /// Passes bytes through and keeps their MD5 and count.
@@ -812,6 +1069,80 @@ mod tests {
         })?;
         assert_eq!(count, tasks.len() as u64);
         Ok(tasks)
+    }
+
+    /// Every task of `data` read from `start` on, with the resume point after each.
+    fn tasks_from(data: &[u8], start: ResumePoint) -> Result<Vec<(Task, ResumePoint)>> {
+        let mut out = Vec::new();
+        let from = usize::try_from(start.byte).unwrap();
+        parse_csv_manifest_from(
+            &data[from..],
+            &fields(&["Bucket", "Key"]),
+            SRC,
+            start,
+            |t, p| {
+                out.push((t, p));
+                true
+            },
+        )?;
+        Ok(out)
+    }
+
+    #[test]
+    fn a_csv_manifest_resumed_at_any_point_gives_exactly_the_remaining_tasks() {
+        // A byte order mark, CRLF and LF endings, a blank line, a quoted key with a line break.
+        let data = "\u{feff}b,k0\r\nb,k1\n\nb,\"k%0A2\"\r\nb,\"k\n3\"\nb,k4\nb,k5".as_bytes();
+        let whole = tasks_from(data, ResumePoint::default()).unwrap();
+        let keys: Vec<&str> = whole.iter().map(|(t, _)| t.key.as_str()).collect();
+        assert_eq!(keys, ["k0", "k1", "k\n2", "k\n3", "k4", "k5"]);
+        for (i, (_, point)) in whole.iter().enumerate() {
+            assert_eq!(point.task, i as u64 + 1);
+            let rest = tasks_from(data, *point).unwrap();
+            assert_eq!(
+                rest.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>(),
+                whole[i + 1..]
+                    .iter()
+                    .map(|(t, _)| t.clone())
+                    .collect::<Vec<_>>(),
+                "resumed after task {i} at {point:?}"
+            );
+            assert_eq!(rest, whole[i + 1..].to_vec(), "the same points again");
+        }
+    }
+
+    #[test]
+    fn a_resumed_csv_manifest_names_lines_from_the_start_of_the_file() {
+        let data = b"b,k0\r\nb,k1\nb,\"a\nb\"\nb,k3\nb,k4,extra\n";
+        let whole = manifest_error(csv_tasks(data, &["Bucket", "Key"]));
+        assert!(
+            whole.ends_with("line 6: expected 2 columns (Bucket, Key), found 3"),
+            "{whole}"
+        );
+        let mut points = Vec::new();
+        let _ = parse_csv_manifest_from(
+            &data[..],
+            &fields(&["Bucket", "Key"]),
+            SRC,
+            ResumePoint::default(),
+            |_, p| {
+                points.push(p);
+                true
+            },
+        );
+        for point in points {
+            let from = usize::try_from(point.byte).unwrap();
+            let resumed = parse_csv_manifest_from(
+                &data[from..],
+                &fields(&["Bucket", "Key"]),
+                SRC,
+                point,
+                |_, _| true,
+            );
+            match resumed {
+                Err(Error::Manifest(reason)) => assert_eq!(reason, whole, "from {point:?}"),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     fn manifest_error(result: Result<Vec<Task>>) -> String {

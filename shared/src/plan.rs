@@ -309,6 +309,9 @@ pub struct PlanCheckpoint {
     /// When the checkpoint (or its reservation) was last written: a part that does not move
     /// for long has lost its run, and the sweeper wakes it.
     pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// For a CSV manifest: where reading can start again, at or before `next_task`, so that a
+    /// continuation reads from there (a ranged GET) instead of from byte 0.
+    pub resume: Option<crate::manifest::ResumePoint>,
 }
 
 impl PlanCheckpoint {
@@ -321,6 +324,7 @@ impl PlanCheckpoint {
             continued_at: None,
             reserved: 0,
             updated_at: None,
+            resume: None,
         }
     }
 
@@ -335,6 +339,7 @@ impl PlanCheckpoint {
             continued_at: self.continued_at,
             reserved: self.reserved.max(batches),
             updated_at: self.updated_at,
+            resume: self.resume,
         }
     }
 

@@ -7,8 +7,9 @@
 
 use crate::control;
 use crate::error::{Error, Result};
-use crate::job::{FailureReason, Job, JobStatus, INVENTORY_CSV_FORMAT};
-use crate::manifest::{self, Task};
+use crate::generator::Listing;
+use crate::job::{FailureReason, Job, JobSource, JobStatus, INVENTORY_CSV_FORMAT};
+use crate::manifest::{self, ReadFrom, ResumePoints, Task};
 use crate::plan::{planning_totals, BatchPacker, PlanCheckpoint, PlanPart, TaskBatch};
 use crate::queue::{send_plan_message, send_plan_request_for, PlanRequest};
 use crate::reporter::finalize_if_done;
@@ -241,7 +242,7 @@ async fn plan_job_until(ctx: &Context, job_id: &str, stop_at: Option<Instant>) -
     }
     match job.status {
         JobStatus::Preparing if job.confirmation_required() => {
-            prepare_for_confirmation(ctx, &job).await
+            prepare_for_confirmation(ctx, &job, stop_at).await
         }
         JobStatus::Preparing | JobStatus::Ready => {
             if store
@@ -305,17 +306,61 @@ async fn plan_part_request(
     }
 }
 
+/// What the job is planned from, pinned (see [`JobSource`]): recorded the first time and read
+/// back after; for a manifest generator, its listing is written first. `None` while the listing
+/// continues in another invocation (a plan request is on the queue for it).
+async fn job_source(
+    ctx: &Context,
+    job: &Job,
+    stop_at: Option<Instant>,
+) -> Result<Option<JobSource>> {
+    if let Some(source) = &job.tracking.source {
+        return Ok(Some(source.clone()));
+    }
+    let source = match &job.request.manifest_generator {
+        Some(generator) => {
+            match crate::generator::write_snapshot(ctx, job, generator, stop_at).await? {
+                Listing::Written(source) => source,
+                Listing::Continued => {
+                    crate::queue::send_plan_request(ctx, &job.job_id).await?;
+                    return Ok(None);
+                }
+            }
+        }
+        None => {
+            let manifest = job.manifest()?.clone();
+            let pin = manifest::pin_manifest(&ctx.s3, &manifest).await?;
+            JobSource {
+                manifest,
+                pin,
+                tasks: None,
+            }
+        }
+    };
+    let stored = Store::from_context(ctx)
+        .set_job_source(&job.job_id, &source)
+        .await?;
+    Ok(Some(stored))
+}
+
+/// The source recorded by [`job_source`] when planning began.
+fn recorded_source(job: &Job) -> Result<&JobSource> {
+    job.tracking.source.as_ref().ok_or_else(|| {
+        Error::Other(format!(
+            "job {} has plan parts but no recorded manifest; planning did not begin properly",
+            job.job_id
+        ))
+    })
+}
+
 /// The parts a job is planned in: one data file each for an inventory (planned in parallel),
 /// otherwise the whole task list.
-async fn plan_parts(ctx: &Context, job: &Job) -> Result<Vec<PlanPart>> {
-    if job.request.manifest_generator.is_some() {
+async fn plan_parts(ctx: &Context, source: &JobSource) -> Result<Vec<PlanPart>> {
+    if source.manifest.spec.format != INVENTORY_CSV_FORMAT {
         return Ok(vec![PlanPart::Whole]);
     }
-    let manifest = job.manifest()?;
-    if manifest.spec.format != INVENTORY_CSV_FORMAT {
-        return Ok(vec![PlanPart::Whole]);
-    }
-    let inventory = manifest::fetch_inventory_manifest(&ctx.s3, manifest).await?;
+    let inventory =
+        manifest::fetch_inventory_manifest_pinned(&ctx.s3, &source.manifest, &source.pin).await?;
     Ok((0..inventory.files.len())
         .map(PlanPart::InventoryFile)
         .collect())
@@ -325,18 +370,22 @@ async fn plan_parts(ctx: &Context, job: &Job) -> Result<Vec<PlanPart>> {
 /// through one plan message each, so that Lambda runs them in parallel.
 async fn start_planning(ctx: &Context, job: &Job, stop_at: Option<Instant>) -> Result<()> {
     let store = Store::from_context(ctx);
-    let parts = match plan_parts(ctx, job).await {
+    let source = match job_source(ctx, job, stop_at).await {
+        Ok(Some(source)) => source,
+        Ok(None) => return Ok(()),
+        Err(Error::Manifest(reason)) => return fail_unplanned(ctx, job, reason).await,
+        Err(other) => return Err(other),
+    };
+    let parts = match plan_parts(ctx, &source).await {
         Ok(parts) => parts,
-        Err(Error::Manifest(reason)) => {
-            fail_active(ctx, job, reason).await?;
-            store.finish_planning(&job.job_id, 0, 0).await?;
-            return finalize_if_done(ctx, &job.job_id).await;
-        }
+        Err(Error::Manifest(reason)) => return fail_unplanned(ctx, job, reason).await,
         Err(other) => return Err(other),
     };
     store.put_plan_parts(&job.job_id, &parts).await?;
+    let mut job = job.clone();
+    job.tracking.source = Some(source);
     if let [part] = parts.as_slice() {
-        return plan_part(ctx, job, *part, None, stop_at).await;
+        return plan_part(ctx, &job, *part, None, stop_at).await;
     }
     let checkpoints = store.list_plan_parts(&job.job_id).await?;
     let waiting: Vec<&PlanCheckpoint> = checkpoints.iter().filter(|p| !p.done).collect();
@@ -350,15 +399,44 @@ async fn start_planning(ctx: &Context, job: &Job, stop_at: Option<Instant>) -> R
     Ok(())
 }
 
-/// Reads the manifest through to count its tasks, then waits for confirmation.
-async fn prepare_for_confirmation(ctx: &Context, job: &Job) -> Result<()> {
+/// A manifest that cannot be read before any batch was sent: the job goes to Failing and ends
+/// with no task.
+async fn fail_unplanned(ctx: &Context, job: &Job, reason: String) -> Result<()> {
+    fail_active(ctx, job, reason).await?;
+    Store::from_context(ctx)
+        .finish_planning(&job.job_id, 0, 0)
+        .await?;
+    finalize_if_done(ctx, &job.job_id).await
+}
+
+/// Reads the manifest through to count its tasks (a generator's listing says it), then waits
+/// for confirmation.
+async fn prepare_for_confirmation(
+    ctx: &Context,
+    job: &Job,
+    stop_at: Option<Instant>,
+) -> Result<()> {
     let store = Store::from_context(ctx);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Task>>(4);
-    let reader = read_all(ctx, job, tx);
-    let drain = async { while rx.recv().await.is_some() {} };
-    let (read, ()) = tokio::join!(reader, drain);
-    match read {
-        Ok(total) => {
+    let counted = async {
+        let Some(source) = job_source(ctx, job, stop_at).await? else {
+            return Ok(None);
+        };
+        if let Some(tasks) = source.tasks {
+            return Ok(Some(tasks));
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Task>>(4);
+        let from = ReadFrom {
+            pin: source.pin.clone(),
+            ..ReadFrom::default()
+        };
+        let reader = manifest::read_tasks_from(&ctx.s3, &source.manifest, &from, tx);
+        let drain = async { while rx.recv().await.is_some() {} };
+        let (read, ()) = tokio::join!(reader, drain);
+        read.map(Some)
+    };
+    match counted.await {
+        Ok(None) => Ok(()),
+        Ok(Some(total)) => {
             store.set_total_tasks(&job.job_id, total).await?;
             store
                 .transition(
@@ -376,40 +454,47 @@ async fn prepare_for_confirmation(ctx: &Context, job: &Job) -> Result<()> {
     }
 }
 
-/// Every task of the job, in order: from the manifest generator or the manifest.
-async fn read_all(
-    ctx: &Context,
-    job: &Job,
-    tx: tokio::sync::mpsc::Sender<Vec<Task>>,
-) -> Result<u64> {
-    match &job.request.manifest_generator {
-        Some(generator) => crate::generator::read_tasks(&ctx.s3, generator, &job.job_id, tx).await,
-        None => manifest::read_tasks(&ctx.s3, job.manifest()?, tx).await,
-    }
-}
-
-/// Every task of one plan part, in order, from its start. A continuation skips the tasks that
-/// its checkpoint says are sent (an inventory file is decompressed again from its start: see
-/// the README's "Planning at any scale").
+/// Every task of one plan part, in order, from where `from` says reading can resume: a CSV
+/// manifest from its resume point (a ranged GET), anything else from its start. Tasks before
+/// `from.next_task` are skipped by the caller. The manifest is the one pinned when planning
+/// began. For a CSV manifest, `points` records where a later run can resume.
 async fn read_part(
     ctx: &Context,
-    job: &Job,
-    part: PlanPart,
+    source: &JobSource,
+    from: &PlanCheckpoint,
+    points: Option<ResumePoints>,
     tx: tokio::sync::mpsc::Sender<Vec<Task>>,
 ) -> Result<u64> {
-    match part {
-        PlanPart::Whole => read_all(ctx, job, tx).await,
+    match from.part {
+        PlanPart::Whole => {
+            let read_from = ReadFrom {
+                pin: source.pin.clone(),
+                start: from.resume.unwrap_or_default(),
+                points,
+            };
+            manifest::read_tasks_from(&ctx.s3, &source.manifest, &read_from, tx).await
+        }
         PlanPart::InventoryFile(index) => {
-            let inventory = manifest::fetch_inventory_manifest(&ctx.s3, job.manifest()?).await?;
+            let inventory =
+                manifest::fetch_inventory_manifest_pinned(&ctx.s3, &source.manifest, &source.pin)
+                    .await?;
             let file = inventory.files.get(index).ok_or_else(|| {
                 Error::Manifest(format!(
                     "manifest {}: the inventory lists {} data files, but planning expects file number {index}; was manifest.json replaced while the job was planned?",
-                    job.manifest().map(|m| m.location.object_arn.as_str()).unwrap_or_default(),
+                    source.manifest.location.object_arn,
                     inventory.files.len()
                 ))
             })?;
             manifest::read_inventory_file(&ctx.s3, &inventory, file, tx).await
         }
+    }
+}
+
+/// The task number the stream of `read_part` starts at.
+fn stream_start(from: &PlanCheckpoint) -> u64 {
+    match from.part {
+        PlanPart::Whole => from.resume.map_or(0, |r| r.task),
+        PlanPart::InventoryFile(_) => 0,
     }
 }
 
@@ -481,8 +566,9 @@ async fn replay_batches(
     until: u64,
 ) -> Result<Sent> {
     info!(job_id = %job.job_id, part = %from.part.id(), from = from.batches, until, "sending the reserved batches of a stopped part again");
+    let source = recorded_source(job)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Task>>(8);
-    let reader = read_part(ctx, job, from.part, tx);
+    let reader = read_part(ctx, source, from, None, tx);
     let sender = send_batches(ctx, &job.job_id, from, rx, SendMode::Replay { until });
     let (read, sent) = tokio::join!(reader, sender);
     let sent = sent?;
@@ -533,8 +619,10 @@ async fn plan_part(
     if from.done {
         return complete_if_all_done(ctx, job_id).await;
     }
+    let source = recorded_source(job)?;
+    let points = ResumePoints::default();
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Task>>(8);
-    let reader = read_part(ctx, job, part, tx);
+    let reader = read_part(ctx, source, &from, Some(points.clone()), tx);
     let sender = send_batches(ctx, job_id, &from, rx, SendMode::Plan { stop_at });
     let (read, sent) = tokio::join!(reader, sender);
     let sent = sent?;
@@ -559,7 +647,10 @@ async fn plan_part(
         }
         (None, Err(other)) => return Err(other),
     };
-    let to = from.advanced(sent.tasks, sent.batches, done);
+    let mut to = from.advanced(sent.tasks, sent.batches, done);
+    if let Some(point) = points.at_or_before(to.next_task) {
+        to.resume = Some(point);
+    }
     if !store.advance_plan_part(job_id, &from, &to).await? {
         info!(job_id, part = %part.id(), "another run of this plan part saved its checkpoint first; this run stops");
         return Ok(());
@@ -631,7 +722,10 @@ async fn send_batches(
     .resume_at(from.batches);
     let mut reserved = from.reserved.max(from.batches);
     let mut in_flight = FuturesUnordered::new();
-    let mut sent = Sent::default();
+    let mut sent = Sent {
+        received: stream_start(from),
+        ..Sent::default()
+    };
     'reading: while let Some(chunk) = rx.recv().await {
         let fresh = skip_sent(chunk, from.next_task, &mut sent.received);
         for task in fresh {
@@ -667,7 +761,7 @@ async fn send_batches(
                 sent.stop = Some(Stop::OutOfTime);
                 break 'reading;
             }
-            if sent.batches % STATUS_CHECK_EVERY == 0
+            if sent.batches.is_multiple_of(STATUS_CHECK_EVERY)
                 && store.get_job(job_id).await?.status.stops_execution()
             {
                 // Tasks not yet sent are not part of the job: only queued batches are counted.

@@ -8,7 +8,9 @@
 //! - job template: `pk=TEMPLATE`, `sk=<name>`.
 
 use crate::error::{Error, Result};
-use crate::job::{CreateJobRequest, FailureReason, Job, JobStatus, JobTracking, Progress};
+use crate::job::{
+    CreateJobRequest, FailureReason, Job, JobSource, JobStatus, JobTracking, Progress,
+};
 use crate::plan::{PlanCheckpoint, PlanPart};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
@@ -139,6 +141,7 @@ const A_COMMITTED: &str = "batches_committed";
 const A_FINALIZE: &str = "finalize_sent";
 const A_FINALIZE_AT: &str = "finalize_at";
 const A_TTL: &str = "ttl";
+const A_SOURCE: &str = "source";
 const A_STEP: &str = "step";
 const A_STATE: &str = "state";
 const A_PROGRESS_AT: &str = "last_progress_at";
@@ -157,6 +160,7 @@ const A_BATCHES: &str = "batches";
 const A_DONE: &str = "done";
 const A_CONTINUED_AT: &str = "continued_at";
 const A_RESERVED: &str = "reserved";
+const A_RESUME: &str = "resume";
 const A_UPDATED_AT: &str = "updated_at";
 const FAILURE_CODE: &str = "FailureCode";
 const FAILURE_REASON: &str = "FailureReason";
@@ -715,7 +719,11 @@ impl Store {
             .table_name(&self.table)
             .key(PK, s(&job_pk(job_id)))
             .key(SK, s(&plan_sk(to.part)))
-            .update_expression("SET next_task = :nt, batches = :nb, done = :nd, updated_at = :now")
+            .update_expression(
+                "SET next_task = :nt, batches = :nb, done = :nd, updated_at = :now, #resume = :resume",
+            )
+            .expression_attribute_names("#resume", A_RESUME)
+            .expression_attribute_values(":resume", resume_value(to.resume))
             .expression_attribute_values(":now", s(&time_to_string(Utc::now())))
             .condition_expression("next_task = :ot AND batches = :ob AND done = :od")
             .expression_attribute_values(":nt", n(to.next_task))
@@ -1031,7 +1039,29 @@ impl Store {
         &self,
         job_id: &str,
     ) -> Result<Option<(u64, T)>> {
-        let Some(item) = self.get_item(job_pk(job_id), REPORT_SK.to_string()).await? else {
+        self.get_job_state(job_id, REPORT_SK).await
+    }
+
+    /// Saves the report state; see [`Store::save_job_state`].
+    pub async fn save_report_state<T: Serialize>(
+        &self,
+        job_id: &str,
+        step: u64,
+        state: &T,
+        expires_at: Option<i64>,
+    ) -> Result<bool> {
+        self.save_job_state(job_id, REPORT_SK, step, state, expires_at)
+            .await
+    }
+
+    /// A state that a piece of work saves between invocations (item `sk=<name>` in the job's
+    /// partition): its step number and the state, if any.
+    pub async fn get_job_state<T: serde::de::DeserializeOwned>(
+        &self,
+        job_id: &str,
+        name: &str,
+    ) -> Result<Option<(u64, T)>> {
+        let Some(item) = self.get_item(job_pk(job_id), name.to_string()).await? else {
             return Ok(None);
         };
         let state =
@@ -1047,21 +1077,22 @@ impl Store {
         }
     }
 
-    /// Saves the report state as step `step`, if the saved one is still step `step - 1` (or,
-    /// for step 0, none is saved): of two reporters working on one job, one saves and the other
-    /// learns that it lost (false) and stops.
-    pub async fn save_report_state<T: Serialize>(
+    /// Saves a job state as step `step`, if the saved one is still step `step - 1` (or, for
+    /// step 0, none is saved): of two invocations working on the same thing, one saves and the
+    /// other learns that it lost (false).
+    pub async fn save_job_state<T: Serialize>(
         &self,
         job_id: &str,
+        name: &str,
         step: u64,
         state: &T,
         expires_at: Option<i64>,
     ) -> Result<bool> {
         let json = serde_json::to_string(state)
-            .map_err(|e| Error::Other(format!("cannot encode the report state: {e}")))?;
+            .map_err(|e| Error::Other(format!("cannot encode the {name} state: {e}")))?;
         let mut item = Item::from([
             (PK.to_string(), s(&job_pk(job_id))),
-            (SK.to_string(), s(REPORT_SK)),
+            (SK.to_string(), s(name)),
             (A_STEP.to_string(), n(step)),
             (A_STATE.to_string(), s(&json)),
             (A_UPDATED_AT.to_string(), s(&time_to_string(Utc::now()))),
@@ -1239,6 +1270,33 @@ impl Store {
                 Ok(())
             }
             Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
+        }
+    }
+
+    /// Records what the job is planned from (its pinned manifest, or the snapshot of its
+    /// manifest generator's listing), unless something is recorded already; returns what is.
+    pub async fn set_job_source(&self, job_id: &str, source: &JobSource) -> Result<JobSource> {
+        let json = serde_json::to_string(source)
+            .map_err(|e| Error::Other(format!("cannot encode the job's source: {e}")))?;
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&job_pk(job_id)))
+            .key(SK, s(JOB_SK))
+            .update_expression("SET #source = if_not_exists(#source, :source)")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#source", A_SOURCE)
+            .expression_attribute_values(":source", s(&json))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
+        match out.attributes.as_ref().and_then(|a| a.get(A_SOURCE)) {
+            Some(AttributeValue::S(stored)) => {
+                serde_json::from_str(stored).map_err(|e| malformed(A_SOURCE, e))
+            }
+            _ => Ok(source.clone()),
         }
     }
 
@@ -1587,7 +1645,40 @@ pub fn checkpoint_to_item(job_id: &str, checkpoint: &PlanCheckpoint) -> Item {
     if let Some(at) = checkpoint.updated_at {
         item.insert(A_UPDATED_AT.to_string(), s(&time_to_string(at)));
     }
+    if checkpoint.resume.is_some() {
+        item.insert(A_RESUME.to_string(), resume_value(checkpoint.resume));
+    }
     item
+}
+
+/// A CSV resume point as `[task, byte, line]`, or NULL.
+fn resume_value(point: Option<crate::manifest::ResumePoint>) -> AttributeValue {
+    match point {
+        Some(p) => AttributeValue::L(vec![n(p.task), n(p.byte), n(p.line)]),
+        None => AttributeValue::Null(true),
+    }
+}
+
+fn resume_from_item(item: &Item) -> Result<Option<crate::manifest::ResumePoint>> {
+    match item.get(A_RESUME) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::L(values)) => {
+            let number = |i: usize| -> Result<u64> {
+                match values.get(i) {
+                    Some(AttributeValue::N(v)) => {
+                        v.parse().map_err(|_| malformed(A_RESUME, format!("{v:?}")))
+                    }
+                    other => Err(malformed(A_RESUME, format!("{other:?}"))),
+                }
+            };
+            Ok(Some(crate::manifest::ResumePoint {
+                task: number(0)?,
+                byte: number(1)?,
+                line: number(2)?,
+            }))
+        }
+        Some(other) => Err(malformed(A_RESUME, format!("{other:?}"))),
+    }
 }
 
 pub fn checkpoint_from_item(item: &Item) -> Result<PlanCheckpoint> {
@@ -1599,6 +1690,7 @@ pub fn checkpoint_from_item(item: &Item) -> Result<PlanCheckpoint> {
         continued_at: get_opt_n(item, A_CONTINUED_AT)?,
         reserved: get_n_or_zero(item, A_RESERVED)?,
         updated_at: get_opt_time(item, A_UPDATED_AT)?,
+        resume: resume_from_item(item)?,
     })
 }
 
@@ -1741,6 +1833,11 @@ pub fn job_to_item(job: &Job) -> Result<Item> {
     if let Some(planned) = job.progress.batches_planned {
         item.insert(A_PLANNED.to_string(), n(planned));
     }
+    if let Some(source) = &job.tracking.source {
+        let json = serde_json::to_string(source)
+            .map_err(|e| Error::Other(format!("cannot encode the job's source: {e}")))?;
+        item.insert(A_SOURCE.to_string(), s(&json));
+    }
     Ok(item)
 }
 
@@ -1788,6 +1885,9 @@ pub fn job_from_item(item: &Item) -> Result<Job> {
         tracking: JobTracking {
             finalize_at: get_opt_time(item, A_FINALIZE_AT)?,
             last_progress_at: get_opt_time(item, A_PROGRESS_AT)?,
+            source: get_opt_s(item, A_SOURCE)?
+                .map(|json| serde_json::from_str(json).map_err(|e| malformed(A_SOURCE, e)))
+                .transpose()?,
         },
         job_id,
         request,
@@ -1944,6 +2044,14 @@ mod tests {
             tracking: JobTracking {
                 finalize_at: Some(time(90, 1)),
                 last_progress_at: Some(time(80, 2)),
+                source: Some(JobSource {
+                    manifest: request().manifest.unwrap(),
+                    pin: crate::manifest::ManifestPin {
+                        etag: Some("\"e\"".into()),
+                        version_id: Some("v1".into()),
+                    },
+                    tasks: Some(3000),
+                }),
             },
         }
     }
@@ -2064,6 +2172,11 @@ mod tests {
                 continued_at: Some(123_000_000),
                 reserved: 4400,
                 updated_at: Some(time(5, 0)),
+                resume: Some(crate::manifest::ResumePoint {
+                    task: 123_456_000,
+                    byte: 9_876_543_210,
+                    line: 123_456_001,
+                }),
             },
         ] {
             let item = checkpoint_to_item("j", &checkpoint);

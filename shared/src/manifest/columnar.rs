@@ -171,7 +171,19 @@ pub(super) async fn read_inventory_file(
 ) -> Result<u64> {
     let bucket = inventory.destination_bucket_name();
     let source = inventory.data_file_source(file);
-    let body = open_object(s3, &source, &bucket, &file.key, None, None).await?;
+    let body = open_object(
+        s3,
+        &super::Opening {
+            source: &source,
+            bucket: &bucket,
+            key: &file.key,
+            version_id: None,
+            expected_etag: None,
+            pin: &super::ManifestPin::default(),
+            from_byte: 0,
+        },
+    )
+    .await?;
     tracing::debug!(%bucket, key = %file.key, %format, "reading inventory data file");
     let mut reader = SyncIoBridge::new(body.into_async_read());
     let expected_md5 = file.md5_checksum.clone();
@@ -212,11 +224,15 @@ pub struct Spooled {
 }
 
 impl Spooled {
-    /// A new handle on the copy, for a reader.
+    /// A new handle on the copy, for a reader, at the copy's start.
     pub fn reader(&self, source: &str) -> Result<File> {
-        self.file.try_clone().map_err(|e| {
+        use std::io::{Seek, SeekFrom};
+        let reopen_error = |e: io::Error| {
             Error::Manifest(format!("{source}: cannot reopen the temporary copy: {e}"))
-        })
+        };
+        let mut file = self.file.try_clone().map_err(reopen_error)?;
+        file.seek(SeekFrom::Start(0)).map_err(reopen_error)?;
+        Ok(file)
     }
 }
 
@@ -237,14 +253,33 @@ pub fn spool(
     source: &str,
     expected_md5: Option<&str>,
 ) -> Result<Spooled> {
+    spool_as(
+        body,
+        dir,
+        format.extension(),
+        &format.to_string(),
+        source,
+        expected_md5,
+    )
+}
+
+/// [`spool`] of any data file: `extension` names the temporary file, `kind` the format in
+/// messages.
+pub fn spool_as(
+    body: &mut dyn Read,
+    dir: &Path,
+    extension: &str,
+    kind: &str,
+    source: &str,
+    expected_md5: Option<&str>,
+) -> Result<Spooled> {
     let path = dir.join(format!(
-        "batchops-inventory-{}.{}",
+        "batchops-inventory-{}.{extension}",
         uuid::Uuid::new_v4(),
-        format.extension()
     ));
     let temp_error = |e: io::Error| {
         Error::Manifest(format!(
-            "{source}: cannot write a temporary copy to {}: {e}; the {format} reader needs local space as large as the data file (on Lambda, raise the function's ephemeral storage)",
+            "{source}: cannot write a temporary copy to {}: {e}; the {kind} reader needs local space as large as the data file (on Lambda, raise the function's ephemeral storage)",
             dir.display()
         ))
     };
