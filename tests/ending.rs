@@ -587,3 +587,100 @@ async fn a_slow_function_is_invoked_once_per_task_across_many_executor_runs() {
     assert_eq!(invoked, expected, "each task invoked exactly once");
     assert_reported_once(&s, &data, &job_id, 12).await;
 }
+
+/// A copy job of objects too large to copy in one executor run (parts of 5 MiB, one part per
+/// run): `count` objects of `size` bytes, copied to a second bucket.
+async fn big_copy_job(s: &Stack, count: usize, size: usize) -> (String, String, String) {
+    std::env::set_var(
+        batchops::operation::ENV_MULTIPART_COPY_THRESHOLD,
+        (6 << 20).to_string(),
+    );
+    std::env::set_var(
+        batchops::operation::ENV_COPY_PART_SIZE,
+        (5 << 20).to_string(),
+    );
+    std::env::set_var(batchops::operation::ENV_COPY_PART_CONCURRENCY, "1");
+    let (src, dst) = (s.bucket("src"), s.bucket("dst"));
+    s.create_bucket(&src).await;
+    s.create_bucket(&dst).await;
+    let mut rows = Vec::new();
+    for i in 0..count {
+        let key = format!("big-{i}.bin");
+        let body: Vec<u8> = (0..size).map(|b| (b % 251) as u8 ^ i as u8).collect();
+        common::put_object(&s.ctx, &src, &key, body).await;
+        rows.push((src.clone(), key));
+    }
+    let etag = s.put_manifest(&src, "m.csv", &rows).await;
+    let operation = json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}")}});
+    let job_id = s
+        .create_job(csv_job(&src, "m.csv", &etag, operation, &src, "AllTasks"))
+        .await;
+    (job_id, src, dst)
+}
+
+async fn incomplete_uploads(s: &Stack, bucket: &str) -> usize {
+    s.ctx
+        .s3
+        .list_multipart_uploads()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap()
+        .uploads()
+        .len()
+}
+
+#[tokio::test]
+async fn a_multipart_copy_longer_than_an_executor_run_resumes_part_by_part() {
+    let s = stack_with(false, |st| st.executor_budget = Some(Duration::ZERO)).await;
+    let size = 16 << 20;
+    let (job_id, src, dst) = big_copy_job(&s, 2, size).await;
+    let run = local::run_with(&s.ctx, RunUntil::JobTerminal(job_id.clone()), &options())
+        .await
+        .unwrap();
+    let job = job(&s.ctx, &job_id).await;
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+    assert_eq!(job.progress.succeeded, 2);
+    // Four parts per object, one per run: the batch went round the task queue part by part.
+    assert!(run.task_messages >= 8, "{run:?}");
+    for i in 0..2 {
+        let key = format!("big-{i}.bin");
+        assert_eq!(s.get(&dst, &key).await, s.get(&src, &key).await, "{key}");
+    }
+    assert_eq!(incomplete_uploads(&s, &dst).await, 0);
+    let store = Store::from_context(&s.ctx);
+    assert!(store.list_uploads(&job_id, None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_job_cancelled_mid_copy_leaves_no_incomplete_upload() {
+    let s = stack_with(false, |st| st.executor_budget = Some(Duration::ZERO)).await;
+    let (job_id, _, dst) = big_copy_job(&s, 1, 16 << 20).await;
+    let plan_requests = common::drain_queue(&s.ctx, &s.ctx.settings.plan_queue_url).await;
+    assert_eq!(plan_requests.len(), 1);
+    batchops::planner::plan_job(&s.ctx, &job_id).await.unwrap();
+    let batch = common::drain_queue(&s.ctx, &s.ctx.settings.task_queue_url).await;
+    let result = executor::process_message(&s.ctx, &batch[0]).await.unwrap();
+    assert_eq!(
+        result,
+        BatchResult::Continued {
+            done: 0,
+            remaining: 1
+        },
+        "one part copied, the rest left to the next run"
+    );
+    let store = Store::from_context(&s.ctx);
+    assert_eq!(store.list_uploads(&job_id, None).await.unwrap().len(), 1);
+    assert_eq!(incomplete_uploads(&s, &dst).await, 1);
+    control::update_job_status(&s.ctx, &job_id, JobStatus::Cancelled, None)
+        .await
+        .unwrap();
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Cancelled);
+    assert_eq!(
+        incomplete_uploads(&s, &dst).await,
+        0,
+        "the upload was aborted"
+    );
+    assert!(store.list_uploads(&job_id, None).await.unwrap().is_empty());
+}

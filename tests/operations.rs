@@ -39,7 +39,8 @@ async fn env() -> Env {
     force_small_multipart_copies();
     let config = common::sdk_config().await;
     let id = common::unique_suffix();
-    // run_tasks needs only the clients; the other resources are never touched here.
+    // run_tasks needs the clients, and the job table for a multipart copy that outlives its
+    // invocation; the queues and the system bucket are never touched here.
     let settings = common::test_settings(
         format!("jobs-{id}"),
         String::new(),
@@ -47,10 +48,12 @@ async fn env() -> Env {
         String::new(),
         format!("system-{id}"),
     );
-    Env {
-        ctx: Context::from_config(&config, settings),
-        id,
-    }
+    let ctx = Context::from_config(&config, settings);
+    batchops::store::Store::from_context(&ctx)
+        .create_table_if_missing()
+        .await
+        .unwrap();
+    Env { ctx, id }
 }
 
 impl Env {
@@ -944,6 +947,17 @@ mod scripted {
                 "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
             );
         }
+        // The source is overwritten after part 1: S3 refuses the next parts pinned to its ETag.
+        if request.starts_with("PUT")
+            && request.contains("overwritten")
+            && !request.contains("partNumber=1&")
+            && request.contains("partNumber=")
+        {
+            return xml(
+                "412 Precondition Failed",
+                "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Condition>x-amz-copy-source-If-Match</Condition></Error>",
+            );
+        }
         if refuse_part2 && request.starts_with("PUT") && request.contains("partNumber=2&") {
             return xml(
                 "403 Forbidden",
@@ -1029,6 +1043,45 @@ async fn a_multipart_copy_with_a_refused_part_is_aborted_and_never_completed() {
             .iter()
             .any(|r| r.starts_with("POST") && r.contains("uploadId=")),
         "never completed: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_source_overwritten_mid_copy_fails_the_task_with_412_and_no_torn_object() {
+    let (env, log, headers) = scripted_env(false).await;
+    let op = json!({"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::dst"}});
+    let rows = env
+        .run(op, false, &[task("src", "overwritten.bin", None)])
+        .await;
+    assert_eq!(rows.len(), 1);
+    assert!(
+        rows[0].starts_with("src,overwritten.bin,,failed,412,PreconditionFailed,"),
+        "{rows:?}"
+    );
+    // Every part was pinned to the ETag the HEAD saw.
+    let parts: Vec<_> = headers
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(request, _)| request.starts_with("PUT") && request.contains("partNumber="))
+        .map(|(_, h)| h.get("x-amz-copy-source-if-match").cloned())
+        .collect();
+    assert!(!parts.is_empty());
+    assert!(
+        parts.iter().all(|p| p.as_deref() == Some("\"src\"")),
+        "{parts:?}"
+    );
+    let seen = log.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .any(|r| r.starts_with("DELETE") && r.contains("uploadId=up-1")),
+        "the upload is aborted: {seen:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|r| r.starts_with("POST") && r.contains("uploadId=")),
+        "never completed, so no torn object: {seen:?}"
     );
 }
 

@@ -173,12 +173,21 @@ async fn run_segment(
     let outcomes =
         operation::run_tasks_until(ctx, job, batch_id, &pending.tasks, pending.offset, stop_at)
             .await;
-    if outcomes.is_empty() || outcomes.len() > pending.tasks.len() {
+    if outcomes.len() > pending.tasks.len() {
         return Err(Error::Other(format!(
             "batch {batch_id}: {} outcomes for {} tasks",
             outcomes.len(),
             pending.tasks.len()
         )));
+    }
+    if outcomes.is_empty() {
+        // The first task (a long multipart copy) saved its progress: the next invocation goes on.
+        info!(job_id = %job.job_id, %batch_id, task = pending.offset, "a task goes on in the next invocation");
+        crate::queue::send_task_batch(ctx, pending).await?;
+        return Ok(BatchResult::Continued {
+            done: pending.offset,
+            remaining: pending.tasks.len() as u64,
+        });
     }
     let to = pending.offset + outcomes.len() as u64;
     let counts = count(&outcomes);

@@ -578,8 +578,6 @@ struct ManifestWriter<'a> {
     parts: Vec<CompletedPart>,
     /// The number of the next part.
     next_part: i32,
-    /// Parts were uploaded by an earlier invocation: completing asks S3 for the list.
-    resumed: bool,
 }
 
 impl<'a> ManifestWriter<'a> {
@@ -605,7 +603,6 @@ impl<'a> ManifestWriter<'a> {
             upload_id: None,
             parts: Vec::new(),
             next_part: 1,
-            resumed: false,
         }
     }
 
@@ -613,8 +610,30 @@ impl<'a> ManifestWriter<'a> {
     fn resume(&mut self, state: &ListingState, carry: Vec<u8>) {
         self.upload_id = state.upload_id.clone();
         self.next_part = state.next_part.max(1);
-        self.resumed = state.upload_id.is_some();
+        self.parts = state
+            .parts
+            .iter()
+            .map(|(number, etag)| {
+                CompletedPart::builder()
+                    .part_number(*number)
+                    .e_tag(etag)
+                    .build()
+            })
+            .collect();
         self.buffer = carry;
+    }
+
+    /// The parts uploaded so far, to save between invocations.
+    fn parts_so_far(&self) -> Vec<(i32, String)> {
+        self.parts
+            .iter()
+            .map(|p| {
+                (
+                    p.part_number().unwrap_or_default(),
+                    p.e_tag().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
     }
 
     fn target(&self) -> String {
@@ -719,11 +738,7 @@ impl<'a> ManifestWriter<'a> {
             if !self.buffer.is_empty() {
                 self.upload_part().await?;
             }
-            let parts = if self.resumed {
-                self.uploaded_parts(&upload_id).await?
-            } else {
-                std::mem::take(&mut self.parts)
-            };
+            let parts = std::mem::take(&mut self.parts);
             self.s3
                 .complete_multipart_upload()
                 .bucket(&self.bucket)
@@ -751,37 +766,6 @@ impl<'a> ManifestWriter<'a> {
                 Err(e)
             }
         }
-    }
-
-    /// Every part of the upload, as S3 lists them (those of earlier invocations too).
-    async fn uploaded_parts(&self, upload_id: &str) -> Result<Vec<CompletedPart>> {
-        let mut parts = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = self
-                .s3
-                .list_parts()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .upload_id(upload_id)
-                .set_part_number_marker(marker.take())
-                .set_expected_bucket_owner(self.expected_owner.clone())
-                .send()
-                .await
-                .map_err(|e| self.write_error(&e))?;
-            parts.extend(page.parts().iter().map(|p| {
-                CompletedPart::builder()
-                    .set_part_number(p.part_number())
-                    .set_e_tag(p.e_tag().map(str::to_string))
-                    .build()
-            }));
-            match (page.is_truncated(), page.next_part_number_marker()) {
-                (Some(true), Some(next)) => marker = Some(next.to_string()),
-                _ => break,
-            }
-        }
-        parts.sort_by_key(|p| p.part_number());
-        Ok(parts)
     }
 
     /// Drops a multipart upload under way, so no partial manifest or stray parts remain.
@@ -874,8 +858,11 @@ pub struct ListingState {
     pub start_after: Option<String>,
     /// Objects selected so far.
     pub tasks: u64,
-    /// The multipart upload of the snapshot, once begun, and its next part number.
+    /// The multipart upload of the snapshot, once begun, its parts so far (number and ETag;
+    /// 8 MiB each, so a few thousand at most for a listing of a hundred million objects), and
+    /// the next part number.
     pub upload_id: Option<String>,
+    pub parts: Vec<(i32, String)>,
     pub next_part: i32,
     /// Rows selected since the last part, saved in the system bucket (fewer than a part holds).
     pub carry_key: Option<String>,
@@ -954,6 +941,7 @@ pub async fn write_snapshot(
                 carry => Some(write_system_object(ctx, &job.job_id, carry).await?),
             };
             state.upload_id = writer.upload_id.clone();
+            state.parts = writer.parts_so_far();
             state.next_part = writer.next_part;
             if !store
                 .save_job_state(&job.job_id, LISTING_STATE, step, &state, None)

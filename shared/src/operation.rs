@@ -90,16 +90,24 @@ pub async fn run_tasks_until(
 ) -> Vec<TaskOutcome> {
     let prepared = prepare(&job.request.operation);
     let concurrency = ctx.settings.executor_concurrency.max(1);
-    stream::iter(tasks.iter().enumerate())
+    let runs: Vec<TaskRun> = stream::iter(tasks.iter().enumerate())
         .take_while(|(i, _)| std::future::ready(*i == 0 || !crate::deadline::is_past(stop_at)))
         .map(|(i, task)| {
             let index = first_index + i as u64;
             let prepared = &prepared;
             async move {
-                match prepared {
+                let outcome = match prepared {
                     Prepared::PutTagging(tagging) => put_tagging(ctx, tagging, task).await,
                     Prepared::DeleteTagging => delete_tagging(ctx, task).await,
-                    Prepared::Copy(plan) => copy_object(ctx, plan, task).await,
+                    Prepared::Copy(plan) => {
+                        let at = TaskAt {
+                            job_id: &job.job_id,
+                            batch_id,
+                            index,
+                            stop_at,
+                        };
+                        return copy_object(ctx, plan, task, &at).await;
+                    }
                     Prepared::Acl(plan) => put_acl(ctx, plan, task).await,
                     Prepared::LegalHold(op) => put_legal_hold(ctx, op, task).await,
                     Prepared::Retention(op) => put_retention(ctx, op, task).await,
@@ -111,12 +119,36 @@ pub async fn run_tasks_until(
                         invoke(ctx, op, *schema, &job.job_id, &task_id, task).await
                     }
                     Prepared::Invalid(reason) => invalid_operation_outcome(task, reason),
-                }
+                };
+                TaskRun::Done(outcome)
             }
         })
         .buffered(concurrency)
         .collect()
-        .await
+        .await;
+    // Outcomes up to the first task that must go on in another invocation; the rest run again
+    // with it (an unfinished task is rare: a multipart copy longer than the executor's time).
+    runs.into_iter()
+        .map_while(|run| match run {
+            TaskRun::Done(outcome) => Some(outcome),
+            TaskRun::Unfinished => None,
+        })
+        .collect()
+}
+
+/// One task's end in this invocation.
+enum TaskRun {
+    Done(TaskOutcome),
+    /// Time ran out mid-task; its progress is saved and the next invocation goes on with it.
+    Unfinished,
+}
+
+/// Where a task stands in its job, for work that outlives one invocation.
+struct TaskAt<'a> {
+    job_id: &'a str,
+    batch_id: &'a str,
+    index: u64,
+    stop_at: Option<std::time::Instant>,
 }
 
 /// What every task of the batch shares, built once.
@@ -943,7 +975,7 @@ macro_rules! destination {
 }
 
 /// One copy task: HEAD the source for its size, then CopyObject or a multipart copy.
-async fn copy_object(ctx: &Context, plan: &CopyPlan, task: &Task) -> TaskOutcome {
+async fn copy_object(ctx: &Context, plan: &CopyPlan, task: &Task, at: &TaskAt<'_>) -> TaskRun {
     let head = match s3_call(ctx, || async {
         ctx.s3
             .head_object()
@@ -958,21 +990,25 @@ async fn copy_object(ctx: &Context, plan: &CopyPlan, task: &Task) -> TaskOutcome
     .await
     {
         Ok(head) => head,
-        Err(failure) => return failure.into_outcome(task),
+        Err(failure) => return TaskRun::Done(failure.into_outcome(task)),
     };
     if let Some(failure) = archived_source_failure(&head) {
-        return failure.into_outcome(task);
+        return TaskRun::Done(failure.into_outcome(task));
     }
     let size = u64::try_from(head.content_length().unwrap_or(0)).unwrap_or(0);
     let result = if plan.settings.needs_multipart(size) {
-        multipart_copy(ctx, plan, task, &head, size).await
+        match multipart_copy(ctx, plan, task, &head, size, at).await {
+            Ok(Copied::Whole) => Ok(()),
+            Ok(Copied::Partly) => return TaskRun::Unfinished,
+            Err(failure) => Err(failure),
+        }
     } else {
         single_copy(ctx, plan, task).await
     };
-    match result {
+    TaskRun::Done(match result {
         Ok(()) => s3_success_outcome(task),
         Err(failure) => failure.into_outcome(task),
-    }
+    })
 }
 
 /// S3 copies an object in S3 Glacier Flexible Retrieval or Deep Archive only once it is restored;
@@ -1040,16 +1076,161 @@ async fn single_copy(ctx: &Context, plan: &CopyPlan, task: &Task) -> Result<(), 
     .await
 }
 
-/// A copy too large for CopyObject: parts copied concurrently with UploadPartCopy; any failure
-/// aborts the upload so that no parts are left behind (and billed).
+/// How far a multipart copy got in this invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Copied {
+    Whole,
+    /// Time ran out: the upload is recorded and the next invocation copies the other parts.
+    Partly,
+}
+
+/// A copy too large for CopyObject: parts copied concurrently with UploadPartCopy, each pinned to
+/// the source as its HEAD saw it (`x-amz-copy-source-if-match` with its ETag; the version when
+/// the task names one), so that a source overwritten mid-copy fails the task with S3's
+/// `PreconditionFailed` (412) instead of completing a torn object. Any failure aborts the upload,
+/// so no parts are left behind (and billed). When the executor's time runs out, the parts still
+/// to copy are left to the next invocation: the upload is recorded in the job's table
+/// ([`UploadRecord`]), found again by the task's batch and index, and resumed from S3's list of
+/// its parts; the reporter and the sweeper abort recorded uploads of jobs that end.
 async fn multipart_copy(
     ctx: &Context,
     plan: &CopyPlan,
     task: &Task,
     head: &HeadObjectOutput,
     size: u64,
-) -> Result<(), Failure> {
+    at: &TaskAt<'_>,
+) -> Result<Copied, Failure> {
     let key = plan.target_key(task);
+    let etag = head.e_tag().unwrap_or_default().to_string();
+    let store = (!ctx.settings.table.is_empty()).then(|| crate::store::Store::from_context(ctx));
+    let record = match &store {
+        Some(store) => store
+            .get_upload(at.job_id, at.batch_id, at.index)
+            .await
+            .map_err(store_failure)?,
+        None => None,
+    };
+    let (upload_id, done) = match record {
+        Some(record) if record.source_etag == etag => {
+            let done = read_parts_list(ctx, &record.parts_key).await?;
+            (record.upload_id, done)
+        }
+        Some(record) => {
+            // The source changed since the copy began: its parts would tear the object.
+            abort_upload(ctx, plan, &record.key, &record.upload_id).await;
+            if let Some(store) = &store {
+                store
+                    .delete_upload(at.job_id, at.batch_id, at.index)
+                    .await
+                    .map_err(store_failure)?;
+            }
+            return Err(Failure {
+                retryable: false,
+                error_code: "PreconditionFailed".into(),
+                http_status: Some(412),
+                message: format!(
+                    "the source changed during the copy: its ETag was {} when the copy began and is {etag} now",
+                    record.source_etag
+                ),
+            });
+        }
+        None => (start_upload(ctx, plan, task, head, &key).await?, Vec::new()),
+    };
+    tracing::debug!(bucket = %plan.target_bucket, size, parts_done = done.len(), "multipart copy");
+    let result = copy_parts(
+        ctx, plan, task, &key, &upload_id, size, &etag, &done, at.stop_at,
+    )
+    .await;
+    let outcome = match result {
+        Ok(parts) if parts.len() == part_ranges(size, plan.settings.part_size).len() => {
+            complete_upload(ctx, plan, &key, &upload_id, parts)
+                .await
+                .map(|()| Copied::Whole)
+        }
+        Ok(parts) => {
+            let Some(store) = &store else {
+                return Err(store_failure(crate::Error::Config(
+                    "a multipart copy cannot span invocations without the job table".into(),
+                )));
+            };
+            let parts_key = write_parts_list(ctx, at, &parts).await?;
+            let record = crate::store::UploadRecord {
+                bucket: plan.target_bucket.clone(),
+                key: key.clone(),
+                upload_id: upload_id.to_string(),
+                source_etag: etag.clone(),
+                parts_key,
+            };
+            store
+                .put_upload(at.job_id, at.batch_id, at.index, &record)
+                .await
+                .map_err(store_failure)?;
+            return Ok(Copied::Partly);
+        }
+        Err(failure) => Err(failure),
+    };
+    if outcome.is_err() {
+        abort_upload(ctx, plan, &key, &upload_id).await;
+    }
+    if let Some(store) = &store {
+        store
+            .delete_upload(at.job_id, at.batch_id, at.index)
+            .await
+            .map_err(store_failure)?;
+    }
+    outcome
+}
+
+/// Aborts the multipart copies that a job (or one batch of it) left unfinished and forgets them:
+/// when the job ends, or its batch is given up. Best effort per upload (a lifecycle rule on the
+/// target bucket is the last resort); errors of the job table are returned.
+pub async fn abort_recorded_uploads(
+    ctx: &Context,
+    job_id: &str,
+    batch_id: Option<&str>,
+) -> crate::Result<usize> {
+    let store = crate::store::Store::from_context(ctx);
+    let uploads = store.list_uploads(job_id, batch_id).await?;
+    for (batch, index, record) in &uploads {
+        if let Err(e) = ctx
+            .s3
+            .abort_multipart_upload()
+            .bucket(&record.bucket)
+            .key(&record.key)
+            .upload_id(&record.upload_id)
+            .send()
+            .await
+        {
+            let failure = classify_s3_error(&e);
+            if failure.error_code != "NoSuchUpload" {
+                tracing::warn!(job_id, bucket = %record.bucket, code = %failure.error_code, "could not abort an unfinished multipart copy");
+            }
+        }
+        store.delete_upload(job_id, batch, *index).await?;
+        tracing::info!(job_id, batch_id = %batch, bucket = %record.bucket, "aborted an unfinished multipart copy");
+    }
+    Ok(uploads.len())
+}
+
+/// A failure of the job table while copying: the task is retried (not failed) by the batch's
+/// redelivery.
+fn store_failure(err: crate::Error) -> Failure {
+    tracing::warn!(error = %err, "the progress of a multipart copy could not be read or saved");
+    Failure {
+        retryable: true,
+        error_code: "InternalError".into(),
+        http_status: Some(500),
+        message: "the progress of a multipart copy could not be read or saved (the executor's logs give the cause)".into(),
+    }
+}
+
+async fn start_upload(
+    ctx: &Context,
+    plan: &CopyPlan,
+    task: &Task,
+    head: &HeadObjectOutput,
+    key: &str,
+) -> Result<String, Failure> {
     // A multipart upload copies neither metadata nor tags: carry the source's over unless the
     // job replaces them, as CopyObject would.
     let metadata = match &plan.replace_metadata {
@@ -1067,23 +1248,76 @@ async fn multipart_copy(
             Some(&metadata),
             tagging.clone()
         )
-        .key(&key)
+        .key(key)
         .send()
         .await
         .map_err(|e| classify_s3_error(&e))
     })
     .await?;
-    let upload_id = created.upload_id().unwrap_or_default().to_string();
-    tracing::debug!(bucket = %plan.target_bucket, size, "multipart copy started");
-    let result = copy_parts(ctx, plan, task, &key, &upload_id, size).await;
-    let completed = match result {
-        Ok(parts) => complete_upload(ctx, plan, &key, &upload_id, parts).await,
-        Err(failure) => Err(failure),
-    };
-    if completed.is_err() {
-        abort_upload(ctx, plan, &key, &upload_id).await;
-    }
-    completed
+    Ok(created.upload_id().unwrap_or_default().to_string())
+}
+
+/// The parts copied so far, saved in the system bucket for the invocation that goes on (S3's
+/// own ListParts would do, but its list can hold 10,000 parts and one call gives 1,000).
+async fn write_parts_list(
+    ctx: &Context,
+    at: &TaskAt<'_>,
+    parts: &[CompletedPart],
+) -> Result<String, Failure> {
+    let list: Vec<(i32, String)> = parts
+        .iter()
+        .map(|p| {
+            (
+                p.part_number().unwrap_or_default(),
+                p.e_tag().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let body = serde_json::to_vec(&list).unwrap_or_default();
+    let key = format!(
+        "staging/job-{}/uploads/{}-{:06}-{}.json",
+        at.job_id,
+        at.batch_id,
+        at.index,
+        uuid::Uuid::new_v4().simple()
+    );
+    ctx.s3
+        .put_object()
+        .bucket(&ctx.settings.system_bucket)
+        .key(&key)
+        .body(body.into())
+        .send()
+        .await
+        .map_err(|e| store_failure(crate::Error::aws("S3", "PutObject", e)))?;
+    Ok(key)
+}
+
+async fn read_parts_list(ctx: &Context, key: &str) -> Result<Vec<CompletedPart>, Failure> {
+    let object = ctx
+        .s3
+        .get_object()
+        .bucket(&ctx.settings.system_bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| store_failure(crate::Error::aws("S3", "GetObject", e)))?;
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| store_failure(crate::Error::Other(e.to_string())))?
+        .into_bytes();
+    let list: Vec<(i32, String)> = serde_json::from_slice(&bytes)
+        .map_err(|e| store_failure(crate::Error::Other(format!("parts list {key}: {e}"))))?;
+    Ok(list
+        .into_iter()
+        .map(|(number, etag)| {
+            CompletedPart::builder()
+                .part_number(number)
+                .e_tag(etag)
+                .build()
+        })
+        .collect())
 }
 
 async fn source_tagging(
@@ -1114,6 +1348,10 @@ async fn source_tagging(
     Ok((!tags.is_empty()).then(|| tagging_header(&tags)))
 }
 
+/// Copies the parts not in `done`, at most `part_concurrency` at once, starting none once
+/// `stop_at` has passed (but at least one, so every invocation makes progress). Returns every
+/// part now in the upload, sorted; fewer than the object has when time ran out.
+#[allow(clippy::too_many_arguments)]
 async fn copy_parts(
     ctx: &Context,
     plan: &CopyPlan,
@@ -1121,11 +1359,21 @@ async fn copy_parts(
     key: &str,
     upload_id: &str,
     size: u64,
+    etag: &str,
+    done: &[CompletedPart],
+    stop_at: Option<std::time::Instant>,
 ) -> Result<Vec<CompletedPart>, Failure> {
     let source = copy_source(task);
     let ranges = part_ranges(size, plan.settings.part_size);
-    let parts = stream::iter(ranges.into_iter().enumerate())
-        .map(|(index, (first, last))| {
+    let missing = ranges.into_iter().enumerate().filter(|(index, _)| {
+        let number = i32::try_from(index + 1).unwrap_or(i32::MAX);
+        !done.iter().any(|p| p.part_number() == Some(number))
+    });
+    let parts = stream::iter(missing.enumerate())
+        .take_while(|(started, _)| {
+            std::future::ready(*started == 0 || !crate::deadline::is_past(stop_at))
+        })
+        .map(|(_, (index, (first, last)))| {
             let source = &source;
             async move {
                 let number = i32::try_from(index + 1).unwrap_or(i32::MAX);
@@ -1138,6 +1386,7 @@ async fn copy_parts(
                         .part_number(number)
                         .copy_source(source)
                         .copy_source_range(format!("bytes={first}-{last}"))
+                        .copy_source_if_match(etag)
                         .set_copy_source_if_modified_since(plan.if_modified_since)
                         .set_copy_source_if_unmodified_since(plan.if_unmodified_since)
                         .set_request_payer(plan.request_payer.clone())
@@ -1172,6 +1421,7 @@ async fn copy_parts(
         })
         .buffer_unordered(plan.settings.part_concurrency.max(1));
     let mut parts = collect_until_error(parts).await?;
+    parts.extend(done.iter().cloned());
     parts.sort_by_key(|p| p.part_number());
     Ok(parts)
 }

@@ -239,7 +239,7 @@ async fn finalize(
     loop {
         let progress = match state.phase {
             ReportPhase::Rows => write_rows(ctx, &store, &job, &mut state, stop_at).await?,
-            ReportPhase::Expire => expire_items(&store, &job, &mut state, stop_at).await?,
+            ReportPhase::Expire => expire_items(ctx, &store, &job, &mut state, stop_at).await?,
             ReportPhase::Settle => {
                 let status = settle(&store, job, state.failure).await?;
                 return Ok(Finalized::Ended(status));
@@ -274,11 +274,16 @@ enum Progress {
 
 /// Gives the job's items their TTL, then moves on to settling.
 async fn expire_items(
+    ctx: &Context,
     store: &Store,
     job: &Job,
     state: &mut ReportState,
     stop_at: Option<Instant>,
 ) -> Result<Progress> {
+    if state.cursor.is_none() {
+        // Copies left unfinished when the job stopped would stay in their buckets, billed.
+        crate::operation::abort_recorded_uploads(ctx, &job.job_id, None).await?;
+    }
     let expires_at = *state
         .expires_at
         .get_or_insert_with(|| crate::store::expiry_of(chrono::Utc::now()));

@@ -75,6 +75,20 @@ pub enum SegmentCommit {
     Lost,
 }
 
+/// A multipart copy left for the next invocation (its executor ran out of time), kept under the
+/// task's batch and index so that the task's next run resumes it, and the reporter or the
+/// sweeper aborts it if the job ends without it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    /// The source's ETag when the copy began: every part is copied from that object.
+    pub source_etag: String,
+    /// The parts copied so far (number and ETag), saved as JSON in the system bucket.
+    pub parts_key: String,
+}
+
 /// A job template: a CreateJob request without Manifest, started for every inventory
 /// `manifest.json` that arrives under `s3://manifest_bucket/manifest_prefix`.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,6 +117,7 @@ const TEMPLATE_PK: &str = "TEMPLATE";
 const BATCH_SK_PREFIX: &str = "BATCH#";
 const PLAN_SK_PREFIX: &str = "PLAN#";
 const REPORT_SK: &str = "REPORT";
+const UPLOAD_SK_PREFIX: &str = "UPLOAD#";
 
 /// The job list index: every job item carries `list_pk = "JOBS"` and `list_sk = <creation time>#<id>`,
 /// so ListJobs is one Query, newest first. Only the status and the TTL are projected, so that
@@ -142,6 +157,7 @@ const A_FINALIZE: &str = "finalize_sent";
 const A_FINALIZE_AT: &str = "finalize_at";
 const A_TTL: &str = "ttl";
 const A_SOURCE: &str = "source";
+const A_UPLOAD: &str = "upload";
 const A_STEP: &str = "step";
 const A_STATE: &str = "state";
 const A_PROGRESS_AT: &str = "last_progress_at";
@@ -1300,6 +1316,79 @@ impl Store {
         }
     }
 
+    /// The multipart copy left by an earlier run of task `index` of a batch, if any.
+    pub async fn get_upload(
+        &self,
+        job_id: &str,
+        batch_id: &str,
+        index: u64,
+    ) -> Result<Option<UploadRecord>> {
+        self.get_item(job_pk(job_id), upload_sk(batch_id, index))
+            .await?
+            .map(|item| upload_from_item(&item))
+            .transpose()
+    }
+
+    pub async fn put_upload(
+        &self,
+        job_id: &str,
+        batch_id: &str,
+        index: u64,
+        record: &UploadRecord,
+    ) -> Result<()> {
+        let json = serde_json::to_string(record)
+            .map_err(|e| Error::Other(format!("cannot encode an upload record: {e}")))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(&job_pk(job_id)))
+            .item(SK, s(&upload_sk(batch_id, index)))
+            .item(A_UPLOAD, s(&json))
+            .item(A_UPDATED_AT, s(&time_to_string(Utc::now())))
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "PutItem", e))?;
+        Ok(())
+    }
+
+    pub async fn delete_upload(&self, job_id: &str, batch_id: &str, index: u64) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(&job_pk(job_id)))
+            .key(SK, s(&upload_sk(batch_id, index)))
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "DeleteItem", e))?;
+        Ok(())
+    }
+
+    /// The multipart copies a job (or, with `batch_id`, one of its batches) left unfinished:
+    /// `(batch id, task index, record)`.
+    pub async fn list_uploads(
+        &self,
+        job_id: &str,
+        batch_id: Option<&str>,
+    ) -> Result<Vec<(String, u64, UploadRecord)>> {
+        let prefix = match batch_id {
+            Some(batch) => format!("{UPLOAD_SK_PREFIX}{batch}#"),
+            None => UPLOAD_SK_PREFIX.to_string(),
+        };
+        let items = self.query_all(&job_pk(job_id), Some(&prefix)).await?;
+        items
+            .iter()
+            .map(|item| {
+                let sk = get_s(item, SK)?;
+                let (batch, index) = sk
+                    .strip_prefix(UPLOAD_SK_PREFIX)
+                    .and_then(|rest| rest.rsplit_once('#'))
+                    .and_then(|(batch, index)| Some((batch, index.parse().ok()?)))
+                    .ok_or_else(|| malformed(SK, format!("{sk:?} is not an upload key")))?;
+                Ok((batch.to_string(), index, upload_from_item(item)?))
+            })
+            .collect()
+    }
+
     /// Records a repair or diagnosis as the job's StatusUpdateReason.
     pub async fn set_status_update_reason(&self, job_id: &str, reason: &str) -> Result<()> {
         self.set_on_job(
@@ -1620,6 +1709,14 @@ pub fn expiry_of(ended: DateTime<Utc>) -> i64 {
 /// An item whose TTL has passed: DynamoDB deletes it eventually, batchops treats it as gone now.
 fn is_expired(item: &Item, now: DateTime<Utc>) -> bool {
     matches!(get_opt_n::<i64>(item, A_TTL), Ok(Some(ttl)) if ttl <= now.timestamp())
+}
+
+fn upload_sk(batch_id: &str, index: u64) -> String {
+    format!("{UPLOAD_SK_PREFIX}{batch_id}#{index:06}")
+}
+
+fn upload_from_item(item: &Item) -> Result<UploadRecord> {
+    serde_json::from_str(get_s(item, A_UPLOAD)?).map_err(|e| malformed(A_UPLOAD, e))
 }
 
 fn plan_sk(part: PlanPart) -> String {
