@@ -145,6 +145,7 @@ fn task(bucket: &str, key: &str, version_id: Option<&str>) -> Task {
         bucket: bucket.into(),
         key: key.into(),
         version_id: version_id.map(str::to_string),
+        size: None,
     }
 }
 

@@ -250,6 +250,7 @@ fn task(key: &str, version: Option<&str>) -> Task {
         bucket: BUCKET.into(),
         key: key.into(),
         version_id: version.map(String::from),
+        size: None,
     }
 }
 

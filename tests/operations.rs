@@ -183,6 +183,7 @@ fn task(bucket: &str, key: &str, version: Option<&str>) -> Task {
         bucket: bucket.into(),
         key: key.into(),
         version_id: version.map(String::from),
+        size: None,
     }
 }
 

@@ -383,3 +383,58 @@ async fn no_task_of_an_inventory_data_file_is_sent_before_its_md5_is_checked() {
     );
     assert_eq!(job.progress.succeeded + job.progress.failed, 0);
 }
+
+/// Plans the job (planner only) and returns the number of tasks of each batch, in batch order.
+async fn planned_batch_sizes(s: &Stack, job_id: &str) -> Vec<usize> {
+    plan_first_run(s, job_id).await;
+    let mut batches: Vec<TaskBatch> = common::drain_queue(&s.ctx, &s.ctx.settings.task_queue_url)
+        .await
+        .iter()
+        .map(|b| TaskBatch::from_body(b).unwrap())
+        .collect();
+    batches.sort_by(|a, b| a.batch_id.cmp(&b.batch_id));
+    batches.iter().map(|b| b.tasks.len()).collect()
+}
+
+#[tokio::test]
+async fn lambda_invoke_batches_are_small_and_copies_are_sized_by_the_inventorys_object_sizes() {
+    let s = stack_with(false, |_| {}).await;
+    let data = s.bucket("data");
+    s.create_bucket(&data).await;
+    let etag = s.put_manifest(&data, "m.csv", &rows(&data, "k", 300)).await;
+    let invoke = json!({"LambdaInvoke": {"FunctionArn": "f", "InvocationSchemaVersion": "2.0"}});
+    let job_id = s
+        .create_job(csv_job(&data, "m.csv", &etag, invoke, &data, "AllTasks"))
+        .await;
+    assert_eq!(
+        planned_batch_sizes(&s, &job_id).await,
+        [128, 128, 44],
+        "LambdaInvoke: {} tasks per batch",
+        batchops::plan::LAMBDA_BATCH_TASKS
+    );
+
+    // An inventory whose objects are 30 GiB each, then small ones: a copy batch holds 64 GiB.
+    let gib = 1u64 << 30;
+    let csv: String = (0..10u64)
+        .map(|i| {
+            let size = if i < 5 { 30 * gib } else { 1024 };
+            format!("\"{data}\",\"obj-{i}\",\"{size}\"\n")
+        })
+        .collect();
+    let gz = common::gzip(csv.as_bytes());
+    common::put_object(&s.ctx, &data, "inv/data/1.csv.gz", gz.clone()).await;
+    let manifest = json!({
+        "sourceBucket": data, "destinationBucket": format!("arn:aws:s3:::{data}"),
+        "version": "2016-11-30", "fileFormat": "CSV", "fileSchema": "Bucket, Key, Size",
+        "files": [{"key": "inv/data/1.csv.gz", "size": gz.len(), "MD5checksum": common::md5_hex(&gz)}]
+    });
+    let etag = s
+        .put(&data, "inv/manifest.json", &manifest.to_string())
+        .await;
+    let copy = json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{data}")}});
+    let mut request = csv_job(&data, "inv/manifest.json", &etag, copy, &data, "AllTasks");
+    request["Manifest"]["Spec"] = json!({"Format": "S3InventoryReport_CSV_20161130"});
+    let job_id = s.create_job(request).await;
+    let sizes = planned_batch_sizes(&s, &job_id).await;
+    assert_eq!(sizes, [2, 2, 6], "64 GiB of objects per copy batch");
+}

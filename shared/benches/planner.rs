@@ -788,6 +788,7 @@ fn messages_and_writes(data: &DataFile, file: &Planned, file_rate: f64) -> Bench
             bucket: SOURCE_BUCKET.into(),
             key,
             version_id: None,
+            size: None,
         };
         if let Some(batch) = packer.push(task) {
             planned.add(&batch);

@@ -545,6 +545,7 @@ async fn list_matching(
                 bucket: bucket.to_string(),
                 key: object.key,
                 version_id: None,
+                size: None,
             });
             if chunk.len() >= CHUNK_TASKS {
                 total += chunk.len() as u64;

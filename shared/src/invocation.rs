@@ -458,6 +458,7 @@ mod tests {
             bucket: "amzn-s3-demo-bucket".into(),
             key: key.into(),
             version_id: version.map(str::to_string),
+            size: None,
         }
     }
 

@@ -29,6 +29,10 @@ pub struct Task {
     pub bucket: String,
     pub key: String,
     pub version_id: Option<String>,
+    /// The object's size in bytes, when the manifest says it (an inventory's `Size` column):
+    /// what the planner sizes the batches of copies and checksums by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 /// Tasks per chunk sent to the planner: large enough to amortise channel traffic, small enough
@@ -296,6 +300,7 @@ pub async fn read_inventory_file(
     tracing::debug!(%bucket, key = %file.key, "reading inventory data file");
     let schema = inventory.file_schema.clone();
     let md5 = file.md5_checksum.clone();
+    let sizes = inventory.want_sizes;
     let parse_source = source.clone();
     let mut reader = SyncIoBridge::new(body.into_async_read());
     let dir = std::env::temp_dir();
@@ -310,12 +315,15 @@ pub async fn read_inventory_file(
             Some(&md5),
         )?;
         let mut chunks = ChunkSender::new(tx);
-        let count = parse_inventory_data_file(
-            spooled.reader(&parse_source)?,
-            &schema,
+        let layout = Layout::inventory(&schema, &parse_source)?.with_sizes(sizes);
+        let gunzip = flate2::read::MultiGzDecoder::new(spooled.reader(&parse_source)?);
+        let (count, _) = parse_rows(
+            gunzip,
+            &layout,
             &parse_source,
+            "the gzipped CSV",
             None,
-            |task| chunks.push(task),
+            &mut |task, _| chunks.push(task),
         )?;
         chunks.flush();
         Ok(count)
@@ -515,7 +523,7 @@ pub fn parse_inventory_csv<R: Read>(
     source: &str,
     mut emit: impl FnMut(Task) -> bool,
 ) -> Result<u64> {
-    let layout = Layout::inventory(file_schema, source)?;
+    let layout = Layout::inventory(file_schema, source)?.with_sizes(false);
     let (count, _) = parse_rows(reader, &layout, source, "the CSV", None, &mut |t, _| {
         emit(t)
     })?;
@@ -532,7 +540,7 @@ pub fn parse_inventory_data_file<R: Read>(
     expected_md5: Option<&str>,
     mut emit: impl FnMut(Task) -> bool,
 ) -> Result<u64> {
-    let layout = Layout::inventory(file_schema, source)?;
+    let layout = Layout::inventory(file_schema, source)?.with_sizes(false);
     let mut hashed = Md5Reader::new(reader);
     let (count, completed) = {
         let gunzip = flate2::read::MultiGzDecoder::new(&mut hashed);
@@ -571,6 +579,8 @@ struct Layout {
     key: usize,
     version_id: Option<usize>,
     delete_marker: Option<usize>,
+    /// The `Size` column, read only when asked for.
+    size: Option<usize>,
     /// Column names for error messages, e.g. "Bucket, Key".
     names: String,
 }
@@ -606,6 +616,7 @@ impl Layout {
             key,
             version_id: position("VersionId")?,
             delete_marker: None,
+            size: None,
             names: fields.join(", "),
         })
     }
@@ -626,8 +637,17 @@ impl Layout {
             key: required("Key")?,
             version_id: position("VersionId"),
             delete_marker: position("IsDeleteMarker"),
+            size: position("Size"),
             names: columns.join(", "),
         })
+    }
+
+    /// Reads the `Size` column (when there is one) only if `sizes`.
+    fn with_sizes(mut self, sizes: bool) -> Self {
+        if !sizes {
+            self.size = None;
+        }
+        self
     }
 
     /// The task of a row; `None` for rows that are not tasks (delete markers).
@@ -669,10 +689,25 @@ impl Layout {
                     .to_string(),
             ),
         };
+        let size = match self.size.map(field) {
+            None | Some(b"") => None,
+            Some(raw) => Some(
+                std::str::from_utf8(raw)
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| {
+                        format!(
+                            "the size {:?} is not a number",
+                            String::from_utf8_lossy(raw)
+                        )
+                    })?,
+            ),
+        };
         Ok(Some(Task {
             bucket: bucket.to_string(),
             key,
             version_id,
+            size,
         }))
     }
 }
@@ -922,6 +957,10 @@ pub struct InventoryManifest {
     /// `message s3.inventory { required binary bucket (UTF8); required binary key (UTF8); ... }`.
     pub file_schema: String,
     pub files: Vec<InventoryFile>,
+    /// Whether the readers put each object's size into its task (not part of the file: the
+    /// planner asks for sizes when the job's batches are sized by them).
+    #[serde(skip)]
+    pub want_sizes: bool,
 }
 
 /// One data file of an inventory report, in the destination bucket.
@@ -1058,6 +1097,7 @@ mod tests {
             bucket: bucket.into(),
             key: key.into(),
             version_id: version_id.map(str::to_string),
+            size: None,
         }
     }
 
@@ -1879,12 +1919,14 @@ mod s3_tests {
                 Task {
                     bucket: "src".into(),
                     key: "a b".into(),
-                    version_id: Some("v1".into())
+                    version_id: Some("v1".into()),
+                    size: None,
                 },
                 Task {
                     bucket: "src".into(),
                     key: "c+d".into(),
-                    version_id: None
+                    version_id: None,
+                    size: None,
                 },
             ]
         );

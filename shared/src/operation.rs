@@ -2035,6 +2035,7 @@ mod tests {
             bucket: "b".into(),
             key: "k".into(),
             version_id: None,
+            size: None,
         };
         let outcome =
             classify_s3_error(&s3_service_error("NoSuchKey", "gone", 404)).into_outcome(&task);
@@ -2173,6 +2174,7 @@ mod tests {
                 bucket: "src".into(),
                 key: key.into(),
                 version_id: version.map(String::from),
+                size: None,
             }
         }
 

@@ -151,6 +151,7 @@ fn task_from_fields(fields: Vec<String>) -> std::result::Result<Task, String> {
                 bucket,
                 key,
                 version_id,
+                size: None,
             })
         }
         _ => Err(format!(
@@ -159,17 +160,69 @@ fn task_from_fields(fields: Vec<String>) -> std::result::Result<Task, String> {
     }
 }
 
+/// How large a batch of one operation may be besides the message size: slow tasks go in small
+/// batches, so that a batch is quick to run and many executors share the work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Tasks per batch at most.
+    pub max_tasks: Option<usize>,
+    /// The objects' bytes per batch at most, counting the tasks whose size the manifest gives
+    /// (an inventory's `Size`); a larger object travels alone.
+    pub max_object_bytes: Option<u64>,
+}
+
+/// Tasks per batch of a LambdaInvoke job: one invocation each, of the user's function, which
+/// may take seconds.
+pub const LAMBDA_BATCH_TASKS: usize = 128;
+/// Tasks per batch of a copy, and of a checksum (which reads each object whole).
+pub const COPY_BATCH_TASKS: usize = 256;
+/// Object bytes per batch of a copy (server-side: S3 moves the bytes, several GB/s in all).
+pub const COPY_BATCH_BYTES: u64 = 64 << 30;
+/// Object bytes per batch of a checksum (the executor reads them: about a minute at 32 streams).
+pub const CHECKSUM_BATCH_BYTES: u64 = 16 << 30;
+
+impl BatchLimits {
+    /// The limits of a job's operation. They never change for a job, so its batches are the
+    /// same however often it is planned.
+    pub fn of(operation: &crate::job::JobOperation) -> Self {
+        use crate::job::JobOperation::*;
+        match operation {
+            LambdaInvoke(_) => BatchLimits {
+                max_tasks: Some(LAMBDA_BATCH_TASKS),
+                max_object_bytes: None,
+            },
+            S3PutObjectCopy(_) => BatchLimits {
+                max_tasks: Some(COPY_BATCH_TASKS),
+                max_object_bytes: Some(COPY_BATCH_BYTES),
+            },
+            S3ComputeObjectChecksum(_) => BatchLimits {
+                max_tasks: Some(COPY_BATCH_TASKS),
+                max_object_bytes: Some(CHECKSUM_BATCH_BYTES),
+            },
+            _ => BatchLimits::default(),
+        }
+    }
+
+    /// Whether the batch is sized by its objects' bytes (so the readers must give sizes).
+    pub fn wants_sizes(&self) -> bool {
+        self.max_object_bytes.is_some()
+    }
+}
+
 /// Packs tasks, in order, into batches whose bodies are as large as possible but at most
-/// `max_bytes`. Batch ids are `{batch_prefix}{seq:08}` with seq counting from 0, so the same
-/// manifest always yields the same ids.
+/// `max_bytes`, within the operation's [`BatchLimits`]. Batch ids are `{batch_prefix}{seq:08}`
+/// with seq counting from 0, so the same manifest always yields the same ids.
 #[derive(Debug)]
 pub struct BatchPacker {
     job_id: String,
     batch_prefix: String,
     max_bytes: usize,
+    limits: BatchLimits,
     tasks: Vec<Task>,
     /// Exact body length of the batch being filled.
     body_len: usize,
+    /// Known object bytes of the batch being filled.
+    object_bytes: u64,
     emitted: u64,
 }
 
@@ -179,8 +232,10 @@ impl BatchPacker {
             job_id: job_id.to_string(),
             batch_prefix: batch_prefix.to_string(),
             max_bytes,
+            limits: BatchLimits::default(),
             tasks: Vec::new(),
             body_len: 0,
+            object_bytes: 0,
             emitted: 0,
         };
         packer.body_len = packer.empty_len();
@@ -191,15 +246,34 @@ impl BatchPacker {
     /// starts the next one with the task. A task too large for any batch travels alone.
     pub fn push(&mut self, task: Task) -> Option<TaskBatch> {
         let added = task_len(&task) + usize::from(!self.tasks.is_empty());
-        if !self.tasks.is_empty() && self.body_len + added > self.max_bytes {
+        let bytes = task.size.unwrap_or(0);
+        let full = !self.tasks.is_empty()
+            && (self.body_len + added > self.max_bytes
+                || self
+                    .limits
+                    .max_tasks
+                    .is_some_and(|max| self.tasks.len() >= max)
+                || self
+                    .limits
+                    .max_object_bytes
+                    .is_some_and(|max| self.object_bytes + bytes > max));
+        if full {
             let full = self.take_batch();
             self.body_len += task_len(&task);
+            self.object_bytes = bytes;
             self.tasks.push(task);
             return Some(full);
         }
         self.body_len += added;
+        self.object_bytes += bytes;
         self.tasks.push(task);
         None
+    }
+
+    /// Applies an operation's limits. Call before any `push`.
+    pub fn with_limits(mut self, limits: BatchLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The last, partly filled batch, if any task is waiting.
@@ -241,6 +315,7 @@ impl BatchPacker {
         };
         self.emitted += 1;
         self.body_len = self.empty_len();
+        self.object_bytes = 0;
         batch
     }
 }
@@ -458,6 +533,7 @@ mod tests {
             bucket: bucket.into(),
             key: key.into(),
             version_id: version_id.map(str::to_string),
+            size: None,
         }
     }
 
@@ -795,5 +871,41 @@ mod tests {
         at.continued_at = Some(500);
         assert!(at.is_stale(Some(200)));
         assert!(!at.is_stale(Some(500)));
+    }
+
+    #[test]
+    fn slow_operations_pack_fewer_tasks_and_objects_are_counted_by_size() {
+        let sized = |i: usize, size: u64| Task {
+            size: Some(size),
+            ..task("b", &format!("k{i}"), None)
+        };
+        let limits = BatchLimits {
+            max_tasks: Some(3),
+            max_object_bytes: Some(100),
+        };
+        let mut packer = BatchPacker::new("j", "b", MAX_MESSAGE_BYTES).with_limits(limits);
+        let mut batches = Vec::new();
+        for (i, size) in [10, 20, 30, 40, 90, 5, 200, 1, 1].into_iter().enumerate() {
+            batches.extend(packer.push(sized(i, size)));
+        }
+        batches.extend(packer.finish());
+        let keys: Vec<Vec<&str>> = batches
+            .iter()
+            .map(|b| b.tasks.iter().map(|t| t.key.as_str()).collect())
+            .collect();
+        // Three tasks at most; 40 + 90 exceed 100; an object larger than the limit goes alone.
+        assert_eq!(
+            keys,
+            vec![
+                vec!["k0", "k1", "k2"],
+                vec!["k3"],
+                vec!["k4", "k5"],
+                vec!["k6"],
+                vec!["k7", "k8"]
+            ]
+        );
+        let tagging = crate::job::JobOperation::S3DeleteObjectTagging(Default::default());
+        assert_eq!(BatchLimits::of(&tagging), BatchLimits::default());
+        assert!(!BatchLimits::of(&tagging).wants_sizes());
     }
 }

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::generator::Listing;
 use crate::job::{FailureReason, Job, JobSource, JobStatus, INVENTORY_CSV_FORMAT};
 use crate::manifest::{self, ReadFrom, ResumePoints, Task};
-use crate::plan::{planning_totals, BatchPacker, PlanCheckpoint, PlanPart, TaskBatch};
+use crate::plan::{planning_totals, BatchLimits, BatchPacker, PlanCheckpoint, PlanPart, TaskBatch};
 use crate::queue::{send_plan_message, send_plan_request_for, PlanRequest};
 use crate::reporter::finalize_if_done;
 use crate::store::Store;
@@ -463,6 +463,7 @@ async fn read_part(
     source: &JobSource,
     from: &PlanCheckpoint,
     points: Option<ResumePoints>,
+    sizes: bool,
     tx: tokio::sync::mpsc::Sender<Vec<Task>>,
 ) -> Result<u64> {
     match from.part {
@@ -475,9 +476,10 @@ async fn read_part(
             manifest::read_tasks_from(&ctx.s3, &source.manifest, &read_from, tx).await
         }
         PlanPart::InventoryFile(index) => {
-            let inventory =
+            let mut inventory =
                 manifest::fetch_inventory_manifest_pinned(&ctx.s3, &source.manifest, &source.pin)
                     .await?;
+            inventory.want_sizes = sizes;
             let file = inventory.files.get(index).ok_or_else(|| {
                 Error::Manifest(format!(
                     "manifest {}: the inventory lists {} data files, but planning expects file number {index}; was manifest.json replaced while the job was planned?",
@@ -568,8 +570,16 @@ async fn replay_batches(
     info!(job_id = %job.job_id, part = %from.part.id(), from = from.batches, until, "sending the reserved batches of a stopped part again");
     let source = recorded_source(job)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Task>>(8);
-    let reader = read_part(ctx, source, from, None, tx);
-    let sender = send_batches(ctx, &job.job_id, from, rx, SendMode::Replay { until });
+    let limits = BatchLimits::of(&job.request.operation);
+    let reader = read_part(ctx, source, from, None, limits.wants_sizes(), tx);
+    let sender = send_batches(
+        ctx,
+        &job.job_id,
+        from,
+        limits,
+        rx,
+        SendMode::Replay { until },
+    );
     let (read, sent) = tokio::join!(reader, sender);
     let sent = sent?;
     if sent.stop.is_none() {
@@ -622,8 +632,16 @@ async fn plan_part(
     let source = recorded_source(job)?;
     let points = ResumePoints::default();
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Task>>(8);
-    let reader = read_part(ctx, source, &from, Some(points.clone()), tx);
-    let sender = send_batches(ctx, job_id, &from, rx, SendMode::Plan { stop_at });
+    let limits = BatchLimits::of(&job.request.operation);
+    let reader = read_part(
+        ctx,
+        source,
+        &from,
+        Some(points.clone()),
+        limits.wants_sizes(),
+        tx,
+    );
+    let sender = send_batches(ctx, job_id, &from, limits, rx, SendMode::Plan { stop_at });
     let (read, sent) = tokio::join!(reader, sender);
     let sent = sent?;
     let done = match (sent.stop, read) {
@@ -710,6 +728,7 @@ async fn send_batches(
     ctx: &Context,
     job_id: &str,
     from: &PlanCheckpoint,
+    limits: BatchLimits,
     mut rx: tokio::sync::mpsc::Receiver<Vec<Task>>,
     mode: SendMode,
 ) -> Result<Sent> {
@@ -719,6 +738,7 @@ async fn send_batches(
         &from.part.batch_prefix(),
         ctx.settings.max_message_bytes,
     )
+    .with_limits(limits)
     .resume_at(from.batches);
     let mut reserved = from.reserved.max(from.batches);
     let mut in_flight = FuturesUnordered::new();
@@ -921,6 +941,7 @@ mod tests {
                 bucket: "b".into(),
                 key: i.to_string(),
                 version_id: None,
+                size: None,
             })
             .collect()
     }

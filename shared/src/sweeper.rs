@@ -653,11 +653,13 @@ mod tests {
                     bucket: "b".into(),
                     key: "k1".into(),
                     version_id: None,
+                    size: None,
                 },
                 Task {
                     bucket: "b".into(),
                     key: "k2".into(),
                     version_id: Some("v".into()),
+                    size: None,
                 },
             ],
         };

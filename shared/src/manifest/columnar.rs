@@ -187,6 +187,7 @@ pub(super) async fn read_inventory_file(
     tracing::debug!(%bucket, key = %file.key, %format, "reading inventory data file");
     let mut reader = SyncIoBridge::new(body.into_async_read());
     let expected_md5 = file.md5_checksum.clone();
+    let sizes = inventory.want_sizes;
     let dir = std::env::temp_dir();
     let parse_source = source.clone();
     let parsed = tokio::task::spawn_blocking(move || {
@@ -198,9 +199,13 @@ pub(super) async fn read_inventory_file(
             Some(&expected_md5),
         )?;
         let mut chunks = ChunkSender::new(tx);
-        let count = parse_columnar(format, spooled.reader(&parse_source)?, &parse_source, |t| {
-            chunks.push(t)
-        })?;
+        let count = parse_columnar_sized(
+            format,
+            spooled.reader(&parse_source)?,
+            &parse_source,
+            sizes,
+            |t| chunks.push(t),
+        )?;
         chunks.flush();
         Ok(count)
     })
@@ -350,11 +355,23 @@ pub fn parse_columnar<R: ColumnarInput>(
     format: ColumnarFormat,
     input: R,
     source: &str,
+    emit: impl FnMut(Task) -> bool,
+) -> Result<u64> {
+    parse_columnar_sized(format, input, source, false, emit)
+}
+
+/// [`parse_columnar`], also reading each object's `size` into its task when `sizes` asks (the
+/// column is decoded only then).
+pub fn parse_columnar_sized<R: ColumnarInput>(
+    format: ColumnarFormat,
+    input: R,
+    source: &str,
+    sizes: bool,
     mut emit: impl FnMut(Task) -> bool,
 ) -> Result<u64> {
     match format {
-        ColumnarFormat::Parquet => parse_parquet(input, source, &mut emit),
-        ColumnarFormat::Orc => parse_orc(input, source, &mut emit),
+        ColumnarFormat::Parquet => parse_parquet(input, source, sizes, &mut emit),
+        ColumnarFormat::Orc => parse_orc(input, source, sizes, &mut emit),
     }
 }
 
@@ -365,6 +382,7 @@ fn unreadable(format: ColumnarFormat, source: &str, e: impl Display) -> Error {
 fn parse_parquet<R: parquet::file::reader::ChunkReader + 'static>(
     input: R,
     source: &str,
+    sizes: bool,
     emit: &mut dyn FnMut(Task) -> bool,
 ) -> Result<u64> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -373,7 +391,7 @@ fn parse_parquet<R: parquet::file::reader::ChunkReader + 'static>(
     let format = ColumnarFormat::Parquet;
     let builder = ParquetRecordBatchReaderBuilder::try_new(input)
         .map_err(|e| unreadable(format, source, e))?;
-    let columns = Columns::find(builder.schema(), format, source)?;
+    let columns = Columns::find(builder.schema(), format, source, sizes)?;
     // Top-level arrow fields are the Parquet schema's root columns, in the same order.
     let mask = ProjectionMask::roots(builder.parquet_schema(), columns.indices());
     let batches = builder
@@ -387,6 +405,7 @@ fn parse_parquet<R: parquet::file::reader::ChunkReader + 'static>(
 fn parse_orc<R: orc_rust::reader::ChunkReader>(
     mut input: R,
     source: &str,
+    sizes: bool,
     emit: &mut dyn FnMut(Task) -> bool,
 ) -> Result<u64> {
     use orc_rust::array_decoder::NaiveStripeDecoder;
@@ -398,7 +417,7 @@ fn parse_orc<R: orc_rust::reader::ChunkReader>(
     let metadata = read_metadata(&mut input).map_err(|e| unreadable(format, source, e))?;
     let no_metadata = std::collections::HashMap::new();
     let file_schema = metadata.root_data_type().create_arrow_schema(&no_metadata);
-    let columns = Columns::find(&file_schema, format, source)?;
+    let columns = Columns::find(&file_schema, format, source, sizes)?;
     let mask = ProjectionMask::named_roots(metadata.root_data_type(), &columns.names());
     let projected = metadata.root_data_type().project(&mask);
     let schema = Arc::new(projected.create_arrow_schema(&no_metadata));
@@ -475,6 +494,12 @@ fn emit_batch(
         Some(name) => column(name)?.as_boolean_opt(),
         None => None,
     };
+    let size = match &columns.size {
+        Some(name) => column(name)?
+            .as_primitive_opt::<arrow_array::types::Int64Type>()
+            .cloned(),
+        None => None,
+    };
     let (Some(bucket), Some(key)) = (bucket, key) else {
         return Err(Error::Manifest(format!(
             "{source}: the bucket and key columns must be strings"
@@ -511,6 +536,10 @@ fn emit_batch(
             bucket: bucket.to_string(),
             key: key.to_string(),
             version_id,
+            size: size
+                .as_ref()
+                .filter(|c| c.is_valid(i))
+                .and_then(|c| u64::try_from(c.value(i)).ok()),
         };
         if !emit(task) {
             return Ok((count, false));
@@ -526,6 +555,8 @@ struct Columns {
     key: String,
     version_id: Option<String>,
     delete_marker: Option<String>,
+    /// Read only when asked for, and only when it is a 64-bit integer.
+    size: Option<String>,
     /// Positions of the above in the file's schema.
     indices: Vec<usize>,
 }
@@ -533,7 +564,7 @@ struct Columns {
 impl Columns {
     /// Finds the columns by S3 Inventory's names (exactly, else ignoring case) and checks their
     /// types, before any row is read.
-    fn find(schema: &Schema, format: ColumnarFormat, source: &str) -> Result<Self> {
+    fn find(schema: &Schema, format: ColumnarFormat, source: &str, sizes: bool) -> Result<Self> {
         let mut indices = Vec::new();
         let mut find = |name: &str, string: bool| -> Result<Option<String>> {
             let fields = schema.fields();
@@ -566,6 +597,17 @@ impl Columns {
         let key = find("key", true)?;
         let version_id = find("version_id", true)?;
         let delete_marker = find("is_delete_marker", false)?;
+        let size = schema
+            .fields()
+            .iter()
+            .position(|f| {
+                f.name().eq_ignore_ascii_case("size") && f.data_type() == &DataType::Int64
+            })
+            .filter(|_| sizes)
+            .map(|index| {
+                indices.push(index);
+                schema.fields()[index].name().clone()
+            });
         let missing = |name: &str| {
             let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             Error::Manifest(format!(
@@ -579,6 +621,7 @@ impl Columns {
             key: key.ok_or_else(|| missing("key"))?,
             version_id,
             delete_marker,
+            size,
             indices,
         })
     }
@@ -593,6 +636,7 @@ impl Columns {
             Some(self.key.as_str()),
             self.version_id.as_deref(),
             self.delete_marker.as_deref(),
+            self.size.as_deref(),
         ]
         .into_iter()
         .flatten()
@@ -665,6 +709,7 @@ mod tests {
             bucket: BUCKET.into(),
             key: key.into(),
             version_id: version_id.map(str::to_string),
+            size: None,
         }
     }
 
