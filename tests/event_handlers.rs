@@ -23,6 +23,7 @@ use batchops::plan::TaskBatch;
 use batchops::planner::{self, PlannerWork};
 use batchops::report::report_manifest_key;
 use batchops::store::Store;
+use batchops::sweeper;
 use batchops::{control, executor, reporter, Context};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -85,6 +86,7 @@ const FED_HERE: &[&str] = &[
     "planner-sqs-s3-notification.json",
     "reporter-finalize-direct.json",
     "reporter-finalize.json",
+    "sweeper-scheduled.json",
 ];
 const FED_BY_TASK_HANDLER_TESTS: &[&str] = &[
     "task-handler-schema-1.0.json",
@@ -747,6 +749,31 @@ async fn take_finalize_request(s: &Stack, job_id: &str) {
         first_body(&sqs),
         "the direct event is the queued body itself"
     );
+}
+
+/// The sweeper's scheduled event on a job whose finalize request was lost: the answer lists the
+/// repair, and the resent request finishes the job.
+#[tokio::test]
+async fn the_scheduled_event_makes_the_sweeper_resend_a_lost_finalize_request() {
+    let mut s = stack().await;
+    s.ctx.settings.finalize_resend_after = Duration::ZERO;
+    let (photos, reports) = (s.bucket("photos"), s.bucket("reports"));
+    s.create_bucket(&photos).await;
+    s.create_bucket(&reports).await;
+    s.enable_versioning(&photos).await;
+    let version = s.put_photos(&photos).await.expect("a version id");
+    let (job_id, batch_id) = planned_photo_job(&s, &photos, &version, &reports).await;
+    execute_with_event(&s, &job_id, &batch_id, &photos, &version).await;
+    // Lost: taken off the queue and never handled.
+    take_finalize_request(&s, &job_id).await;
+    let answer = sweeper::handle(&s.ctx, event("sweeper-scheduled.json", &[]))
+        .await
+        .unwrap();
+    let repairs = answer["Repairs"].as_array().expect("the repairs made");
+    assert_eq!(repairs.len(), 1, "{answer}");
+    assert_eq!(repairs[0]["JobId"], job_id.as_str());
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete);
 }
 
 #[tokio::test]

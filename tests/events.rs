@@ -36,11 +36,25 @@ fn check(name: &str, event: &Value) -> Result<(), String> {
         "reporter-finalize-direct.json" => check_reporter_direct(event),
         "create-job-tagging.json" => check_create_job_file(event),
         "inventory-bucket-notification.json" => check_notification_configuration(event),
+        "sweeper-scheduled.json" => check_scheduled(event),
         "task-handler-schema-1.0.json" => check_invocation(event, SchemaVersion::V1),
         "task-handler-schema-2.0.json" => check_invocation(event, SchemaVersion::V2),
         _ if name.starts_with("control-") => check_control(name, event),
         _ => Err("no check for this file: add one to tests/events.rs".into()),
     }
+}
+
+/// An EventBridge Scheduler event, as the sweeper's schedule sends it.
+fn check_scheduled(event: &Value) -> Result<(), String> {
+    let field = |name: &str| event.get(name).and_then(Value::as_str).unwrap_or_default();
+    if field("detail-type") != "Scheduled Event" || !field("source").starts_with("aws.") {
+        return Err(format!(
+            "not a scheduled event: detail-type {:?}, source {:?}",
+            field("detail-type"),
+            field("source")
+        ));
+    }
+    Ok(())
 }
 
 fn sqs_event(event: &Value) -> Result<SqsEvent, String> {

@@ -74,6 +74,17 @@ impl SweepSummary {
     }
 }
 
+/// The sweeper function's handler: any event (the schedule's, a console test event) starts one
+/// sweep; the answer is what it did.
+pub async fn handle(ctx: &Context, event: serde_json::Value) -> Result<serde_json::Value> {
+    if let Some(source) = event.get("source").and_then(|s| s.as_str()) {
+        tracing::debug!(source, "sweep requested");
+    }
+    let summary = sweep(ctx).await?;
+    serde_json::to_value(summary)
+        .map_err(|e| Error::Other(format!("cannot encode the sweep's summary: {e}")))
+}
+
 /// One sweep over the dead-letter queues and every job that has not ended.
 pub async fn sweep(ctx: &Context) -> Result<SweepSummary> {
     let now = Utc::now();

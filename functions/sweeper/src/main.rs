@@ -9,9 +9,10 @@ async fn main() -> Result<(), Error> {
     batchops::telemetry::init_json();
     let ctx = batchops::Context::from_env().await?;
     let ctx = &ctx;
-    lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| async move {
-        let summary = batchops::sweeper::sweep(ctx).await?;
-        serde_json::to_value(summary).map_err(Error::from)
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        batchops::sweeper::handle(ctx, event.payload)
+            .await
+            .map_err(Error::from)
     }))
     .await
 }
