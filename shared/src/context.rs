@@ -275,6 +275,41 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Writes an object of the system bucket: state that work saves between invocations.
+    pub async fn write_system_object(&self, key: &str, body: Vec<u8>) -> Result<()> {
+        self.s3
+            .put_object()
+            .bucket(&self.settings.system_bucket)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| Error::aws("S3", "PutObject", e))?;
+        Ok(())
+    }
+
+    /// Reads an object of the system bucket whole (what is saved there is small by design).
+    pub async fn read_system_object(&self, key: &str) -> Result<Vec<u8>> {
+        let object = self
+            .s3
+            .get_object()
+            .bucket(&self.settings.system_bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| Error::aws("S3", "GetObject", e))?;
+        let bytes = object.body.collect().await.map_err(|e| {
+            Error::Other(format!(
+                "reading s3://{}/{key}: {e}",
+                self.settings.system_bucket
+            ))
+        })?;
+        // One copy, from the received chunks into the vector.
+        Ok(bytes.to_vec())
+    }
+}
+
 /// The shared SDK configuration: region and endpoint from the environment as usual.
 pub async fn load_aws_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())

@@ -295,14 +295,8 @@ pub async fn write_part(
     }
     let attempt = format!("{from:06}-{}", uuid::Uuid::new_v4().simple());
     let key = report::part_key(&job.job_id, batch_id, &attempt);
-    ctx.s3
-        .put_object()
-        .bucket(&ctx.settings.system_bucket)
-        .key(&key)
-        .body(report::encode_rows(&rows).into())
-        .send()
-        .await
-        .map_err(|e| Error::aws("S3", "PutObject", e))?;
+    ctx.write_system_object(&key, report::encode_rows(&rows))
+        .await?;
     Ok(Some(key))
 }
 

@@ -904,7 +904,7 @@ pub async fn write_snapshot(
     };
     let mut writer = ManifestWriter::to(&ctx.s3, &target);
     let carry = match &state.carry_key {
-        Some(key) => read_system_object(ctx, key).await?,
+        Some(key) => ctx.read_system_object(key).await?,
         None => Vec::new(),
     };
     writer.resume(&state, carry);
@@ -1004,33 +1004,8 @@ async fn write_system_object(ctx: &crate::Context, job_id: &str, body: Vec<u8>) 
         "jobs/job-{job_id}/listing-carry-{}.csv",
         uuid::Uuid::new_v4().simple()
     );
-    ctx.s3
-        .put_object()
-        .bucket(&ctx.settings.system_bucket)
-        .key(&key)
-        .body(body.into())
-        .send()
-        .await
-        .map_err(|e| Error::aws("S3", "PutObject", e))?;
+    ctx.write_system_object(&key, body).await?;
     Ok(key)
-}
-
-async fn read_system_object(ctx: &crate::Context, key: &str) -> Result<Vec<u8>> {
-    let object = ctx
-        .s3
-        .get_object()
-        .bucket(&ctx.settings.system_bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| Error::aws("S3", "GetObject", e))?;
-    let bytes = object.body.collect().await.map_err(|e| {
-        Error::Other(format!(
-            "reading s3://{}/{key}: {e}",
-            ctx.settings.system_bucket
-        ))
-    })?;
-    Ok(bytes.into_bytes().to_vec())
 }
 
 #[cfg(test)]

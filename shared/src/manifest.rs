@@ -168,7 +168,7 @@ async fn read_csv_manifest(
     let start = from.start;
     let points = from.points.clone();
     let reader = SyncIoBridge::new(body.into_async_read());
-    let parsed = tokio::task::spawn_blocking(move || {
+    run_blocking(&source, "manifest", move || {
         let mut chunks = ChunkSender::new(tx);
         chunks.points = points;
         let layout = Layout::csv_manifest(&fields, &parse_source)?;
@@ -183,12 +183,7 @@ async fn read_csv_manifest(
         chunks.flush();
         Ok(count)
     })
-    .await;
-    parsed.map_err(|e| {
-        Error::Manifest(format!(
-            "{source}: the manifest reader stopped unexpectedly: {e}"
-        ))
-    })?
+    .await
 }
 
 /// The pin of a manifest object now: its ETag and version, read with a HeadObject (of the job's
@@ -304,7 +299,7 @@ pub async fn read_inventory_file(
     let parse_source = source.clone();
     let mut reader = SyncIoBridge::new(body.into_async_read());
     let dir = std::env::temp_dir();
-    let parsed = tokio::task::spawn_blocking(move || {
+    run_blocking(&source, "manifest", move || {
         // No task of a file runs before the whole file's MD5 is checked: copy first, then parse.
         let spooled = columnar::spool_as(
             &mut reader,
@@ -328,12 +323,7 @@ pub async fn read_inventory_file(
         chunks.flush();
         Ok(count)
     })
-    .await;
-    parsed.map_err(|e| {
-        Error::Manifest(format!(
-            "{source}: the manifest reader stopped unexpectedly: {e}"
-        ))
-    })?
+    .await
 }
 
 fn manifest_object(manifest: &JobManifest) -> Result<(String, String)> {
@@ -421,6 +411,18 @@ pub fn check_etag(source: &str, expected: &str, actual: Option<&str>) -> Result<
             "{source}: ETag mismatch: the job expects \"{expected}\" but the object has no ETag"
         ))),
     }
+}
+
+/// Runs a synchronous reader on a blocking thread; `what` names it if it stops unexpectedly.
+pub(crate) async fn run_blocking<F>(source: &str, what: &str, read: F) -> Result<u64>
+where
+    F: FnOnce() -> Result<u64> + Send + 'static,
+{
+    tokio::task::spawn_blocking(read).await.map_err(|e| {
+        Error::Manifest(format!(
+            "{source}: the {what} reader stopped unexpectedly: {e}"
+        ))
+    })?
 }
 
 /// Collects tasks into chunks and sends each with `blocking_send`; reports a dropped receiver so

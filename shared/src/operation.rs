@@ -1281,32 +1281,14 @@ async fn write_parts_list(
         at.index,
         uuid::Uuid::new_v4().simple()
     );
-    ctx.s3
-        .put_object()
-        .bucket(&ctx.settings.system_bucket)
-        .key(&key)
-        .body(body.into())
-        .send()
+    ctx.write_system_object(&key, body)
         .await
-        .map_err(|e| store_failure(crate::Error::aws("S3", "PutObject", e)))?;
+        .map_err(store_failure)?;
     Ok(key)
 }
 
 async fn read_parts_list(ctx: &Context, key: &str) -> Result<Vec<CompletedPart>, Failure> {
-    let object = ctx
-        .s3
-        .get_object()
-        .bucket(&ctx.settings.system_bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| store_failure(crate::Error::aws("S3", "GetObject", e)))?;
-    let bytes = object
-        .body
-        .collect()
-        .await
-        .map_err(|e| store_failure(crate::Error::Other(e.to_string())))?
-        .into_bytes();
+    let bytes = ctx.read_system_object(key).await.map_err(store_failure)?;
     let list: Vec<(i32, String)> = serde_json::from_slice(&bytes)
         .map_err(|e| store_failure(crate::Error::Other(format!("parts list {key}: {e}"))))?;
     Ok(list

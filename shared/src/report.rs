@@ -400,6 +400,20 @@ impl ReportBuilder {
         )
     }
 
+    /// Takes the file being filled for `status` out of the builder (no copy of its bytes), to
+    /// save it; the builder then has that file empty.
+    pub fn take_open_file(&mut self, status: TaskStatus) -> (OpenFileState, Vec<u8>) {
+        let open = match status {
+            TaskStatus::Succeeded => &mut self.succeeded,
+            TaskStatus::Failed => &mut self.failed,
+        };
+        let state = OpenFileState {
+            index: open.index,
+            rows: open.rows,
+        };
+        (state, std::mem::take(&mut open.bytes))
+    }
+
     /// Restores a file being filled, as [`ReportBuilder::open_file`] gave it.
     pub fn resume_file(&mut self, status: TaskStatus, state: OpenFileState, bytes: Vec<u8>) {
         let open = match status {

@@ -462,7 +462,7 @@ async fn report_rows(
         Ok(Progress::OutOfTime) => {
             state.staged.clear();
             for status in [TaskStatus::Succeeded, TaskStatus::Failed] {
-                let (open, bytes) = builder.open_file(status);
+                let (open, bytes) = builder.take_open_file(status);
                 if open.rows > 0 {
                     let key = stage_file(ctx, &job.job_id, status, open.index, bytes).await?;
                     state.staged.insert(status.as_str().to_string(), key);
@@ -543,40 +543,21 @@ async fn stage_file(
     job_id: &str,
     status: TaskStatus,
     index: u32,
-    bytes: &[u8],
+    bytes: Vec<u8>,
 ) -> Result<String, Problem> {
     let key = format!(
         "staging/job-{job_id}/report/{}-{index:06}-{}.csv",
         status.as_str(),
         uuid::Uuid::new_v4().simple()
     );
-    ctx.s3
-        .put_object()
-        .bucket(&ctx.settings.system_bucket)
-        .key(&key)
-        .body(ByteStream::from(bytes.to_vec()))
-        .send()
+    ctx.write_system_object(&key, bytes)
         .await
-        .map_err(|e| Problem::Retry(Error::aws("S3", "PutObject", e)))?;
+        .map_err(Problem::Retry)?;
     Ok(key)
 }
 
 async fn read_staged_file(ctx: &Context, key: &str) -> Result<Vec<u8>, Problem> {
-    let object = ctx
-        .s3
-        .get_object()
-        .bucket(&ctx.settings.system_bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| Problem::Retry(Error::aws("S3", "GetObject", e)))?;
-    let bytes = object.body.collect().await.map_err(|e| {
-        Problem::Retry(Error::Other(format!(
-            "reading s3://{}/{key}: {e}",
-            ctx.settings.system_bucket
-        )))
-    })?;
-    Ok(bytes.into_bytes().to_vec())
+    ctx.read_system_object(key).await.map_err(Problem::Retry)
 }
 
 /// The outcomes of one batch, from the result parts its winning attempts wrote (one per

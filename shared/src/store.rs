@@ -750,17 +750,7 @@ impl Store {
             .expression_attribute_values(":od", AttributeValue::Bool(from.done))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                debug!(job_id, part = %to.part.id(), "plan checkpoint moved by another run");
-                Ok(false)
-            }
-            Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
-        }
+        condition_held(result, "UpdateItem")
     }
 
     /// Records that the continue message for `next_task` is on the plan queue.
@@ -807,17 +797,8 @@ impl Store {
             .expression_attribute_values(":now", s(&time_to_string(Utc::now())))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Already reserved that far (a concurrent run of the same part).
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
-        }
+        // Not applied: already reserved that far (a concurrent run of the same part).
+        condition_held(result, "UpdateItem").map(|_| ())
     }
 
     /// Commits a whole batch of `counts.succeeded + failed + not_run` tasks as one segment.
@@ -1128,16 +1109,7 @@ impl Store {
                 .condition_expression("step = :prev")
                 .expression_attribute_values(":prev", n(step - 1))
         };
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(Error::aws("DynamoDB", "PutItem", e)),
-        }
+        condition_held(request.send().await, "PutItem")
     }
 
     /// Up to `limit` batch records of a job after batch `after` (in batch id order), and the id
@@ -1276,17 +1248,8 @@ impl Store {
             .expression_attribute_values(":ttl", n(expires_at))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Gone already (expired, or a token whose record was never written).
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
-        }
+        // Not applied: gone already (expired, or a token whose record was never written).
+        condition_held(result, "UpdateItem").map(|_| ())
     }
 
     /// Records what the job is planned from (its pinned manifest, or the snapshot of its
@@ -1511,6 +1474,25 @@ fn cancellation_codes<R>(
                 .collect(),
         ),
         _ => None,
+    }
+}
+
+/// `Ok(true)` when a conditional write was applied, `Ok(false)` when its condition did not hold.
+fn condition_held<T, E>(
+    result: std::result::Result<
+        T,
+        aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+    >,
+    operation: &'static str,
+) -> Result<bool>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(Error::aws("DynamoDB", operation, e)),
     }
 }
 

@@ -190,7 +190,8 @@ pub(super) async fn read_inventory_file(
     let sizes = inventory.want_sizes;
     let dir = std::env::temp_dir();
     let parse_source = source.clone();
-    let parsed = tokio::task::spawn_blocking(move || {
+    let kind = format.to_string();
+    super::run_blocking(&source, &kind, move || {
         let spooled = spool(
             &mut reader,
             &dir,
@@ -209,12 +210,7 @@ pub(super) async fn read_inventory_file(
         chunks.flush();
         Ok(count)
     })
-    .await;
-    parsed.map_err(|e| {
-        Error::Manifest(format!(
-            "{source}: the {format} reader stopped unexpectedly: {e}"
-        ))
-    })?
+    .await
 }
 
 /// A data file copied to local disk. Its directory entry is removed as soon as the file is
