@@ -4,6 +4,11 @@
 //! by an S3 event for a newly delivered inventory `manifest.json` (an automatic job per job template).
 //! A job that needs confirmation is prepared first: its manifest is read through and counted, and
 //! the job waits in Suspended; once confirmed, the planner reads it again and queues the batches.
+//!
+//! What a job is planned from is fixed the first time (a [`JobSource`]: the manifest with its
+//! ETag and version, or a generator's listing written once), and every later read names it.
+//! Planning never runs past its deadline: it checkpoints per plan part (with a CSV resume point),
+//! reserves batch numbers before it sends them, and continues itself through the plan queue.
 
 use crate::control;
 use crate::error::{Error, Result};

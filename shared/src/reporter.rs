@@ -1,8 +1,13 @@
 //! The reporter: composes result parts into the completion report and sets the final status.
 //!
-//! A finalize request arrives once per job (the store's finalize flag), but SQS may deliver it
-//! twice, so finalizing is idempotent: a terminal job is left alone, and report files have
-//! deterministic keys, so writing the report again overwrites the same objects.
+//! A finalize request is claimed once per job (the store's finalize claim), but SQS may deliver
+//! it twice and the sweeper resends lost ones, so finalizing is idempotent: a terminal job is
+//! left alone, and report files have deterministic keys, so writing the report again overwrites
+//! the same objects with the same bytes.
+//!
+//! A report of any size: the work goes in phases (rows into report files, the job's items given
+//! their TTL, the final status), and stops before the deadline, saving a [`ReportState`] (with
+//! optimistic concurrency) and continuing itself through the report queue.
 //!
 //! A result part that cannot be read, or a report that cannot be written, fails the job with a
 //! FailureReason that names the object (rather than leaving the job Active behind a finalize
