@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 REGION ?= us-east-1
 
 .PHONY: help bootstrap build lint fmt-check clippy cfn-lint sam-validate test unit-test \
-	integration-test demo sam-build services-stop
+	integration-test demo sam-build services-stop chaos fuzz
 
 help:
 	@echo "make demo        run a real job over a few hundred objects against moto server"
@@ -20,6 +20,8 @@ help:
 	@echo "make build       cargo build --workspace"
 	@echo "make sam-build   sam build (release build of every function for Lambda; slow)"
 	@echo "make bootstrap   install the local tools into .venv"
+	@echo "make chaos       three jobs of TASKS tasks in all (default 100000) on moto with every fault on, seed SEED"
+	@echo "make fuzz        every cargo fuzz target for FUZZ_SECONDS each (default 60; nightly toolchain)"
 
 bootstrap:
 	scripts/bootstrap.sh
@@ -63,3 +65,19 @@ sam-build: bootstrap
 services-stop:
 	scripts/lambda-watch.sh stop
 	scripts/moto.sh stop
+
+# The chaos run (tests/chaos.rs): a tagging, a copy and a LambdaInvoke job over TASKS objects in
+# all, every fault on (seeded), then every row, count and effect checked. SEED may be a list: 1,2,3.
+TASKS ?= 100000
+SEED ?= 1
+CHAOS_TIMEOUT ?= 5400
+chaos: bootstrap
+	cargo test --release -p batchops --test chaos --no-run
+	CHAOS_TASKS=$(TASKS) CHAOS_SEEDS=$(SEED) CHAOS_TIMEOUT_SECONDS=$(CHAOS_TIMEOUT) \
+		scripts/with-services.sh --lambda -- \
+		cargo test --release -p batchops --test chaos -- --nocapture
+
+# Fuzzing (fuzz/fuzz_targets): each target for FUZZ_SECONDS; prints executions and findings.
+FUZZ_SECONDS ?= 60
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)

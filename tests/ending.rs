@@ -39,6 +39,7 @@ fn options() -> RunOptions {
         timeout: TIMEOUT,
         sweep_every: Duration::from_secs(1),
         progress_every: None,
+        chaos: None,
     }
 }
 
@@ -186,6 +187,7 @@ async fn a_commit_outage_longer_than_the_redeliveries_ends_the_job_with_failed_t
             timeout: TIMEOUT,
             sweep_every: Duration::from_secs(3600),
             progress_every: None,
+            chaos: None,
         },
     )
     .await

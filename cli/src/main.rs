@@ -72,7 +72,8 @@ enum Command {
     UpdateJobPriority {
         #[arg(long)]
         job_id: String,
-        #[arg(long)]
+        /// 0 or greater; a negative value is refused with S3's message, not read as an option.
+        #[arg(long, allow_negative_numbers = true)]
         priority: i32,
     },
     /// Store a job template: a CreateJob JSON without Manifest, started for every S3 Inventory
@@ -146,6 +147,14 @@ enum Local {
         /// Print the job's progress to stderr this often; 0: quiet.
         #[arg(long, default_value_t = 10)]
         progress_seconds: u64,
+        /// Inject faults into every AWS call of this run, as a JSON fault plan
+        /// ({"Seed": N, "Rules": [...]}, see README "Fault injection"); loopback endpoints only.
+        #[arg(long, value_name = "FILE", conflicts_with = "chaos")]
+        fault_plan: Option<std::path::PathBuf>,
+        /// A chaos run with this seed: the standard fault plan of `make chaos`, plus handler
+        /// invocations killed part-way and message visibility that lapses; loopback only.
+        #[arg(long, value_name = "SEED")]
+        chaos: Option<u64>,
     },
 }
 
@@ -286,20 +295,37 @@ async fn run_local(local: Local) -> Result<Option<String>> {
             timeout_seconds,
             sweep_seconds,
             progress_seconds,
+            fault_plan,
+            chaos,
         } => {
+            let plan = match (&fault_plan, chaos) {
+                (Some(path), _) => {
+                    let json = std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read --fault-plan {}", path.display()))?;
+                    Some(batchops::fault::FaultPlan::from_json(&json)?)
+                }
+                (None, Some(seed)) => Some(batchops::fault::FaultPlan::new(
+                    seed,
+                    batchops::fault::chaos_rules(seed),
+                )),
+                (None, None) => None,
+            };
             let options = local::RunOptions {
                 timeout: Duration::from_secs(timeout_seconds),
                 sweep_every: Duration::from_secs(sweep_seconds.max(1)),
                 progress_every: (progress_seconds > 0)
                     .then(|| Duration::from_secs(progress_seconds)),
+                chaos: chaos
+                    .map(|seed| local::Chaos::new(seed, 0.02, 0.02, Duration::from_secs(2))),
             };
-            local_run(job_id, &options).await
+            local_run(job_id, &options, plan).await
         }
     }
 }
 
 async fn local_up(inventory_bucket: Option<&str>) -> Result<Option<String>> {
     let config = batchops::context::load_aws_config().await;
+    control::check_credentials(&config).await?;
     let ctx = local::up(
         &config,
         &LocalNames::default(),
@@ -341,10 +367,24 @@ struct LocalRun {
     failed_deliveries: u64,
     sweeps: u64,
     repairs: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    faults_injected: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invocations_killed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    visibility_lapses: Option<u64>,
 }
 
-async fn local_run(job_id: Option<String>, options: &local::RunOptions) -> Result<Option<String>> {
-    let ctx = control::cli_context().await?;
+async fn local_run(
+    job_id: Option<String>,
+    options: &local::RunOptions,
+    faults: Option<std::sync::Arc<batchops::fault::FaultPlan>>,
+) -> Result<Option<String>> {
+    let mut ctx = control::cli_context().await?;
+    if let Some(plan) = &faults {
+        let config = batchops::context::load_aws_config().await;
+        ctx = ctx.with_faults(&config, plan.clone())?;
+    }
     let until = job_id.map_or(RunUntil::Idle, RunUntil::JobTerminal);
     let summary = local::run_with(&ctx, until, options).await?;
     pretty(&LocalRun {
@@ -354,6 +394,9 @@ async fn local_run(job_id: Option<String>, options: &local::RunOptions) -> Resul
         failed_deliveries: summary.failed_deliveries,
         sweeps: summary.sweeps,
         repairs: summary.repairs,
+        faults_injected: faults.as_ref().map(|plan| plan.injected()),
+        invocations_killed: options.chaos.as_ref().map(|c| c.kills()),
+        visibility_lapses: options.chaos.as_ref().map(|c| c.lapses()),
     })
 }
 

@@ -117,6 +117,7 @@ async fn run() -> BenchResult<()> {
         timeout: Duration::from_secs(6 * 3600),
         sweep_every: Duration::from_secs(10),
         progress_every: None,
+        chaos: None,
     };
     let (summary, phases) = tokio::join!(
         local::run_with(&ctx, RunUntil::JobTerminal(job_id.clone()), &options),

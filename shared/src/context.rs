@@ -28,6 +28,12 @@ pub const ENV_PLAN_DLQ_URL: &str = "BATCHOPS_PLAN_DLQ_URL";
 pub const ENV_TASK_DLQ_URL: &str = "BATCHOPS_TASK_DLQ_URL";
 pub const ENV_REPORT_DLQ_URL: &str = "BATCHOPS_REPORT_DLQ_URL";
 
+/// SQS's default maximum message size (a queue may allow up to 1 MiB, but batchops' queues and
+/// emulators keep the default).
+pub const SQS_MAX_MESSAGE_BYTES: usize = 262_144;
+/// Room for the envelope and at least one task with a key of 1,024 bytes, URL-escaped.
+pub const MIN_MESSAGE_BYTES: usize = 4_096;
+
 /// Names that `batchops local up` creates and that the CLI falls back to when the variables are unset.
 pub const LOCAL_TABLE: &str = "batchops-jobs";
 pub const LOCAL_PLAN_QUEUE: &str = "batchops-plan";
@@ -124,7 +130,40 @@ impl Settings {
     }
 
     /// The defaults with the tuning variables of the environment applied; no resource names.
+    /// A value out of range is a startup error that names the variable, not a job that stalls.
     pub fn tuning_from_env() -> Result<Self> {
+        let settings = Self::tuning_from_env_unchecked()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Refuses tuning values no job could run with.
+    pub fn check(&self) -> Result<()> {
+        let out_of_range = |name: &str, value: usize, range: &str| {
+            Error::Config(format!(
+                "environment variable {name}={value} is out of range: {range}"
+            ))
+        };
+        if !(MIN_MESSAGE_BYTES..=SQS_MAX_MESSAGE_BYTES).contains(&self.max_message_bytes) {
+            return Err(out_of_range(
+                ENV_MAX_MESSAGE_BYTES,
+                self.max_message_bytes,
+                &format!("a task batch message is {MIN_MESSAGE_BYTES} to {SQS_MAX_MESSAGE_BYTES} bytes (SQS's default maximum message size)"),
+            ));
+        }
+        for (name, value) in [
+            (ENV_EXECUTOR_CONCURRENCY, self.executor_concurrency),
+            (ENV_LAMBDA_MAX_ATTEMPTS, self.lambda_max_attempts as usize),
+            (ENV_REPORT_READ_CONCURRENCY, self.report_read_concurrency),
+        ] {
+            if value == 0 {
+                return Err(out_of_range(name, value, "it must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    fn tuning_from_env_unchecked() -> Result<Self> {
         let d = Settings::default();
         Ok(Settings {
             executor_concurrency: parsed(ENV_EXECUTOR_CONCURRENCY, d.executor_concurrency)?,
@@ -232,6 +271,7 @@ impl Context {
         self.s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(config)
                 .force_path_style(true)
+                .timeout_config(s3_timeouts())
                 .interceptor(interceptor.clone())
                 .http_client(client.clone())
                 .build(),
@@ -250,6 +290,7 @@ impl Context {
         );
         let mut lambda = aws_sdk_lambda::config::Builder::from(config)
             .retry_config(aws_config::retry::RetryConfig::disabled())
+            .timeout_config(lambda_timeouts())
             .interceptor(interceptor)
             .http_client(client);
         if let Some(url) = &self.lambda_endpoint {
@@ -263,6 +304,7 @@ impl Context {
         // Path-style addressing works with every endpoint, including emulators on loopback.
         let s3_config = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(true)
+            .timeout_config(s3_timeouts())
             .build();
         Context {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
@@ -310,18 +352,57 @@ impl Context {
     }
 }
 
-/// The shared SDK configuration: region and endpoint from the environment as usual.
+/// The shared SDK configuration: region and endpoint from the environment as usual, and the
+/// timeouts of [`base_timeouts`].
 pub async fn load_aws_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(base_timeouts())
         .load()
         .await
+}
+
+/// Timeouts of the DynamoDB and SQS clients (and the base of the others). A server that accepts a
+/// connection and never answers must not hold a call, or a Lambda invocation, for minutes: an
+/// attempt gives up after 20 s without a first byte and the whole call, retries included, after
+/// 60 s, well inside every function's time. DynamoDB and SQS answer in milliseconds; `local run`
+/// polls SQS without waiting (WaitTimeSeconds 0).
+pub fn base_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .read_timeout(Duration::from_secs(20))
+        .operation_attempt_timeout(Duration::from_secs(30))
+        .operation_timeout(Duration::from_secs(60))
+        .build()
+}
+
+/// S3's timeouts: a first byte within 60 s, but no bound on a whole call, because a large
+/// CopyObject or UploadPartCopy answers its headers at once and its body only when the copy is
+/// done (minutes for gigabytes). The function's own deadline bounds those.
+pub fn s3_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .read_timeout(Duration::from_secs(60))
+        .disable_operation_attempt_timeout()
+        .disable_operation_timeout()
+        .build()
+}
+
+/// Lambda's: a user's function may run up to 15 minutes before it answers.
+pub fn lambda_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .read_timeout(Duration::from_secs(15 * 60 + 30))
+        .disable_operation_attempt_timeout()
+        .disable_operation_timeout()
+        .build()
 }
 
 /// A function error from a local Lambda endpoint may come back as HTTP 500; the executor
 /// classifies errors and retries itself, so the SDK must not retry invocations behind its back.
 fn lambda_client(config: &aws_config::SdkConfig, endpoint: Option<&str>) -> aws_sdk_lambda::Client {
     let mut builder = aws_sdk_lambda::config::Builder::from(config)
-        .retry_config(aws_config::retry::RetryConfig::disabled());
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .timeout_config(lambda_timeouts());
     if let Some(url) = endpoint {
         builder = builder.endpoint_url(url);
     }

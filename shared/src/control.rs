@@ -203,7 +203,8 @@ mod iso8601_opt {
 
 /// CreateJob. `confirmation_override` (the CLI's `--[no-]confirmation-required`) wins over the
 /// request's ConfirmationRequired, which defaults to false as in the S3 API.
-/// Idempotent on ClientRequestToken: the same token gives the same JobId and queues nothing new.
+/// Idempotent on ClientRequestToken: the same token with the same request gives the same JobId
+/// and queues nothing new; with a different request it is refused, as S3 refuses it.
 pub async fn create_job(
     ctx: &Context,
     mut request: CreateJobRequest,
@@ -223,6 +224,12 @@ pub async fn create_job(
         }
         PutJobOutcome::Existing(job_id) => {
             let existing = store.get_job(&job_id).await?;
+            if existing.request != job.request {
+                return Err(Error::Idempotency(format!(
+                    "ClientRequestToken {:?} was used for job {job_id} with a different request; use a new token for a new job",
+                    job.request.client_request_token.as_deref().unwrap_or_default()
+                )));
+            }
             if needs_restart(&existing, Utc::now()) {
                 info!(
                     job_id,
@@ -784,9 +791,30 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
 /// resolved with GetQueueUrl.
 pub async fn cli_context() -> Result<Context> {
     let config = context::load_aws_config().await;
+    check_credentials(&config).await?;
     let settings = cli_settings(&aws_sdk_sqs::Client::new(&config)).await?;
     Ok(Context::from_config(&config, settings))
 }
+
+/// Finds credentials before the first call, so that having none is said plainly (the SDK's own
+/// error names the last place it looked, the EC2 instance metadata service).
+pub async fn check_credentials(config: &aws_config::SdkConfig) -> Result<()> {
+    use aws_credential_types::provider::error::CredentialsError;
+    use aws_credential_types::provider::ProvideCredentials;
+    let Some(provider) = config.credentials_provider() else {
+        return Err(Error::Config(NO_CREDENTIALS.into()));
+    };
+    match provider.provide_credentials().await {
+        Ok(_) => Ok(()),
+        Err(CredentialsError::CredentialsNotLoaded(_)) => Err(Error::Config(NO_CREDENTIALS.into())),
+        Err(other) => Err(Error::Config(format!(
+            "cannot load AWS credentials: {}",
+            aws_smithy_types::error::display::DisplayErrorContext(&other)
+        ))),
+    }
+}
+
+const NO_CREDENTIALS: &str = "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (any values do for a local emulator such as moto), or AWS_PROFILE, or run where an IAM role provides them";
 
 async fn cli_settings(sqs: &aws_sdk_sqs::Client) -> Result<Settings> {
     if let Ok(settings) = Settings::from_env() {

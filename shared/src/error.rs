@@ -11,6 +11,9 @@ pub enum Error {
     InvalidRequest(String),
     #[error("job {0} not found")]
     JobNotFound(String),
+    /// A ClientRequestToken used before with a different request (S3's IdempotencyException).
+    #[error("IdempotencyException: {0}")]
+    Idempotency(String),
     #[error("job {job_id}: cannot change status from {from} to {to}")]
     InvalidTransition {
         job_id: String,
@@ -20,6 +23,9 @@ pub enum Error {
     /// The manifest could not be read or does not match its spec; the job fails with this reason.
     #[error("{0}")]
     Manifest(String),
+    /// The completion report cannot be written where the job asks; found before any task runs.
+    #[error("{0}")]
+    ReportDestination(String),
     #[error("{service} {operation} failed: {message}")]
     Aws {
         service: &'static str,
@@ -44,7 +50,47 @@ impl Error {
         Error::Aws {
             service,
             operation,
-            message: aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+            message: error_chain(&err),
         }
+    }
+}
+
+/// An error and its sources on one line, `outer: inner: root`, each said once. (The SDK's
+/// `DisplayErrorContext` adds a Debug dump of the whole error, dozens of lines for a refused
+/// connection, which buries the one useful phrase.)
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.last().is_some_and(|last| last.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Error)]
+    #[error("dispatch failure")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn the_chain_is_one_line_without_debug_dumps() {
+        let err = Outer(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "tcp connect error: Connection refused",
+        ));
+        let Error::Aws { message, .. } = Error::aws("SQS", "ReceiveMessage", err) else {
+            unreachable!()
+        };
+        assert_eq!(
+            message,
+            "dispatch failure: tcp connect error: Connection refused"
+        );
     }
 }

@@ -70,6 +70,9 @@ pub enum BatchResult {
     NotRun(u64),
     /// The job has ended (or is gone): a late copy, acknowledged without doing anything.
     Dropped,
+    /// A batch the job's planner never sent (a forged or corrupted message): acknowledged
+    /// without running or counting anything.
+    Refused,
 }
 
 pub async fn process_message(ctx: &Context, body: &str) -> Result<BatchResult> {
@@ -112,6 +115,10 @@ pub async fn process_message_until(
         finalize_if_done(ctx, &job.job_id).await?;
         return Ok(BatchResult::Duplicate);
     }
+    if record.is_none() && !is_planned(&store, &job, &batch.batch_id).await? {
+        error!(job_id = %job.job_id, batch_id = %batch.batch_id, tasks = batch.tasks.len(), "a batch this job's planner never sent; refused without running it");
+        return Ok(BatchResult::Refused);
+    }
     if done < batch.offset {
         return Err(Error::Other(format!(
             "batch {} of job {}: this message starts at task {} but only {done} tasks are committed; waiting for the message that holds them",
@@ -130,6 +137,18 @@ pub async fn process_message_until(
         )));
     }
     run_segment(ctx, &store, &job, &pending, stop_at).await
+}
+
+/// Whether the job's planner sent (or reserved, ahead of sending) this batch id: its part's
+/// checkpoint covers the sequence number. Read once per batch, on its first delivery.
+pub(crate) async fn is_planned(store: &Store, job: &Job, batch_id: &str) -> Result<bool> {
+    let Some((part, seq)) = crate::plan::PlanPart::of_batch_id(batch_id) else {
+        return Ok(false);
+    };
+    Ok(store
+        .get_plan_part(&job.job_id, part)
+        .await?
+        .is_some_and(|checkpoint| seq < checkpoint.reserved.max(checkpoint.batches)))
 }
 
 /// Commits the remaining tasks of a stopped job's batch as not run.

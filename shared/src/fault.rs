@@ -60,6 +60,16 @@ pub enum Fault {
         #[serde(rename = "Message", default)]
         message: String,
     },
+    /// Sent, and the server's answer replaced with this one, e.g. a Lambda function's payload
+    /// that is not JSON, or the function error of a function that timed out.
+    Answer {
+        #[serde(rename = "Status")]
+        status: u16,
+        #[serde(rename = "Headers", default)]
+        headers: Vec<(String, String)>,
+        #[serde(rename = "Body")]
+        body: String,
+    },
     /// Sent after a pause.
     Delay {
         #[serde(rename = "Millis")]
@@ -87,6 +97,54 @@ impl Fault {
             code: "SlowDown".into(),
             message: "injected fault: please reduce your request rate".into(),
             body: None,
+        }
+    }
+
+    /// A DynamoDB transaction cancelled by a concurrent one on the same items.
+    pub fn transaction_conflict() -> Fault {
+        Fault::Reject {
+            status: 400,
+            code: "TransactionCanceledException".into(),
+            message: "injected fault: Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict, None]".into(),
+            body: Some(
+                serde_json::json!({
+                    "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                    "Message": "injected fault: Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict, None]",
+                    "CancellationReasons": [
+                        {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"},
+                        {"Code": "None"}
+                    ]
+                })
+                .to_string(),
+            ),
+        }
+    }
+
+    /// Lambda's throttling answer (429).
+    pub fn too_many_requests() -> Fault {
+        Fault::Reject {
+            status: 429,
+            code: "TooManyRequestsException".into(),
+            message: "injected fault: Rate Exceeded.".into(),
+            body: None,
+        }
+    }
+
+    /// A Lambda function that timed out: Lambda answers 200 with a function error.
+    pub fn function_timed_out() -> Fault {
+        Fault::Answer {
+            status: 200,
+            headers: vec![("x-amz-function-error".into(), "Unhandled".into())],
+            body: r#"{"errorMessage":"2026-01-01T00:00:00.000Z injected Task timed out after 3.00 seconds"}"#.into(),
+        }
+    }
+
+    /// A Lambda function whose payload is not JSON.
+    pub fn malformed_payload() -> Fault {
+        Fault::Answer {
+            status: 200,
+            headers: Vec::new(),
+            body: "{\"invocationSchemaVersion\": \"2.0\", \"results\": [".into(),
         }
     }
 
@@ -144,6 +202,14 @@ impl FaultRule {
         }
     }
 
+    /// A rule for every operation of one service.
+    pub fn on_service(service: &str, fault: Fault) -> Self {
+        FaultRule {
+            operation: None,
+            ..FaultRule::new(service, "", fault)
+        }
+    }
+
     pub fn containing(mut self, text: &str) -> Self {
         self.contains = Some(text.to_string());
         self
@@ -169,6 +235,72 @@ impl FaultRule {
             && self.operation.as_deref().is_none_or(|o| o == operation)
             && self.contains.as_deref().is_none_or(|c| text.contains(c))
     }
+}
+
+/// The faults of a chaos run (`make chaos`, `batchops local run --chaos SEED`): every kind a
+/// deployed stack meets, each at a low rate so that the SDK's retries, redeliveries and the
+/// sweeper's repairs must carry every job to its end, plus bursts of S3 `SlowDown` and
+/// `InternalError` at points drawn from the seed. The same seed gives the same rules.
+pub fn chaos_rules(seed: u64) -> Vec<FaultRule> {
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0x00c4_a05e);
+    let lost = |code: &str| Fault::LoseAnswer {
+        status: 500,
+        code: code.into(),
+        message: "injected fault: the answer was lost".into(),
+    };
+    let mut rules = Vec::new();
+    for _ in 0..4 {
+        let fault = if rng.bool() {
+            Fault::slow_down()
+        } else {
+            Fault::internal_error()
+        };
+        rules.push(
+            FaultRule::on_service("S3", fault)
+                .after(rng.u64(0..20_000))
+                .times(rng.u64(20..80)),
+        );
+    }
+    rules.extend([
+        // SQS: sends that fail, sends that happened but look failed (duplicates), deletes that
+        // fail (the message comes again), receives that fail.
+        FaultRule::new("SQS", "SendMessage", Fault::internal_error()).with_probability(0.03),
+        FaultRule::new("SQS", "SendMessage", lost("InternalError")).with_probability(0.02),
+        FaultRule::new("SQS", "DeleteMessage", Fault::internal_error()).with_probability(0.05),
+        FaultRule::new("SQS", "ReceiveMessage", Fault::internal_error()).with_probability(0.01),
+        // DynamoDB: throttling and transaction conflicts on the exactly-once commits.
+        FaultRule::new(
+            "DynamoDB",
+            "TransactWriteItems",
+            Fault::throughput_exceeded(),
+        )
+        .with_probability(0.03),
+        FaultRule::new(
+            "DynamoDB",
+            "TransactWriteItems",
+            Fault::transaction_conflict(),
+        )
+        .with_probability(0.03),
+        FaultRule::new(
+            "DynamoDB",
+            "TransactWriteItems",
+            lost("InternalServerError"),
+        )
+        .with_probability(0.01),
+        FaultRule::on_service("DynamoDB", Fault::throughput_exceeded()).with_probability(0.01),
+        // S3: throttling and server errors on the tasks and on batchops' own objects, and tasks
+        // slower than they should be.
+        FaultRule::new("S3", "PutObjectTagging", Fault::slow_down()).with_probability(0.03),
+        FaultRule::new("S3", "CopyObject", Fault::internal_error()).with_probability(0.03),
+        FaultRule::new("S3", "PutObjectTagging", Fault::Delay { millis: 400 })
+            .with_probability(0.01),
+        FaultRule::on_service("S3", Fault::internal_error()).with_probability(0.01),
+        // Lambda: throttled, answers that are not JSON, functions that time out.
+        FaultRule::new("Lambda", "Invoke", Fault::too_many_requests()).with_probability(0.03),
+        FaultRule::new("Lambda", "Invoke", Fault::malformed_payload()).with_probability(0.005),
+        FaultRule::new("Lambda", "Invoke", Fault::function_timed_out()).with_probability(0.005),
+    ]);
+    rules
 }
 
 /// One injected fault, as the plan recorded it.
@@ -393,6 +525,26 @@ impl HttpConnector for FaultConnector {
                     // The server acted; its answer is dropped.
                     let _ = sent.await;
                     Ok(error_response(protocol, status, &code, &message, None))
+                })
+            }
+            Fault::Answer {
+                status,
+                headers,
+                body,
+            } => {
+                let sent = self.inner.call(request);
+                HttpConnectorFuture::new(async move {
+                    let _ = sent.await;
+                    let status = aws_smithy_runtime_api::http::StatusCode::try_from(status)
+                        .unwrap_or_else(|_| {
+                            aws_smithy_runtime_api::http::StatusCode::try_from(500)
+                                .expect("500 is a status code")
+                        });
+                    let mut response = HttpResponse::new(status, SdkBody::from(body));
+                    for (name, value) in headers {
+                        response.headers_mut().insert(name, value);
+                    }
+                    Ok(response)
                 })
             }
             Fault::Delay { millis } => {

@@ -45,9 +45,18 @@ impl CreateJobRequest {
     /// Parses a request and checks what serde cannot: one supported operation, a manifest, a
     /// report destination when the report is enabled.
     pub fn parse(json: &str) -> Result<Self> {
-        let req: CreateJobRequest = serde_json::from_str(json)
+        // Editors on Windows save JSON with a byte order mark; it is not part of the document.
+        let json = json.strip_prefix('\u{feff}').unwrap_or(json);
+        let value: Value = serde_json::from_str(json)
             .map_err(|e| Error::InvalidRequest(format!("cannot parse CreateJob JSON: {e}")))?;
-        Ok(req)
+        if !value.is_object() {
+            return Err(Error::InvalidRequest(format!(
+                "the CreateJob JSON must be an object (with Operation, Manifest, Report, ...), got {}",
+                json_kind(&value)
+            )));
+        }
+        serde_json::from_value(value)
+            .map_err(|e| Error::InvalidRequest(format!("CreateJob JSON: {e}")))
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -69,6 +78,18 @@ impl CreateJobRequest {
         self.operation
             .check_confirmation(self.confirmation_required.unwrap_or(false))?;
         self.report.validate()?;
+        validate_role_arn(self.role_arn.as_deref())?;
+        if let Some(description) = &self.description {
+            let chars = description.chars().count();
+            if chars > MAX_DESCRIPTION_CHARS {
+                return Err(Error::InvalidRequest(format!(
+                    "Description has {chars} characters; S3 allows at most {MAX_DESCRIPTION_CHARS}"
+                )));
+            }
+        }
+        if let Some(tags) = &self.tags {
+            validate_job_tags(tags)?;
+        }
         if self.priority < 0 {
             return Err(Error::InvalidRequest(format!(
                 "Priority must be 0 or greater, got {}",
@@ -924,6 +945,64 @@ pub struct DeleteObjectOperation {
     pub bypass_governance_retention: Option<bool>,
 }
 
+/// S3 Control's limit on a job's Description.
+pub const MAX_DESCRIPTION_CHARS: usize = 256;
+
+/// What a JSON value is, for messages about the wrong kind of document.
+pub fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// S3 Control requires the ARN of the IAM role the job's tasks run as:
+/// `arn:<partition>:iam::<12-digit account>:role/<path/name>`.
+fn validate_role_arn(role_arn: Option<&str>) -> Result<()> {
+    let Some(arn) = role_arn else {
+        return Err(Error::InvalidRequest(
+            "RoleArn is required: the ARN of the IAM role the job's tasks run as (arn:aws:iam::ACCOUNT:role/NAME)".into(),
+        ));
+    };
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let valid = matches!(
+        parts.as_slice(),
+        ["arn", partition, "iam", "", account, resource]
+            if partition.starts_with("aws")
+                && account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && resource.strip_prefix("role/").is_some_and(|name| {
+                    !name.is_empty()
+                        && !name.ends_with('/')
+                        && name.len() <= 512
+                        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b))
+                })
+    ) && arn.len() <= 2048;
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidRequest(format!(
+            "RoleArn {arn:?} is not the ARN of an IAM role (arn:aws:iam::ACCOUNT:role/NAME)"
+        )))
+    }
+}
+
+/// S3 Control's limits on a job's own tags: at most 50, keys 1 to 128 characters, values up to
+/// 256, no key twice.
+fn validate_job_tags(tags: &[S3Tag]) -> Result<()> {
+    if tags.len() > 50 {
+        return Err(Error::InvalidRequest(format!(
+            "Tags has {} tags; S3 allows at most 50 per job",
+            tags.len()
+        )));
+    }
+    check_tag_entries("Tags", tags)
+}
+
 /// S3's object tag limits, checked once at creation instead of failing every task.
 fn validate_tags(field: &str, tags: &[S3Tag]) -> Result<()> {
     if tags.len() > 10 {
@@ -932,7 +1011,19 @@ fn validate_tags(field: &str, tags: &[S3Tag]) -> Result<()> {
             tags.len()
         )));
     }
+    check_tag_entries(field, tags)
+}
+
+/// Each key 1 to 128 characters and given once, each value up to 256 characters.
+fn check_tag_entries(field: &str, tags: &[S3Tag]) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
     for tag in tags {
+        if !seen.insert(tag.key.as_str()) {
+            return Err(Error::InvalidRequest(format!(
+                "{field}: tag key {:?} is given more than once; S3 refuses a tag set with a repeated key",
+                tag.key
+            )));
+        }
         if tag.key.is_empty() || tag.key.chars().count() > 128 {
             return Err(Error::InvalidRequest(format!(
                 "{field}: tag key {:?} must be 1 to 128 characters",

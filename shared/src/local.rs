@@ -9,6 +9,8 @@ use crate::{executor, planner, reporter, Context};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
@@ -202,7 +204,7 @@ pub struct RunSummary {
 }
 
 /// How `run` behaves besides its stop condition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Fail when not done after this long.
     pub timeout: Duration,
@@ -210,6 +212,8 @@ pub struct RunOptions {
     pub sweep_every: Duration,
     /// Print the job's progress to stderr this often (the CLI); `None`: quiet.
     pub progress_every: Option<Duration>,
+    /// Process-level faults of a chaos run; `None`: none.
+    pub chaos: Option<Arc<Chaos>>,
 }
 
 impl RunOptions {
@@ -218,7 +222,119 @@ impl RunOptions {
             timeout,
             sweep_every: Duration::from_secs(10),
             progress_every: None,
+            chaos: None,
         }
+    }
+}
+
+/// The faults of a chaos run that are not in the AWS calls (those are [`crate::fault`]'s): a
+/// handler invocation dropped at a random await point, as a Lambda invocation killed mid-way
+/// (its message comes back after a short visibility timeout), and a message whose visibility
+/// lapses while it is being worked on, so that another poller takes it too. Seeded, so a run can
+/// be replayed (as far as the scheduling of concurrent tasks allows).
+pub struct Chaos {
+    rng: Mutex<fastrand::Rng>,
+    /// The chance that one handler invocation is dropped.
+    pub kill_probability: f64,
+    /// The chance that a received message becomes visible again at once.
+    pub lapse_probability: f64,
+    /// A dropped invocation runs for a random time below this first.
+    pub max_run_before_kill: Duration,
+    kills: AtomicU64,
+    lapses: AtomicU64,
+}
+
+impl std::fmt::Debug for Chaos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chaos")
+            .field("kill_probability", &self.kill_probability)
+            .field("lapse_probability", &self.lapse_probability)
+            .field("kills", &self.kills())
+            .field("lapses", &self.lapses())
+            .finish()
+    }
+}
+
+impl Chaos {
+    pub fn new(
+        seed: u64,
+        kill_probability: f64,
+        lapse_probability: f64,
+        max_run_before_kill: Duration,
+    ) -> Arc<Self> {
+        Arc::new(Chaos {
+            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+            kill_probability,
+            lapse_probability,
+            max_run_before_kill,
+            kills: AtomicU64::new(0),
+            lapses: AtomicU64::new(0),
+        })
+    }
+
+    /// Invocations dropped so far.
+    pub fn kills(&self) -> u64 {
+        self.kills.load(Ordering::Relaxed)
+    }
+
+    /// Messages whose visibility was made to lapse so far.
+    pub fn lapses(&self) -> u64 {
+        self.lapses.load(Ordering::Relaxed)
+    }
+
+    fn draw(&self, probability: f64) -> bool {
+        probability > 0.0 && self.rng.lock().unwrap_or_else(|p| p.into_inner()).f64() < probability
+    }
+
+    /// How long the next invocation may run, if it is to be killed.
+    fn kill_after(&self) -> Option<Duration> {
+        if !self.draw(self.kill_probability) {
+            return None;
+        }
+        let max = self.max_run_before_kill.as_millis().max(1) as u64;
+        let millis = self
+            .rng
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .u64(0..max);
+        Some(Duration::from_millis(millis))
+    }
+
+    fn lapse(&self) -> bool {
+        let lapse = self.draw(self.lapse_probability);
+        if lapse {
+            self.lapses.fetch_add(1, Ordering::Relaxed);
+        }
+        lapse
+    }
+}
+
+/// What became of one message's handler invocation.
+enum Handled {
+    Ok,
+    Failed,
+    /// Dropped by the chaos run: the message is left to come back.
+    Killed,
+}
+
+/// Runs one handler invocation, or drops it part-way when the chaos run says so.
+async fn invocation<F>(chaos: Option<&Chaos>, handler: F) -> Option<F::Output>
+where
+    F: std::future::Future,
+{
+    // Boxed: a handler's future is large, and both arms below would hold it.
+    let handler = Box::pin(handler);
+    match chaos.and_then(Chaos::kill_after) {
+        None => Some(handler.await),
+        Some(after) => match tokio::time::timeout(after, handler).await {
+            Ok(output) => Some(output),
+            Err(_) => {
+                if let Some(chaos) = chaos {
+                    chaos.kills.fetch_add(1, Ordering::Relaxed);
+                }
+                None
+            }
+        },
     }
 }
 
@@ -251,7 +367,14 @@ pub async fn run_with(ctx: &Context, until: RunUntil, options: &RunOptions) -> R
     loop {
         let mut received = 0;
         for (role, url) in &queues {
-            received += Box::pin(poll_once(ctx, *role, url, &mut summary)).await?;
+            received += Box::pin(poll_once(
+                ctx,
+                *role,
+                url,
+                &mut summary,
+                options.chaos.as_deref(),
+            ))
+            .await?;
         }
         if received == 0 && done(ctx, &until, &queues).await? {
             return Ok(summary);
@@ -337,12 +460,37 @@ async fn done(ctx: &Context, until: &RunUntil, queues: &[(Role, String)]) -> Res
     }
 }
 
+/// What to tell a user whose emulator went away or restarted during a run: one line with what
+/// to do, not the SDK's dump.
+fn receive_error(
+    url: &str,
+    err: aws_sdk_sqs::error::SdkError<aws_sdk_sqs::operation::receive_message::ReceiveMessageError>,
+) -> Error {
+    use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+    match &err {
+        SdkError::ServiceError(e)
+            if e.err().is_queue_does_not_exist()
+                || e.err().code().is_some_and(|c| c.contains("NonExistentQueue")) =>
+        {
+            Error::Config(format!(
+                "queue {url} no longer exists (did the emulator restart?): run `batchops local up` again, then create the job again"
+            ))
+        }
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Error::Config(format!(
+            "cannot reach the endpoint of {url} ({}): is the emulator still running?",
+            crate::error::error_chain(&err)
+        )),
+        _ => Error::aws("SQS", "ReceiveMessage", err),
+    }
+}
+
 /// Receives one batch of messages from a queue and hands it to the matching handler.
 async fn poll_once(
     ctx: &Context,
     role: Role,
     url: &str,
     summary: &mut RunSummary,
+    chaos: Option<&Chaos>,
 ) -> Result<usize> {
     let out = ctx
         .sqs
@@ -353,16 +501,32 @@ async fn poll_once(
         .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
         .send()
         .await
-        .map_err(|e| Error::aws("SQS", "ReceiveMessage", e))?;
+        .map_err(|e| receive_error(url, e))?;
     let messages = out.messages.unwrap_or_default();
     let n = messages.len();
     if n == 0 {
         return Ok(0);
     }
-    let failed = match role {
-        Role::Task => run_executor(ctx, &messages).await,
-        Role::Plan | Role::Report => run_one_by_one(ctx, role, &messages).await,
+    for message in &messages {
+        if chaos.is_some_and(Chaos::lapse) {
+            // Visible again while this poller works on it: another may take it too.
+            let _ = set_visibility(ctx, url, message, 0).await;
+        }
+    }
+    let handled = match role {
+        Role::Task => run_executor(ctx, &messages, chaos).await,
+        Role::Plan | Role::Report => run_one_by_one(ctx, role, &messages, chaos).await,
     };
+    let failed: Vec<String> = handled
+        .iter()
+        .filter(|(_, h)| matches!(h, Handled::Failed))
+        .map(|(id, _)| id.clone())
+        .collect();
+    let killed: Vec<String> = handled
+        .iter()
+        .filter(|(_, h)| matches!(h, Handled::Killed))
+        .map(|(id, _)| id.clone())
+        .collect();
     match role {
         Role::Plan => summary.plan_messages += n as u64,
         Role::Task => summary.task_messages += n as u64,
@@ -372,6 +536,12 @@ async fn poll_once(
     for message in &messages {
         let id = message.message_id.as_deref().unwrap_or_default();
         let handle = message.receipt_handle.as_deref().unwrap_or_default();
+        if killed.iter().any(|k| k == id) {
+            // The invocation died: SQS gives the message out again once its visibility
+            // timeout passes (shortened here, so that a chaos run does not wait a minute).
+            let _ = set_visibility(ctx, url, message, 1).await;
+            continue;
+        }
         let result = if failed.iter().any(|f| f == id) {
             // Deliver it again later, backing off like Lambda's retries after failed
             // invocations: 1, 2, 4, ... seconds, at most 30.
@@ -394,9 +564,25 @@ async fn poll_once(
                 .map(|_| ())
                 .map_err(|e| Error::aws("SQS", "DeleteMessage", e))
         };
-        result?;
+        if let Err(err) = result {
+            // A receipt handle gone stale (the message was received again elsewhere) or an
+            // acknowledgement lost: the message comes back, and handling it twice is safe.
+            warn!(?role, message_id = id, error = %err, "message not acknowledged; it will be delivered again");
+        }
     }
     Ok(n)
+}
+
+async fn set_visibility(ctx: &Context, url: &str, message: &Message, seconds: i32) -> Result<()> {
+    ctx.sqs
+        .change_message_visibility()
+        .queue_url(url)
+        .receipt_handle(message.receipt_handle.as_deref().unwrap_or_default())
+        .visibility_timeout(seconds)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::aws("SQS", "ChangeMessageVisibility", e))
 }
 
 /// Seconds before a failed message comes back: doubling with each receive, at most 30.
@@ -422,31 +608,48 @@ fn sqs_record(message: &Message) -> SqsMessage {
 }
 
 /// The task queue's mapping: messages in one event, run concurrently like parallel invocations.
-async fn run_executor(ctx: &Context, messages: &[Message]) -> Vec<String> {
-    let runs = messages.iter().map(|m| {
+async fn run_executor(
+    ctx: &Context,
+    messages: &[Message],
+    chaos: Option<&Chaos>,
+) -> Vec<(String, Handled)> {
+    let runs = messages.iter().map(|m| async move {
         let mut event = SqsEvent::default();
         event.records = vec![sqs_record(m)];
-        executor::handle(ctx, event)
+        let id = m.message_id.clone().unwrap_or_default();
+        let handled = match invocation(chaos, executor::handle(ctx, event)).await {
+            None => Handled::Killed,
+            Some(response) if response.batch_item_failures.is_empty() => Handled::Ok,
+            Some(_) => Handled::Failed,
+        };
+        (id, handled)
     });
-    futures::future::join_all(runs)
-        .await
-        .into_iter()
-        .flat_map(|r| r.batch_item_failures.into_iter().map(|f| f.item_identifier))
-        .collect()
+    futures::future::join_all(runs).await
 }
 
-async fn run_one_by_one(ctx: &Context, role: Role, messages: &[Message]) -> Vec<String> {
-    let mut failed = Vec::new();
+async fn run_one_by_one(
+    ctx: &Context,
+    role: Role,
+    messages: &[Message],
+    chaos: Option<&Chaos>,
+) -> Vec<(String, Handled)> {
+    let mut handled = Vec::new();
     for message in messages {
+        let id = message.message_id.clone().unwrap_or_default();
         let event = json!({"Records": [{
             "eventSource": "aws:sqs",
             "messageId": message.message_id,
             "body": message.body,
         }]});
         let result: Result<Value> = match role {
-            Role::Plan => planner::handle(ctx, event).await,
-            _ => reporter::handle(ctx, event).await,
-        };
+            Role::Plan => invocation(chaos, planner::handle(ctx, event)).await,
+            _ => invocation(chaos, reporter::handle(ctx, event)).await,
+        }
+        .unwrap_or_else(|| Err(Error::Other(KILLED.into())));
+        if matches!(&result, Err(Error::Other(m)) if m == KILLED) {
+            handled.push((id, Handled::Killed));
+            continue;
+        }
         // A handler answers a failure with an error or with a partial batch response.
         let partial_failure = |v: &Value| {
             v.get("batchItemFailures")
@@ -454,19 +657,25 @@ async fn run_one_by_one(ctx: &Context, role: Role, messages: &[Message]) -> Vec<
                 .is_some_and(|f| !f.is_empty())
         };
         match result {
-            Ok(answer) if !partial_failure(&answer) => info!(?role, "message handled"),
+            Ok(answer) if !partial_failure(&answer) => {
+                info!(?role, "message handled");
+                handled.push((id, Handled::Ok));
+            }
             Ok(_) => {
                 warn!(
                     ?role,
                     "handler reported a failed message; it will be delivered again"
                 );
-                failed.push(message.message_id.clone().unwrap_or_default());
+                handled.push((id, Handled::Failed));
             }
             Err(err) => {
                 warn!(?role, error = %err, "handler failed; the message will be delivered again");
-                failed.push(message.message_id.clone().unwrap_or_default());
+                handled.push((id, Handled::Failed));
             }
         }
     }
-    failed
+    handled
 }
+
+/// Stands for a handler invocation the chaos run dropped.
+const KILLED: &str = "invocation killed by the chaos run";

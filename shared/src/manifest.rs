@@ -746,7 +746,7 @@ fn parse_rows<R: Read>(
         .has_headers(false)
         .flexible(true)
         .buffer_capacity(READ_BUFFER_BYTES)
-        .from_reader(LineCounter::new(reader));
+        .from_reader(LineCounter::new(RowGuard::new(reader)));
     let mut row = csv::ByteRecord::new();
     let mut count = 0u64;
     loop {
@@ -754,6 +754,13 @@ fn parse_rows<R: Read>(
             Ok(true) => {}
             Ok(false) => return Ok((count, true)),
             Err(e) => {
+                if let Some(problem) = RowProblem::of(&e) {
+                    let line = base.line + problem.line;
+                    return Err(Error::Manifest(format!(
+                        "{source} line {line}: {}",
+                        problem.reason
+                    )));
+                }
                 // The lines read whole so far: the newlines the reader has consumed.
                 let consumed = csv.position().byte();
                 return Err(read_error(csv.get_ref().newlines_before(consumed), &e));
@@ -876,6 +883,161 @@ impl<R: Read> Read for LineCounter<R> {
     }
 }
 
+/// The longest row a manifest may have. A row is a bucket (63 bytes), a URL-encoded key (at most
+/// 3 x 1,024 bytes), a version ID and a few more columns; anything near this is not a manifest,
+/// or a quote was left open and swallowed the lines after it.
+pub const MAX_ROW_BYTES: usize = 64 * 1024;
+
+/// Why a CSV row is malformed in a way the CSV parser itself lets through: a quoted field that is
+/// never closed (the parser would run it to the end of the file, many lines as one key), or a row
+/// without bound. `line` counts from the start of what was read, from 1.
+#[derive(Debug)]
+struct RowProblem {
+    line: u64,
+    reason: String,
+}
+
+impl std::fmt::Display for RowProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.reason)
+    }
+}
+
+impl std::error::Error for RowProblem {}
+
+impl RowProblem {
+    fn of(error: &csv::Error) -> Option<&RowProblem> {
+        match error.kind() {
+            csv::ErrorKind::Io(io) => io.get_ref()?.downcast_ref::<RowProblem>(),
+            _ => None,
+        }
+    }
+
+    fn into_io(self) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, self)
+    }
+}
+
+/// Where the bytes read so far leave the CSV grammar (RFC 4180, as the csv crate reads it: a
+/// quote opens a quoted field only at the start of a field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QuoteState {
+    Unquoted {
+        field_start: bool,
+    },
+    Quoted,
+    /// Just after a quote inside a quoted field: the end of the field, or the first half of `""`.
+    QuoteInQuoted,
+}
+
+/// Bytes that move [`QuoteState`]; every other byte is field content.
+const CSV_SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b'"' as usize] = true;
+    table[b',' as usize] = true;
+    table[b'\n' as usize] = true;
+    table[b'\r' as usize] = true;
+    table
+};
+
+/// Passes bytes through while following the quoting of the CSV, so that an unterminated quote
+/// and an unbounded row fail with their line instead of becoming one huge task (the csv crate
+/// accepts a quote left open and buffers the rest of the file as one field).
+struct RowGuard<R> {
+    inner: R,
+    state: QuoteState,
+    row_bytes: usize,
+    newlines: u64,
+    row_line: u64,
+    quote_line: u64,
+}
+
+impl<R: Read> RowGuard<R> {
+    fn new(inner: R) -> Self {
+        RowGuard {
+            inner,
+            state: QuoteState::Unquoted { field_start: true },
+            row_bytes: 0,
+            newlines: 0,
+            row_line: 1,
+            quote_line: 0,
+        }
+    }
+
+    fn end_row(&mut self) {
+        self.state = QuoteState::Unquoted { field_start: true };
+        self.row_bytes = 0;
+        self.row_line = self.newlines + 1;
+    }
+
+    fn scan(&mut self, bytes: &[u8]) -> std::result::Result<(), RowProblem> {
+        let mut i = 0;
+        while i < bytes.len() {
+            let rest = &bytes[i..];
+            let plain = rest
+                .iter()
+                .position(|&b| CSV_SPECIAL[usize::from(b)])
+                .unwrap_or(rest.len());
+            if plain > 0 {
+                if self.state != QuoteState::Quoted {
+                    self.state = QuoteState::Unquoted { field_start: false };
+                }
+                self.row_bytes += plain;
+                i += plain;
+            } else {
+                self.step(bytes[i]);
+                i += 1;
+            }
+            if self.row_bytes > MAX_ROW_BYTES {
+                let reason = if self.state == QuoteState::Quoted {
+                    format!("a quoted field opened on line {} runs on for more than {MAX_ROW_BYTES} bytes: a quote is not closed", self.quote_line)
+                } else {
+                    format!("a row is longer than {MAX_ROW_BYTES} bytes; a manifest row is a bucket, a URL-encoded key and a version ID")
+                };
+                return Err(RowProblem {
+                    line: self.row_line,
+                    reason,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, byte: u8) {
+        self.row_bytes += 1;
+        if byte == b'\n' {
+            self.newlines += 1;
+        }
+        match (self.state, byte) {
+            (QuoteState::Quoted, b'"') => self.state = QuoteState::QuoteInQuoted,
+            (QuoteState::Quoted, _) => {}
+            (QuoteState::QuoteInQuoted, b'"') => self.state = QuoteState::Quoted,
+            (QuoteState::Unquoted { field_start: true }, b'"') => {
+                self.state = QuoteState::Quoted;
+                self.quote_line = self.newlines + 1;
+            }
+            (_, b'\n' | b'\r') => self.end_row(),
+            (_, b',') => self.state = QuoteState::Unquoted { field_start: true },
+            _ => self.state = QuoteState::Unquoted { field_start: false },
+        }
+    }
+}
+
+impl<R: Read> Read for RowGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.state == QuoteState::Quoted {
+            return Err(RowProblem {
+                line: self.quote_line,
+                reason: "a quoted field opened on this line is never closed (a quote is missing, or a quote inside a key is not URL-encoded as %22)".into(),
+            }
+            .into_io());
+        }
+        self.scan(&buf[..n]).map_err(RowProblem::into_io)?;
+        Ok(n)
+    }
+}
+
 /// A reader with bytes read ahead put back in front.
 type Unread<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
 
@@ -978,11 +1140,20 @@ pub struct InventoryFile {
 impl InventoryManifest {
     /// `source` names the manifest.json in error messages.
     pub fn parse(json: &[u8], source: &str) -> Result<Self> {
-        serde_json::from_slice(json).map_err(|e| {
+        let json = json.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(json);
+        let invalid = |e: &dyn std::fmt::Display| {
             Error::Manifest(format!(
                 "{source}: not a valid S3 Inventory manifest.json: {e}"
             ))
-        })
+        };
+        let value: serde_json::Value = serde_json::from_slice(json).map_err(|e| invalid(&e))?;
+        if !value.is_object() {
+            return Err(invalid(&format!(
+                "expected an object with sourceBucket, fileFormat, fileSchema and files, got {}",
+                crate::job::json_kind(&value)
+            )));
+        }
+        serde_json::from_value(value).map_err(|e| invalid(&e))
     }
 
     /// Checks that batchops can read the data files: CSV, ORC or Parquet, with bucket and key
@@ -1210,6 +1381,15 @@ mod tests {
         }
     }
 
+    fn csv_tasks_trickled(data: &[u8], names: &[&str]) -> Result<Vec<Task>> {
+        let mut tasks = Vec::new();
+        parse_csv_manifest(Trickle(data), &fields(names), SRC, |t| {
+            tasks.push(t);
+            true
+        })?;
+        Ok(tasks)
+    }
+
     #[test]
     fn csv_two_columns() {
         let tasks = csv_tasks(b"b1,k1\nb2,dir/k2\n", &["Bucket", "Key"]).unwrap();
@@ -1265,6 +1445,56 @@ mod tests {
                 task("b", "say \"hi\"", None),
                 task("b", "two\nlines", None)
             ]
+        );
+    }
+
+    #[test]
+    fn csv_unterminated_quote_fails_with_the_line_it_opens_on() {
+        // Found by a hostile run: the csv crate runs an open quote to the end of the file, so
+        // two lines became one task whose key held a newline.
+        let data = b"src,a.txt\nsrc,\"a.txt\nsrc,a.txt\n";
+        let reason = manifest_error(csv_tasks(data, &["Bucket", "Key"]));
+        assert!(
+            reason.starts_with(&format!(
+                "{SRC} line 2: a quoted field opened on this line is never closed"
+            )),
+            "{reason}"
+        );
+        // The same, read a byte at a time, and without a final newline.
+        let reason = manifest_error(csv_tasks_trickled(b"b,k\nb,k\nb,\"k", &["Bucket", "Key"]));
+        assert!(
+            reason.starts_with(&format!("{SRC} line 3: a quoted field")),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn csv_quotes_that_close_and_literal_quotes_still_parse() {
+        let data = b"b,\"a\"\"b\"\nb,x\"y\nb,\"q\"\n\"b\",\"\"\"\"\n";
+        let tasks = csv_tasks(data, &["Bucket", "Key"]).unwrap();
+        let keys: Vec<&str> = tasks.iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(keys, ["a\"b", "x\"y", "q", "\""]);
+    }
+
+    #[test]
+    fn csv_rows_have_a_bound() {
+        let mut data = b"b,k\nb,".to_vec();
+        data.extend(std::iter::repeat_n(b'x', MAX_ROW_BYTES + 10));
+        data.extend_from_slice(b"\nb,k\n");
+        let reason = manifest_error(csv_tasks(&data, &["Bucket", "Key"]));
+        assert!(
+            reason.starts_with(&format!("{SRC} line 2: a row is longer than 65536 bytes")),
+            "{reason}"
+        );
+        // An open quote followed by a large file fails at the bound, not at the end of the file.
+        let mut data = b"b,\"k\n".to_vec();
+        for i in 0..10_000 {
+            data.extend_from_slice(format!("b,key{i}\n").as_bytes());
+        }
+        let reason = manifest_error(csv_tasks(&data, &["Bucket", "Key"]));
+        assert!(
+            reason.contains("line 1: a quoted field opened on line 1 runs on for more than"),
+            "{reason}"
         );
     }
 

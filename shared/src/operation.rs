@@ -96,6 +96,9 @@ pub async fn run_tasks_until(
             let index = first_index + i as u64;
             let prepared = &prepared;
             async move {
+                if let Some(outcome) = key_too_long(prepared, task) {
+                    return TaskRun::Done(outcome);
+                }
                 let outcome = match prepared {
                     Prepared::PutTagging(tagging) => put_tagging(ctx, tagging, task).await,
                     Prepared::DeleteTagging => delete_tagging(ctx, task).await,
@@ -205,6 +208,28 @@ fn tagging(op: &PutObjectTaggingOperation) -> Result<Tagging, String> {
         .set_tag_set(Some(tags))
         .build()
         .map_err(|e| format!("invalid TagSet: {e}"))
+}
+
+/// S3's limit on a key, in bytes of UTF-8.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// A key no S3 object can have fails its task with S3's own code, without a request (emulators
+/// answer such a request with a misleading NoSuchKey). A user's Lambda function gets every key:
+/// what it does with a manifest row is its own business.
+fn key_too_long(prepared: &Prepared, task: &Task) -> Option<TaskOutcome> {
+    if matches!(prepared, Prepared::Invoke(..)) || task.key.len() <= MAX_KEY_BYTES {
+        return None;
+    }
+    Some(TaskOutcome {
+        task: task.clone(),
+        status: TaskStatus::Failed,
+        error_code: Some("KeyTooLongError".into()),
+        http_status: Some(400),
+        result_message: format!(
+            "the key is {} bytes long; S3 keys are at most {MAX_KEY_BYTES} bytes, so no such object exists",
+            task.key.len()
+        ),
+    })
 }
 
 fn invalid_operation_outcome(task: &Task, reason: &str) -> TaskOutcome {

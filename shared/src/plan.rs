@@ -361,6 +361,27 @@ impl PlanPart {
             PlanPart::InventoryFile(index) => format!("f{index:06}b"),
         }
     }
+
+    /// The part and sequence number of a batch id the planner makes (`b00000012`,
+    /// `f000003b00000012`); `None` for any other string.
+    pub fn of_batch_id(batch_id: &str) -> Option<(PlanPart, u64)> {
+        let (part, seq) = match batch_id.strip_prefix('b') {
+            Some(seq) => (PlanPart::Whole, seq),
+            None => {
+                let rest = batch_id.strip_prefix('f')?;
+                let (index, seq) = rest.split_once('b')?;
+                if index.len() < 6 || !index.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                (PlanPart::InventoryFile(index.parse().ok()?), seq)
+            }
+        };
+        if seq.len() < 8 || !seq.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let seq = seq.parse().ok()?;
+        (format!("{}{seq:08}", part.batch_prefix()) == batch_id).then_some((part, seq))
+    }
 }
 
 /// Where planning of one part stands: everything before `next_task` is in the `batches` batches
@@ -728,6 +749,35 @@ mod tests {
         }
         let unpacked: Vec<Task> = batches.into_iter().flat_map(|b| b.tasks).collect();
         assert_eq!(unpacked, tasks, "every task once, in order");
+    }
+
+    #[test]
+    fn batch_ids_name_their_part_and_sequence() {
+        assert_eq!(
+            PlanPart::of_batch_id("b00000012"),
+            Some((PlanPart::Whole, 12))
+        );
+        assert_eq!(
+            PlanPart::of_batch_id("f000003b00000012"),
+            Some((PlanPart::InventoryFile(3), 12))
+        );
+        assert_eq!(
+            PlanPart::of_batch_id("b123456789"),
+            Some((PlanPart::Whole, 123_456_789))
+        );
+        for bad in [
+            "",
+            "b",
+            "b12",
+            "x00000001",
+            "b0000000x",
+            "f3b00000001",
+            "b+0000001",
+            "b000000012",
+            "f0000003b00000001",
+        ] {
+            assert_eq!(PlanPart::of_batch_id(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

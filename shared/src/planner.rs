@@ -322,6 +322,8 @@ async fn job_source(
     if let Some(source) = &job.tracking.source {
         return Ok(Some(source.clone()));
     }
+    // Boxed: the S3 calls are large futures, and this one sits inside every planning run.
+    Box::pin(crate::reporter::check_destination(ctx, job)).await?;
     let source = match &job.request.manifest_generator {
         Some(generator) => {
             match crate::generator::write_snapshot(ctx, job, generator, stop_at).await? {
@@ -378,13 +380,11 @@ async fn start_planning(ctx: &Context, job: &Job, stop_at: Option<Instant>) -> R
     let source = match job_source(ctx, job, stop_at).await {
         Ok(Some(source)) => source,
         Ok(None) => return Ok(()),
-        Err(Error::Manifest(reason)) => return fail_unplanned(ctx, job, reason).await,
-        Err(other) => return Err(other),
+        Err(err) => return fail_unplanned(ctx, job, setup_failure(err)?).await,
     };
     let parts = match plan_parts(ctx, &source).await {
         Ok(parts) => parts,
-        Err(Error::Manifest(reason)) => return fail_unplanned(ctx, job, reason).await,
-        Err(other) => return Err(other),
+        Err(err) => return fail_unplanned(ctx, job, setup_failure(err)?).await,
     };
     store.put_plan_parts(&job.job_id, &parts).await?;
     let mut job = job.clone();
@@ -406,8 +406,17 @@ async fn start_planning(ctx: &Context, job: &Job, stop_at: Option<Instant>) -> R
 
 /// A manifest that cannot be read before any batch was sent: the job goes to Failing and ends
 /// with no task.
-async fn fail_unplanned(ctx: &Context, job: &Job, reason: String) -> Result<()> {
-    fail_active(ctx, job, reason).await?;
+async fn fail_unplanned(ctx: &Context, job: &Job, failure: FailureReason) -> Result<()> {
+    warn!(job_id = %job.job_id, code = %failure.failure_code, reason = %failure.failure_reason, "job cannot be planned; it fails");
+    Store::from_context(ctx)
+        .transition(
+            &job.job_id,
+            JobStatus::Active,
+            JobStatus::Failing,
+            None,
+            Some(failure),
+        )
+        .await?;
     Store::from_context(ctx)
         .finish_planning(&job.job_id, 0, 0)
         .await?;
@@ -505,15 +514,23 @@ fn stream_start(from: &PlanCheckpoint) -> u64 {
     }
 }
 
-async fn fail_preparing(ctx: &Context, job: &Job, from: JobStatus, err: Error) -> Result<()> {
-    let Error::Manifest(reason) = err else {
-        return Err(err);
+/// The job failure of an error found while setting a job up (its manifest, its report's
+/// destination); any other error is passed on, for the message to be delivered again.
+fn setup_failure(err: Error) -> Result<FailureReason> {
+    let (code, reason) = match err {
+        Error::Manifest(reason) => (MANIFEST_FAILURE_CODE, reason),
+        Error::ReportDestination(reason) => (crate::reporter::REPORT_NOT_WRITTEN_CODE, reason),
+        other => return Err(other),
     };
-    warn!(job_id = %job.job_id, %reason, "manifest cannot be read; job fails");
-    let failure = FailureReason {
-        failure_code: MANIFEST_FAILURE_CODE.into(),
+    Ok(FailureReason {
+        failure_code: code.into(),
         failure_reason: reason,
-    };
+    })
+}
+
+async fn fail_preparing(ctx: &Context, job: &Job, from: JobStatus, err: Error) -> Result<()> {
+    let failure = setup_failure(err)?;
+    warn!(job_id = %job.job_id, code = %failure.failure_code, reason = %failure.failure_reason, "job cannot be prepared; it fails");
     Store::from_context(ctx)
         .transition(&job.job_id, from, JobStatus::Failed, None, Some(failure))
         .await?;

@@ -426,6 +426,82 @@ async fn write_rows(
     }
 }
 
+/// Before the first task runs: the completion report can be written where the job asks (the
+/// bucket exists and takes a PutObject under the job's report prefix), so that a wrong bucket
+/// fails the job at once instead of after every object was changed. The check object is deleted
+/// again; where the role may not delete, an empty `.write-check` object stays beside the report.
+pub async fn check_destination(ctx: &Context, job: &Job) -> Result<()> {
+    let report = &job.request.report;
+    if !report.enabled {
+        return Ok(());
+    }
+    let Some(bucket) = report
+        .bucket
+        .as_deref()
+        .filter(|b| !b.is_empty())
+        .map(bucket_from_arn)
+    else {
+        return Err(Error::ReportDestination(
+            "the report is enabled but Report.Bucket is not set".into(),
+        ));
+    };
+    let key = format!(
+        "{}/.write-check",
+        crate::report::job_report_prefix(report.prefix.as_deref(), &job.job_id)
+    );
+    let put = ctx
+        .s3
+        .put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .body(ByteStream::from_static(b""))
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .send()
+        .await;
+    match put {
+        Ok(_) => {
+            let _ = ctx
+                .s3
+                .delete_object()
+                .bucket(&bucket)
+                .key(&key)
+                .send()
+                .await;
+            Ok(())
+        }
+        Err(err) if is_transient_s3(&err) => Err(Error::aws("S3", "PutObject", err)),
+        Err(err) => {
+            let code = err.code().unwrap_or("error").to_string();
+            let why = match code.as_str() {
+                "NoSuchBucket" => format!("the report bucket {bucket} does not exist"),
+                "AccessDenied" => format!("access to the report bucket {bucket} is denied"),
+                _ => format!("the report bucket {bucket} refused a test write ({code})"),
+            };
+            Err(Error::ReportDestination(format!(
+                "the completion report cannot be written: {why} (PutObject s3://{bucket}/{key}: {}); no task was run",
+                DisplayErrorContext(&err)
+            )))
+        }
+    }
+}
+
+/// Throttling, server errors and lost connections: worth another delivery, not a failed job.
+fn is_transient_s3<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::ServiceError(e) => {
+            e.raw().status().is_server_error()
+                || matches!(
+                    e.err().code(),
+                    Some("SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable")
+                )
+        }
+        SdkError::ResponseError(_) | SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+            true
+        }
+        _ => false,
+    }
+}
+
 async fn report_rows(
     ctx: &Context,
     store: &Store,

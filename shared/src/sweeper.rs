@@ -376,10 +376,13 @@ async fn dead_batch(ctx: &Context, body: &str, summary: &mut SweepSummary) -> Re
         }
         Err(err) => return Err(err),
     };
-    let done = store
-        .get_batch(&job.job_id, &batch.batch_id)
-        .await?
-        .map_or(0, |r| r.tasks_done);
+    let record = store.get_batch(&job.job_id, &batch.batch_id).await?;
+    if record.is_none() && !crate::executor::is_planned(&store, &job, &batch.batch_id).await? {
+        error!(job_id = %job.job_id, batch_id = %batch.batch_id, "a dead-lettered batch this job's planner never sent; dropped without counting it");
+        summary.dead_letters_dropped += 1;
+        return Ok(true);
+    }
+    let done = record.map_or(0, |r| r.tasks_done);
     if done >= batch.end() {
         summary.dead_letters_dropped += 1;
         return Ok(true);
