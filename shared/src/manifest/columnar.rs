@@ -365,10 +365,27 @@ pub fn parse_columnar_sized<R: ColumnarInput>(
     sizes: bool,
     mut emit: impl FnMut(Task) -> bool,
 ) -> Result<u64> {
-    match format {
+    // The ORC and Parquet readers are other crates, and a corrupt file can make them panic (a
+    // fuzzed ORC file with a bad compression chunk header did: `split_to out of bounds`). A panic
+    // must not kill the planner and leave the job to the dead-letter queue: it fails the job with
+    // the file named, like any other unreadable file. What `emit` saw before is discarded with it.
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match format {
         ColumnarFormat::Parquet => parse_parquet(input, source, sizes, &mut emit),
         ColumnarFormat::Orc => parse_orc(input, source, sizes, &mut emit),
-    }
+    }));
+    parsed.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        tracing::error!(source, %format, reason = %what, "the columnar reader panicked on a corrupt file");
+        Err(unreadable(
+            format,
+            source,
+            format!("the {format} reader failed on it ({what}); the file is corrupt"),
+        ))
+    })
 }
 
 fn unreadable(format: ColumnarFormat, source: &str, e: impl Display) -> Error {
@@ -706,6 +723,25 @@ mod tests {
             key: key.into(),
             version_id: version_id.map(str::to_string),
             size: None,
+        }
+    }
+
+    /// Found by the `columnar` fuzz target: orc-rust panics on this file's compression chunk
+    /// header (`split_to out of bounds`); the job must fail with the file named instead.
+    #[test]
+    fn an_orc_file_that_makes_the_reader_panic_is_an_unreadable_file() {
+        let data = include_bytes!("../../../tests/fixtures/fuzz/orc-bad-compression-chunk.orc");
+        match tasks(ColumnarFormat::Orc, Bytes::from_static(data)) {
+            Err(Error::Manifest(reason)) => {
+                assert!(
+                    reason.starts_with(&format!(
+                        "{FILE}: not a readable ORC file: the ORC reader failed on it ("
+                    )),
+                    "{reason}"
+                );
+                assert!(reason.ends_with("the file is corrupt"), "{reason}");
+            }
+            other => panic!("expected a manifest error, got {other:?}"),
         }
     }
 
