@@ -427,6 +427,7 @@ fn parse_orc<R: orc_rust::reader::ChunkReader>(
     use orc_rust::stripe::Stripe;
 
     let format = ColumnarFormat::Orc;
+    check_orc_types(&input).map_err(|e| unreadable(format, source, e))?;
     let metadata = read_metadata(&mut input).map_err(|e| unreadable(format, source, e))?;
     let no_metadata = std::collections::HashMap::new();
     let file_schema = metadata.root_data_type().create_arrow_schema(&no_metadata);
@@ -449,6 +450,126 @@ fn parse_orc<R: orc_rust::reader::ChunkReader>(
         batches
     });
     emit_batches(batches, &columns, format, source, emit)
+}
+
+/// More types than any S3 Inventory schema has (it has about 20), and a bound on the depth of
+/// orc-rust's recursion over them.
+const MAX_ORC_TYPES: usize = 10_000;
+/// A footer decompresses to a few kilobytes; more is not an inventory file.
+const MAX_ORC_FOOTER_BYTES: u64 = 16 << 20;
+
+/// Checks an ORC file's type tree before orc-rust reads it: orc-rust follows each type's
+/// `subtypes` recursively without checking them, so a corrupt footer whose type names itself (or
+/// an earlier type) as a child recursed until the stack overflowed, which no error handling can
+/// catch (found by the `columnar` fuzz target). ORC numbers types in pre-order, so every child's
+/// index is greater than its parent's: checked here, the recursion ends. A footer that cannot be
+/// read here is left for orc-rust to report; LZO footers are not checked (S3 writes ZLIB).
+/// True when the types were checked.
+fn check_orc_types<R: orc_rust::reader::ChunkReader>(
+    input: &R,
+) -> std::result::Result<bool, String> {
+    use orc_rust::proto::{Footer, PostScript};
+    use prost::Message;
+    let len = input.len();
+    let Some(tail) = len
+        .checked_sub(1)
+        .and_then(|at| input.get_bytes(at, 1).ok())
+    else {
+        return Ok(false);
+    };
+    let ps_len = u64::from(tail[0]);
+    let Some(ps) = (len - 1)
+        .checked_sub(ps_len)
+        .and_then(|at| input.get_bytes(at, ps_len).ok())
+        .and_then(|bytes| PostScript::decode(bytes).ok())
+    else {
+        return Ok(false);
+    };
+    let footer_len = ps.footer_length();
+    let Some(raw) = (len - 1 - ps_len)
+        .checked_sub(footer_len)
+        .and_then(|at| input.get_bytes(at, footer_len).ok())
+    else {
+        return Ok(false);
+    };
+    let Some(footer) = orc_footer_bytes(&raw, ps.compression(), ps.compression_block_size())
+        .and_then(|bytes| Footer::decode(bytes.as_slice()).ok())
+    else {
+        return Ok(false);
+    };
+    let types = &footer.types;
+    if types.len() > MAX_ORC_TYPES {
+        return Err(format!(
+            "its footer declares {} types; an S3 Inventory file has about 20",
+            types.len()
+        ));
+    }
+    for (index, ty) in types.iter().enumerate() {
+        if let Some(&child) = ty
+            .subtypes
+            .iter()
+            .find(|&&child| child as usize <= index || child as usize >= types.len())
+        {
+            return Err(format!(
+                "type {index} of its footer names type {child} as a child; ORC numbers children after their parent, so the footer is corrupt"
+            ));
+        }
+    }
+    Ok(true)
+}
+
+/// The footer's bytes, decompressed from ORC's chunks (a 3-byte header: length << 1 | original).
+fn orc_footer_bytes(
+    raw: &[u8],
+    compression: orc_rust::proto::CompressionKind,
+    block_size: u64,
+) -> Option<Vec<u8>> {
+    use orc_rust::proto::CompressionKind as Kind;
+    use std::io::Read as _;
+    if compression == Kind::None {
+        return Some(raw.to_vec());
+    }
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while !rest.is_empty() {
+        let header = rest.get(..3)?;
+        let header = u32::from(header[0]) | u32::from(header[1]) << 8 | u32::from(header[2]) << 16;
+        let (original, chunk_len) = (header & 1 == 1, (header >> 1) as usize);
+        let chunk = rest.get(3..3 + chunk_len)?;
+        rest = &rest[3 + chunk_len..];
+        let limit = MAX_ORC_FOOTER_BYTES.saturating_sub(out.len() as u64);
+        let mut piece = Vec::new();
+        if original {
+            piece.extend_from_slice(chunk);
+        } else {
+            match compression {
+                Kind::Zlib => {
+                    flate2::read::DeflateDecoder::new(chunk)
+                        .take(limit)
+                        .read_to_end(&mut piece)
+                        .ok()?;
+                }
+                Kind::Snappy => piece = snap::raw::Decoder::new().decompress_vec(chunk).ok()?,
+                Kind::Zstd => {
+                    zstd::stream::read::Decoder::new(chunk)
+                        .ok()?
+                        .take(limit)
+                        .read_to_end(&mut piece)
+                        .ok()?;
+                }
+                Kind::Lz4 => {
+                    let max = usize::try_from(block_size.min(limit)).ok()?;
+                    piece = lz4_flex::block::decompress(chunk, max).ok()?;
+                }
+                _ => return None,
+            }
+        }
+        out.extend_from_slice(&piece);
+        if out.len() as u64 > MAX_ORC_FOOTER_BYTES {
+            return None;
+        }
+    }
+    Some(out)
 }
 
 fn emit_batches(
@@ -742,6 +863,37 @@ mod tests {
                 assert!(reason.ends_with("the file is corrupt"), "{reason}");
             }
             other => panic!("expected a manifest error, got {other:?}"),
+        }
+    }
+
+    /// Found by the `columnar` fuzz target: a footer whose type names an earlier type as its
+    /// child made orc-rust recurse until the stack overflowed (an abort, not an error).
+    #[test]
+    fn an_orc_footer_whose_types_form_a_cycle_is_an_unreadable_file() {
+        let data = include_bytes!("../../../tests/fixtures/fuzz/orc-cyclic-schema.orc");
+        match tasks(ColumnarFormat::Orc, Bytes::from_static(data)) {
+            Err(Error::Manifest(reason)) => assert!(
+                reason.contains("of its footer names type")
+                    && reason.contains("the footer is corrupt"),
+                "{reason}"
+            ),
+            other => panic!("expected a manifest error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_orc_fixtures_pass_the_type_check() {
+        for name in ["versioned.orc", "versioned-snappy.orc"] {
+            let path = format!(
+                "{}/../tests/fixtures/inventory/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let data = Bytes::from(std::fs::read(&path).unwrap());
+            assert_eq!(
+                check_orc_types(&data),
+                Ok(true),
+                "{name}: checked, and sound"
+            );
         }
     }
 
