@@ -486,6 +486,15 @@ fn check_orc_types<R: orc_rust::reader::ChunkReader>(
         return Ok(false);
     };
     let footer_len = ps.footer_length();
+    // orc-rust allocates what the postscript asks for before it reads: lengths beyond the file
+    // would be an allocation without bound (found by the fuzz target: 2 PiB).
+    let room = len - 1 - ps_len;
+    if footer_len.saturating_add(ps.metadata_length()) > room {
+        return Err(format!(
+            "its postscript gives a footer of {footer_len} bytes and metadata of {} bytes, more than the {room} bytes before it",
+            ps.metadata_length()
+        ));
+    }
     let Some(raw) = (len - 1 - ps_len)
         .checked_sub(footer_len)
         .and_then(|at| input.get_bytes(at, footer_len).ok())
@@ -877,6 +886,22 @@ mod tests {
                     && reason.contains("the footer is corrupt"),
                 "{reason}"
             ),
+            other => panic!("expected a manifest error, got {other:?}"),
+        }
+    }
+
+    /// Found by the `columnar` fuzz target: a postscript whose footer and metadata lengths run
+    /// past the start of the file made orc-rust allocate them (2 PiB) before reading.
+    #[test]
+    fn an_orc_postscript_with_lengths_beyond_the_file_is_an_unreadable_file() {
+        let data = include_bytes!("../../../tests/fixtures/fuzz/orc-huge-footer-length.orc");
+        match tasks(ColumnarFormat::Orc, Bytes::from_static(data)) {
+            Err(Error::Manifest(reason)) => {
+                assert!(
+                    reason.contains("its postscript gives a footer of"),
+                    "{reason}"
+                )
+            }
             other => panic!("expected a manifest error, got {other:?}"),
         }
     }
