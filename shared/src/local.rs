@@ -545,15 +545,7 @@ async fn poll_once(
         let result = if failed.iter().any(|f| f == id) {
             // Deliver it again later, backing off like Lambda's retries after failed
             // invocations: 1, 2, 4, ... seconds, at most 30.
-            ctx.sqs
-                .change_message_visibility()
-                .queue_url(url)
-                .receipt_handle(handle)
-                .visibility_timeout(redelivery_delay(message))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| Error::aws("SQS", "ChangeMessageVisibility", e))
+            set_visibility(ctx, url, message, redelivery_delay(message)).await
         } else {
             ctx.sqs
                 .delete_message()

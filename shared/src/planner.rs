@@ -408,15 +408,7 @@ async fn start_planning(ctx: &Context, job: &Job, stop_at: Option<Instant>) -> R
 /// with no task.
 async fn fail_unplanned(ctx: &Context, job: &Job, failure: FailureReason) -> Result<()> {
     warn!(job_id = %job.job_id, code = %failure.failure_code, reason = %failure.failure_reason, "job cannot be planned; it fails");
-    Store::from_context(ctx)
-        .transition(
-            &job.job_id,
-            JobStatus::Active,
-            JobStatus::Failing,
-            None,
-            Some(failure),
-        )
-        .await?;
+    set_failing(ctx, job, failure).await?;
     Store::from_context(ctx)
         .finish_planning(&job.job_id, 0, 0)
         .await?;
@@ -546,6 +538,11 @@ async fn fail_active(ctx: &Context, job: &Job, reason: String) -> Result<()> {
         failure_code: MANIFEST_FAILURE_CODE.into(),
         failure_reason: reason,
     };
+    set_failing(ctx, job, failure).await
+}
+
+/// Active → Failing with the reason; the reporter sets Failed once every batch is accounted for.
+async fn set_failing(ctx: &Context, job: &Job, failure: FailureReason) -> Result<()> {
     Store::from_context(ctx)
         .transition(
             &job.job_id,

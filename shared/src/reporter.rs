@@ -469,9 +469,14 @@ pub async fn check_destination(ctx: &Context, job: &Job) -> Result<()> {
                 .await;
             Ok(())
         }
-        Err(err) if is_transient_s3(&err) => Err(Error::aws("S3", "PutObject", err)),
         Err(err) => {
-            let code = err.code().unwrap_or("error").to_string();
+            // The one classification of S3 errors the tasks use: throttling, server errors and
+            // lost connections are worth another delivery, not a failed job.
+            let failure = crate::operation::classify_s3_error(&err);
+            if failure.retryable {
+                return Err(Error::aws("S3", "PutObject", err));
+            }
+            let code = failure.error_code;
             let why = match code.as_str() {
                 "NoSuchBucket" => format!("the report bucket {bucket} does not exist"),
                 "AccessDenied" => format!("access to the report bucket {bucket} is denied"),
@@ -482,23 +487,6 @@ pub async fn check_destination(ctx: &Context, job: &Job) -> Result<()> {
                 DisplayErrorContext(&err)
             )))
         }
-    }
-}
-
-/// Throttling, server errors and lost connections: worth another delivery, not a failed job.
-fn is_transient_s3<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
-    match err {
-        SdkError::ServiceError(e) => {
-            e.raw().status().is_server_error()
-                || matches!(
-                    e.err().code(),
-                    Some("SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable")
-                )
-        }
-        SdkError::ResponseError(_) | SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
-            true
-        }
-        _ => false,
     }
 }
 

@@ -562,10 +562,10 @@ fn orc_footer_bytes(
                 Kind::Snappy => {
                     // The declared length is allocated at once: bounded first (fuzzing found a
                     // chunk declaring 2 GiB).
-                    if snap::raw::decompress_len(chunk).ok()? as u64 > limit {
+                    let declared = snap::raw::decompress_len(chunk).ok()?;
+                    if declared as u64 > limit {
                         return Some(Err(format!(
-                            "a chunk of its footer declares {} bytes; a footer is a few kilobytes",
-                            snap::raw::decompress_len(chunk).ok()?
+                            "a chunk of its footer declares {declared} bytes; a footer is a few kilobytes"
                         )));
                     }
                     piece = snap::raw::Decoder::new().decompress_vec(chunk).ok()?;
