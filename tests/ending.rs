@@ -137,6 +137,34 @@ async fn a_finalize_claim_that_fails_is_claimed_by_the_next_delivery() {
 /// giving the claim back, which leaves the job claimed with no request anywhere. Only the
 /// sweeper can finish it.
 #[tokio::test]
+async fn a_commit_that_took_effect_but_looked_failed_keeps_its_result_part() {
+    // The transaction is applied and its answer lost: the SDK's retry then meets its own commit
+    // (a condition failure), which must not be taken for another delivery's.
+    let s = stack_with(false, |_| {}).await;
+    let (data, etag) = objects(&s, 20).await;
+    let job_id = tagging_job(&s, &data, &etag, "AllTasks").await;
+    let rule = FaultRule::new(
+        "DynamoDB",
+        "TransactWriteItems",
+        Fault::LoseAnswer {
+            status: 500,
+            code: "InternalServerError".into(),
+            message: "injected fault: the answer was lost".into(),
+        },
+    )
+    .times(1);
+    let (ctx, plan) = faulty(&s, vec![rule]);
+    local::run_with(&ctx, RunUntil::JobTerminal(job_id.clone()), &options())
+        .await
+        .unwrap();
+    assert_eq!(plan.fired(0), 1);
+    let job = job(&s.ctx, &job_id).await;
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+    assert_eq!((job.progress.succeeded, job.progress.failed), (20, 0));
+    assert_reported_once(&s, &data, &job_id, 20).await;
+}
+
+#[tokio::test]
 async fn a_finalize_lost_after_its_claim_is_resent_by_the_sweeper() {
     let s = stack_with(false, |st| {
         st.finalize_resend_after = Duration::from_secs(2);

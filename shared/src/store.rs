@@ -928,6 +928,15 @@ impl Store {
             };
             match cancellation_codes(&err) {
                 Some(codes) if is_condition_failure(&codes, 0) => {
+                    if self.holds_own_part(job_id, batch_id, segment).await? {
+                        debug!(
+                            job_id,
+                            batch_id,
+                            from = segment.from,
+                            "an earlier attempt of this commit took effect; its answer was lost"
+                        );
+                        return Ok(SegmentCommit::Committed { batch_done });
+                    }
                     debug!(
                         job_id,
                         batch_id,
@@ -954,6 +963,26 @@ impl Store {
                 _ => return Err(Error::aws("DynamoDB", "TransactWriteItems", err)),
             }
         }
+    }
+
+    /// Whether the batch's record lists this commit's own result part: then the condition that
+    /// failed met this very commit, applied by an attempt whose answer was lost (the SDK retries
+    /// a 500 or a timeout), not another delivery's. Its part must then be kept. A segment
+    /// without a part cannot be told apart, and need not be: it has nothing to delete, and a
+    /// batch that is not done yet is taken up again from where it stands.
+    async fn holds_own_part(
+        &self,
+        job_id: &str,
+        batch_id: &str,
+        segment: &Segment,
+    ) -> Result<bool> {
+        let Some(part) = &segment.part_key else {
+            return Ok(false);
+        };
+        Ok(self
+            .get_batch(job_id, batch_id)
+            .await?
+            .is_some_and(|record| record.parts.contains(part)))
     }
 
     /// The commit record of a batch (strongly consistent); `None` before its first commit.
