@@ -20,7 +20,7 @@ help:
 	@echo "make build       cargo build --workspace"
 	@echo "make sam-build   sam build (release build of every function for Lambda; slow)"
 	@echo "make bootstrap   install the local tools into .venv"
-	@echo "make chaos       three jobs of TASKS tasks in all (default 100000) on moto with every fault on, seed SEED"
+	@echo "make chaos       jobs of TASKS tasks in all (default 100000) on moto with every fault on, seed SEED (JOBS=tagging,copy,invoke)"
 	@echo "make fuzz        every cargo fuzz target for FUZZ_SECONDS each (default 60; nightly toolchain)"
 
 bootstrap:
@@ -71,9 +71,10 @@ services-stop:
 TASKS ?= 100000
 SEED ?= 1
 CHAOS_TIMEOUT ?= 5400
+JOBS ?= tagging,copy,invoke
 chaos: bootstrap
 	cargo test --release -p batchops --test chaos --no-run
-	CHAOS_TASKS=$(TASKS) CHAOS_SEEDS=$(SEED) CHAOS_TIMEOUT_SECONDS=$(CHAOS_TIMEOUT) \
+	CHAOS_TASKS=$(TASKS) CHAOS_SEEDS=$(SEED) CHAOS_TIMEOUT_SECONDS=$(CHAOS_TIMEOUT) CHAOS_JOBS=$(JOBS) \
 		scripts/with-services.sh --lambda -- \
 		cargo test --release -p batchops --test chaos -- --nocapture
 

@@ -6,12 +6,14 @@
 #   scripts/moto.sh url      print the URL of the running server
 #
 # State: .tmp/moto.url, .tmp/moto.pid, .tmp/moto.log. MOTO_PORT picks the port instead of a free one.
+# MOTO_SERVICE names a second, independent server (its state files take that name): the tests of
+# job roles run one with IAM enforcement switched on.
 #
 # The server is tests/common/moto_server.py when it exists: moto with DynamoDB requests run one at
 # a time, as DynamoDB's per-request atomicity needs (plain moto_server can lose concurrent updates).
 # MOTO_SERVER_SCRIPT chooses another script; MOTO_SERVER_SCRIPT= (empty) runs plain moto_server.
 set -euo pipefail
-SERVICE=moto
+SERVICE="${MOTO_SERVICE:-moto}"
 source "$(dirname "${BASH_SOURCE[0]}")/service-lib.sh"
 
 start() {

@@ -6,6 +6,7 @@
 #
 # The command sees:
 #   BATCHOPS_TEST_ENDPOINT         moto server's URL
+#   BATCHOPS_TEST_AUTH_ENDPOINT    a second moto server, for tests that switch IAM enforcement on
 #   BATCHOPS_TEST_LAMBDA_ENDPOINT  cargo lambda watch's URL (with --lambda)
 #   AWS_ENDPOINT_URL               moto server's URL, so every SDK client and the CLI use it
 #   AWS_ENDPOINT_URL_LAMBDA        cargo lambda watch's URL (with --lambda): Lambda Invoke goes there
@@ -27,6 +28,7 @@ done
 cleanup() {
     local status=$?
     if ((with_lambda)); then "$SCRIPTS/lambda-watch.sh" stop || true; fi
+    MOTO_SERVICE=moto-auth "$SCRIPTS/moto.sh" stop || true
     "$SCRIPTS/moto.sh" stop || true
     exit "$status"
 }
@@ -42,6 +44,9 @@ export AWS_EC2_METADATA_DISABLED=true
 
 BATCHOPS_TEST_ENDPOINT="$("$SCRIPTS/moto.sh" start)"
 export BATCHOPS_TEST_ENDPOINT AWS_ENDPOINT_URL="$BATCHOPS_TEST_ENDPOINT"
+# A second server whose IAM enforcement the job-role tests switch on (tests/roles.rs).
+BATCHOPS_TEST_AUTH_ENDPOINT="$(MOTO_SERVICE=moto-auth "$SCRIPTS/moto.sh" start)"
+export BATCHOPS_TEST_AUTH_ENDPOINT
 if ((with_lambda)); then
     BATCHOPS_TEST_LAMBDA_ENDPOINT="$("$SCRIPTS/lambda-watch.sh" start)"
     export BATCHOPS_TEST_LAMBDA_ENDPOINT AWS_ENDPOINT_URL_LAMBDA="$BATCHOPS_TEST_LAMBDA_ENDPOINT"

@@ -9,7 +9,8 @@
 //!     make chaos TASKS=20000 SEED=7
 //!
 //! `make test` runs a small one (CHAOS_TASKS=3000, seeds 1 and 2). Knobs: `CHAOS_TASKS`,
-//! `CHAOS_SEEDS` (comma-separated), `CHAOS_TIMEOUT_SECONDS`.
+//! `CHAOS_SEEDS` (comma-separated), `CHAOS_TIMEOUT_SECONDS`, `CHAOS_JOBS` (which of
+//! tagging,copy,invoke; all three by default).
 
 mod common;
 
@@ -65,10 +66,25 @@ fn key(i: u64) -> String {
     }
 }
 
-struct Jobs {
-    tagging: (String, u64),
-    copy: (String, u64),
-    invoke: (String, u64),
+/// The jobs of the run (`CHAOS_JOBS`, comma-separated; default all three), with the share of
+/// the objects each takes: tagging two parts, copy and LambdaInvoke one each.
+fn job_kinds() -> Vec<(&'static str, u64)> {
+    let wanted = std::env::var("CHAOS_JOBS").unwrap_or_else(|_| "tagging,copy,invoke".into());
+    let kinds: Vec<(&str, u64)> = [("tagging", 2), ("copy", 1), ("invoke", 1)]
+        .into_iter()
+        .filter(|(name, _)| wanted.split(',').any(|w| w.trim() == *name))
+        .collect();
+    assert!(
+        !kinds.is_empty(),
+        "CHAOS_JOBS={wanted:?} names none of tagging, copy, invoke"
+    );
+    kinds
+}
+
+/// One job of the run: its id and the number of its manifest rows.
+struct ChaosJob {
+    id: String,
+    rows: u64,
 }
 
 async fn run_seed(seed: u64, tasks: u64) {
@@ -108,14 +124,14 @@ async fn run_seed(seed: u64, tasks: u64) {
     let chaos = Chaos::new(seed, 0.1, 0.1, Duration::from_millis(1500));
     let started = Instant::now();
     let timeout = Duration::from_secs(env_u64("CHAOS_TIMEOUT_SECONDS", 1800));
-    let ids = [&jobs.tagging.0, &jobs.copy.0, &jobs.invoke.0];
+    let ids: Vec<&String> = jobs.iter().map(|j| &j.id).collect();
     run_until_terminal(&s.ctx, &faulty, &chaos, &ids, timeout).await;
     let took = started.elapsed();
 
     let mut lost = 0;
     let mut duplicated = 0;
-    for (job_id, rows) in [&jobs.tagging, &jobs.copy, &jobs.invoke] {
-        let (l, d) = check_job(&s, job_id, *rows, &data, &target).await;
+    for job in &jobs {
+        let (l, d) = check_job(&s, &job.id, job.rows, &data, &target).await;
         lost += l;
         duplicated += d;
     }
@@ -169,12 +185,17 @@ async fn create_objects(s: &Stack, bucket: &str, n: u64) {
     }
 }
 
-/// Half the objects are tagged, a quarter copied, a quarter given to the Lambda function.
-async fn create_jobs(s: &Stack, data: &str, target: &str, n: u64) -> Jobs {
-    let split = [0, n / 2, n / 2 + n / 4, n];
-    let mut ids = Vec::new();
-    for (j, name) in ["tagging", "copy", "invoke"].iter().enumerate() {
-        let manifest: String = (split[j]..split[j + 1])
+/// The objects shared among the jobs of [`job_kinds`] by their weights, in key order.
+async fn create_jobs(s: &Stack, data: &str, target: &str, n: u64) -> Vec<ChaosJob> {
+    let kinds = job_kinds();
+    let total: u64 = kinds.iter().map(|(_, w)| w).sum();
+    let mut jobs = Vec::new();
+    let mut from = 0;
+    let mut weight_so_far = 0;
+    for (name, weight) in &kinds {
+        weight_so_far += weight;
+        let to = n * weight_so_far / total;
+        let manifest: String = (from..to)
             .map(|i| format!("{data},{}\n", batchops::manifest::encode_key(&key(i))))
             .collect();
         let manifest_key = format!("{name}.csv");
@@ -190,15 +211,13 @@ async fn create_jobs(s: &Stack, data: &str, target: &str, n: u64) -> Jobs {
         };
         let mut request = csv_job(data, &manifest_key, &etag, operation, data, "AllTasks");
         request["Report"]["Prefix"] = json!(format!("reports-{name}"));
-        ids.push((s.create_job(request).await, split[j + 1] - split[j]));
+        jobs.push(ChaosJob {
+            id: s.create_job(request).await,
+            rows: to - from,
+        });
+        from = to;
     }
-    let mut ids = ids.into_iter();
-    let mut next = || ids.next().expect("three jobs");
-    Jobs {
-        tagging: next(),
-        copy: next(),
-        invoke: next(),
-    }
+    jobs
 }
 
 /// Two pollers on the faulty context until every job has ended; a poller that stops on an error

@@ -155,7 +155,16 @@ enum Local {
         /// invocations killed part-way and message visibility that lapses; loopback only.
         #[arg(long, value_name = "SEED")]
         chaos: Option<u64>,
+        /// Whose permissions jobs act on data with: "job" (each job's RoleArn, assumed with
+        /// STS; the default) or "orchestrator" (this process's own credentials). Default:
+        /// BATCHOPS_ROLE_MODE, else "job".
+        #[arg(long, value_name = "MODE", value_parser = parse_role_mode)]
+        role_mode: Option<batchops::role::RoleMode>,
     },
+}
+
+fn parse_role_mode(s: &str) -> Result<batchops::role::RoleMode, String> {
+    s.parse().map_err(|e: batchops::Error| e.to_string())
 }
 
 fn parse_status(s: &str) -> Result<JobStatus, String> {
@@ -297,6 +306,7 @@ async fn run_local(local: Local) -> Result<Option<String>> {
             progress_seconds,
             fault_plan,
             chaos,
+            role_mode,
         } => {
             let plan = match (&fault_plan, chaos) {
                 (Some(path), _) => {
@@ -318,7 +328,7 @@ async fn run_local(local: Local) -> Result<Option<String>> {
                 chaos: chaos
                     .map(|seed| local::Chaos::new(seed, 0.02, 0.02, Duration::from_secs(2))),
             };
-            local_run(job_id, &options, plan).await
+            local_run(job_id, &options, plan, role_mode).await
         }
     }
 }
@@ -379,8 +389,12 @@ async fn local_run(
     job_id: Option<String>,
     options: &local::RunOptions,
     faults: Option<std::sync::Arc<batchops::fault::FaultPlan>>,
+    role_mode: Option<batchops::role::RoleMode>,
 ) -> Result<Option<String>> {
     let mut ctx = control::cli_context().await?;
+    if let Some(mode) = role_mode {
+        ctx.settings.role_mode = mode;
+    }
     if let Some(plan) = &faults {
         let config = batchops::context::load_aws_config().await;
         ctx = ctx.with_faults(&config, plan.clone())?;

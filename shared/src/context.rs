@@ -4,6 +4,8 @@
 //! `AWS_ENDPOINT_URL_LAMBDA`, ...), so the same code runs against AWS, the local emulator and tests.
 
 use crate::error::{Error, Result};
+use crate::role::{JobClients, JobRoleCredentials, JobRoles, RoleMode, RoleRequest};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Environment variables read by the functions and the CLI.
@@ -27,6 +29,7 @@ pub const ENV_FINALIZE_RESEND_SECONDS: &str = "BATCHOPS_FINALIZE_RESEND_SECONDS"
 pub const ENV_PLAN_DLQ_URL: &str = "BATCHOPS_PLAN_DLQ_URL";
 pub const ENV_TASK_DLQ_URL: &str = "BATCHOPS_TASK_DLQ_URL";
 pub const ENV_REPORT_DLQ_URL: &str = "BATCHOPS_REPORT_DLQ_URL";
+pub const ENV_SYSTEM_BUCKET_OWNER: &str = "BATCHOPS_SYSTEM_BUCKET_OWNER";
 
 /// SQS's default maximum message size (a queue may allow up to 1 MiB, but batchops' queues and
 /// emulators keep the default).
@@ -86,6 +89,17 @@ pub struct Settings {
     pub plan_dlq_url: Option<String>,
     pub task_dlq_url: Option<String>,
     pub report_dlq_url: Option<String>,
+    /// The account that owns the system bucket (the stack's), sent as ExpectedBucketOwner with
+    /// every request to it, so that a bucket of the same name elsewhere is never used.
+    pub system_bucket_owner: Option<String>,
+    /// Whose permissions the work on users' buckets and functions runs with (see [`crate::role`]).
+    pub role_mode: RoleMode,
+    /// The `ExternalId` sent with every AssumeRole of a job's role, for its trust policy.
+    pub role_external_id: Option<String>,
+    /// Job roles must be named with this prefix (the IAM grant of the stack); any when unset.
+    pub role_name_prefix: Option<String>,
+    /// How long an assumed job-role session lasts (`DurationSeconds`).
+    pub role_session: Duration,
 }
 
 impl Default for Settings {
@@ -113,6 +127,11 @@ impl Default for Settings {
             plan_dlq_url: None,
             task_dlq_url: None,
             report_dlq_url: None,
+            system_bucket_owner: None,
+            role_mode: RoleMode::Job,
+            role_external_id: None,
+            role_name_prefix: None,
+            role_session: crate::role::DEFAULT_SESSION,
         }
     }
 }
@@ -204,9 +223,40 @@ impl Settings {
             plan_dlq_url: env_value(ENV_PLAN_DLQ_URL),
             task_dlq_url: env_value(ENV_TASK_DLQ_URL),
             report_dlq_url: env_value(ENV_REPORT_DLQ_URL),
+            role_mode: match env_value(crate::role::ENV_ROLE_MODE) {
+                Some(mode) => mode.parse().map_err(|e: Error| {
+                    Error::Config(format!("environment variable {}: {e}", crate::role::ENV_ROLE_MODE))
+                })?,
+                None => d.role_mode,
+            },
+            role_external_id: env_value(crate::role::ENV_ROLE_EXTERNAL_ID),
+            system_bucket_owner: env_value(ENV_SYSTEM_BUCKET_OWNER),
+            role_name_prefix: env_value(crate::role::ENV_JOB_ROLE_PREFIX),
+            role_session: role_session_from_env()?.unwrap_or(d.role_session),
             ..d
         })
     }
+}
+
+/// `BATCHOPS_ROLE_SESSION_SECONDS`, within what STS accepts.
+fn role_session_from_env() -> Result<Option<Duration>> {
+    use crate::role::{ENV_ROLE_SESSION_SECONDS, MAX_SESSION, MIN_SESSION};
+    let Some(seconds) = env_value(ENV_ROLE_SESSION_SECONDS) else {
+        return Ok(None);
+    };
+    let session = seconds
+        .parse()
+        .ok()
+        .map(Duration::from_secs)
+        .filter(|d| (MIN_SESSION..=MAX_SESSION).contains(d))
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "environment variable {ENV_ROLE_SESSION_SECONDS}={seconds:?} is not valid: a role session lasts {} to {} seconds",
+                MIN_SESSION.as_secs(),
+                MAX_SESSION.as_secs()
+            ))
+        })?;
+    Ok(Some(session))
 }
 
 /// A variable's value, treating an empty one as unset.
@@ -230,10 +280,18 @@ fn parsed<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
 /// AWS clients plus settings; cheap to clone (clients share their connection pools).
 #[derive(Debug, Clone)]
 pub struct Context {
+    /// Users' buckets: the orchestrator's role, or the job's in a context from
+    /// [`Context::for_job`].
     pub s3: aws_sdk_s3::Client,
+    /// batchops' own system bucket, always with the orchestrator's role.
+    pub system_s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Users' functions (LambdaInvoke), with the same role as `s3`.
     pub lambda: aws_sdk_lambda::Client,
+    pub sts: aws_sdk_sts::Client,
+    /// The job roles this container has assumed, shared by its clones.
+    pub roles: Arc<JobRoles>,
     pub settings: Settings,
     /// The Lambda endpoint given to [`Context::with_lambda_endpoint`], kept so that clients
     /// rebuilt later (with faults) still point there.
@@ -252,6 +310,8 @@ impl Context {
     pub fn with_lambda_endpoint(mut self, config: &aws_config::SdkConfig, url: &str) -> Self {
         self.lambda = lambda_client(config, Some(url));
         self.lambda_endpoint = Some(url.to_string());
+        // Job clients are built from these clients: none kept from before.
+        self.roles = Arc::new(JobRoles::default());
         self
     }
 
@@ -272,6 +332,14 @@ impl Context {
             aws_sdk_s3::config::Builder::from(config)
                 .force_path_style(true)
                 .timeout_config(s3_timeouts())
+                .interceptor(interceptor.clone())
+                .http_client(client.clone())
+                .build(),
+        );
+        self.system_s3 = self.s3.clone();
+        self.roles = Arc::new(JobRoles::default());
+        self.sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(config)
                 .interceptor(interceptor.clone())
                 .http_client(client.clone())
                 .build(),
@@ -306,23 +374,131 @@ impl Context {
             .force_path_style(true)
             .timeout_config(s3_timeouts())
             .build();
+        let s3 = aws_sdk_s3::Client::from_conf(s3_config);
         Context {
-            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            system_s3: s3.clone(),
+            s3,
             sqs: aws_sdk_sqs::Client::new(config),
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             lambda: lambda_client(config, None),
+            sts: aws_sdk_sts::Client::new(config),
+            roles: Arc::new(JobRoles::default()),
             settings,
             lambda_endpoint: None,
         }
     }
+
+    /// The context a job's work on users' data runs in: `s3` and `lambda` act as the job's
+    /// `RoleArn` (assumed now, or kept from before while fresh), everything else stays the
+    /// orchestrator's. Under [`RoleMode::Orchestrator`] the context itself.
+    pub async fn for_job(&self, job: &crate::job::Job) -> Result<Context> {
+        if self.settings.role_mode == RoleMode::Orchestrator {
+            return Ok(self.clone());
+        }
+        let Some(role_arn) = job.request.role_arn.as_deref() else {
+            return Err(Error::RoleNotAssumed {
+                role_arn: "(none)".into(),
+                reason: "the job has no RoleArn".into(),
+            });
+        };
+        crate::role::check_allowed(role_arn, self.settings.role_name_prefix.as_deref())?;
+        let clients = match self.roles.get(role_arn, &job.job_id) {
+            Some(clients) => clients,
+            None => {
+                let clients = self.assume_job_role(role_arn, &job.job_id).await?;
+                self.roles.keep(role_arn, &job.job_id, clients.clone());
+                clients
+            }
+        };
+        Ok(Context {
+            s3: clients.s3,
+            lambda: clients.lambda,
+            ..self.clone()
+        })
+    }
+
+    /// Assumes the role once (so that a role that cannot be assumed is known here, by name) and
+    /// builds the clients that sign with its credentials, on the same endpoints, timeouts and
+    /// interceptors as the orchestrator's.
+    async fn assume_job_role(&self, role_arn: &str, job_id: &str) -> Result<JobClients> {
+        let credentials = JobRoleCredentials::new(
+            self.sts.clone(),
+            RoleRequest {
+                role_arn: role_arn.to_string(),
+                job_id: job_id.to_string(),
+                external_id: self.settings.role_external_id.clone(),
+                session: self.settings.role_session,
+            },
+            self.roles.counter(),
+        );
+        credentials.credentials().await?;
+        let provider = aws_credential_types::provider::SharedCredentialsProvider::new(credentials);
+        // The session really works (a role that exists, a trust that holds): one call that
+        // needs no permission.
+        let sts = aws_sdk_sts::Client::from_conf(
+            self.sts
+                .config()
+                .to_builder()
+                .credentials_provider(provider.clone())
+                .identity_cache(aws_sdk_sts::config::IdentityCache::no_cache())
+                .build(),
+        );
+        sts.get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| crate::role::role_error(role_arn, "GetCallerIdentity", e))?;
+        // The provider keeps and renews the credentials itself.
+        let s3 = aws_sdk_s3::Client::from_conf(
+            self.s3
+                .config()
+                .to_builder()
+                .credentials_provider(provider.clone())
+                .identity_cache(aws_sdk_s3::config::IdentityCache::no_cache())
+                .build(),
+        );
+        let lambda = aws_sdk_lambda::Client::from_conf(
+            self.lambda
+                .config()
+                .to_builder()
+                .credentials_provider(provider)
+                .identity_cache(aws_sdk_lambda::config::IdentityCache::no_cache())
+                .build(),
+        );
+        Ok(JobClients { s3, lambda })
+    }
+
+    /// The client for an object a job reads or writes: batchops' own objects of this job in the
+    /// system bucket (a generated manifest, staged report files) with the orchestrator's role,
+    /// anything else with the job's.
+    pub fn s3_for(&self, job_id: &str, bucket: &str, key: &str) -> &aws_sdk_s3::Client {
+        if is_own_system_object(&self.settings.system_bucket, job_id, bucket, key) {
+            &self.system_s3
+        } else {
+            &self.s3
+        }
+    }
+}
+
+/// Whether `bucket`/`key` is one of job `job_id`'s own objects in the system bucket. Other keys
+/// of the system bucket (other jobs' results) are not: a job's role reads those or nothing.
+pub fn is_own_system_object(system_bucket: &str, job_id: &str, bucket: &str, key: &str) -> bool {
+    !system_bucket.is_empty()
+        && bucket == system_bucket
+        && [
+            format!("jobs/job-{job_id}/"),
+            format!("staging/job-{job_id}/"),
+        ]
+        .iter()
+        .any(|prefix| key.starts_with(prefix.as_str()))
 }
 
 impl Context {
     /// Writes an object of the system bucket: state that work saves between invocations.
     pub async fn write_system_object(&self, key: &str, body: Vec<u8>) -> Result<()> {
-        self.s3
+        self.system_s3
             .put_object()
             .bucket(&self.settings.system_bucket)
+            .set_expected_bucket_owner(self.settings.system_bucket_owner.clone())
             .key(key)
             .body(body.into())
             .send()
@@ -334,9 +510,10 @@ impl Context {
     /// Reads an object of the system bucket whole (what is saved there is small by design).
     pub async fn read_system_object(&self, key: &str) -> Result<Vec<u8>> {
         let object = self
-            .s3
+            .system_s3
             .get_object()
             .bucket(&self.settings.system_bucket)
+            .set_expected_bucket_owner(self.settings.system_bucket_owner.clone())
             .key(key)
             .send()
             .await

@@ -26,6 +26,10 @@ pub enum Error {
     /// The completion report cannot be written where the job asks; found before any task runs.
     #[error("{0}")]
     ReportDestination(String),
+    /// The job's role cannot be assumed (denied, missing, or its trust policy does not name
+    /// this stack): nothing of the job can run.
+    #[error("cannot assume the job's role {role_arn}: {reason}")]
+    RoleNotAssumed { role_arn: String, reason: String },
     #[error("{service} {operation} failed: {message}")]
     Aws {
         service: &'static str,

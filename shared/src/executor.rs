@@ -189,9 +189,26 @@ async fn run_segment(
     stop_at: Option<Instant>,
 ) -> Result<BatchResult> {
     let batch_id = &pending.batch_id;
-    let outcomes =
-        operation::run_tasks_until(ctx, job, batch_id, &pending.tasks, pending.offset, stop_at)
-            .await;
+    let outcomes = match ctx.for_job(job).await {
+        Ok(data) => {
+            operation::run_tasks_until(
+                &data,
+                job,
+                batch_id,
+                &pending.tasks,
+                pending.offset,
+                stop_at,
+            )
+            .await
+        }
+        // The role was assumed when the job was prepared; if it cannot be now (deleted, its
+        // trust changed), each task fails as S3 would fail a request the role may not make.
+        Err(err @ Error::RoleNotAssumed { .. }) => {
+            warn!(job_id = %job.job_id, %batch_id, error = %err, "the job's role cannot be assumed; its tasks fail");
+            role_denied_outcomes(pending, &err)
+        }
+        Err(other) => return Err(other),
+    };
     if outcomes.len() > pending.tasks.len() {
         return Err(Error::Other(format!(
             "batch {batch_id}: {} outcomes for {} tasks",
@@ -270,6 +287,21 @@ async fn lost_race(
     )))
 }
 
+/// Every task of `pending` failed with AccessDenied because the job's role cannot be assumed.
+fn role_denied_outcomes(pending: &TaskBatch, err: &Error) -> Vec<TaskOutcome> {
+    pending
+        .tasks
+        .iter()
+        .map(|task| TaskOutcome {
+            task: task.clone(),
+            status: TaskStatus::Failed,
+            error_code: Some(crate::role::ACCESS_DENIED_CODE.into()),
+            http_status: Some(403),
+            result_message: err.to_string(),
+        })
+        .collect()
+}
+
 pub fn count(outcomes: &[TaskOutcome]) -> BatchCounts {
     let failed = outcomes
         .iter()
@@ -322,9 +354,10 @@ pub async fn write_part(
 pub async fn delete_part(ctx: &Context, key: &str) {
     // Best effort: the staging lifecycle rule removes what is left behind.
     if let Err(e) = ctx
-        .s3
+        .system_s3
         .delete_object()
         .bucket(&ctx.settings.system_bucket)
+        .set_expected_bucket_owner(ctx.settings.system_bucket_owner.clone())
         .key(key)
         .send()
         .await

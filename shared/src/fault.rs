@@ -168,7 +168,7 @@ pub struct FaultRule {
     /// The operation name (`SendMessage`, `TransactWriteItems`, `UploadPartCopy`); any when absent.
     #[serde(rename = "Operation", default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
-    /// Only requests whose URI or body contains this text.
+    /// Only requests whose URI, headers (`name: value` lines, names lowercase) or body contain this text.
     #[serde(rename = "Contains", default, skip_serializing_if = "Option::is_none")]
     pub contains: Option<String>,
     /// Matching requests let through before the rule starts firing.
@@ -446,6 +446,14 @@ impl Intercept for FaultInterceptor {
         };
         let request = context.request_mut();
         let mut text = request.uri().to_string();
+        // Headers too, so that a rule can answer as S3 does to, e.g., an ExpectedBucketOwner
+        // that is not the bucket's owner (moto ignores the header).
+        for (name, value) in request.headers().iter() {
+            text.push('\n');
+            text.push_str(name);
+            text.push_str(": ");
+            text.push_str(value);
+        }
         if let Some(body) = request.body().bytes() {
             text.push(' ');
             text.push_str(&String::from_utf8_lossy(body));

@@ -902,7 +902,10 @@ pub async fn write_snapshot(
         Some((step, state)) => (step + 1, state),
         None => (0, ListingState::default()),
     };
-    let mut writer = ManifestWriter::to(&ctx.s3, &target);
+    // The snapshot goes where the generator says as the job's role, or into the system bucket
+    // as the orchestrator's.
+    let target_s3 = ctx.s3_for(&job.job_id, &target.bucket, &target.key);
+    let mut writer = ManifestWriter::to(target_s3, &target);
     let carry = match &state.carry_key {
         Some(key) => ctx.read_system_object(key).await?,
         None => Vec::new(),
@@ -958,8 +961,7 @@ pub async fn write_snapshot(
         }
     }
     writer.finish().await?;
-    let head = ctx
-        .s3
+    let head = target_s3
         .head_object()
         .bucket(&target.bucket)
         .key(&target.key)

@@ -1139,7 +1139,8 @@ pub struct JobReport {
     pub prefix: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_scope: Option<ReportScope>,
-    /// Accepted for compatibility; batchops always writes to the account that runs it.
+    /// Sent with every write of the report (and its preflight): S3 refuses it with 403 when the
+    /// bucket belongs to another account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_bucket_owner: Option<String>,
 }

@@ -21,6 +21,7 @@ pub mod planner;
 pub mod queue;
 pub mod report;
 pub mod reporter;
+pub mod role;
 pub mod store;
 pub mod sweeper;
 pub mod telemetry;

@@ -1211,13 +1211,31 @@ async fn multipart_copy(
 /// target bucket is the last resort); errors of the job table are returned.
 pub async fn abort_recorded_uploads(
     ctx: &Context,
-    job_id: &str,
+    job: &Job,
     batch_id: Option<&str>,
 ) -> crate::Result<usize> {
+    let job_id = job.job_id.as_str();
     let store = crate::store::Store::from_context(ctx);
     let uploads = store.list_uploads(job_id, batch_id).await?;
+    if uploads.is_empty() {
+        return Ok(0);
+    }
+    // The uploads were started as the job's role; without it they are left to the bucket's
+    // lifecycle rule for incomplete uploads.
+    let data = match ctx.for_job(job).await {
+        Ok(data) => Some(data),
+        Err(err @ crate::Error::RoleNotAssumed { .. }) => {
+            tracing::warn!(job_id, error = %err, "cannot abort unfinished multipart copies: the job's role cannot be assumed");
+            None
+        }
+        Err(other) => return Err(other),
+    };
     for (batch, index, record) in &uploads {
-        if let Err(e) = ctx
+        let Some(data) = &data else {
+            store.delete_upload(job_id, batch, *index).await?;
+            continue;
+        };
+        if let Err(e) = data
             .s3
             .abort_multipart_upload()
             .bucket(&record.bucket)

@@ -245,6 +245,10 @@ async fn plan_job_until(ctx: &Context, job_id: &str, stop_at: Option<Instant>) -
             .await?;
         job.status = JobStatus::Preparing;
     }
+    let Some(data) = job_context(ctx, &job).await? else {
+        return Ok(());
+    };
+    let ctx = &data;
     match job.status {
         JobStatus::Preparing if job.confirmation_required() => {
             prepare_for_confirmation(ctx, &job, stop_at).await
@@ -294,6 +298,10 @@ async fn plan_part_request(
 ) -> Result<()> {
     let store = Store::from_context(ctx);
     let job = store.get_job(job_id).await?;
+    let Some(data) = job_context(ctx, &job).await? else {
+        return Ok(());
+    };
+    let ctx = &data;
     match job.status {
         JobStatus::Active => plan_part(ctx, &job, part, from_task, stop_at).await,
         JobStatus::Cancelling | JobStatus::Failing => {
@@ -308,6 +316,53 @@ async fn plan_part_request(
             info!(job_id, part = %part.id(), %status, "plan part request ignored in this status");
             Ok(())
         }
+    }
+}
+
+/// The context planning acts in: the job's role on users' buckets (see [`crate::role`]). A role
+/// that cannot be assumed fails the job: at once while it is being prepared, through Failing
+/// once it is Active (batches already sent are counted). `None` then. A stopping job closes its
+/// parts with the orchestrator's context, which reads nothing of users' buckets when deployed
+/// least-privilege: its reserved batches cannot be sent again, and the part closes at its
+/// checkpoint.
+async fn job_context(ctx: &Context, job: &Job) -> Result<Option<Context>> {
+    let err = match ctx.for_job(job).await {
+        Ok(data) => return Ok(Some(data)),
+        Err(err @ Error::RoleNotAssumed { .. }) => err,
+        Err(other) => return Err(other),
+    };
+    match job.status {
+        JobStatus::New | JobStatus::Preparing | JobStatus::Ready => {
+            fail_preparing(ctx, job, job.status, err).await?;
+            Ok(None)
+        }
+        JobStatus::Active => {
+            warn!(job_id = %job.job_id, error = %err, "the job's role can no longer be assumed; the job fails");
+            set_failing(ctx, job, role_failure(err)).await?;
+            crate::queue::send_plan_request(ctx, &job.job_id).await?;
+            Ok(None)
+        }
+        _ => Ok(Some(ctx.clone())),
+    }
+}
+
+fn role_failure(err: Error) -> FailureReason {
+    FailureReason {
+        failure_code: crate::role::ACCESS_DENIED_CODE.into(),
+        failure_reason: err.to_string(),
+    }
+}
+
+/// The client that reads the job's manifest: the job's role, or the orchestrator's for the
+/// manifest a generator wrote into the system bucket.
+fn manifest_s3<'a>(
+    ctx: &'a Context,
+    job_id: &str,
+    manifest: &crate::job::JobManifest,
+) -> &'a aws_sdk_s3::Client {
+    match crate::job::parse_object_arn(&manifest.location.object_arn) {
+        Ok((bucket, key)) => ctx.s3_for(job_id, &bucket, &key),
+        Err(_) => &ctx.s3,
     }
 }
 
@@ -336,7 +391,8 @@ async fn job_source(
         }
         None => {
             let manifest = job.manifest()?.clone();
-            let pin = manifest::pin_manifest(&ctx.s3, &manifest).await?;
+            let pin =
+                manifest::pin_manifest(manifest_s3(ctx, &job.job_id, &manifest), &manifest).await?;
             JobSource {
                 manifest,
                 pin,
@@ -362,12 +418,13 @@ fn recorded_source(job: &Job) -> Result<&JobSource> {
 
 /// The parts a job is planned in: one data file each for an inventory (planned in parallel),
 /// otherwise the whole task list.
-async fn plan_parts(ctx: &Context, source: &JobSource) -> Result<Vec<PlanPart>> {
+async fn plan_parts(ctx: &Context, job_id: &str, source: &JobSource) -> Result<Vec<PlanPart>> {
     if source.manifest.spec.format != INVENTORY_CSV_FORMAT {
         return Ok(vec![PlanPart::Whole]);
     }
+    let s3 = manifest_s3(ctx, job_id, &source.manifest);
     let inventory =
-        manifest::fetch_inventory_manifest_pinned(&ctx.s3, &source.manifest, &source.pin).await?;
+        manifest::fetch_inventory_manifest_pinned(s3, &source.manifest, &source.pin).await?;
     Ok((0..inventory.files.len())
         .map(PlanPart::InventoryFile)
         .collect())
@@ -382,7 +439,7 @@ async fn start_planning(ctx: &Context, job: &Job, stop_at: Option<Instant>) -> R
         Ok(None) => return Ok(()),
         Err(err) => return fail_unplanned(ctx, job, setup_failure(err)?).await,
     };
-    let parts = match plan_parts(ctx, &source).await {
+    let parts = match plan_parts(ctx, &job.job_id, &source).await {
         Ok(parts) => parts,
         Err(err) => return fail_unplanned(ctx, job, setup_failure(err)?).await,
     };
@@ -435,7 +492,8 @@ async fn prepare_for_confirmation(
             pin: source.pin.clone(),
             ..ReadFrom::default()
         };
-        let reader = manifest::read_tasks_from(&ctx.s3, &source.manifest, &from, tx);
+        let s3 = manifest_s3(ctx, &job.job_id, &source.manifest);
+        let reader = manifest::read_tasks_from(s3, &source.manifest, &from, tx);
         let drain = async { while rx.recv().await.is_some() {} };
         let (read, ()) = tokio::join!(reader, drain);
         read.map(Some)
@@ -466,12 +524,14 @@ async fn prepare_for_confirmation(
 /// began. For a CSV manifest, `points` records where a later run can resume.
 async fn read_part(
     ctx: &Context,
+    job_id: &str,
     source: &JobSource,
     from: &PlanCheckpoint,
     points: Option<ResumePoints>,
     sizes: bool,
     tx: tokio::sync::mpsc::Sender<Vec<Task>>,
 ) -> Result<u64> {
+    let s3 = manifest_s3(ctx, job_id, &source.manifest);
     match from.part {
         PlanPart::Whole => {
             let read_from = ReadFrom {
@@ -479,11 +539,11 @@ async fn read_part(
                 start: from.resume.unwrap_or_default(),
                 points,
             };
-            manifest::read_tasks_from(&ctx.s3, &source.manifest, &read_from, tx).await
+            manifest::read_tasks_from(s3, &source.manifest, &read_from, tx).await
         }
         PlanPart::InventoryFile(index) => {
             let mut inventory =
-                manifest::fetch_inventory_manifest_pinned(&ctx.s3, &source.manifest, &source.pin)
+                manifest::fetch_inventory_manifest_pinned(s3, &source.manifest, &source.pin)
                     .await?;
             inventory.want_sizes = sizes;
             let file = inventory.files.get(index).ok_or_else(|| {
@@ -493,7 +553,7 @@ async fn read_part(
                     inventory.files.len()
                 ))
             })?;
-            manifest::read_inventory_file(&ctx.s3, &inventory, file, tx).await
+            manifest::read_inventory_file(s3, &inventory, file, tx).await
         }
     }
 }
@@ -512,6 +572,7 @@ fn setup_failure(err: Error) -> Result<FailureReason> {
     let (code, reason) = match err {
         Error::Manifest(reason) => (MANIFEST_FAILURE_CODE, reason),
         Error::ReportDestination(reason) => (crate::reporter::REPORT_NOT_WRITTEN_CODE, reason),
+        err @ Error::RoleNotAssumed { .. } => (crate::role::ACCESS_DENIED_CODE, err.to_string()),
         other => return Err(other),
     };
     Ok(FailureReason {
@@ -590,7 +651,15 @@ async fn replay_batches(
     let source = recorded_source(job)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Task>>(8);
     let limits = BatchLimits::of(&job.request.operation);
-    let reader = read_part(ctx, source, from, None, limits.wants_sizes(), tx);
+    let reader = read_part(
+        ctx,
+        &job.job_id,
+        source,
+        from,
+        None,
+        limits.wants_sizes(),
+        tx,
+    );
     let sender = send_batches(
         ctx,
         &job.job_id,
@@ -654,6 +723,7 @@ async fn plan_part(
     let limits = BatchLimits::of(&job.request.operation);
     let reader = read_part(
         ctx,
+        job_id,
         source,
         &from,
         Some(points.clone()),

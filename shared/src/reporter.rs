@@ -287,7 +287,7 @@ async fn expire_items(
 ) -> Result<Progress> {
     if state.cursor.is_none() {
         // Copies left unfinished when the job stopped would stay in their buckets, billed.
-        crate::operation::abort_recorded_uploads(ctx, &job.job_id, None).await?;
+        crate::operation::abort_recorded_uploads(ctx, job, None).await?;
     }
     let expires_at = *state
         .expires_at
@@ -449,6 +449,7 @@ pub async fn check_destination(ctx: &Context, job: &Job) -> Result<()> {
         "{}/.write-check",
         crate::report::job_report_prefix(report.prefix.as_deref(), &job.job_id)
     );
+    let owner = report.expected_bucket_owner.clone();
     let put = ctx
         .s3
         .put_object()
@@ -456,6 +457,7 @@ pub async fn check_destination(ctx: &Context, job: &Job) -> Result<()> {
         .key(&key)
         .body(ByteStream::from_static(b""))
         .server_side_encryption(ServerSideEncryption::Aes256)
+        .set_expected_bucket_owner(owner.clone())
         .send()
         .await;
     match put {
@@ -465,6 +467,7 @@ pub async fn check_destination(ctx: &Context, job: &Job) -> Result<()> {
                 .delete_object()
                 .bucket(&bucket)
                 .key(&key)
+                .set_expected_bucket_owner(owner)
                 .send()
                 .await;
             Ok(())
@@ -479,7 +482,12 @@ pub async fn check_destination(ctx: &Context, job: &Job) -> Result<()> {
             let code = failure.error_code;
             let why = match code.as_str() {
                 "NoSuchBucket" => format!("the report bucket {bucket} does not exist"),
-                "AccessDenied" => format!("access to the report bucket {bucket} is denied"),
+                "AccessDenied" => match &report.expected_bucket_owner {
+                    Some(owner) => format!(
+                        "access to the report bucket {bucket} is denied: the job's role may not write there, or the bucket is not owned by Report.ExpectedBucketOwner {owner}"
+                    ),
+                    None => format!("access to the report bucket {bucket} is denied"),
+                },
                 _ => format!("the report bucket {bucket} refused a test write ({code})"),
             };
             Err(Error::ReportDestination(format!(
@@ -507,9 +515,21 @@ async fn report_rows(
             ))
         }
     };
+    // The report is written as the job's role, like S3 Batch Operations does.
+    let data = match ctx.for_job(job).await {
+        Ok(data) => data,
+        Err(err @ Error::RoleNotAssumed { .. }) => {
+            return Err(job_failure(
+                crate::role::ACCESS_DENIED_CODE,
+                err.to_string(),
+            ))
+        }
+        Err(other) => return Err(Problem::Retry(other)),
+    };
     let mut writer = ReportWriter {
-        ctx,
+        ctx: &data,
         bucket,
+        expected_owner: report.expected_bucket_owner.clone(),
         prefix: report.prefix.as_deref(),
         job_id: &job.job_id,
         results: std::mem::take(&mut state.results),
@@ -682,10 +702,11 @@ async fn read_part_object(
         )
     };
     let object = ctx
-        .s3
+        .system_s3
         .get_object()
         .bucket(bucket)
         .key(key)
+        .set_expected_bucket_owner(ctx.settings.system_bucket_owner.clone())
         .send()
         .await
         .map_err(|e| unreadable(s3_error_summary("GetObject", &e)))?;
@@ -753,6 +774,7 @@ fn truncate(mut text: String, max: usize) -> String {
 /// Writes report files to the report bucket and remembers them for the manifest.
 struct ReportWriter<'a> {
     ctx: &'a Context,
+    expected_owner: Option<String>,
     bucket: String,
     prefix: Option<&'a str>,
     job_id: &'a str,
@@ -810,6 +832,7 @@ impl ReportWriter<'_> {
             .content_type(content_type)
             // S3 always encrypts completion reports with SSE-S3.
             .server_side_encryption(ServerSideEncryption::Aes256)
+            .set_expected_bucket_owner(self.expected_owner.clone())
             .body(ByteStream::from(body))
             .send()
             .await

@@ -395,7 +395,7 @@ async fn dead_batch(ctx: &Context, body: &str, summary: &mut SweepSummary) -> Re
     let pending = batch.rest_from(done);
     let n = pending.tasks.len() as u64;
     let now = Utc::now();
-    crate::operation::abort_recorded_uploads(ctx, &job.job_id, Some(&pending.batch_id)).await?;
+    crate::operation::abort_recorded_uploads(ctx, &job, Some(&pending.batch_id)).await?;
     let (counts, part_key) = if job.status.stops_execution() {
         (
             BatchCounts {
