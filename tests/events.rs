@@ -449,3 +449,43 @@ fn sqs_events_carry_the_md5_of_their_bodies() {
         }
     }
 }
+
+/// The IAM statements of template.yaml that allow a data action on every bucket, object or
+/// function, with these parameters (`tests/common/template_policies.py`).
+fn wide_statements(parameters: &[&str]) -> Vec<Value> {
+    let root = events_dir().join("..");
+    let out = std::process::Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("tests/common/template_policies.py"))
+        .arg(root.join("template.yaml"))
+        .args(parameters)
+        .output()
+        .expect("run template_policies.py (scripts/bootstrap.sh installs the .venv)");
+    assert!(
+        out.status.success(),
+        "template_policies.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn the_default_template_grants_no_data_action_on_every_resource() {
+    assert_eq!(wide_statements(&[]), Vec::<Value>::new());
+    // The check sees such grants: orchestrator mode with its "*" bucket defaults has them.
+    let wide = wide_statements(&["RoleMode=orchestrator"]);
+    assert!(
+        wide.iter().any(|s| s["sid"] == "ActOnTargetObjects"),
+        "{wide:?}"
+    );
+    let narrowed = wide_statements(&[
+        "RoleMode=orchestrator",
+        "TargetBucketNames=data",
+        "ManifestBucketNames=manifests",
+        "ReportBucketNames=reports",
+        "TaskFunctionArns=arn:aws:lambda:us-east-1:111122223333:function:f",
+    ]);
+    assert_eq!(narrowed, Vec::<Value>::new());
+}

@@ -563,3 +563,79 @@ async fn every_request_to_the_system_bucket_names_the_stacks_account() {
         "a GetObject from the system bucket without the owner"
     );
 }
+
+// ---------------------------------------------------------------- secrets in logs
+
+/// What the functions log, in their JSON format, kept in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+// One thread, so that the subscriber set for this test sees every task of the run.
+#[tokio::test(flavor = "current_thread")]
+async fn no_credential_or_object_data_reaches_the_logs_even_at_debug() {
+    let logs = Captured::default();
+    let subscriber = batchops::telemetry::json_subscriber(
+        tracing_subscriber::EnvFilter::new("debug"),
+        logs.clone(),
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let s = role_stack(|_| {}).await;
+    let role = s.role("batchops-job-tag-a");
+    let (job_id, rows) = s.tagging_job(&role, 2).await;
+    let body = "object-body-5d1f0c9e-never-logged";
+    for (bucket, key) in &rows {
+        s.put(bucket, key, body).await;
+    }
+    let job = s.run(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+
+    let role_credentials = {
+        use aws_credential_types::provider::ProvideCredentials;
+        let clients = s
+            .ctx
+            .roles
+            .get(&role, &job_id)
+            .expect("the role was assumed");
+        clients.credentials.provide_credentials().await.unwrap()
+    };
+    let iam = iam().await;
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("assumed the job's role") && text.lines().count() > 50,
+        "the run was logged at debug ({} lines)",
+        text.lines().count()
+    );
+    let secrets = [
+        ("orchestrator secret key", iam.keys.orchestrator.1.as_str()),
+        ("role secret key", role_credentials.secret_access_key()),
+        (
+            "role session token",
+            role_credentials.session_token().unwrap(),
+        ),
+        ("object body", body),
+        ("a request signature", "Signature="),
+        ("a presigned URL", "X-Amz-Signature"),
+        ("a presigned URL's credential", "X-Amz-Credential"),
+    ];
+    for (what, secret) in secrets {
+        assert!(!text.contains(secret), "{what} in the logs");
+    }
+}

@@ -460,11 +460,15 @@ impl Context {
             self.lambda
                 .config()
                 .to_builder()
-                .credentials_provider(provider)
+                .credentials_provider(provider.clone())
                 .identity_cache(aws_sdk_lambda::config::IdentityCache::no_cache())
                 .build(),
         );
-        Ok(JobClients { s3, lambda })
+        Ok(JobClients {
+            s3,
+            lambda,
+            credentials: provider,
+        })
     }
 
     /// The client for an object a job reads or writes: batchops' own objects of this job in the

@@ -263,6 +263,8 @@ fn xml_text(body: &str, tag: &str) -> Option<String> {
 pub struct JobClients {
     pub s3: aws_sdk_s3::Client,
     pub lambda: aws_sdk_lambda::Client,
+    /// What both sign with: the role's credentials, kept and renewed.
+    pub credentials: provider::SharedCredentialsProvider,
 }
 
 /// The job roles one container has assumed, newest last, with how many AssumeRole calls were made
