@@ -62,6 +62,28 @@ async fn the_cli_runs_jobs_templates_and_inventory_arrivals_on_the_emulator() {
     ok_json(&["local", "up", "--inventory-bucket", &inventory]);
     ok_json(&["local", "up", "--inventory-bucket", &inventory]); // idempotent
 
+    // connect-inventory: already connected, nothing to change; another way only previewed.
+    let same = ok_json(&["connect-inventory", "--bucket", &inventory]);
+    assert_eq!(
+        (same["Diff"].as_array().unwrap().len(), &same["Applied"]),
+        (0, &json!(false))
+    );
+    let out = batchops(&[
+        "connect-inventory",
+        "--bucket",
+        &inventory,
+        "--via",
+        "eventbridge",
+    ]);
+    assert!(out.status.success());
+    let preview: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(preview["Applied"], json!(false));
+    assert_eq!(preview["Diff"][1], json!("+ eventbridge on"), "{preview}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    let bad = batchops(&["connect-inventory", "--bucket", &inventory, "--via", "sns"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("\"queue\" or \"eventbridge\""));
+
     s3.create_bucket().bucket(&data).send().await.unwrap();
     let mut manifest = String::new();
     for i in 0..25 {

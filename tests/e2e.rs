@@ -989,3 +989,157 @@ async fn a_report_over_more_parts_than_are_read_at_once_keeps_manifest_order_and
         failure.failure_reason
     );
 }
+
+/// The bucket's notification configuration, one line per entry.
+async fn notifications(s: &Stack, bucket: &str) -> Vec<String> {
+    let out = s
+        .ctx
+        .s3
+        .get_bucket_notification_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    batchops::trigger::describe(
+        &aws_sdk_s3::types::NotificationConfiguration::builder()
+            .set_queue_configurations(out.queue_configurations)
+            .set_topic_configurations(out.topic_configurations)
+            .set_lambda_function_configurations(out.lambda_function_configurations)
+            .set_event_bridge_configuration(out.event_bridge_configuration)
+            .build(),
+    )
+}
+
+#[tokio::test]
+async fn connect_inventory_keeps_the_buckets_other_notifications_and_eventbridge_arrivals_start_jobs(
+) {
+    use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+    use batchops::trigger::{connect_inventory, Via};
+    let s = stack().await;
+    let inventory = s.bucket("inventory");
+    s.create_bucket(&inventory).await;
+    // The bucket already notifies someone else's queue.
+    let audit = common::create_queue(&s.ctx.sqs, &format!("audit-{}", s.id)).await;
+    let audit_arn = batchops::local::queue_arn(&s.ctx.sqs, &audit)
+        .await
+        .unwrap();
+    s.ctx
+        .s3
+        .put_bucket_notification_configuration()
+        .bucket(&inventory)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(
+                    QueueConfiguration::builder()
+                        .id("audit")
+                        .queue_arn(&audit_arn)
+                        .events(Event::S3ObjectRemoved)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let theirs = notifications(&s, &inventory).await;
+    assert_eq!(theirs.len(), 1);
+    let plan_arn = batchops::local::queue_arn(&s.ctx.sqs, &s.ctx.settings.plan_queue_url)
+        .await
+        .unwrap();
+
+    // A preview shows the change and writes nothing.
+    let preview = connect_inventory(&s.ctx, &inventory, &plan_arn, Via::Queue, false)
+        .await
+        .unwrap();
+    assert!(!preview.applied);
+    assert_eq!(preview.diff.len(), 1, "{:?}", preview.diff);
+    assert!(preview.diff[0].starts_with("+ queue batchops-inventory-arrival -> "));
+    assert_eq!(notifications(&s, &inventory).await, theirs);
+
+    // Applied: batchops' entry added, the audit queue's kept; applying again changes nothing.
+    let applied = connect_inventory(&s.ctx, &inventory, &plan_arn, Via::Queue, true)
+        .await
+        .unwrap();
+    assert!(applied.applied);
+    let now = notifications(&s, &inventory).await;
+    assert_eq!(now.len(), 2);
+    assert!(now.contains(&theirs[0]));
+    let again = connect_inventory(&s.ctx, &inventory, &plan_arn, Via::Queue, true)
+        .await
+        .unwrap();
+    assert!(again.diff.is_empty() && !again.applied);
+
+    // EventBridge instead: switched on beside the others, and batchops' queue entry removed
+    // so that an arrival does not come twice.
+    // moto stores the switch but leaves it out of GetBucketNotificationConfiguration: the fault
+    // layer (a no-op rule) sees it in the request written.
+    use batchops::fault::{Fault, FaultPlan, FaultRule};
+    let seen = FaultPlan::new(
+        1,
+        vec![FaultRule::new(
+            "S3",
+            "PutBucketNotificationConfiguration",
+            Fault::Delay { millis: 0 },
+        )
+        .containing("<EventBridgeConfiguration")],
+    );
+    let watched = s.ctx.clone().with_faults(&s.config, seen.clone()).unwrap();
+    let bridged = connect_inventory(&watched, &inventory, &plan_arn, Via::EventBridge, true)
+        .await
+        .unwrap();
+    assert_eq!(bridged.diff.len(), 2, "{:?}", bridged.diff);
+    assert!(bridged.diff[0].starts_with("- queue batchops-inventory-arrival -> "));
+    assert_eq!(bridged.diff[1], "+ eventbridge on");
+    assert_eq!(
+        seen.fired(0),
+        1,
+        "the configuration written switches EventBridge on"
+    );
+    assert_eq!(notifications(&s, &inventory).await, theirs);
+
+    // What the template's rule delivers to the plan queue starts the templated job.
+    let template = json!({
+        "AccountId": "123456789012",
+        "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
+        "Report": {"Enabled": false},
+        "Priority": 5,
+        "RoleArn": "arn:aws:iam::123456789012:role/batch"
+    });
+    control::put_job_template(
+        &s.ctx,
+        "bridged",
+        &format!("s3://{inventory}/inv/"),
+        CreateJobRequest::parse(&template.to_string()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let key = "inv/src/daily/2026-12-01T01-00Z/manifest.json";
+    let body = s.put(&inventory, key, "{}").await;
+    let event = json!({
+        "version": "0", "id": "e1", "detail-type": "Object Created", "source": "aws.s3",
+        "account": "123456789012", "region": "us-east-1",
+        "resources": [format!("arn:aws:s3:::{inventory}")],
+        "detail": {"version": "0", "bucket": {"name": inventory},
+                   "object": {"key": key, "size": 2, "etag": body}, "reason": "PutObject"}
+    });
+    s.ctx
+        .sqs
+        .send_message()
+        .queue_url(&s.ctx.settings.plan_queue_url)
+        .message_body(event.to_string())
+        .send()
+        .await
+        .unwrap();
+    s.run_until_idle().await;
+    let jobs = control::list_jobs(&s.ctx, &[], None, None).await.unwrap();
+    let listed = serde_json::to_value(&jobs).unwrap();
+    let created = listed["Jobs"].as_array().unwrap();
+    assert_eq!(created.len(), 1, "{listed}");
+    let job_id = created[0]["JobId"].as_str().unwrap();
+    let job = Store::from_context(&s.ctx).get_job(job_id).await.unwrap();
+    assert_eq!(
+        job.manifest().unwrap().location.object_arn,
+        format!("arn:aws:s3:::{inventory}/{key}")
+    );
+}

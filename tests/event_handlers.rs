@@ -81,6 +81,7 @@ const FED_HERE: &[&str] = &[
     "create-job-tagging.json",
     "executor-sqs-batch.json",
     "inventory-bucket-notification.json",
+    "planner-eventbridge-inventory-arrival.json",
     "planner-plan-request.json",
     "planner-s3-inventory-arrival.json",
     "planner-sqs-s3-notification.json",
@@ -563,8 +564,17 @@ async fn template_events_and_a_direct_inventory_arrival_start_a_job() {
         jobs[0].description.as_deref(),
         Some("Tag every object of each new daily inventory")
     );
-    // The same event delivered again starts nothing new.
+    // The same event delivered again starts nothing new, nor does the same arrival through
+    // EventBridge (the InventoryTrigger=eventbridge rule's event, when both are switched on).
     planner::handle(&s.ctx, arrival).await.unwrap();
+    let bridged = event(
+        "planner-eventbridge-inventory-arrival.json",
+        &[
+            (EXAMPLE_INVENTORY_BUCKET, inventory.as_str()),
+            (EXAMPLE_ARRIVAL_ETAG, etag.as_str()),
+        ],
+    );
+    planner::handle(&s.ctx, bridged).await.unwrap();
     assert_eq!(
         control::list_jobs(&s.ctx, &[], None, None)
             .await

@@ -31,6 +31,7 @@ fn check(name: &str, event: &Value) -> Result<(), String> {
         "planner-s3-inventory-arrival.json" => check_planner_s3(event),
         "planner-sqs-s3-notification.json" => check_planner_sqs_s3(event),
         "planner-plan-request.json" => check_planner_plan_request(event),
+        "planner-eventbridge-inventory-arrival.json" => check_planner_eventbridge(event),
         "executor-sqs-batch.json" => check_executor(event),
         "reporter-finalize.json" => check_reporter_sqs(event),
         "reporter-finalize-direct.json" => check_reporter_direct(event),
@@ -116,6 +117,16 @@ fn expect_manifest_arrival(work: &[PlannerWork]) -> Result<(), String> {
             "expected one manifest arrival, planner read {other:?}"
         )),
     }
+}
+
+/// What the template's InventoryManifestRule delivers (S3 through EventBridge).
+fn check_planner_eventbridge(event: &Value) -> Result<(), String> {
+    let field = |name: &str| event.get(name).and_then(Value::as_str).unwrap_or_default();
+    if (field("source"), field("detail-type")) != ("aws.s3", "Object Created") {
+        return Err("not an EventBridge S3 Object Created event".into());
+    }
+    let work = planner::parse_event(event).map_err(|e| e.to_string())?;
+    expect_manifest_arrival(&work)
 }
 
 fn check_planner_s3(event: &Value) -> Result<(), String> {

@@ -96,6 +96,19 @@ enum Command {
     /// Run the sweeper once: drain the dead-letter queues, resend lost finalize requests, wake
     /// stalled jobs, fail jobs Suspended for over 30 days; prints what it repaired.
     Sweep,
+    /// Send an inventory bucket's manifest.json arrivals to the planner, keeping every other
+    /// notification of the bucket. Shows the change; writes it only with --yes.
+    ConnectInventory {
+        #[arg(long)]
+        bucket: String,
+        /// "queue": an S3 notification to the plan queue; "eventbridge": switch on the bucket's
+        /// EventBridge delivery (the template's InventoryTrigger=eventbridge rule forwards it).
+        #[arg(long, default_value = "queue", value_parser = parse_via)]
+        via: batchops::trigger::Via,
+        /// Write the configuration (without it, only the diff is shown).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Run batchops on a local emulator (moto server).
     #[command(subcommand)]
     Local(Local),
@@ -161,6 +174,10 @@ enum Local {
         #[arg(long, value_name = "MODE", value_parser = parse_role_mode)]
         role_mode: Option<batchops::role::RoleMode>,
     },
+}
+
+fn parse_via(s: &str) -> Result<batchops::trigger::Via, String> {
+    s.parse().map_err(|e: batchops::Error| e.to_string())
 }
 
 fn parse_role_mode(s: &str) -> Result<batchops::role::RoleMode, String> {
@@ -280,6 +297,15 @@ async fn run_control(command: Command, account_id: Option<String>) -> Result<Opt
             pretty(&control::delete_job_template(&ctx, &name).await?)
         }
         Command::Sweep => pretty(&batchops::sweeper::sweep(&ctx).await?),
+        Command::ConnectInventory { bucket, via, yes } => {
+            let queue = local::queue_arn(&ctx.sqs, &ctx.settings.plan_queue_url).await?;
+            let connection =
+                batchops::trigger::connect_inventory(&ctx, &bucket, &queue, via, yes).await?;
+            if !yes && !connection.diff.is_empty() {
+                eprintln!("nothing written: run again with --yes to apply this change");
+            }
+            pretty(&connection)
+        }
         Command::Local(_) => bail!("internal error: local commands are not control requests"),
     }
 }

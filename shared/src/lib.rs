@@ -25,6 +25,7 @@ pub mod role;
 pub mod store;
 pub mod sweeper;
 pub mod telemetry;
+pub mod trigger;
 
 pub use context::Context;
 pub use error::{Error, Result};

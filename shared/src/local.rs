@@ -112,7 +112,8 @@ async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String> {
     Ok(url)
 }
 
-async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String> {
+/// The ARN of the queue at `url`.
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String> {
     let attrs = sqs
         .get_queue_attributes()
         .queue_url(url)
@@ -145,41 +146,8 @@ async fn create_bucket(ctx: &Context, bucket: &str) -> Result<()> {
 /// Sends the bucket's `manifest.json` ObjectCreated events to the plan queue, as the deployed
 /// stack does for the inventory bucket.
 pub async fn wire_inventory_bucket(ctx: &Context, bucket: &str) -> Result<()> {
-    use aws_sdk_s3::types::{
-        Event, FilterRule, FilterRuleName, NotificationConfiguration,
-        NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
-    };
     let arn = queue_arn(&ctx.sqs, &ctx.settings.plan_queue_url).await?;
-    let filter = NotificationConfigurationFilter::builder()
-        .key(
-            S3KeyFilter::builder()
-                .filter_rules(
-                    FilterRule::builder()
-                        .name(FilterRuleName::Suffix)
-                        .value("manifest.json")
-                        .build(),
-                )
-                .build(),
-        )
-        .build();
-    let queue = QueueConfiguration::builder()
-        .id("batchops-inventory-arrival")
-        .queue_arn(arn)
-        .events(Event::S3ObjectCreated)
-        .filter(filter)
-        .build()
-        .map_err(|e| Error::Other(format!("notification configuration: {e}")))?;
-    ctx.s3
-        .put_bucket_notification_configuration()
-        .bucket(bucket)
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(queue)
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| Error::aws("S3", "PutBucketNotificationConfiguration", e))?;
+    crate::trigger::connect_inventory(ctx, bucket, &arn, crate::trigger::Via::Queue, true).await?;
     Ok(())
 }
 

@@ -131,6 +131,9 @@ pub fn parse_event(event: &Value) -> Result<Vec<PlannerWork>> {
             None => PlannerWork::Plan(job_id),
         }]);
     }
+    if event.get("source").and_then(Value::as_str) == Some("aws.s3") {
+        return parse_eventbridge_s3(event);
+    }
     let Some(records) = event.get("Records").and_then(Value::as_array) else {
         // S3 sends `{"Event":"s3:TestEvent",...}` when a notification is configured.
         if event.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
@@ -165,6 +168,32 @@ pub fn parse_event(event: &Value) -> Result<Vec<PlannerWork>> {
         }
     }
     Ok(work)
+}
+
+/// An S3 event delivered by EventBridge (the bucket's EventBridge switch and the template's
+/// rule): `Object Created` with the bucket and the key as stored (not URL-encoded, unlike S3's
+/// own notifications). Other S3 events are none of the planner's business.
+fn parse_eventbridge_s3(event: &Value) -> Result<Vec<PlannerWork>> {
+    if event.get("detail-type").and_then(Value::as_str) != Some("Object Created") {
+        return Ok(Vec::new());
+    }
+    let detail = event
+        .get("detail")
+        .ok_or_else(|| Error::Message("EventBridge S3 event without detail".into()))?;
+    let field = |pointer: &str| {
+        detail
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::Message(format!("EventBridge S3 event without detail{pointer}")))
+    };
+    Ok(vec![PlannerWork::ManifestArrived {
+        bucket: field("/bucket/name")?.to_string(),
+        key: field("/object/key")?.to_string(),
+        etag: detail
+            .pointer("/object/etag")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    }])
 }
 
 fn parse_s3_record(record: &Value) -> Result<Option<PlannerWork>> {
@@ -929,6 +958,35 @@ async fn send_batch(ctx: &Context, batch: TaskBatch) -> Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_eventbridge_object_created_event_is_a_manifest_arrival() {
+        let event = json!({
+            "version": "0", "detail-type": "Object Created", "source": "aws.s3",
+            "account": "111122223333", "region": "us-east-1",
+            "resources": ["arn:aws:s3:::inv"],
+            "detail": {"version": "0", "bucket": {"name": "inv"},
+                       "object": {"key": "src/cfg/2026-12-01T01-00Z/manifest.json", "size": 10,
+                                  "etag": "abc"},
+                       "reason": "PutObject"}
+        });
+        assert_eq!(
+            parse_event(&event).unwrap(),
+            vec![PlannerWork::ManifestArrived {
+                bucket: "inv".into(),
+                key: "src/cfg/2026-12-01T01-00Z/manifest.json".into(),
+                etag: Some("abc".into()),
+            }]
+        );
+        // Through the plan queue, as the rule's SQS target delivers it.
+        let sqs = json!({"Records": [{"eventSource": "aws:sqs", "body": event.to_string()}]});
+        assert_eq!(parse_event(&sqs).unwrap().len(), 1);
+        let deleted = json!({"source": "aws.s3", "detail-type": "Object Deleted", "detail": {}});
+        assert!(parse_event(&deleted).unwrap().is_empty());
+        let broken =
+            json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {"bucket": {}}});
+        assert!(parse_event(&broken).is_err());
+    }
 
     #[test]
     fn reads_plan_requests_direct_and_in_sqs() {
