@@ -48,7 +48,18 @@ export BATCHOPS_TEST_ENDPOINT AWS_ENDPOINT_URL="$BATCHOPS_TEST_ENDPOINT"
 BATCHOPS_TEST_AUTH_ENDPOINT="$(MOTO_SERVICE=moto-auth "$SCRIPTS/moto.sh" start)"
 export BATCHOPS_TEST_AUTH_ENDPOINT
 if ((with_lambda)); then
-    BATCHOPS_TEST_LAMBDA_ENDPOINT="$("$SCRIPTS/lambda-watch.sh" start)"
+    # The functions under cargo lambda watch act on the stack `batchops local up` makes (the
+    # CLI's test sends job commands through the control function: batchops --control-function).
+    # Only lambda watch sees these settings; the tests' own processes do not.
+    BATCHOPS_TEST_LAMBDA_ENDPOINT="$(
+        BATCHOPS_TABLE=batchops-jobs \
+        BATCHOPS_PLAN_QUEUE_URL="$BATCHOPS_TEST_ENDPOINT/123456789012/batchops-plan" \
+        BATCHOPS_TASK_QUEUE_URL="$BATCHOPS_TEST_ENDPOINT/123456789012/batchops-tasks" \
+        BATCHOPS_REPORT_QUEUE_URL="$BATCHOPS_TEST_ENDPOINT/123456789012/batchops-report" \
+        BATCHOPS_SYSTEM_BUCKET=batchops-system \
+        LAMBDA_WATCH_WARM="${LAMBDA_WATCH_WARM-example-task-handler control}" \
+        "$SCRIPTS/lambda-watch.sh" start
+    )"
     export BATCHOPS_TEST_LAMBDA_ENDPOINT AWS_ENDPOINT_URL_LAMBDA="$BATCHOPS_TEST_LAMBDA_ENDPOINT"
 fi
 

@@ -140,6 +140,37 @@ async fn the_cli_runs_jobs_templates_and_inventory_arrivals_on_the_emulator() {
     ]);
     assert_eq!(again["JobId"], created["JobId"]);
 
+    // The same commands through the stack's control function (cargo lambda watch serves it),
+    // as against a deployed stack: only lambda:InvokeFunction needed.
+    std::env::var("BATCHOPS_TEST_LAMBDA_ENDPOINT")
+        .expect("run through scripts/with-services.sh --lambda (make test): the control function is served by cargo lambda watch");
+    let via = |args: &[&str]| {
+        let mut all = vec!["--control-function", "control"];
+        all.extend_from_slice(args);
+        ok_json(&all)
+    };
+    let described = via(&["describe-job", "--job-id", &job_id]);
+    assert_eq!(described["Job"]["JobId"], json!(job_id), "{described}");
+    let listed = via(&["list-jobs"]);
+    assert!(listed["Jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|j| j["JobId"] == json!(job_id)));
+    let missing = batchops(&[
+        "--control-function",
+        "control",
+        "describe-job",
+        "--job-id",
+        "no-such-job",
+    ]);
+    assert!(!missing.status.success());
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        said.contains("no-such-job") && said.contains("not found"),
+        "{said}"
+    );
+
     ok_json(&["local", "run", "--job-id", &job_id]);
     let described = ok_json(&["describe-job", "--job-id", &job_id]);
     assert_eq!(described["Job"]["Status"], "Complete", "{described}");

@@ -29,6 +29,21 @@ struct Cli {
     /// the input JSON has none.
     #[arg(long, global = true)]
     account_id: Option<String>,
+    /// Send job commands to this deployed stack's control function (STACK-control): the CLI
+    /// then needs only lambda:InvokeFunction on it, and no access to the stack's table or
+    /// queues. Without it (or --control-function), commands act on the table and queues
+    /// directly, as for `local` runs.
+    #[arg(long, global = true, value_name = "STACK", env = "BATCHOPS_STACK")]
+    stack: Option<String>,
+    /// Like --stack, naming the control function itself (name or ARN).
+    #[arg(
+        long,
+        global = true,
+        value_name = "FUNCTION",
+        env = "BATCHOPS_CONTROL_FUNCTION",
+        conflicts_with = "stack"
+    )]
+    control_function: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -246,10 +261,91 @@ fn pretty<T: Serialize>(response: &T) -> Result<Option<String>> {
 
 /// Runs one command; returns what to print, if anything.
 async fn run(cli: Cli) -> Result<Option<String>> {
-    match cli.command {
-        Command::Local(local) => run_local(local).await,
-        command => run_control(command, cli.account_id).await,
+    let function = cli
+        .control_function
+        .or_else(|| cli.stack.map(|stack| format!("{stack}-control")));
+    match (cli.command, function) {
+        (Command::Local(local), _) => run_local(local).await,
+        (command @ (Command::Sweep | Command::ConnectInventory { .. }), _) => {
+            run_control(command, cli.account_id).await
+        }
+        (command, Some(function)) => run_via_function(command, &function, cli.account_id).await,
+        (command, None) => run_control(command, cli.account_id).await,
     }
+}
+
+/// A job command as a request to the stack's control function.
+async fn run_via_function(
+    command: Command,
+    function: &str,
+    account_id: Option<String>,
+) -> Result<Option<String>> {
+    use control::{
+        ControlRequest as R, JobIdInput, ListJobTemplatesInput, ListJobsInput, PutJobTemplateInput,
+        TemplateNameInput, UpdateJobPriorityInput, UpdateJobStatusInput,
+    };
+    let request = match command {
+        Command::CreateJob {
+            cli_input_json,
+            confirmation,
+        } => {
+            let mut request = read_request(&cli_input_json)?;
+            if request.account_id.is_none() {
+                request.account_id = account_id;
+            }
+            if let Some(required) = confirmation.as_override() {
+                request.confirmation_required = Some(required);
+            }
+            R::CreateJob(request)
+        }
+        Command::DescribeJob { job_id } => R::DescribeJob(JobIdInput { job_id, account_id }),
+        Command::ListJobs {
+            job_statuses,
+            max_results,
+            next_token,
+        } => R::ListJobs(ListJobsInput {
+            job_statuses,
+            max_results,
+            next_token,
+            account_id,
+        }),
+        Command::UpdateJobStatus {
+            job_id,
+            requested_job_status,
+            status_update_reason,
+        } => R::UpdateJobStatus(UpdateJobStatusInput {
+            job_id,
+            requested_job_status,
+            status_update_reason,
+            account_id,
+        }),
+        Command::UpdateJobPriority { job_id, priority } => {
+            R::UpdateJobPriority(UpdateJobPriorityInput {
+                job_id,
+                priority,
+                account_id,
+            })
+        }
+        Command::PutJobTemplate {
+            name,
+            manifest_prefix,
+            cli_input_json,
+        } => R::PutJobTemplate(PutJobTemplateInput {
+            name,
+            manifest_prefix,
+            template: read_request(&cli_input_json)?,
+        }),
+        Command::ListJobTemplates => R::ListJobTemplates(ListJobTemplatesInput {}),
+        Command::DeleteJobTemplate { name } => R::DeleteJobTemplate(TemplateNameInput { name }),
+        Command::Sweep | Command::ConnectInventory { .. } | Command::Local(_) => {
+            bail!("internal error: not a control request")
+        }
+    };
+    let config = batchops::context::load_aws_config().await;
+    control::check_credentials(&config).await?;
+    let lambda = batchops::Context::lambda_client_for(&config);
+    let answer = control::invoke_control(&lambda, function, &request).await?;
+    pretty(&answer)
 }
 
 async fn run_control(command: Command, account_id: Option<String>) -> Result<Option<String>> {

@@ -388,6 +388,11 @@ impl Context {
         }
     }
 
+    /// A Lambda client as the functions build it (no SDK retries, long read timeout).
+    pub fn lambda_client_for(config: &aws_config::SdkConfig) -> aws_sdk_lambda::Client {
+        lambda_client(config, None)
+    }
+
     /// The context a job's work on users' data runs in: `s3` and `lambda` act as the job's
     /// `RoleArn` (assumed now, or kept from before while fresh), everything else stays the
     /// orchestrator's. Under [`RoleMode::Orchestrator`] the context itself.

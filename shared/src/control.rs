@@ -709,6 +709,23 @@ pub struct TemplateNameInput {
 }
 
 impl ControlRequest {
+    /// The control Lambda's event for this request: the inverse of [`ControlRequest::parse`].
+    pub fn to_event(&self) -> Result<Value> {
+        let (action, input) = match self {
+            ControlRequest::CreateJob(r) => ("CreateJob", serde_json::to_value(r)),
+            ControlRequest::DescribeJob(i) => ("DescribeJob", serde_json::to_value(i)),
+            ControlRequest::ListJobs(i) => ("ListJobs", serde_json::to_value(i)),
+            ControlRequest::UpdateJobStatus(i) => ("UpdateJobStatus", serde_json::to_value(i)),
+            ControlRequest::UpdateJobPriority(i) => ("UpdateJobPriority", serde_json::to_value(i)),
+            ControlRequest::PutJobTemplate(i) => ("PutJobTemplate", serde_json::to_value(i)),
+            ControlRequest::ListJobTemplates(i) => ("ListJobTemplates", serde_json::to_value(i)),
+            ControlRequest::DeleteJobTemplate(i) => ("DeleteJobTemplate", serde_json::to_value(i)),
+        };
+        let input =
+            input.map_err(|e| Error::Other(format!("cannot serialise the {action} input: {e}")))?;
+        Ok(serde_json::json!({"Action": action, "Input": input}))
+    }
+
     pub fn parse(event: &Value) -> Result<Self> {
         let action = event.get("Action").and_then(Value::as_str).ok_or_else(|| {
             Error::InvalidRequest(format!(
@@ -781,6 +798,41 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
             to_json(&delete_job_template(ctx, &input.name).await?)
         }
     }
+}
+
+/// Sends a control request to a deployed stack's control function and returns its answer, in S3
+/// Control's shape: the CLI's way to a stack, which needs `lambda:InvokeFunction` on that one
+/// function and nothing on the stack's table or queues.
+pub async fn invoke_control(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    request: &ControlRequest,
+) -> Result<Value> {
+    let payload = serde_json::to_vec(&request.to_event()?)
+        .map_err(|e| Error::Other(format!("cannot serialise the control request: {e}")))?;
+    let out = lambda
+        .invoke()
+        .function_name(function)
+        .payload(aws_sdk_lambda::primitives::Blob::new(payload))
+        .send()
+        .await
+        .map_err(|e| Error::aws("Lambda", "Invoke", e))?;
+    let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
+    let answer: Value = serde_json::from_slice(body).map_err(|e| {
+        Error::Other(format!(
+            "the control function {function} answered something that is not JSON ({e})"
+        ))
+    })?;
+    if out.function_error().is_some() {
+        let message = answer
+            .get("errorMessage")
+            .and_then(Value::as_str)
+            .unwrap_or("no errorMessage");
+        return Err(Error::Other(format!(
+            "the control function {function} refused the request: {message}"
+        )));
+    }
+    Ok(answer)
 }
 
 // ---------------------------------------------------------------------------------------------
