@@ -329,8 +329,11 @@ async fn late_copies_of_batches_of_an_ended_job_are_dropped_at_once() {
 /// nothing that was committed.
 #[tokio::test]
 async fn an_executor_out_of_time_hands_the_rest_of_its_batch_on() {
+    // A batch not committed to for 2 s is taken over by a stale copy of it.
+    let lease = Duration::from_secs(2);
     let s = stack_with(false, |st| {
         st.executor_budget = Some(Duration::ZERO);
+        st.stall_after = lease;
     })
     .await;
     let (data, etag) = objects(&s, 6).await;
@@ -348,7 +351,12 @@ async fn an_executor_out_of_time_hands_the_rest_of_its_batch_on() {
             remaining: 5
         }
     );
-    // The original message delivered again: task 0 is committed, so it runs from task 1.
+    // The original delivered again at once: the delivery that committed task 0 carries the
+    // batch on, so this copy neither runs nor fails; a delayed copy of the rest replaces it.
+    let deferred = executor::process_message(&s.ctx, &first[0]).await.unwrap();
+    assert_eq!(deferred, BatchResult::Deferred { done: 1 });
+    // Once the batch has not moved for the lease, a stale copy takes over from task 1.
+    tokio::time::sleep(lease + Duration::from_millis(200)).await;
     let again = executor::process_message(&s.ctx, &first[0]).await.unwrap();
     assert_eq!(
         again,
@@ -357,22 +365,22 @@ async fn an_executor_out_of_time_hands_the_rest_of_its_batch_on() {
             remaining: 4
         }
     );
+    // The first delivery's continuation (from task 1), the deferred copy (from task 1, delayed)
+    // and the take-over's continuation (from task 2).
     let continuations = common::drain_queue(&s.ctx, &s.ctx.settings.task_queue_url).await;
-    assert_eq!(continuations.len(), 2);
+    let offsets: std::collections::BTreeSet<u64> = continuations
+        .iter()
+        .map(|body| TaskBatch::from_body(body).unwrap().offset)
+        .collect();
+    assert!(offsets.contains(&1) && offsets.contains(&2), "{offsets:?}");
     let older = continuations
         .iter()
         .find(|body| TaskBatch::from_body(body).unwrap().offset == 1)
-        .expect("the first delivery's continuation starts at task 1");
+        .expect("a continuation starts at task 1");
     assert_eq!(TaskBatch::from_body(older).unwrap().tasks.len(), 5);
-    // The older continuation starts at a committed task: it skips it.
-    let skipped = executor::process_message(&s.ctx, older).await.unwrap();
-    assert_eq!(
-        skipped,
-        BatchResult::Continued {
-            done: 3,
-            remaining: 3
-        }
-    );
+    // A copy that starts before the committed tasks, just after a commit: deferred too.
+    let stale = executor::process_message(&s.ctx, older).await.unwrap();
+    assert_eq!(stale, BatchResult::Deferred { done: 2 });
     let job = s.run_job(&job_id).await;
     assert_eq!(job.status, JobStatus::Complete);
     assert_eq!((job.progress.succeeded, job.progress.failed), (6, 0));
@@ -388,6 +396,42 @@ async fn an_executor_out_of_time_hands_the_rest_of_its_batch_on() {
         6,
         "one result part per committed segment"
     );
+    assert_reported_once(&s, &data, &job_id, 6).await;
+}
+
+#[tokio::test]
+async fn a_delivery_that_loses_the_race_for_a_segment_is_deferred_not_failed() {
+    // Two deliveries of one message at once: the loser must not come back as an error, or
+    // every race it loses counts towards maxReceiveCount and a healthy batch dead-letters.
+    let s = stack_with(false, |st| {
+        st.executor_budget = Some(Duration::ZERO);
+        st.stall_after = Duration::from_secs(2);
+    })
+    .await;
+    let (data, etag) = objects(&s, 6).await;
+    let job_id = tagging_job(&s, &data, &etag, "AllTasks").await;
+    common::drain_queue(&s.ctx, &s.ctx.settings.plan_queue_url).await;
+    batchops::planner::plan_job(&s.ctx, &job_id).await.unwrap();
+    let first = common::drain_queue(&s.ctx, &s.ctx.settings.task_queue_url).await;
+    let (a, b) = tokio::join!(
+        executor::process_message(&s.ctx, &first[0]),
+        executor::process_message(&s.ctx, &first[0])
+    );
+    let mut results = vec![a.unwrap(), b.unwrap()];
+    results.sort_by_key(|r| format!("{r:?}"));
+    assert_eq!(
+        results,
+        vec![
+            BatchResult::Continued {
+                done: 1,
+                remaining: 5
+            },
+            BatchResult::Deferred { done: 1 },
+        ]
+    );
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!((job.progress.succeeded, job.progress.failed), (6, 0));
     assert_reported_once(&s, &data, &job_id, 6).await;
 }
 

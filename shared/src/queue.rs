@@ -66,6 +66,23 @@ pub async fn send_task_batch(ctx: &Context, batch: &crate::plan::TaskBatch) -> R
     send(ctx, &ctx.settings.task_queue_url, batch.to_body()).await
 }
 
+/// A task batch that becomes visible only after `delay` (SQS allows up to 15 minutes).
+pub async fn send_task_batch_later(
+    ctx: &Context,
+    batch: &crate::plan::TaskBatch,
+    delay: std::time::Duration,
+) -> Result<()> {
+    ctx.sqs
+        .send_message()
+        .queue_url(&ctx.settings.task_queue_url)
+        .message_body(batch.to_body())
+        .delay_seconds(delay.as_secs().clamp(1, 900) as i32)
+        .send()
+        .await
+        .map_err(|e| Error::aws("SQS", "SendMessage", e))?;
+    Ok(())
+}
+
 pub async fn send_finalize_request(ctx: &Context, job_id: &str) -> Result<()> {
     let body = serde_json::to_string(&FinalizeRequest {
         job_id: job_id.to_string(),

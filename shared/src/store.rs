@@ -46,6 +46,8 @@ pub struct BatchRecord {
     /// Keys in the system bucket of the result parts (report rows) of the winning attempts, one
     /// per segment that had rows to report, in task order.
     pub parts: Vec<String>,
+    /// When the last segment committed.
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 impl BatchRecord {
@@ -2031,6 +2033,9 @@ pub fn batch_to_item(job_id: &str, batch: &BatchRecord) -> Item {
             AttributeValue::L(batch.parts.iter().map(|p| s(p)).collect()),
         );
     }
+    if let Some(at) = batch.updated_at {
+        item.insert(A_UPDATED_AT.to_string(), s(&time_to_string(at)));
+    }
     item
 }
 
@@ -2066,6 +2071,7 @@ pub fn batch_from_item(item: &Item) -> Result<BatchRecord> {
         tasks: get_opt_n(item, A_TASKS)?.unwrap_or(done),
         tasks_done: get_opt_n(item, A_TASKS_DONE)?.unwrap_or(done),
         parts,
+        updated_at: get_opt_time(item, A_UPDATED_AT)?,
     })
 }
 
@@ -2251,6 +2257,7 @@ mod tests {
                 "parts/job/b-00000042/abc.csv".into(),
                 "parts/job/b-00000042/def.csv".into(),
             ],
+            updated_at: Some("2026-12-02T10:00:00.123Z".parse().unwrap()),
         };
         let item = batch_to_item("j", &batch);
         assert_eq!(item[SK], s("BATCH#b-00000042"));
