@@ -288,16 +288,11 @@ async fn run_via_function(
         Command::CreateJob {
             cli_input_json,
             confirmation,
-        } => {
-            let mut request = read_request(&cli_input_json)?;
-            if request.account_id.is_none() {
-                request.account_id = account_id;
-            }
-            if let Some(required) = confirmation.as_override() {
-                request.confirmation_required = Some(required);
-            }
-            R::CreateJob(request)
-        }
+        } => R::CreateJob(create_job_request(
+            &cli_input_json,
+            &confirmation,
+            account_id,
+        )?),
         Command::DescribeJob { job_id } => R::DescribeJob(JobIdInput { job_id, account_id }),
         Command::ListJobs {
             job_statuses,
@@ -355,11 +350,8 @@ async fn run_control(command: Command, account_id: Option<String>) -> Result<Opt
             cli_input_json,
             confirmation,
         } => {
-            let mut request = read_request(&cli_input_json)?;
-            if request.account_id.is_none() {
-                request.account_id = account_id;
-            }
-            pretty(&control::create_job(&ctx, request, confirmation.as_override()).await?)
+            let request = create_job_request(&cli_input_json, &confirmation, account_id)?;
+            pretty(&control::create_job(&ctx, request, None).await?)
         }
         Command::DescribeJob { job_id } => pretty(&control::describe_job(&ctx, &job_id).await?),
         Command::ListJobs {
@@ -404,6 +396,23 @@ async fn run_control(command: Command, account_id: Option<String>) -> Result<Opt
         }
         Command::Local(_) => bail!("internal error: local commands are not control requests"),
     }
+}
+
+/// The CreateJob request of `create-job`: the input JSON, with `--account-id` where it has no
+/// AccountId and the confirmation flags applied, whichever way it is sent.
+fn create_job_request(
+    cli_input_json: &str,
+    confirmation: &Confirmation,
+    account_id: Option<String>,
+) -> Result<CreateJobRequest> {
+    let mut request = read_request(cli_input_json)?;
+    if request.account_id.is_none() {
+        request.account_id = account_id;
+    }
+    if let Some(required) = confirmation.as_override() {
+        request.confirmation_required = Some(required);
+    }
+    Ok(request)
 }
 
 /// Reads `--cli-input-json`: `file://PATH` as the AWS CLI takes it, or the JSON itself.

@@ -214,7 +214,12 @@ async fn run_segment(
         // trust changed), each task fails as S3 would fail a request the role may not make.
         Err(err @ Error::RoleNotAssumed { .. }) => {
             warn!(job_id = %job.job_id, %batch_id, error = %err, "the job's role cannot be assumed; its tasks fail");
-            role_denied_outcomes(pending, &err)
+            TaskOutcome::all_failed(
+                &pending.tasks,
+                crate::role::ACCESS_DENIED_CODE,
+                403,
+                &err.to_string(),
+            )
         }
         Err(other) => return Err(other),
     };
@@ -322,21 +327,6 @@ async fn defer(ctx: &Context, rest: &TaskBatch) -> Result<BatchResult> {
     info!(job_id = %rest.job_id, batch_id = %rest.batch_id, from = rest.offset, delay_seconds = delay.as_secs(), "another delivery carries this batch on; checking again later");
     crate::queue::send_task_batch_later(ctx, rest, delay).await?;
     Ok(BatchResult::Deferred { done: rest.offset })
-}
-
-/// Every task of `pending` failed with AccessDenied because the job's role cannot be assumed.
-fn role_denied_outcomes(pending: &TaskBatch, err: &Error) -> Vec<TaskOutcome> {
-    pending
-        .tasks
-        .iter()
-        .map(|task| TaskOutcome {
-            task: task.clone(),
-            status: TaskStatus::Failed,
-            error_code: Some(crate::role::ACCESS_DENIED_CODE.into()),
-            http_status: Some(403),
-            result_message: err.to_string(),
-        })
-        .collect()
 }
 
 pub fn count(outcomes: &[TaskOutcome]) -> BatchCounts {

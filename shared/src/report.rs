@@ -88,6 +88,23 @@ pub struct TaskOutcome {
     pub result_message: String,
 }
 
+impl TaskOutcome {
+    /// Every task of `tasks` failed for one reason: the rows of tasks batchops itself gives up
+    /// on (a dead-lettered batch, a role that cannot be assumed).
+    pub fn all_failed(tasks: &[Task], code: &str, http_status: u16, message: &str) -> Vec<Self> {
+        tasks
+            .iter()
+            .map(|task| TaskOutcome {
+                task: task.clone(),
+                status: TaskStatus::Failed,
+                error_code: Some(code.into()),
+                http_status: Some(http_status),
+                result_message: message.into(),
+            })
+            .collect()
+    }
+}
+
 fn csv_writer(buffer: &mut Vec<u8>) -> csv::Writer<&mut Vec<u8>> {
     csv::WriterBuilder::new()
         .has_headers(false)

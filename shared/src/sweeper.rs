@@ -23,7 +23,7 @@ use crate::executor::{check_failure_threshold, write_part};
 use crate::job::{FailureReason, Job, JobStatus};
 use crate::plan::{PlanCheckpoint, TaskBatch};
 use crate::queue::{FinalizeRequest, PlanRequest};
-use crate::report::{TaskOutcome, TaskStatus};
+use crate::report::TaskOutcome;
 use crate::reporter::{finalize_if_done, send_finalize};
 use crate::store::{BatchCounts, Segment, SegmentCommit, Store};
 use crate::Context;
@@ -449,17 +449,7 @@ pub fn dead_letter_outcomes(pending: &TaskBatch, now: DateTime<Utc>) -> Vec<Task
         pending.batch_id,
         time_text(now)
     );
-    pending
-        .tasks
-        .iter()
-        .map(|task| TaskOutcome {
-            task: task.clone(),
-            status: TaskStatus::Failed,
-            error_code: Some(DEAD_LETTER_CODE.into()),
-            http_status: Some(500),
-            result_message: message.clone(),
-        })
-        .collect()
+    TaskOutcome::all_failed(&pending.tasks, DEAD_LETTER_CODE, 500, &message)
 }
 
 /// A plan request whose every delivery failed: the job cannot be planned, so it fails; one
@@ -655,6 +645,7 @@ fn emit_stalled_metric(count: usize) {
 mod tests {
     use super::*;
     use crate::manifest::Task;
+    use crate::report::TaskStatus;
 
     #[test]
     fn dead_letter_rows_fail_every_pending_task_with_the_reason() {
