@@ -45,9 +45,39 @@ fn seeds() -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chaos_every_task_counted_once_whatever_fails() {
     let tasks = env_u64("CHAOS_TASKS", 3_000);
+    let (s, data) = setup(tasks).await;
     for seed in seeds() {
-        run_seed(seed, tasks).await;
+        run_seed(&s, &data, seed, tasks).await;
     }
+}
+
+/// The stack and its objects, shared by the seeds: each seed runs its own jobs on them (its own
+/// tag value, copy bucket and reports), so that a large run creates its objects once.
+async fn setup(tasks: u64) -> (Stack, String) {
+    let mut s = stack_with(false, |settings| {
+        // Small budgets, so that batches are handed on and reports continued under fire.
+        settings.executor_budget = Some(Duration::from_millis(800));
+        settings.reporter_budget = Some(Duration::from_millis(300));
+        settings.planner_budget = Some(Duration::from_millis(500));
+        settings.executor_concurrency = 16;
+        settings.commit_patience = Duration::from_secs(10);
+        settings.stall_after = Duration::from_secs(20);
+        settings.finalize_resend_after = Duration::from_secs(10);
+    })
+    .await;
+    s.ctx = s
+        .ctx
+        .clone()
+        .with_lambda_endpoint(&s.config, &common::lambda_endpoint().await);
+    let data = s.bucket("chaos");
+    s.create_bucket(&data).await;
+    let started = Instant::now();
+    create_objects(&s, &data, tasks).await;
+    eprintln!(
+        "chaos: {tasks} objects created in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    (s, data)
 }
 
 /// The body of object `i`: known from its key, so that copies and the Lambda's checksums can be
@@ -87,33 +117,10 @@ struct ChaosJob {
     rows: u64,
 }
 
-async fn run_seed(seed: u64, tasks: u64) {
-    let mut s = stack_with(false, |settings| {
-        // Small budgets, so that batches are handed on and reports continued under fire.
-        settings.executor_budget = Some(Duration::from_millis(800));
-        settings.reporter_budget = Some(Duration::from_millis(300));
-        settings.planner_budget = Some(Duration::from_millis(500));
-        settings.executor_concurrency = 16;
-        settings.commit_patience = Duration::from_secs(10);
-        settings.stall_after = Duration::from_secs(20);
-        settings.finalize_resend_after = Duration::from_secs(10);
-    })
-    .await;
-    s.ctx = s
-        .ctx
-        .clone()
-        .with_lambda_endpoint(&s.config, &common::lambda_endpoint().await);
-    let data = s.bucket("chaos");
-    let target = s.bucket("chaos-copy");
-    s.create_bucket(&data).await;
+async fn run_seed(s: &Stack, data: &str, seed: u64, tasks: u64) {
+    let target = s.bucket(&format!("chaos-copy-{seed}"));
     s.create_bucket(&target).await;
-    let started = Instant::now();
-    create_objects(&s, &data, tasks).await;
-    eprintln!(
-        "chaos: seed {seed}: {tasks} objects created in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    let jobs = create_jobs(&s, &data, &target, tasks).await;
+    let jobs = create_jobs(s, data, &target, tasks, seed).await;
 
     let plan = FaultPlan::new(seed, chaos_rules(seed));
     let faulty = s
@@ -131,7 +138,7 @@ async fn run_seed(seed: u64, tasks: u64) {
     let mut lost = 0;
     let mut duplicated = 0;
     for job in &jobs {
-        let (l, d) = check_job(&s, &job.id, job.rows, &data, &target).await;
+        let (l, d) = check_job(s, &job.id, job.rows, data, &target, seed).await;
         lost += l;
         duplicated += d;
     }
@@ -186,7 +193,7 @@ async fn create_objects(s: &Stack, bucket: &str, n: u64) {
 }
 
 /// The objects shared among the jobs of [`job_kinds`] by their weights, in key order.
-async fn create_jobs(s: &Stack, data: &str, target: &str, n: u64) -> Vec<ChaosJob> {
+async fn create_jobs(s: &Stack, data: &str, target: &str, n: u64, seed: u64) -> Vec<ChaosJob> {
     let kinds = job_kinds();
     let total: u64 = kinds.iter().map(|(_, w)| w).sum();
     let mut jobs = Vec::new();
@@ -198,10 +205,10 @@ async fn create_jobs(s: &Stack, data: &str, target: &str, n: u64) -> Vec<ChaosJo
         let manifest: String = (from..to)
             .map(|i| format!("{data},{}\n", batchops::manifest::encode_key(&key(i))))
             .collect();
-        let manifest_key = format!("{name}.csv");
+        let manifest_key = format!("{name}-{seed}.csv");
         let etag = s.put(data, &manifest_key, &manifest).await;
         let operation = match *name {
-            "tagging" => tagging(&[("chaos", "tagged")]),
+            "tagging" => tagging(&[("chaos", tag_value(seed).as_str())]),
             "copy" => {
                 json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{target}")}})
             }
@@ -210,7 +217,7 @@ async fn create_jobs(s: &Stack, data: &str, target: &str, n: u64) -> Vec<ChaosJo
             }
         };
         let mut request = csv_job(data, &manifest_key, &etag, operation, data, "AllTasks");
-        request["Report"]["Prefix"] = json!(format!("reports-{name}"));
+        request["Report"]["Prefix"] = json!(format!("reports-{seed}-{name}"));
         jobs.push(ChaosJob {
             id: s.create_job(request).await,
             rows: to - from,
@@ -267,7 +274,14 @@ async fn run_until_terminal(
 }
 
 /// Checks one job against its manifest; returns (lost, duplicated) report rows.
-async fn check_job(s: &Stack, job_id: &str, rows: u64, data: &str, target: &str) -> (u64, u64) {
+async fn check_job(
+    s: &Stack,
+    job_id: &str,
+    rows: u64,
+    data: &str,
+    target: &str,
+    seed: u64,
+) -> (u64, u64) {
     let job: Job = Store::from_context(&s.ctx).get_job(job_id).await.unwrap();
     assert!(job.status.is_terminal(), "{job_id} is {}", job.status);
     assert_eq!(
@@ -300,8 +314,14 @@ async fn check_job(s: &Stack, job_id: &str, rows: u64, data: &str, target: &str)
     }
     let duplicated: u64 = seen.values().map(|n| n - 1).sum();
     let lost = rows.saturating_sub(seen.len() as u64);
-    check_effects(s, &job, &report, target).await;
+    check_effects(s, &job, &report, target, seed).await;
     (lost, duplicated)
+}
+
+/// The tag each seed's tagging job sets: a seed that tagged nothing cannot pass on an earlier
+/// seed's tags.
+fn tag_value(seed: u64) -> String {
+    format!("seed-{seed}")
 }
 
 fn report_prefix(job: &Job) -> String {
@@ -309,8 +329,10 @@ fn report_prefix(job: &Job) -> String {
 }
 
 /// Every task the report calls succeeded really had its effect.
-async fn check_effects(s: &Stack, job: &Job, report: &[TaskOutcome], target: &str) {
+async fn check_effects(s: &Stack, job: &Job, report: &[TaskOutcome], target: &str, seed: u64) {
     let op = job.request.operation.name();
+    let tag = tag_value(seed);
+    let tag = tag.as_str();
     let checks = futures::stream::iter(report.iter().filter(|r| r.status == TaskStatus::Succeeded))
         .map(|row| async move {
             let i: u64 = row.task.key.rsplit('/').next().unwrap().parse().unwrap();
@@ -319,7 +341,7 @@ async fn check_effects(s: &Stack, job: &Job, report: &[TaskOutcome], target: &st
                     let tags = s.tags(&row.task.bucket, &row.task.key).await;
                     assert_eq!(
                         tags.get("chaos").map(String::as_str),
-                        Some("tagged"),
+                        Some(tag),
                         "{}",
                         row.task.key
                     );

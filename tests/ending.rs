@@ -10,6 +10,7 @@ use batchops::executor::{self, BatchResult};
 use batchops::fault::{Fault, FaultPlan, FaultRule};
 use batchops::job::{JobStatus, FAILURE_THRESHOLD_MIN_TASKS};
 use batchops::local::{self, RunOptions, RunUntil};
+use batchops::manifest::Task;
 use batchops::plan::TaskBatch;
 use batchops::report::TaskStatus;
 use batchops::store::Store;
@@ -433,6 +434,101 @@ async fn a_delivery_that_loses_the_race_for_a_segment_is_deferred_not_failed() {
     assert_eq!(job.status, JobStatus::Complete);
     assert_eq!((job.progress.succeeded, job.progress.failed), (6, 0));
     assert_reported_once(&s, &data, &job_id, 6).await;
+}
+
+#[tokio::test]
+async fn stale_copies_of_a_batch_carried_on_leave_one_deferred_copy_between_them() {
+    // The chaos run at 100,000 tasks: every duplicate delivery of a long batch left its own
+    // deferred copy, re-checking every stall time until the batch ended; hundreds piled up and
+    // took over together whenever a commit was late, racing each other.
+    let s = stack_with(false, |st| {
+        st.executor_budget = Some(Duration::ZERO);
+        st.stall_after = Duration::from_secs(3);
+    })
+    .await;
+    let (data, etag) = objects(&s, 6).await;
+    let job_id = tagging_job(&s, &data, &etag, "AllTasks").await;
+    common::drain_queue(&s.ctx, &s.ctx.settings.plan_queue_url).await;
+    batchops::planner::plan_job(&s.ctx, &job_id).await.unwrap();
+    let first = common::drain_queue(&s.ctx, &s.ctx.settings.task_queue_url).await;
+    assert_eq!(
+        executor::process_message(&s.ctx, &first[0]).await.unwrap(),
+        BatchResult::Continued {
+            done: 1,
+            remaining: 5
+        }
+    );
+    let mut stale = Vec::new();
+    for _ in 0..5 {
+        stale.push(executor::process_message(&s.ctx, &first[0]).await.unwrap());
+    }
+    assert_eq!(stale[0], BatchResult::Deferred { done: 1 });
+    assert_eq!(stale[1..], [BatchResult::Covered; 4]);
+
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let bodies = common::drain_queue(&s.ctx, &s.ctx.settings.task_queue_url).await;
+    let batches: Vec<TaskBatch> = bodies
+        .iter()
+        .map(|b| TaskBatch::from_body(b).unwrap())
+        .collect();
+    assert_eq!(batches.len(), 2, "the continuation and one deferred copy");
+    let deferred = batches
+        .iter()
+        .find(|b| b.deferral.is_some())
+        .expect("a deferred copy");
+    assert_eq!(deferred.offset, 1);
+
+    let mut foreign = deferred.clone();
+    foreign.deferral = Some("a copy whose claim another one took".into());
+    assert_eq!(
+        executor::process_message(&s.ctx, &foreign.to_body())
+            .await
+            .unwrap(),
+        BatchResult::Covered
+    );
+
+    for batch in &batches {
+        batchops::queue::send_task_batch(&s.ctx, batch)
+            .await
+            .unwrap();
+    }
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!((job.progress.succeeded, job.progress.failed), (6, 0));
+    assert_reported_once(&s, &data, &job_id, 6).await;
+}
+
+#[tokio::test]
+async fn executor_concurrency_holds_for_the_whole_process_not_per_batch() {
+    // `local run` takes up to 10 batches at once, each with up to executor_concurrency tasks in
+    // flight: 320 requests at once by default, and `cargo lambda watch` deadlocks for good once
+    // 100 invokes wait for one function. The limit is the process's.
+    let s = stack_with(false, |st| st.executor_concurrency = 2).await;
+    let (data, etag) = objects(&s, 8).await;
+    let job_id = tagging_job(&s, &data, &etag, "AllTasks").await;
+    let job = job(&s.ctx, &job_id).await;
+    let slow = FaultRule::new("S3", "PutObjectTagging", Fault::Delay { millis: 200 });
+    let (ctx, plan) = faulty(&s, vec![slow]);
+    let tasks: Vec<Task> = (0..8)
+        .map(|i| Task {
+            bucket: data.clone(),
+            key: format!("obj-{i:04}"),
+            version_id: None,
+            size: None,
+        })
+        .collect();
+    let (a, b, c) = tokio::join!(
+        batchops::operation::run_tasks(&ctx, &job, "b00000000", &tasks[..3]),
+        batchops::operation::run_tasks(&ctx, &job, "b00000001", &tasks[3..6]),
+        batchops::operation::run_tasks(&ctx, &job, "b00000002", &tasks[6..]),
+    );
+    assert!(a
+        .iter()
+        .chain(&b)
+        .chain(&c)
+        .all(|o| o.status == TaskStatus::Succeeded));
+    assert_eq!(plan.fired(0), 8, "every task was slowed down");
+    assert_eq!(plan.most_delayed_at_once(), 2);
 }
 
 /// Sends the plan request through a faulty planner that fails at batch `fail_at`, as a planner

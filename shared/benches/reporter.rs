@@ -163,6 +163,7 @@ async fn synthetic_job(ctx: &Context, tasks: u64, reports: &str) -> BenchResult<
                     tasks_done: rows,
                     parts: vec![key],
                     updated_at: None,
+                    deferral: None,
                 })
             }
         })

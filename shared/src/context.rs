@@ -296,6 +296,21 @@ pub struct Context {
     /// The Lambda endpoint given to [`Context::with_lambda_endpoint`], kept so that clients
     /// rebuilt later (with faults) still point there.
     pub lambda_endpoint: Option<String>,
+    /// The tasks running in this process, shared by its clones: `executor_concurrency` holds
+    /// per process, not per batch, however many batches run at once.
+    pub task_slots: Arc<TaskSlots>,
+}
+
+/// A process's task slots, sized by the first run's `executor_concurrency`.
+#[derive(Debug, Default)]
+pub struct TaskSlots(std::sync::OnceLock<tokio::sync::Semaphore>);
+
+impl TaskSlots {
+    /// The semaphore, made with `slots` permits on first use.
+    pub fn get(&self, slots: usize) -> &tokio::sync::Semaphore {
+        self.0
+            .get_or_init(|| tokio::sync::Semaphore::new(slots.max(1)))
+    }
 }
 
 impl Context {
@@ -385,6 +400,7 @@ impl Context {
             roles: Arc::new(JobRoles::default()),
             settings,
             lambda_endpoint: None,
+            task_slots: Arc::new(TaskSlots::default()),
         }
     }
 

@@ -15,7 +15,7 @@ use crate::operation;
 use crate::plan::TaskBatch;
 use crate::report::{self, TaskOutcome, TaskStatus};
 use crate::reporter::finalize_if_done;
-use crate::store::{BatchCounts, Segment, SegmentCommit, Store};
+use crate::store::{BatchCounts, Deferral, Segment, SegmentCommit, Store};
 use crate::Context;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use std::time::{Instant, SystemTime};
@@ -77,6 +77,10 @@ pub enum BatchResult {
     /// now): this copy was replaced by a delayed one of the rest, which takes over only if that
     /// delivery stops making progress. `done` tasks of the batch were committed when it looked.
     Deferred { done: u64 },
+    /// A copy that would have been deferred, while another deferred copy of the batch is on its
+    /// way (or a deferred copy that is not the one its batch names): acknowledged without
+    /// sending anything, as that other copy covers the batch.
+    Covered,
 }
 
 pub async fn process_message(ctx: &Context, body: &str) -> Result<BatchResult> {
@@ -123,17 +127,26 @@ pub async fn process_message_until(
         error!(job_id = %job.job_id, batch_id = %batch.batch_id, tasks = batch.tasks.len(), "a batch this job's planner never sent; refused without running it");
         return Ok(BatchResult::Refused);
     }
+    if is_stood_down(&batch, record.as_ref()) {
+        info!(job_id = %job.job_id, batch_id = %batch.batch_id, "a deferred copy that its batch no longer names; the named one carries on");
+        return Ok(BatchResult::Covered);
+    }
     if done < batch.offset {
         return Err(Error::Other(format!(
             "batch {} of job {}: this message starts at task {} but only {done} tasks are committed; waiting for the message that holds them",
             batch.batch_id, job.job_id, batch.offset
         )));
     }
-    let pending = batch.rest_from(done);
+    // This delivery keeps its deferral id (if it is a deferred copy) for `defer`; what it sends
+    // on as a continuation does not.
+    let pending = TaskBatch {
+        deferral: batch.deferral.clone(),
+        ..batch.rest_from(done)
+    };
     if done > batch.offset && record.as_ref().is_some_and(|r| is_carried_on(ctx, r)) {
         // A stale copy (a redelivery, a duplicate): the delivery that committed past it is
         // still going. Running the rest too would only race it.
-        return defer(ctx, &pending).await;
+        return defer(ctx, &store, &batch, record.as_ref(), done).await;
     }
     if job.status.stops_execution() {
         return not_run(ctx, &store, &job, &pending).await;
@@ -233,7 +246,7 @@ async fn run_segment(
     if outcomes.is_empty() {
         // The first task (a long multipart copy) saved its progress: the next invocation goes on.
         info!(job_id = %job.job_id, %batch_id, task = pending.offset, "a task goes on in the next invocation");
-        crate::queue::send_task_batch(ctx, pending).await?;
+        crate::queue::send_task_batch(ctx, &pending.rest_from(pending.offset)).await?;
         return Ok(BatchResult::Continued {
             done: pending.offset,
             remaining: pending.tasks.len() as u64,
@@ -298,10 +311,19 @@ async fn lost_race(
             finalize_if_done(ctx, job_id).await?;
             Ok(BatchResult::Duplicate)
         }
-        Some(record) if record.tasks_done > pending.offset => {
-            defer(ctx, &pending.rest_from(record.tasks_done)).await
+        record => {
+            let done = record.as_ref().map_or(0, |r| r.tasks_done);
+            defer(ctx, store, pending, record.as_ref(), done).await
         }
-        _ => defer(ctx, pending).await,
+    }
+}
+
+/// Whether this message is a deferred copy that its batch no longer names: the batch names one
+/// copy at a time (see [`defer`]), and the named one, or what it became, carries the batch.
+fn is_stood_down(batch: &TaskBatch, record: Option<&crate::store::BatchRecord>) -> bool {
+    match (&batch.deferral, record.and_then(|r| r.deferral.as_ref())) {
+        (Some(own), Some(named)) => *own != named.id,
+        _ => false,
     }
 }
 
@@ -315,18 +337,64 @@ fn is_carried_on(ctx: &Context, record: &crate::store::BatchRecord) -> bool {
         .is_some_and(|at| chrono::Utc::now() - at < lease)
 }
 
-/// Replaces this delivery with a copy of `rest` that becomes visible after the lease (at most
-/// SQS's 15 minutes). If the batch has moved on by then, the copy is deferred again or dropped
-/// once the batch is done; if it has not, the copy takes over. A new message starts with no
-/// receives, so waiting never leads to the dead-letter queue.
-async fn defer(ctx: &Context, rest: &TaskBatch) -> Result<BatchResult> {
+/// Replaces this delivery with a copy of the batch from task `done` on that becomes visible
+/// after the lease (at most SQS's 15 minutes). If the batch has moved on by then, the copy is
+/// deferred again or dropped once the batch is done; if it has not, the copy takes over. A new
+/// message starts with no receives, so waiting never leads to the dead-letter queue.
+///
+/// One deferred copy per batch: the batch record names the last one sent (after it was sent), and
+/// a stale delivery that finds a named copy still on its way stands down instead of sending
+/// another. Without this, every duplicate delivery of a long batch left a copy of its own,
+/// re-checking until the batch ended (the chaos run at 100,000 tasks saw hundreds, all taking
+/// over at once whenever a commit was late).
+async fn defer(
+    ctx: &Context,
+    store: &Store,
+    batch: &TaskBatch,
+    record: Option<&crate::store::BatchRecord>,
+    done: u64,
+) -> Result<BatchResult> {
+    let now = chrono::Utc::now();
+    let named = record.and_then(|r| r.deferral.as_ref());
+    if batch.deferral.is_none() && named.is_some_and(|d| d.due > now) {
+        info!(job_id = %batch.job_id, batch_id = %batch.batch_id, "another delivery carries this batch on and a deferred copy is on its way; standing down");
+        return Ok(BatchResult::Covered);
+    }
     let delay = ctx
         .settings
         .stall_after
         .min(std::time::Duration::from_secs(900));
-    info!(job_id = %rest.job_id, batch_id = %rest.batch_id, from = rest.offset, delay_seconds = delay.as_secs(), "another delivery carries this batch on; checking again later");
-    crate::queue::send_task_batch_later(ctx, rest, delay).await?;
-    Ok(BatchResult::Deferred { done: rest.offset })
+    let deferral = Deferral {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        due: now + chrono::Duration::from_std(delay).unwrap_or(chrono::TimeDelta::MAX),
+    };
+    let copy = TaskBatch {
+        deferral: Some(deferral.id.clone()),
+        ..batch.rest_from(done)
+    };
+    info!(job_id = %batch.job_id, batch_id = %batch.batch_id, from = copy.offset, delay_seconds = delay.as_secs(), "another delivery carries this batch on; checking again later");
+    crate::queue::send_task_batch_later(ctx, &copy, delay).await?;
+    let claimed = store
+        .claim_deferral(
+            &batch.job_id,
+            &batch.batch_id,
+            &deferral,
+            batch.deferral.as_deref(),
+            now,
+        )
+        .await;
+    match claimed {
+        Ok(true) => {}
+        Ok(false) => {
+            info!(job_id = %batch.job_id, batch_id = %batch.batch_id, "another deferred copy was named first; this one will stand down")
+        }
+        // The copy is on its way, unnamed: it carries on when it arrives, as copies did before
+        // they were named. Failing here would only bring this delivery back to send another.
+        Err(err) => {
+            warn!(job_id = %batch.job_id, batch_id = %batch.batch_id, error = %err, "could not name the deferred copy; it goes unnamed")
+        }
+    }
+    Ok(BatchResult::Deferred { done: copy.offset })
 }
 
 pub fn count(outcomes: &[TaskOutcome]) -> BatchCounts {

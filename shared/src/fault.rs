@@ -327,6 +327,10 @@ pub struct FaultPlan {
     rules: Vec<FaultRule>,
     state: Mutex<PlanState>,
     injected: AtomicU64,
+    /// Requests in a [`Fault::Delay`] now, and the most there were at once: how many calls the
+    /// code under test had in flight.
+    delayed_now: AtomicU64,
+    delayed_most: AtomicU64,
 }
 
 impl FaultPlan {
@@ -342,7 +346,14 @@ impl FaultPlan {
                 log: Vec::new(),
             }),
             injected: AtomicU64::new(0),
+            delayed_now: AtomicU64::new(0),
+            delayed_most: AtomicU64::new(0),
         })
+    }
+
+    /// The most requests that were in a [`Fault::Delay`] at once.
+    pub fn most_delayed_at_once(&self) -> u64 {
+        self.delayed_most.load(Ordering::Relaxed)
     }
 
     /// A plan from JSON: `{"Seed": 7, "Rules": [FaultRule, ...]}`.
@@ -557,7 +568,9 @@ impl HttpConnector for FaultConnector {
             }
             Fault::Delay { millis } => {
                 let sent = self.inner.call(request);
+                let plan = self.plan.clone();
                 HttpConnectorFuture::new(async move {
+                    let _in_flight = DelayedRequest::enter(plan);
                     tokio::time::sleep(Duration::from_millis(millis)).await;
                     sent.await
                 })
@@ -570,6 +583,23 @@ impl HttpConnector for FaultConnector {
                 .into(),
             ))),
         }
+    }
+}
+
+/// A request inside a [`Fault::Delay`], counted in its plan until it is answered or dropped.
+struct DelayedRequest(Arc<FaultPlan>);
+
+impl DelayedRequest {
+    fn enter(plan: Arc<FaultPlan>) -> Self {
+        let now = plan.delayed_now.fetch_add(1, Ordering::Relaxed) + 1;
+        plan.delayed_most.fetch_max(now, Ordering::Relaxed);
+        DelayedRequest(plan)
+    }
+}
+
+impl Drop for DelayedRequest {
+    fn drop(&mut self) {
+        self.0.delayed_now.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -64,8 +64,8 @@ const RETRYABLE_CODES: &[&str] = &[
     "EC2ThrottledException",
 ];
 
-/// Runs the job's operation on every task, at most `ctx.settings.executor_concurrency` at once,
-/// and returns one outcome per task in the order of `tasks`. Never fails as a whole: every error
+/// Runs the job's operation on every task, at most `ctx.settings.executor_concurrency` at once
+/// in the whole process (whatever the number of batches running), and returns one outcome per task in the order of `tasks`. Never fails as a whole: every error
 /// becomes a failed outcome with S3's error code, HTTP status and message.
 pub async fn run_tasks(
     ctx: &Context,
@@ -90,12 +90,18 @@ pub async fn run_tasks_until(
 ) -> Vec<TaskOutcome> {
     let prepared = prepare(&job.request.operation);
     let concurrency = ctx.settings.executor_concurrency.max(1);
+    let slots = ctx.task_slots.get(concurrency);
     let runs: Vec<TaskRun> = stream::iter(tasks.iter().enumerate())
-        .take_while(|(i, _)| std::future::ready(*i == 0 || !crate::deadline::is_past(stop_at)))
-        .map(|(i, task)| {
+        // A slot first, in task order, then the deadline: a task that waited for a slot while
+        // other batches of this process ran does not start late.
+        .then(|(i, task)| async move { (i, task, slots.acquire().await.ok()) })
+        .take_while(|(i, _, _)| std::future::ready(*i == 0 || !crate::deadline::is_past(stop_at)))
+        .map(|(i, task, slot)| {
             let index = first_index + i as u64;
             let prepared = &prepared;
             async move {
+                // Held while the task runs (the semaphore is never closed, so it was granted).
+                let _slot = slot;
                 if let Some(outcome) = key_too_long(prepared, task) {
                     return TaskRun::Done(outcome);
                 }

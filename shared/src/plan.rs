@@ -14,7 +14,8 @@ use crate::manifest::Task;
 /// Batch ids are deterministic (position in the manifest), so a manifest planned twice yields the
 /// same batches and the commit counts each once. An executor that runs out of time commits the
 /// tasks it ran and sends the rest of the batch on as a continuation, whose `"Offset"` is the
-/// index in the batch of its first task (absent, and 0, for a whole batch).
+/// index in the batch of its first task (absent, and 0, for a whole batch). A deferred copy (see
+/// `executor`) carries its `"Deferral"` id, the one its batch record names while it is on its way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskBatch {
     pub job_id: String,
@@ -22,6 +23,8 @@ pub struct TaskBatch {
     /// Index in the batch of `tasks[0]`.
     pub offset: u64,
     pub tasks: Vec<Task>,
+    /// The id of a deferred copy; `None` for the planner's batches and their continuations.
+    pub deferral: Option<String>,
 }
 
 impl TaskBatch {
@@ -37,6 +40,10 @@ impl TaskBatch {
         push_json_str(&mut body, &self.batch_id);
         if self.offset > 0 {
             body.push_str(&format!(r#","Offset":{}"#, self.offset));
+        }
+        if let Some(deferral) = &self.deferral {
+            body.push_str(r#","Deferral":"#);
+            push_json_str(&mut body, deferral);
         }
         body.push_str(r#","Tasks":["#);
         for (i, task) in self.tasks.iter().enumerate() {
@@ -80,13 +87,19 @@ impl TaskBatch {
         } else {
             0
         };
+        let deferral = self
+            .deferral
+            .as_deref()
+            .map_or(0, |d| r#","Deferral":"#.len() + json_str_len(d));
         envelope_len(&self.job_id, &self.batch_id)
             + offset
+            + deferral
             + self.tasks.iter().map(task_len).sum::<usize>()
             + separators
     }
 
-    /// The tasks from index `from` of the batch on, as a continuation message.
+    /// The tasks from index `from` of the batch on, as a continuation message (not a deferred
+    /// copy: the deferral id is not carried over).
     pub fn rest_from(&self, from: u64) -> TaskBatch {
         let skip = from
             .saturating_sub(self.offset)
@@ -96,6 +109,7 @@ impl TaskBatch {
             batch_id: self.batch_id.clone(),
             offset: self.offset + skip as u64,
             tasks: self.tasks[skip..].to_vec(),
+            deferral: None,
         }
     }
 
@@ -112,6 +126,8 @@ impl TaskBatch {
             batch_id: String,
             #[serde(default)]
             offset: u64,
+            #[serde(default)]
+            deferral: Option<String>,
             tasks: Vec<Vec<String>>,
         }
         let parsed: Body = serde_json::from_str(body).map_err(|e| {
@@ -135,6 +151,7 @@ impl TaskBatch {
             batch_id,
             offset: parsed.offset,
             tasks,
+            deferral: parsed.deferral,
         })
     }
 }
@@ -312,6 +329,7 @@ impl BatchPacker {
             batch_id: self.batch_id(),
             offset: 0,
             tasks: std::mem::take(&mut self.tasks),
+            deferral: None,
         };
         self.emitted += 1;
         self.body_len = self.empty_len();
@@ -584,6 +602,7 @@ mod tests {
             job_id: "job-1".into(),
             batch_id: "b-00000000".into(),
             offset: 0,
+            deferral: None,
             tasks: vec![task("bk", "a key", None), task("bk", "k2", Some("v1"))],
         };
         assert_eq!(
@@ -598,6 +617,7 @@ mod tests {
             job_id: "j".into(),
             batch_id: "b00000003".into(),
             offset: 0,
+            deferral: None,
             tasks: (0..5).map(|i| task("bk", &format!("k{i}"), None)).collect(),
         };
         let rest = batch.rest_from(3);
@@ -622,6 +642,25 @@ mod tests {
     }
 
     #[test]
+    fn a_deferred_copy_carries_its_id_and_its_continuations_do_not() {
+        let copy = TaskBatch {
+            job_id: "j".into(),
+            batch_id: "b00000003".into(),
+            offset: 2,
+            tasks: (2..5).map(|i| task("bk", &format!("k{i}"), None)).collect(),
+            deferral: Some("9f1c".into()),
+        };
+        let body = copy.to_body();
+        assert_eq!(
+            body,
+            r#"{"JobId":"j","BatchId":"b00000003","Offset":2,"Deferral":"9f1c","Tasks":[["bk","k2"],["bk","k3"],["bk","k4"]]}"#
+        );
+        assert_eq!(copy.body_len(), body.len());
+        assert_eq!(TaskBatch::from_body(&body).unwrap(), copy);
+        assert_eq!(copy.rest_from(3).deferral, None);
+    }
+
+    #[test]
     fn body_round_trips_awkward_keys() {
         let tasks: Vec<Task> = awkward_keys()
             .iter()
@@ -638,6 +677,7 @@ mod tests {
             job_id: "job \"x\"".into(),
             batch_id: "p/00000007".into(),
             offset: 0,
+            deferral: None,
             tasks,
         };
         let body = batch.to_body();
@@ -664,6 +704,7 @@ mod tests {
             job_id: "j".into(),
             batch_id: "b".into(),
             offset: 0,
+            deferral: None,
             tasks: awkward_keys()
                 .iter()
                 .map(|k| task("b", k, Some("v\"")))

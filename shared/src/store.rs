@@ -48,6 +48,15 @@ pub struct BatchRecord {
     pub parts: Vec<String>,
     /// When the last segment committed.
     pub updated_at: Option<DateTime<Utc>>,
+    /// The deferred copy of the batch last sent, see [`Store::claim_deferral`].
+    pub deferral: Option<Deferral>,
+}
+
+/// A deferred copy of a batch on its way: its id and when it becomes visible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferral {
+    pub id: String,
+    pub due: DateTime<Utc>,
 }
 
 impl BatchRecord {
@@ -180,6 +189,9 @@ const A_CONTINUED_AT: &str = "continued_at";
 const A_RESERVED: &str = "reserved";
 const A_RESUME: &str = "resume";
 const A_UPDATED_AT: &str = "updated_at";
+const A_DEFERRAL_ID: &str = "deferral_id";
+/// Epoch milliseconds, so that the claim's condition compares numbers.
+const A_DEFERRAL_DUE: &str = "deferral_due";
 const FAILURE_CODE: &str = "FailureCode";
 const FAILURE_REASON: &str = "FailureReason";
 
@@ -993,6 +1005,45 @@ impl Store {
             .await?
             .map(|item| batch_from_item(&item))
             .transpose()
+    }
+
+    /// Names `deferral` as the batch's deferred copy, which the caller has just sent, unless the
+    /// copy named before is still on its way (due after `now`) and is not `previous` (the copy
+    /// the caller is itself). `false` when another copy holds the claim: the caller's copy then
+    /// stands down when it arrives (it is not the one named), and the named one carries on.
+    /// Sending before claiming keeps the rule that a named copy exists.
+    pub async fn claim_deferral(
+        &self,
+        job_id: &str,
+        batch_id: &str,
+        deferral: &Deferral,
+        previous: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut condition = format!(
+            "attribute_exists(pk) AND (attribute_not_exists({A_DEFERRAL_DUE}) OR {A_DEFERRAL_DUE} <= :now"
+        );
+        if previous.is_some() {
+            condition.push_str(&format!(" OR {A_DEFERRAL_ID} = :previous"));
+        }
+        condition.push(')');
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&job_pk(job_id)))
+            .key(SK, s(&format!("{BATCH_SK_PREFIX}{batch_id}")))
+            .update_expression(format!(
+                "SET {A_DEFERRAL_ID} = :id, {A_DEFERRAL_DUE} = :due"
+            ))
+            .condition_expression(condition)
+            .expression_attribute_values(":id", s(&deferral.id))
+            .expression_attribute_values(":due", n(deferral.due.timestamp_millis()))
+            .expression_attribute_values(":now", n(now.timestamp_millis()));
+        if let Some(previous) = previous {
+            update = update.expression_attribute_values(":previous", s(previous));
+        }
+        condition_held(update.send().await, "UpdateItem")
     }
 
     /// Claims the right to send the finalize request: planning is complete, every batch has
@@ -2036,6 +2087,13 @@ pub fn batch_to_item(job_id: &str, batch: &BatchRecord) -> Item {
     if let Some(at) = batch.updated_at {
         item.insert(A_UPDATED_AT.to_string(), s(&time_to_string(at)));
     }
+    if let Some(deferral) = &batch.deferral {
+        item.insert(A_DEFERRAL_ID.to_string(), s(&deferral.id));
+        item.insert(
+            A_DEFERRAL_DUE.to_string(),
+            n(deferral.due.timestamp_millis()),
+        );
+    }
     item
 }
 
@@ -2072,7 +2130,23 @@ pub fn batch_from_item(item: &Item) -> Result<BatchRecord> {
         tasks_done: get_opt_n(item, A_TASKS_DONE)?.unwrap_or(done),
         parts,
         updated_at: get_opt_time(item, A_UPDATED_AT)?,
+        deferral: deferral_from_item(item)?,
     })
+}
+
+fn deferral_from_item(item: &Item) -> Result<Option<Deferral>> {
+    let (Some(id), Some(due)) = (
+        get_opt_s(item, A_DEFERRAL_ID)?,
+        get_opt_n::<i64>(item, A_DEFERRAL_DUE)?,
+    ) else {
+        return Ok(None);
+    };
+    let due = DateTime::from_timestamp_millis(due)
+        .ok_or_else(|| malformed(A_DEFERRAL_DUE, format!("{due} is not a time")))?;
+    Ok(Some(Deferral {
+        id: id.to_string(),
+        due,
+    }))
 }
 
 /// A job template as a DynamoDB item.
@@ -2258,6 +2332,10 @@ mod tests {
                 "parts/job/b-00000042/def.csv".into(),
             ],
             updated_at: Some("2026-12-02T10:00:00.123Z".parse().unwrap()),
+            deferral: Some(Deferral {
+                id: "d1".into(),
+                due: "2026-12-02T10:00:20.123Z".parse().unwrap(),
+            }),
         };
         let item = batch_to_item("j", &batch);
         assert_eq!(item[SK], s("BATCH#b-00000042"));

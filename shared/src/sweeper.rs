@@ -653,6 +653,7 @@ mod tests {
             job_id: "j".into(),
             batch_id: "b00000003".into(),
             offset: 2,
+            deferral: None,
             tasks: vec![
                 Task {
                     bucket: "b".into(),

@@ -374,6 +374,10 @@ fn start_lambda_watch() -> String {
         &port.to_string(),
         "--env-vars",
         &env_vars,
+        // As scripts/lambda-watch.sh: more instances drain its queue sooner (cargo-lambda 1.9.2
+        // deadlocks once 100 invokes wait for one function).
+        "--concurrency",
+        "4",
     ]
     .iter()
     .map(|s| s.to_string())
