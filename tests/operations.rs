@@ -9,6 +9,7 @@ use aws_sdk_s3::types::{
     BucketVersioningStatus, ObjectLockLegalHoldStatus, ObjectLockMode, Permission, StorageClass,
     VersioningConfiguration,
 };
+use batchops::fault::{Fault, FaultPlan, FaultRule};
 use batchops::job::{CreateJobRequest, Job, JobStatus, Progress, REPLICATE_OBJECT_REFUSAL};
 use batchops::manifest::Task;
 use batchops::operation::{self, ENV_COPY_PART_SIZE, ENV_MULTIPART_COPY_THRESHOLD};
@@ -1278,4 +1279,87 @@ async fn archived_sources_fail_with_invalid_object_state_403() {
         1,
         "{seen:?}"
     );
+}
+
+/// S3's answer to a request signed for the wrong Region, as a bucket elsewhere gets it.
+fn redirect_to(region: &str) -> Fault {
+    Fault::Answer {
+        status: 301,
+        headers: vec![("x-amz-bucket-region".into(), region.into())],
+        body: format!(
+            "<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access \
+             must be addressed using the specified endpoint.</Message><Region>{region}</Region></Error>"
+        ),
+    }
+}
+
+/// Requests of `operation` on `bucket` signed for `region` (the credential scope names it).
+fn signed_for(operation: &str, bucket: &str, region: &str, fault: Fault) -> FaultRule {
+    FaultRule::new("S3", operation, fault)
+        .containing(&format!("/{region}/s3/aws4_request"))
+        .containing_also(bucket)
+}
+
+#[tokio::test]
+async fn tasks_and_copies_on_buckets_in_another_region_are_sent_there() {
+    let e = env().await;
+    let far = e.create_bucket("far", false, false).await;
+    let near = e.create_bucket("near", false, false).await;
+    for i in 0..4 {
+        e.put(&near, &format!("n{i}"), b"near".to_vec()).await;
+        e.put(&far, &format!("f{i}"), b"far".to_vec()).await;
+    }
+    // moto serves every Region on one endpoint; these rules make it answer as S3 does for a
+    // bucket in eu-west-1, and count what reaches it signed for eu-west-1.
+    let rules = vec![
+        signed_for(
+            "PutObjectTagging",
+            &far,
+            "us-east-1",
+            redirect_to("eu-west-1"),
+        ),
+        signed_for("CopyObject", &far, "us-east-1", redirect_to("eu-west-1")),
+        signed_for(
+            "PutObjectTagging",
+            &far,
+            "eu-west-1",
+            Fault::Delay { millis: 0 },
+        ),
+        signed_for("CopyObject", &far, "eu-west-1", Fault::Delay { millis: 0 }),
+    ];
+    let plan = FaultPlan::new(1, rules);
+    let mut ctx = e
+        .ctx
+        .clone()
+        .with_faults(&common::sdk_config().await, plan.clone())
+        .expect("faults on loopback");
+    ctx.settings.executor_concurrency = 1;
+
+    let tags = json!({"S3PutObjectTagging": {"TagSet": [{"Key": "where", "Value": "far"}]}});
+    let tasks: Vec<Task> = (0..4).map(|i| task(&far, &format!("f{i}"), None)).collect();
+    let outcomes = operation::run_tasks(&ctx, &job(tags, false), "batch-1", &tasks).await;
+    assert!(
+        outcomes.iter().all(|o| o.error_code.is_none()),
+        "{outcomes:?}"
+    );
+    assert_eq!(plan.fired(0), 1, "one redirect, then the Region is known");
+    assert_eq!(plan.fired(2), 4, "every tagging request went to eu-west-1");
+    assert_eq!(e.tags(&far, "f3").await["where"], "far");
+
+    let copy = json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{far}"), "TargetKeyPrefix": "copied/"}});
+    let tasks: Vec<Task> = (0..4)
+        .map(|i| task(&near, &format!("n{i}"), None))
+        .collect();
+    let outcomes = operation::run_tasks(&ctx, &job(copy, false), "batch-2", &tasks).await;
+    assert!(
+        outcomes.iter().all(|o| o.error_code.is_none()),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        plan.fired(1),
+        0,
+        "the target's Region was learned from the tagging job"
+    );
+    assert_eq!(plan.fired(3), 4, "every copy went to the target's Region");
+    assert_eq!(e.get(&far, "copied/n2").await, b"near");
 }

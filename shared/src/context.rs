@@ -299,6 +299,52 @@ pub struct Context {
     /// The tasks running in this process, shared by its clones: `executor_concurrency` holds
     /// per process, not per batch, however many batches run at once.
     pub task_slots: Arc<TaskSlots>,
+    /// Clients like `s3` for the buckets found in other Regions (see [`Context::s3_for_bucket`]).
+    pub s3_regions: Arc<S3Regions>,
+}
+
+/// What one S3 client learned about buckets outside its Region: each bucket's Region (from S3's
+/// `x-amz-bucket-region` on a redirect) and one client per such Region, built from the first
+/// with only the Region changed (same credentials, endpoint, timeouts and interceptors).
+#[derive(Debug, Default)]
+pub struct S3Regions {
+    buckets: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    clients: std::sync::Mutex<std::collections::HashMap<String, aws_sdk_s3::Client>>,
+}
+
+impl S3Regions {
+    /// The client for `bucket`: `base`, unless the bucket is known to be in another Region.
+    pub fn client(&self, base: &aws_sdk_s3::Client, bucket: &str) -> aws_sdk_s3::Client {
+        let region = lock(&self.buckets).get(bucket).cloned();
+        let Some(region) = region else {
+            return base.clone();
+        };
+        if base.config().region().map(|r| r.as_ref()) == Some(region.as_str()) {
+            return base.clone();
+        }
+        lock(&self.clients)
+            .entry(region.clone())
+            .or_insert_with(|| {
+                aws_sdk_s3::Client::from_conf(
+                    base.config()
+                        .to_builder()
+                        .region(aws_sdk_s3::config::Region::new(region))
+                        .build(),
+                )
+            })
+            .clone()
+    }
+
+    /// Records that S3 named `region` as `bucket`'s. `false` if it was known already (a second
+    /// redirect to the same Region is not followed again).
+    pub fn learn(&self, bucket: &str, region: &str) -> bool {
+        lock(&self.buckets).insert(bucket.to_string(), region.to_string())
+            != Some(region.to_string())
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A process's task slots, sized by the first run's `executor_concurrency`.
@@ -352,6 +398,7 @@ impl Context {
                 .build(),
         );
         self.system_s3 = self.s3.clone();
+        self.s3_regions = Arc::new(S3Regions::default());
         self.roles = Arc::new(JobRoles::default());
         self.sts = aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(config)
@@ -401,12 +448,19 @@ impl Context {
             settings,
             lambda_endpoint: None,
             task_slots: Arc::new(TaskSlots::default()),
+            s3_regions: Arc::new(S3Regions::default()),
         }
     }
 
     /// A Lambda client as the functions build it (no SDK retries, long read timeout).
     pub fn lambda_client_for(config: &aws_config::SdkConfig) -> aws_sdk_lambda::Client {
         lambda_client(config, None)
+    }
+
+    /// The client for a task on `bucket`: `s3`, or its twin in the bucket's Region once S3 said
+    /// the bucket is elsewhere.
+    pub fn s3_for_bucket(&self, bucket: &str) -> aws_sdk_s3::Client {
+        self.s3_regions.client(&self.s3, bucket)
     }
 
     /// The context a job's work on users' data runs in: `s3` and `lambda` act as the job's
@@ -434,6 +488,7 @@ impl Context {
         Ok(Context {
             s3: clients.s3,
             lambda: clients.lambda,
+            s3_regions: clients.s3_regions,
             ..self.clone()
         })
     }
@@ -489,6 +544,7 @@ impl Context {
             s3,
             lambda,
             credentials: provider,
+            s3_regions: Arc::new(S3Regions::default()),
         })
     }
 

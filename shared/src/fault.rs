@@ -171,6 +171,13 @@ pub struct FaultRule {
     /// Only requests whose URI, headers (`name: value` lines, names lowercase) or body contain this text.
     #[serde(rename = "Contains", default, skip_serializing_if = "Option::is_none")]
     pub contains: Option<String>,
+    /// More texts that the request must contain as well.
+    #[serde(
+        rename = "AlsoContains",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub also_contains: Vec<String>,
     /// Matching requests let through before the rule starts firing.
     #[serde(rename = "Skip", default)]
     pub skip: u64,
@@ -195,6 +202,7 @@ impl FaultRule {
             service: Some(service.to_string()),
             operation: Some(operation.to_string()),
             contains: None,
+            also_contains: Vec::new(),
             skip: 0,
             times: None,
             probability: 1.0,
@@ -212,6 +220,12 @@ impl FaultRule {
 
     pub fn containing(mut self, text: &str) -> Self {
         self.contains = Some(text.to_string());
+        self
+    }
+
+    /// Also only requests that contain `text`.
+    pub fn containing_also(mut self, text: &str) -> Self {
+        self.also_contains.push(text.to_string());
         self
     }
 
@@ -234,6 +248,7 @@ impl FaultRule {
         self.service.as_deref().is_none_or(|s| s == service)
             && self.operation.as_deref().is_none_or(|o| o == operation)
             && self.contains.as_deref().is_none_or(|c| text.contains(c))
+            && self.also_contains.iter().all(|c| text.contains(c.as_str()))
     }
 }
 

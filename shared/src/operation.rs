@@ -249,9 +249,8 @@ fn invalid_operation_outcome(task: &Task, reason: &str) -> TaskOutcome {
 }
 
 async fn put_tagging(ctx: &Context, tagging: &Tagging, task: &Task) -> TaskOutcome {
-    with_s3_retries(ctx, task, || async {
-        ctx.s3
-            .put_object_tagging()
+    with_s3_retries(ctx, task, |s3| async move {
+        s3.put_object_tagging()
             .bucket(&task.bucket)
             .key(&task.key)
             .set_version_id(task.version_id.clone())
@@ -265,9 +264,8 @@ async fn put_tagging(ctx: &Context, tagging: &Tagging, task: &Task) -> TaskOutco
 }
 
 async fn delete_tagging(ctx: &Context, task: &Task) -> TaskOutcome {
-    with_s3_retries(ctx, task, || async {
-        ctx.s3
-            .delete_object_tagging()
+    with_s3_retries(ctx, task, |s3| async move {
+        s3.delete_object_tagging()
             .bucket(&task.bucket)
             .key(&task.key)
             .set_version_id(task.version_id.clone())
@@ -279,30 +277,38 @@ async fn delete_tagging(ctx: &Context, task: &Task) -> TaskOutcome {
     .await
 }
 
-/// Calls S3 until it succeeds, fails for good, or attempts run out.
+/// Calls S3 for `task` until it succeeds, fails for good, or attempts run out.
 async fn with_s3_retries<F, Fut>(ctx: &Context, task: &Task, call: F) -> TaskOutcome
 where
-    F: FnMut() -> Fut,
+    F: FnMut(aws_sdk_s3::Client) -> Fut,
     Fut: Future<Output = Result<(), Failure>>,
 {
-    match s3_call(ctx, call).await {
+    match s3_call(ctx, &task.bucket, call).await {
         Ok(()) => s3_success_outcome(task),
         Err(failure) => failure.into_outcome(task),
     }
 }
 
-/// One S3 request with the executor's retries of throttling and server errors: its answer, or the
-/// failure that ended the attempts.
-async fn s3_call<T, F, Fut>(ctx: &Context, mut call: F) -> Result<T, Failure>
+/// One S3 request on `bucket` with the executor's retries of throttling and server errors: its
+/// answer, or the failure that ended the attempts. `call` gets the client for the bucket's
+/// Region; when S3 answers that the bucket is in another Region (a 301 or 400 naming it in
+/// `x-amz-bucket-region`), the Region is learned and the request sent there at once.
+async fn s3_call<T, F, Fut>(ctx: &Context, bucket: &str, mut call: F) -> Result<T, Failure>
 where
-    F: FnMut() -> Fut,
+    F: FnMut(aws_sdk_s3::Client) -> Fut,
     Fut: Future<Output = Result<T, Failure>>,
 {
     let max_attempts = ctx.settings.lambda_max_attempts.max(1);
     let mut attempt = 1;
     loop {
-        match call().await {
+        match call(ctx.s3_for_bucket(bucket)).await {
             Ok(answer) => return Ok(answer),
+            Err(Failure {
+                bucket_region: Some(region),
+                ..
+            }) if ctx.s3_regions.learn(bucket, &region) => {
+                tracing::info!(bucket, region = %region, "the bucket is in another Region; sending there");
+            }
             Err(failure) if failure.retryable && attempt < max_attempts => {
                 tracing::debug!(code = %failure.error_code, attempt, "S3 call will be retried");
                 pause(ctx, attempt).await;
@@ -515,7 +521,7 @@ pub fn backoff_delay(base: Duration, failed_attempt: u32, jitter: f64) -> Durati
 }
 
 /// A failed AWS call, as the completion report shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Failure {
     /// Worth another attempt (throttling, server error, timeout, broken connection).
     pub retryable: bool,
@@ -525,6 +531,8 @@ pub struct Failure {
     pub http_status: Option<u16>,
     /// The service's error message.
     pub message: String,
+    /// The bucket's Region, when S3 refused the request for being sent to another one.
+    pub bucket_region: Option<String>,
 }
 
 impl Failure {
@@ -545,13 +553,37 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let status = err.raw_response().map(|r| r.status().as_u16());
-    classify_parts(
-        err.code(),
-        err.message(),
-        status,
-        transport_problem(err),
-        || describe(err),
-    )
+    Failure {
+        bucket_region: redirect_region(err),
+        ..classify_parts(
+            err.code(),
+            err.message(),
+            status,
+            transport_problem(err),
+            || describe(err),
+        )
+    }
+}
+
+/// The Region S3 names in `x-amz-bucket-region` when it refuses a request sent to the wrong
+/// Region: a 301 (`PermanentRedirect`, or a HEAD's bare 301) or a 400 whose signature or location
+/// was for another Region (`AuthorizationHeaderMalformed`, `IllegalLocationConstraintException`).
+fn redirect_region<E>(err: &SdkError<E, HttpResponse>) -> Option<String>
+where
+    E: ProvideErrorMetadata,
+{
+    let raw = err.raw_response()?;
+    let status = raw.status().as_u16();
+    let wrong_region = status == 301
+        || (status == 400
+            && matches!(
+                err.code(),
+                Some("AuthorizationHeaderMalformed" | "IllegalLocationConstraintException")
+            ));
+    if !wrong_region {
+        return None;
+    }
+    raw.headers().get("x-amz-bucket-region").map(str::to_string)
 }
 
 /// A short account of an error that came without a message: the answer's status and the start of
@@ -672,6 +704,7 @@ pub fn classify_parts(
         error_code,
         http_status: status,
         message,
+        bucket_region: None,
     }
 }
 
@@ -1007,9 +1040,8 @@ macro_rules! destination {
 
 /// One copy task: HEAD the source for its size, then CopyObject or a multipart copy.
 async fn copy_object(ctx: &Context, plan: &CopyPlan, task: &Task, at: &TaskAt<'_>) -> TaskRun {
-    let head = match s3_call(ctx, || async {
-        ctx.s3
-            .head_object()
+    let head = match s3_call(ctx, &task.bucket, |s3| async move {
+        s3.head_object()
             .bucket(&task.bucket)
             .key(&task.key)
             .set_version_id(task.version_id.clone())
@@ -1058,6 +1090,7 @@ fn archived_source_failure(head: &HeadObjectOutput) -> Option<Failure> {
         error_code: "InvalidObjectState".into(),
         http_status: Some(403),
         message: "The operation is not valid for the object's storage class".into(),
+        bucket_region: None,
     })
 }
 
@@ -1081,15 +1114,16 @@ fn source_head_failure(failure: &Failure, task: &Task) -> Failure {
 async fn single_copy(ctx: &Context, plan: &CopyPlan, task: &Task) -> Result<(), Failure> {
     let source = copy_source(task);
     let key = plan.target_key(task);
-    s3_call(ctx, || async {
+    let (source, key) = (&source, &key);
+    s3_call(ctx, &plan.target_bucket, |s3| async move {
         let request = destination!(
-            ctx.s3.copy_object(),
+            s3.copy_object(),
             plan,
             plan.replace_metadata.as_ref(),
             plan.tagging.clone()
         )
-        .key(&key)
-        .copy_source(&source)
+        .key(key)
+        .copy_source(source)
         .set_metadata_directive(
             plan.replace_metadata
                 .as_ref()
@@ -1163,6 +1197,7 @@ async fn multipart_copy(
                     "the source changed during the copy: its ETag was {} when the copy began and is {etag} now",
                     record.source_etag
                 ),
+                bucket_region: None,
             });
         }
         None => (start_upload(ctx, plan, task, head, &key).await?, Vec::new()),
@@ -1270,6 +1305,7 @@ fn store_failure(err: crate::Error) -> Failure {
         error_code: "InternalError".into(),
         http_status: Some(500),
         message: "the progress of a multipart copy could not be read or saved (the executor's logs give the cause)".into(),
+        bucket_region: None,
     }
 }
 
@@ -1290,11 +1326,13 @@ async fn start_upload(
         Some(tagging) => Some(tagging.clone()),
         None => source_tagging(ctx, plan, task).await?,
     };
-    let created = s3_call(ctx, || async {
+    let tagging = &tagging;
+    let metadata = &metadata;
+    let created = s3_call(ctx, &plan.target_bucket, |s3| async move {
         destination!(
-            ctx.s3.create_multipart_upload(),
+            s3.create_multipart_upload(),
             plan,
-            Some(&metadata),
+            Some(metadata),
             tagging.clone()
         )
         .key(key)
@@ -1356,9 +1394,8 @@ async fn source_tagging(
     plan: &CopyPlan,
     task: &Task,
 ) -> Result<Option<String>, Failure> {
-    let output = s3_call(ctx, || async {
-        ctx.s3
-            .get_object_tagging()
+    let output = s3_call(ctx, &task.bucket, |s3| async move {
+        s3.get_object_tagging()
             .bucket(&task.bucket)
             .key(&task.key)
             .set_version_id(task.version_id.clone())
@@ -1408,9 +1445,8 @@ async fn copy_parts(
             let source = &source;
             async move {
                 let number = i32::try_from(index + 1).unwrap_or(i32::MAX);
-                let output = s3_call(ctx, || async {
-                    ctx.s3
-                        .upload_part_copy()
+                let output = s3_call(ctx, &plan.target_bucket, |s3| async move {
+                    s3.upload_part_copy()
                         .bucket(&plan.target_bucket)
                         .key(key)
                         .upload_id(upload_id)
@@ -1480,9 +1516,9 @@ async fn complete_upload(
     let upload = CompletedMultipartUpload::builder()
         .set_parts(Some(parts))
         .build();
-    s3_call(ctx, || async {
-        ctx.s3
-            .complete_multipart_upload()
+    let upload = &upload;
+    s3_call(ctx, &plan.target_bucket, |s3| async move {
+        s3.complete_multipart_upload()
             .bucket(&plan.target_bucket)
             .key(key)
             .upload_id(upload_id)
@@ -1498,9 +1534,8 @@ async fn complete_upload(
 
 /// Best effort: a failed abort is logged (a lifecycle rule for incomplete uploads cleans up).
 async fn abort_upload(ctx: &Context, plan: &CopyPlan, key: &str, upload_id: &str) {
-    let aborted = s3_call(ctx, || async {
-        ctx.s3
-            .abort_multipart_upload()
+    let aborted = s3_call(ctx, &plan.target_bucket, |s3| async move {
+        s3.abort_multipart_upload()
             .bucket(&plan.target_bucket)
             .key(key)
             .upload_id(upload_id)
@@ -1570,9 +1605,8 @@ impl AclPlan {
 }
 
 async fn put_acl(ctx: &Context, plan: &AclPlan, task: &Task) -> TaskOutcome {
-    with_s3_retries(ctx, task, || async {
-        let request = ctx
-            .s3
+    with_s3_retries(ctx, task, |s3| async move {
+        let request = s3
             .put_object_acl()
             .bucket(&task.bucket)
             .key(&task.key)
@@ -1611,9 +1645,9 @@ async fn put_legal_hold(
             op.legal_hold.status.as_str(),
         ))
         .build();
-    with_s3_retries(ctx, task, || async {
-        ctx.s3
-            .put_object_legal_hold()
+    let hold = &hold;
+    with_s3_retries(ctx, task, |s3| async move {
+        s3.put_object_legal_hold()
             .bucket(&task.bucket)
             .key(&task.key)
             .set_version_id(task.version_id.clone())
@@ -1639,9 +1673,9 @@ async fn put_retention(
         )
         .set_retain_until_date(op.retention.retain_until_date.as_ref().map(smithy_time))
         .build();
-    with_s3_retries(ctx, task, || async {
-        ctx.s3
-            .put_object_retention()
+    let retention = &retention;
+    with_s3_retries(ctx, task, |s3| async move {
+        s3.put_object_retention()
             .bucket(&task.bucket)
             .key(&task.key)
             .set_version_id(task.version_id.clone())
@@ -1669,9 +1703,9 @@ async fn restore(ctx: &Context, op: &InitiateRestoreObjectOperation, task: &Task
                 .ok(),
         )
         .build();
-    with_s3_retries(ctx, task, || async {
-        ctx.s3
-            .restore_object()
+    let request = &request;
+    with_s3_retries(ctx, task, |s3| async move {
+        s3.restore_object()
             .bucket(&task.bucket)
             .key(&task.key)
             .set_version_id(task.version_id.clone())
@@ -1686,9 +1720,8 @@ async fn restore(ctx: &Context, op: &InitiateRestoreObjectOperation, task: &Task
 
 /// Deletes the listed version, or adds a delete marker when the manifest names no version.
 async fn delete_object(ctx: &Context, op: &DeleteObjectOperation, task: &Task) -> TaskOutcome {
-    with_s3_retries(ctx, task, || async {
-        ctx.s3
-            .delete_object()
+    with_s3_retries(ctx, task, |s3| async move {
+        s3.delete_object()
             .bucket(&task.bucket)
             .key(&task.key)
             .set_version_id(task.version_id.clone())
@@ -1822,17 +1855,17 @@ async fn compute_checksum(
     task: &Task,
 ) -> TaskOutcome {
     let algorithm = op.algorithm();
-    let result = s3_call(ctx, || async {
+    let result = s3_call(ctx, &task.bucket, |s3| async move {
         let Some(mut checksum) = Checksummer::new(algorithm) else {
             return Err(Failure {
                 retryable: false,
                 error_code: "InvalidRequest".into(),
                 http_status: Some(400),
                 message: format!("checksum algorithm {} is not supported", algorithm.as_str()),
+                bucket_region: None,
             });
         };
-        let output = ctx
-            .s3
+        let output = s3
             .get_object()
             .bucket(&task.bucket)
             .key(&task.key)
@@ -1852,6 +1885,7 @@ async fn compute_checksum(
                         error_code: "RequestTimeout".into(),
                         http_status: None,
                         message: format!("reading the object failed midway: {e}"),
+                        bucket_region: None,
                     })
                 }
             }
@@ -1927,6 +1961,7 @@ mod tests {
             error_code: "TooManyRequestsException".into(),
             http_status: Some(429),
             message: "Rate Exceeded.".into(),
+            bucket_region: None,
         };
         assert_eq!(
             exhausted_invoke_message(&throttled, 3),
@@ -1937,6 +1972,7 @@ mod tests {
             error_code: "ServiceException".into(),
             http_status: Some(500),
             message: "internal".into(),
+            bucket_region: None,
         };
         assert_eq!(
             exhausted_invoke_message(&broken, 1),
@@ -1967,6 +2003,7 @@ mod tests {
                 error_code: "NoSuchKey".into(),
                 http_status: Some(404),
                 message: "The specified key does not exist.".into(),
+                bucket_region: None,
             }
         );
     }

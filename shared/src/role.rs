@@ -265,6 +265,8 @@ pub struct JobClients {
     pub lambda: aws_sdk_lambda::Client,
     /// What both sign with: the role's credentials, kept and renewed.
     pub credentials: provider::SharedCredentialsProvider,
+    /// `s3`'s twins for buckets in other Regions.
+    pub s3_regions: Arc<crate::context::S3Regions>,
 }
 
 /// The job roles one container has assumed, newest last, with how many AssumeRole calls were made
