@@ -464,9 +464,19 @@ fn sqs_events_carry_the_md5_of_their_bodies() {
 /// The IAM statements of template.yaml that allow a data action on every bucket, object or
 /// function, with these parameters (`tests/common/template_policies.py`).
 fn wide_statements(parameters: &[&str]) -> Vec<Value> {
+    template_policies(&[], parameters)
+}
+
+/// Every ARN that the template's Allow statements name, with these parameters.
+fn granted_arns(parameters: &[&str]) -> Vec<Value> {
+    template_policies(&["--arns"], parameters)
+}
+
+fn template_policies(flags: &[&str], parameters: &[&str]) -> Vec<Value> {
     let root = events_dir().join("..");
     let out = std::process::Command::new(root.join(".venv/bin/python"))
         .arg(root.join("tests/common/template_policies.py"))
+        .args(flags)
         .arg(root.join("template.yaml"))
         .args(parameters)
         .output()
@@ -499,4 +509,39 @@ fn the_default_template_grants_no_data_action_on_every_resource() {
         "TaskFunctionArns=arn:aws:lambda:us-east-1:111122223333:function:f",
     ]);
     assert_eq!(narrowed, Vec::<Value>::new());
+}
+
+#[test]
+fn every_arn_the_template_grants_is_in_the_stacks_partition() {
+    let arns = granted_arns(&[
+        "AWS::Partition=aws-cn",
+        "AWS::Region=cn-north-1",
+        "RoleMode=orchestrator",
+        "TargetBucketNames=a,b",
+        "ManifestBucketNames=m",
+        "ReportBucketNames=r",
+        "InventoryBucketName=inv",
+        "KmsKeyArn=arn:aws-cn:kms:cn-north-1:111122223333:key/k1",
+    ]);
+    let resources: Vec<&str> = arns.iter().filter_map(|a| a["resource"].as_str()).collect();
+    // The lists built from bucket names, the inventory bucket and the stack's key are all there.
+    for expected in [
+        "arn:aws-cn:s3:::b/*",
+        "arn:aws-cn:s3:::m/*",
+        "arn:aws-cn:s3:::r/*",
+        "arn:aws-cn:s3:::inv",
+        "arn:aws-cn:kms:cn-north-1:111122223333:key/k1",
+    ] {
+        assert!(resources.contains(&expected), "{expected} in {resources:?}");
+    }
+    let outside: Vec<&&str> = resources
+        .iter()
+        .filter(|r| !r.starts_with("arn:aws-cn:"))
+        .collect();
+    assert!(outside.is_empty(), "ARNs outside aws-cn: {outside:?}");
+    // Without a key, no KMS grant at all.
+    let default = granted_arns(&["RoleMode=orchestrator"]);
+    assert!(default
+        .iter()
+        .all(|a| !a["resource"].as_str().unwrap_or("").contains(":kms:")));
 }

@@ -6,7 +6,10 @@ statement's resources, and prints one JSON line per Allow statement whose resour
 wildcard over every bucket, object, function, table or queue, for an action outside the few that
 have no resource (sts:GetCallerIdentity, cloudwatch:PutMetricData, ...).
 
-Usage: python template_policies.py TEMPLATE [Name=Value ...]
+With --arns, prints instead every ARN that an Allow statement names (function, sid, resource),
+so that a test can check the partition of each (AWS::Partition=aws-cn is a Name=Value too).
+
+Usage: python template_policies.py [--arns] TEMPLATE [Name=Value ...]
 """
 
 import json
@@ -46,9 +49,9 @@ Loader.add_multi_constructor("!", construct)
 class Template:
     def __init__(self, doc, overrides):
         self.params = {k: v.get("Default") for k, v in doc.get("Parameters", {}).items()}
-        self.params.update(overrides)
         self.params.update({"AWS::Partition": "aws", "AWS::AccountId": "111122223333",
                             "AWS::Region": "us-east-1", "AWS::StackName": "batchops"})
+        self.params.update(overrides)
         self.resources = doc.get("Resources", {})
         self.raw_conditions = doc.get("Conditions", {})
         self.conditions = {}
@@ -144,8 +147,8 @@ def everything(resource):
     return rest == "*"
 
 
-def violations(template):
-    found = []
+def allow_statements(template):
+    """(function, statement) for every Allow statement of the functions that exist."""
     for name, resource in template.resources.items():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
@@ -155,25 +158,41 @@ def violations(template):
             if not isinstance(policy, dict) or "Statement" not in policy:
                 continue
             for statement in policy["Statement"]:
-                if statement.get("Effect") != "Allow":
-                    continue
-                actions = statement.get("Action", [])
-                actions = actions if isinstance(actions, list) else [actions]
-                resources = statement.get("Resource", [])
-                resources = resources if isinstance(resources, list) else [resources]
-                data = [a for a in actions if a not in RESOURCELESS]
-                wide = [r for r in resources if everything(r)]
-                if data and wide:
-                    found.append({"function": name, "sid": statement.get("Sid"),
-                                  "actions": data, "resources": wide})
+                if statement.get("Effect") == "Allow":
+                    yield name, statement
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def arns(template):
+    return [{"function": name, "sid": statement.get("Sid"), "resource": r}
+            for name, statement in allow_statements(template)
+            for r in as_list(statement.get("Resource", []))
+            if isinstance(r, str) and r.startswith("arn:")]
+
+
+def violations(template):
+    found = []
+    for name, statement in allow_statements(template):
+        data = [a for a in as_list(statement.get("Action", [])) if a not in RESOURCELESS]
+        wide = [r for r in as_list(statement.get("Resource", [])) if everything(r)]
+        if data and wide:
+            found.append({"function": name, "sid": statement.get("Sid"),
+                          "actions": data, "resources": wide})
     return found
 
 
 def main():
-    path, overrides = sys.argv[1], dict(a.split("=", 1) for a in sys.argv[2:])
+    args = sys.argv[1:]
+    want_arns = args[:1] == ["--arns"]
+    args = args[1:] if want_arns else args
+    path, overrides = args[0], dict(a.split("=", 1) for a in args[1:])
     with open(path) as f:
         doc = yaml.load(f, Loader=Loader)
-    for v in violations(Template(doc, overrides)):
+    template = Template(doc, overrides)
+    for v in (arns(template) if want_arns else violations(template)):
         print(json.dumps(v))
 
 
