@@ -11,12 +11,13 @@ export SAM_CLI_TELEMETRY := 0
 REGION ?= us-east-1
 
 .PHONY: help bootstrap build lint fmt-check clippy cfn-lint sam-validate test unit-test \
-	integration-test demo sam-build services-stop chaos fuzz
+	integration-test demo sam-build services-stop chaos fuzz checkov
 
 help:
 	@echo "make demo        run a real job over a few hundred objects against moto server"
 	@echo "make test        unit + integration tests (moto server, cargo lambda watch), then lint"
 	@echo "make lint        cargo fmt --check, clippy -D warnings, cfn-lint, sam validate --lint"
+	@echo "make checkov     checkov on template.yaml (installs a pinned checkov into .venv-checkov)"
 	@echo "make build       cargo build --workspace"
 	@echo "make sam-build   sam build (release build of every function for Lambda; slow)"
 	@echo "make bootstrap   install the local tools into .venv"
@@ -42,6 +43,14 @@ sam-validate: bootstrap
 	sam validate --lint --region $(REGION)
 
 lint: bootstrap fmt-check clippy cfn-lint sam-validate
+
+# checkov has its own virtual environment: its dependencies pin other versions than SAM CLI's.
+# Every finding it would report is skipped in the template with the reason (README, "Deploying").
+CHECKOV_VERSION ?= 3.3.30
+checkov:
+	test -x .venv-checkov/bin/checkov || \
+		(python3 -m venv .venv-checkov && .venv-checkov/bin/pip install -q checkov==$(CHECKOV_VERSION))
+	.venv-checkov/bin/checkov -f template.yaml --framework cloudformation --compact --quiet
 
 # Compiles the tests before the services start, so that no server idles through the build; then
 # moto server and cargo lambda watch run for the whole test run and stop afterwards, even on failure.
