@@ -300,6 +300,15 @@ async fn tasks_run_as_the_jobs_role_and_fail_access_denied_outside_it() {
         Some("AccessDenied")
     );
     assert!(s.ctx.roles.assumed() >= 1);
+
+    // A late plan request of the ended job, in a container that has not assumed the role yet,
+    // is ignored without assuming it.
+    let fresh = Context {
+        roles: std::sync::Arc::new(batchops::role::JobRoles::default()),
+        ..s.ctx.clone()
+    };
+    batchops::planner::plan_job(&fresh, &job_id).await.unwrap();
+    assert_eq!(fresh.roles.assumed(), 0, "no AssumeRole for an ended job");
 }
 
 /// Runs a job as `role_arn` and checks that it failed in Preparing, naming the role, before any

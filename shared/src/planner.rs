@@ -355,6 +355,10 @@ async fn plan_part_request(
 /// least-privilege: its reserved batches cannot be sent again, and the part closes at its
 /// checkpoint.
 async fn job_context(ctx: &Context, job: &Job) -> Result<Option<Context>> {
+    if job.status.is_terminal() {
+        // A late request, ignored below: not worth an AssumeRole.
+        return Ok(Some(ctx.clone()));
+    }
     let err = match ctx.for_job(job).await {
         Ok(data) => return Ok(Some(data)),
         Err(err @ Error::RoleNotAssumed { .. }) => err,
