@@ -1303,14 +1303,39 @@ fn signed_for(operation: &str, bucket: &str, region: &str, fault: Fault) -> Faul
 #[tokio::test]
 async fn tasks_and_copies_on_buckets_in_another_region_are_sent_there() {
     let e = env().await;
-    let far = e.create_bucket("far", false, false).await;
+    let far = e.bucket("far");
+    e.ctx
+        .s3
+        .create_bucket()
+        .bucket(&far)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let location = e
+        .ctx
+        .s3
+        .get_bucket_location()
+        .bucket(&far)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        location.location_constraint().map(|l| l.as_str()),
+        Some("eu-west-1")
+    );
     let near = e.create_bucket("near", false, false).await;
     for i in 0..4 {
         e.put(&near, &format!("n{i}"), b"near".to_vec()).await;
         e.put(&far, &format!("f{i}"), b"far".to_vec()).await;
     }
-    // moto serves every Region on one endpoint; these rules make it answer as S3 does for a
-    // bucket in eu-west-1, and count what reaches it signed for eu-west-1.
+    // moto keeps the bucket in eu-west-1 but serves every Region on one endpoint and does not
+    // redirect; these rules make it answer as S3 does, and count what reaches it signed for
+    // eu-west-1.
     let rules = vec![
         signed_for(
             "PutObjectTagging",
