@@ -10,7 +10,8 @@
 //!
 //! `make test` runs a small one (CHAOS_TASKS=3000, seeds 1 and 2). Knobs: `CHAOS_TASKS`,
 //! `CHAOS_SEEDS` (comma-separated), `CHAOS_TIMEOUT_SECONDS`, `CHAOS_JOBS` (which of
-//! tagging,copy,invoke; all three by default).
+//! tagging,copy,invoke; all three by default), `CHAOS_MESSAGE_BYTES` (the batch messages' size in
+//! runs over 10,000 tasks; default 16 KiB).
 
 mod common;
 
@@ -63,6 +64,13 @@ async fn setup(tasks: u64) -> (Stack, String) {
         settings.commit_patience = Duration::from_secs(10);
         settings.stall_after = Duration::from_secs(20);
         settings.finalize_resend_after = Duration::from_secs(10);
+        // A large run packs small messages (CHAOS_MESSAGE_BYTES, default 16 KiB): hundreds of
+        // batches at once, so that a stalled one (a killed invocation waits out its visibility
+        // timeout) holds up few tasks. With 250 KB messages the 66,666 tagging tasks of a
+        // 100,000-task run were 10 batches, and the run crawled at a few tasks a second.
+        if tasks > 10_000 {
+            settings.max_message_bytes = env_u64("CHAOS_MESSAGE_BYTES", 16 * 1024) as usize;
+        }
     })
     .await;
     s.ctx = s
