@@ -166,6 +166,34 @@ async fn a_commit_that_took_effect_but_looked_failed_keeps_its_result_part() {
 }
 
 #[tokio::test]
+async fn a_manifest_read_that_s3_refuses_for_now_is_retried_not_failed() {
+    // The chaos run at 100,000 tasks: an InternalError burst while the planner read the copy
+    // job's manifest outlasted the SDK's three attempts, and the job failed ManifestReadFailed
+    // with 27,215 tasks not run. A server error or throttling is S3's, not the manifest's.
+    let s = stack_with(false, |_| {}).await;
+    let (data, etag) = objects(&s, 20).await;
+    let job_id = tagging_job(&s, &data, &etag, "AllTasks").await;
+    let burst = |operation: &str| {
+        FaultRule::new("S3", operation, Fault::internal_error())
+            .containing("m.csv")
+            .times(3)
+    };
+    let (ctx, plan) = faulty(&s, vec![burst("HeadObject"), burst("GetObject")]);
+    local::run_with(&ctx, RunUntil::JobTerminal(job_id.clone()), &options())
+        .await
+        .unwrap();
+    assert_eq!(
+        (plan.fired(0), plan.fired(1)),
+        (3, 3),
+        "a whole planner run each"
+    );
+    let job = job(&s.ctx, &job_id).await;
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+    assert_eq!((job.progress.succeeded, job.progress.failed), (20, 0));
+    assert_reported_once(&s, &data, &job_id, 20).await;
+}
+
+#[tokio::test]
 async fn a_finalize_lost_after_its_claim_is_resent_by_the_sweeper() {
     let s = stack_with(false, |st| {
         st.finalize_resend_after = Duration::from_secs(2);

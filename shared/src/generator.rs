@@ -526,10 +526,11 @@ async fn list_matching(
     let mut chunk = Vec::with_capacity(CHUNK_TASKS);
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| {
-            Error::Manifest(format!(
-                "manifest generator: cannot list the source bucket s3://{bucket}: {}",
-                s3_error_reason(&e)
-            ))
+            crate::manifest::s3_refusal(
+                &format!("manifest generator: cannot list the source bucket s3://{bucket}"),
+                "ListObjectsV2",
+                &e,
+            )
         })?;
         for object in page.contents() {
             let Some(object) = summary(object) else {
@@ -796,11 +797,11 @@ impl<'a> ManifestWriter<'a> {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        Error::Manifest(format!(
-            "{}: cannot write the object: {}",
-            self.target(),
-            s3_error_reason(err)
-        ))
+        crate::manifest::s3_refusal(
+            &format!("{}: cannot write the object", self.target()),
+            "PutObject",
+            err,
+        )
     }
 }
 
@@ -923,10 +924,11 @@ pub async fn write_snapshot(
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| {
-            Error::Manifest(format!(
-                "manifest generator: cannot list the source bucket s3://{source_bucket}: {}",
-                s3_error_reason(&e)
-            ))
+            crate::manifest::s3_refusal(
+                &format!("manifest generator: cannot list the source bucket s3://{source_bucket}"),
+                "ListObjectsV2",
+                &e,
+            )
         })?;
         for object in page.contents() {
             if let Some(object) = summary(object) {
@@ -969,12 +971,14 @@ pub async fn write_snapshot(
         .send()
         .await
         .map_err(|e| {
-            Error::Manifest(format!(
-                "generated manifest s3://{}/{}: cannot read it back: {}",
-                target.bucket,
-                target.key,
-                s3_error_reason(&e)
-            ))
+            crate::manifest::s3_refusal(
+                &format!(
+                    "generated manifest s3://{}/{}: cannot read it back",
+                    target.bucket, target.key
+                ),
+                "HeadObject",
+                &e,
+            )
         })?;
     tracing::info!(job_id = %job.job_id, tasks = state.tasks, bucket = %target.bucket, key = %target.key, "listing written");
     Ok(Listing::Written(crate::job::JobSource {

@@ -199,12 +199,7 @@ pub async fn pin_manifest(s3: &aws_sdk_s3::Client, manifest: &JobManifest) -> Re
         .set_version_id(location.object_version_id.clone())
         .send()
         .await
-        .map_err(|e| {
-            Error::Manifest(format!(
-                "{source}: cannot read the object: {}",
-                s3_error_reason(&e)
-            ))
-        })?;
+        .map_err(|e| read_error(&source, "HeadObject", &e))?;
     if let Some(expected) = &location.etag {
         check_etag(&source, expected, head.e_tag())?;
     }
@@ -370,16 +365,44 @@ pub(crate) async fn open_object(s3: &aws_sdk_s3::Client, o: &Opening<'_>) -> Res
                     if_match.unwrap_or_default()
                 ));
             }
-            Error::Manifest(format!(
-                "{}: cannot read the object: {}",
-                o.source,
-                s3_error_reason(&e)
-            ))
+            read_error(o.source, "GetObject", &e)
         })?;
     if let Some(expected) = o.expected_etag {
         check_etag(o.source, expected, output.e_tag())?;
     }
     Ok(output.body)
+}
+
+/// Why a manifest object could not be read; see [`s3_refusal`].
+fn read_error<E>(source: &str, operation: &'static str, err: &SdkError<E, HttpResponse>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    s3_refusal(&format!("{source}: cannot read the object"), operation, err)
+}
+
+/// An S3 call on a job's manifest (its object, a generator's listing or output) that failed.
+/// S3 refusing for now (throttling, a server error, a timeout: what the SDK's own attempts did
+/// not get past) is an `Error::Aws`, so that the plan request is delivered again and planning
+/// goes on from its checkpoint; anything else (NoSuchKey, AccessDenied, ...) is the manifest's:
+/// `Error::Manifest`, which fails the job with S3's reason after `what`.
+pub(crate) fn s3_refusal<E>(
+    what: &str,
+    operation: &'static str,
+    err: &SdkError<E, HttpResponse>,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let reason = s3_error_reason(err);
+    if crate::operation::classify_s3_error(err).retryable {
+        return Error::Aws {
+            service: "S3",
+            operation,
+            message: format!("{what}: {reason} (tried again on the next delivery)"),
+        };
+    }
+    Error::Manifest(format!("{what}: {reason}"))
 }
 
 /// The S3 error code first (NoSuchKey, AccessDenied, ...), then the HTTP status and message.
