@@ -356,10 +356,10 @@ async fn late_copies_of_batches_of_an_ended_job_are_dropped_at_once() {
 /// The executor's time runs out after every task (a budget of 0): each delivery runs one task,
 /// commits it and hands the rest of the batch on; a copy of a message delivered again runs
 /// nothing that was committed.
-#[tokio::test]
-async fn an_executor_out_of_time_hands_the_rest_of_its_batch_on() {
-    // A batch not committed to for 2 s is taken over by a stale copy of it.
-    let lease = Duration::from_secs(2);
+/// A job of six tasks in one batch, planned, with executors that commit one task per run and
+/// take a batch over after `lease` without commits; returns the stack, the data bucket, the job
+/// and the batch's message, taken off the queue.
+async fn one_task_per_run(lease: Duration) -> (Stack, String, String, String) {
     let s = stack_with(false, |st| {
         st.executor_budget = Some(Duration::ZERO);
         st.stall_after = lease;
@@ -370,9 +370,18 @@ async fn an_executor_out_of_time_hands_the_rest_of_its_batch_on() {
     let plan_requests = common::drain_queue(&s.ctx, &s.ctx.settings.plan_queue_url).await;
     assert_eq!(plan_requests.len(), 1);
     batchops::planner::plan_job(&s.ctx, &job_id).await.unwrap();
-    let first = common::drain_queue(&s.ctx, &s.ctx.settings.task_queue_url).await;
+    let mut first = common::drain_queue(&s.ctx, &s.ctx.settings.task_queue_url).await;
     assert_eq!(first.len(), 1, "six tasks in one batch");
-    let result = executor::process_message(&s.ctx, &first[0]).await.unwrap();
+    let body = first.remove(0);
+    (s, data, job_id, body)
+}
+
+#[tokio::test]
+async fn an_executor_out_of_time_hands_the_rest_of_its_batch_on() {
+    // A batch not committed to for 2 s is taken over by a stale copy of it.
+    let lease = Duration::from_secs(2);
+    let (s, data, job_id, first) = one_task_per_run(lease).await;
+    let result = executor::process_message(&s.ctx, &first).await.unwrap();
     assert_eq!(
         result,
         BatchResult::Continued {
@@ -382,11 +391,11 @@ async fn an_executor_out_of_time_hands_the_rest_of_its_batch_on() {
     );
     // The original delivered again at once: the delivery that committed task 0 carries the
     // batch on, so this copy neither runs nor fails; a delayed copy of the rest replaces it.
-    let deferred = executor::process_message(&s.ctx, &first[0]).await.unwrap();
+    let deferred = executor::process_message(&s.ctx, &first).await.unwrap();
     assert_eq!(deferred, BatchResult::Deferred { done: 1 });
     // Once the batch has not moved for the lease, a stale copy takes over from task 1.
     tokio::time::sleep(lease + Duration::from_millis(200)).await;
-    let again = executor::process_message(&s.ctx, &first[0]).await.unwrap();
+    let again = executor::process_message(&s.ctx, &first).await.unwrap();
     assert_eq!(
         again,
         BatchResult::Continued {
@@ -432,19 +441,10 @@ async fn an_executor_out_of_time_hands_the_rest_of_its_batch_on() {
 async fn a_delivery_that_loses_the_race_for_a_segment_is_deferred_not_failed() {
     // Two deliveries of one message at once: the loser must not come back as an error, or
     // every race it loses counts towards maxReceiveCount and a healthy batch dead-letters.
-    let s = stack_with(false, |st| {
-        st.executor_budget = Some(Duration::ZERO);
-        st.stall_after = Duration::from_secs(2);
-    })
-    .await;
-    let (data, etag) = objects(&s, 6).await;
-    let job_id = tagging_job(&s, &data, &etag, "AllTasks").await;
-    common::drain_queue(&s.ctx, &s.ctx.settings.plan_queue_url).await;
-    batchops::planner::plan_job(&s.ctx, &job_id).await.unwrap();
-    let first = common::drain_queue(&s.ctx, &s.ctx.settings.task_queue_url).await;
+    let (s, data, job_id, first) = one_task_per_run(Duration::from_secs(2)).await;
     let (a, b) = tokio::join!(
-        executor::process_message(&s.ctx, &first[0]),
-        executor::process_message(&s.ctx, &first[0])
+        executor::process_message(&s.ctx, &first),
+        executor::process_message(&s.ctx, &first)
     );
     let mut results = vec![a.unwrap(), b.unwrap()];
     results.sort_by_key(|r| format!("{r:?}"));
@@ -469,18 +469,9 @@ async fn stale_copies_of_a_batch_carried_on_leave_one_deferred_copy_between_them
     // The chaos run at 100,000 tasks: every duplicate delivery of a long batch left its own
     // deferred copy, re-checking every stall time until the batch ended; hundreds piled up and
     // took over together whenever a commit was late, racing each other.
-    let s = stack_with(false, |st| {
-        st.executor_budget = Some(Duration::ZERO);
-        st.stall_after = Duration::from_secs(3);
-    })
-    .await;
-    let (data, etag) = objects(&s, 6).await;
-    let job_id = tagging_job(&s, &data, &etag, "AllTasks").await;
-    common::drain_queue(&s.ctx, &s.ctx.settings.plan_queue_url).await;
-    batchops::planner::plan_job(&s.ctx, &job_id).await.unwrap();
-    let first = common::drain_queue(&s.ctx, &s.ctx.settings.task_queue_url).await;
+    let (s, data, job_id, first) = one_task_per_run(Duration::from_secs(3)).await;
     assert_eq!(
-        executor::process_message(&s.ctx, &first[0]).await.unwrap(),
+        executor::process_message(&s.ctx, &first).await.unwrap(),
         BatchResult::Continued {
             done: 1,
             remaining: 5
@@ -488,7 +479,7 @@ async fn stale_copies_of_a_batch_carried_on_leave_one_deferred_copy_between_them
     );
     let mut stale = Vec::new();
     for _ in 0..5 {
-        stale.push(executor::process_message(&s.ctx, &first[0]).await.unwrap());
+        stale.push(executor::process_message(&s.ctx, &first).await.unwrap());
     }
     assert_eq!(stale[0], BatchResult::Deferred { done: 1 });
     assert_eq!(stale[1..], [BatchResult::Covered; 4]);
