@@ -188,6 +188,99 @@ async fn the_cli_runs_jobs_templates_and_inventory_arrivals_on_the_emulator() {
         .unwrap();
     assert_eq!(tags.tag_set[0].value, "cli");
 
+    // Job tags: put (the AWS CLI's shorthand or JSON), get, list-jobs --tag, delete, locally
+    // and through the control function alike.
+    assert_eq!(
+        ok_json(&[
+            "put-job-tagging",
+            "--job-id",
+            &job_id,
+            "--tags",
+            "Key=team,Value=blue",
+            "Key=env,Value=",
+        ]),
+        Value::Null
+    );
+    let tags = json!({"Tags": [{"Key": "team", "Value": "blue"}, {"Key": "env", "Value": ""}]});
+    assert_eq!(ok_json(&["get-job-tagging", "--job-id", &job_id]), tags);
+    assert_eq!(via(&["get-job-tagging", "--job-id", &job_id]), tags);
+    let with_tags = |args: &[&str]| -> Vec<Value> {
+        let mut all = vec!["list-jobs"];
+        all.extend_from_slice(args);
+        ok_json(&all)["Jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["JobId"].clone())
+            .collect()
+    };
+    assert_eq!(
+        with_tags(&["--tag", "team=blue", "--tag", "env="]),
+        [json!(job_id)]
+    );
+    via(&[
+        "put-job-tagging",
+        "--job-id",
+        &job_id,
+        "--tags",
+        r#"[{"Key": "team", "Value": "red"}]"#,
+    ]);
+    assert!(with_tags(&["--tag", "team=blue"]).is_empty());
+    assert_eq!(with_tags(&["--tag", "team=red"]), [json!(job_id)]);
+    via(&["delete-job-tagging", "--job-id", &job_id]);
+    assert_eq!(
+        ok_json(&["get-job-tagging", "--job-id", &job_id]),
+        json!({"Tags": []})
+    );
+    let bad_tags = batchops(&[
+        "put-job-tagging",
+        "--job-id",
+        &job_id,
+        "--tags",
+        "team=blue",
+    ]);
+    assert!(!bad_tags.status.success());
+    assert!(String::from_utf8_lossy(&bad_tags.stderr).contains("Key=KEY,Value=VALUE"));
+
+    // A clone, through the control function; a re-run of a job without failed tasks is refused.
+    let clone = via(&[
+        "create-job",
+        "--clone-of",
+        &job_id,
+        "--confirmation-required",
+    ]);
+    let clone_id = clone["JobId"].as_str().unwrap().to_string();
+    assert_ne!(clone_id, job_id);
+    let clone_tags = ok_json(&["get-job-tagging", "--job-id", &clone_id]);
+    assert_eq!(
+        clone_tags,
+        json!({"Tags": [{"Key": "batchops:clone-of", "Value": job_id}]})
+    );
+    let described = ok_json(&["describe-job", "--job-id", &clone_id]);
+    assert_eq!(described["Job"]["Operation"], operation);
+    assert_eq!(described["Job"]["ConfirmationRequired"], json!(true));
+    ok_json(&[
+        "update-job-status",
+        "--job-id",
+        &clone_id,
+        "--requested-job-status",
+        "Cancelled",
+    ]);
+    let rerun = batchops(&["create-job", "--rerun-failed-of", &job_id]);
+    assert!(!rerun.status.success());
+    let said = String::from_utf8_lossy(&rerun.stderr);
+    assert!(said.contains("no failed tasks"), "{said}");
+    let both = batchops(&[
+        "create-job",
+        "--clone-of",
+        &job_id,
+        "--cli-input-json",
+        &file,
+    ]);
+    assert!(!both.status.success(), "one source of the job at a time");
+    let none = batchops(&["create-job"]);
+    assert!(!none.status.success());
+
     let listed = ok_json(&["list-jobs", "--job-statuses", "Complete"]);
     assert!(listed["Jobs"]
         .as_array()

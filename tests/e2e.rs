@@ -476,7 +476,9 @@ async fn an_inventory_arrival_starts_the_templated_job_automatically() {
     .await;
 
     s.run_until_idle().await;
-    let jobs = control::list_jobs(&s.ctx, &[], None, None).await.unwrap();
+    let jobs = control::list_jobs(&s.ctx, &Default::default())
+        .await
+        .unwrap();
     let jobs = serde_json::to_value(jobs).unwrap();
     let jobs = jobs["Jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 1, "one job per arrival: {jobs:?}");
@@ -1132,7 +1134,9 @@ async fn connect_inventory_keeps_the_buckets_other_notifications_and_eventbridge
         .await
         .unwrap();
     s.run_until_idle().await;
-    let jobs = control::list_jobs(&s.ctx, &[], None, None).await.unwrap();
+    let jobs = control::list_jobs(&s.ctx, &Default::default())
+        .await
+        .unwrap();
     let listed = serde_json::to_value(&jobs).unwrap();
     let created = listed["Jobs"].as_array().unwrap();
     assert_eq!(created.len(), 1, "{listed}");

@@ -554,7 +554,7 @@ async fn template_events_and_a_direct_inventory_arrival_start_a_job() {
         planner::handle(&s.ctx, arrival.clone()).await.unwrap(),
         Value::Null
     );
-    let jobs = control::list_jobs(&s.ctx, &[], None, None)
+    let jobs = control::list_jobs(&s.ctx, &Default::default())
         .await
         .unwrap()
         .jobs;
@@ -576,7 +576,7 @@ async fn template_events_and_a_direct_inventory_arrival_start_a_job() {
     );
     planner::handle(&s.ctx, bridged).await.unwrap();
     assert_eq!(
-        control::list_jobs(&s.ctx, &[], None, None)
+        control::list_jobs(&s.ctx, &Default::default())
             .await
             .unwrap()
             .jobs

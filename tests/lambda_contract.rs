@@ -233,6 +233,7 @@ fn job(operation: Value) -> Job {
         failure_reasons: Vec::new(),
         progress: Progress::default(),
         finalize_sent: false,
+        tags: Vec::new(),
         tracking: Default::default(),
     }
 }

@@ -168,6 +168,7 @@ fn job(operation: Value, confirmation: bool) -> Job {
         failure_reasons: Vec::new(),
         progress: Progress::default(),
         finalize_sent: false,
+        tags: Vec::new(),
         tracking: Default::default(),
     }
 }

@@ -312,7 +312,9 @@ async fn every_item_of_an_ended_job_expires_90_days_later_and_then_the_job_is_go
         control::describe_job(&s.ctx, &job_id).await,
         Err(Error::JobNotFound(_))
     ));
-    let listed = control::list_jobs(&s.ctx, &[], None, None).await.unwrap();
+    let listed = control::list_jobs(&s.ctx, &Default::default())
+        .await
+        .unwrap();
     assert!(listed.jobs.iter().all(|j| j.job_id != job_id));
 }
 
@@ -348,9 +350,13 @@ async fn list_jobs_pages_through_250_jobs_newest_first() {
             let mut pages = Vec::new();
             let mut token: Option<String> = None;
             loop {
-                let page = control::list_jobs(&ctx, &statuses, Some(max), token.as_deref())
-                    .await
-                    .unwrap();
+                let input = control::ListJobsInput {
+                    job_statuses: statuses.clone(),
+                    max_results: Some(max),
+                    next_token: token.clone(),
+                    ..Default::default()
+                };
+                let page = control::list_jobs(&ctx, &input).await.unwrap();
                 pages.push(page.jobs);
                 match page.next_token {
                     Some(next) => token = Some(next),
@@ -385,12 +391,205 @@ async fn list_jobs_pages_through_250_jobs_newest_first() {
     assert_eq!(cancelled.len(), 50);
     assert!(cancelled.iter().all(|j| j.status == JobStatus::Cancelling));
 
+    let input = |max: usize, token: Option<&str>| control::ListJobsInput {
+        max_results: Some(max),
+        next_token: token.map(str::to_string),
+        ..Default::default()
+    };
     assert!(matches!(
-        control::list_jobs(&s.ctx, &[], Some(0), None).await,
+        control::list_jobs(&s.ctx, &input(0, None)).await,
         Err(Error::InvalidRequest(_))
     ));
     assert!(matches!(
-        control::list_jobs(&s.ctx, &[], Some(10), Some("garbage")).await,
+        control::list_jobs(&s.ctx, &input(10, Some("garbage"))).await,
         Err(Error::InvalidRequest(_))
     ));
+}
+
+/// Deletes every result part a job left in the system bucket, as their lifecycle rule would.
+async fn expire_parts(s: &Stack, job_id: &str) -> usize {
+    let listed = s
+        .ctx
+        .s3
+        .list_objects_v2()
+        .bucket(&s.ctx.settings.system_bucket)
+        .prefix(format!("staging/job-{job_id}/parts/"))
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
+    for key in &keys {
+        s.ctx
+            .s3
+            .delete_object()
+            .bucket(&s.ctx.settings.system_bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    }
+    keys.len()
+}
+
+fn job_tag(job: &batchops::job::Job, key: &str) -> Option<String> {
+    job.tags
+        .iter()
+        .find(|t| t.key == key)
+        .map(|t| t.value.clone())
+}
+
+#[tokio::test]
+async fn failed_tasks_run_again_in_a_new_job_with_or_without_a_report_and_clones_copy_the_spec() {
+    let s = small_stack(|_| {}).await;
+    let data = s.bucket("data");
+    s.create_bucket(&data).await;
+    // 40 keys, one in four missing at first: 10 tasks fail with NoSuchKey.
+    let keys: Vec<String> = (0..40).map(|i| format!("rerun/{i:02} a,b")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        if i % 4 != 3 {
+            s.put(&data, key, "x").await;
+        }
+    }
+    let rows: Vec<(String, String)> = keys.iter().map(|k| (data.clone(), k.clone())).collect();
+    let etag = s.put_manifest(&data, "rerun.csv", &rows).await;
+    let job_json = |scope: &str, enabled: bool| {
+        let mut v = csv_job(
+            &data,
+            "rerun.csv",
+            &etag,
+            tagging(&[("round", "1")]),
+            &data,
+            scope,
+        );
+        v["Report"]["Enabled"] = Value::Bool(enabled);
+        v["Description"] = Value::String("nightly tagging".into());
+        v["ClientRequestToken"] = Value::String(format!("token-{scope}-{enabled}"));
+        v["Tags"] = serde_json::json!([{"Key": "team", "Value": "blue"}]);
+        v
+    };
+    let no_report = s.create_job(job_json("AllTasks", false)).await;
+    let failed_only = s.create_job(job_json("FailedTasksOnly", true)).await;
+
+    // Not before the job has ended.
+    let err = control::rerun_failed_tasks(&s.ctx, &no_report, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("once it has ended"), "{err}");
+
+    for id in [&no_report, &failed_only] {
+        let job = s.run_job(id).await;
+        assert_eq!(job.status, JobStatus::Complete);
+        assert_eq!((job.progress.succeeded, job.progress.failed), (30, 10));
+    }
+    // The failed-only job's parts expire: its report is read instead. The other has no report,
+    // so its parts are all there is.
+    assert!(expire_parts(&s, &failed_only).await > 0);
+    for (i, key) in keys.iter().enumerate() {
+        if i % 4 == 3 {
+            s.put(&data, key, "now here").await;
+        }
+    }
+
+    let store = Store::from_context(&s.ctx);
+    for source in [&no_report, &failed_only] {
+        let rerun = control::rerun_failed_tasks(&s.ctx, source, None)
+            .await
+            .unwrap()
+            .job_id;
+        let job = store.get_job(&rerun).await.unwrap();
+        assert_eq!(
+            job_tag(&job, control::RERUN_OF_TAG).as_deref(),
+            Some(source.as_str())
+        );
+        assert_eq!(job_tag(&job, "team").as_deref(), Some("blue"));
+        assert_eq!(job.request.description.as_deref(), Some("nightly tagging"));
+        let manifest = job.manifest().unwrap();
+        assert!(
+            manifest.location.object_arn.starts_with(&format!(
+                "arn:aws:s3:::{}/jobs/job-{rerun}/",
+                s.ctx.settings.system_bucket
+            )),
+            "{}",
+            manifest.location.object_arn
+        );
+        let job = s.run_job(&rerun).await;
+        assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+        assert_eq!(job.progress.total_tasks, Some(10));
+        assert_eq!((job.progress.succeeded, job.progress.failed), (10, 0));
+    }
+    for key in &keys {
+        assert_eq!(
+            s.tags(&data, key).await.get("round").map(String::as_str),
+            Some("1")
+        );
+    }
+
+    // A job without failed tasks has nothing to run again; one whose parts expired with no
+    // report to fall back on says that its failed tasks are gone.
+    let clean = store
+        .list_jobs(&[])
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|j| job_tag(j, control::RERUN_OF_TAG).as_deref() == Some(no_report.as_str()))
+        .unwrap();
+    let err = control::rerun_failed_tasks(&s.ctx, &clean.job_id, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no failed tasks"), "{err}");
+    assert!(expire_parts(&s, &no_report).await > 0);
+    let err = control::rerun_failed_tasks(&s.ctx, &no_report, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no longer kept"), "{err}");
+
+    // A clone has the source's spec and current tags, a new token, and its origin in a tag.
+    control::put_job_tagging(
+        &s.ctx,
+        &failed_only,
+        &[batchops::job::S3Tag {
+            key: "team".into(),
+            value: "green".into(),
+        }],
+    )
+    .await
+    .unwrap();
+    let clone = control::clone_job(&s.ctx, &failed_only, Some(true))
+        .await
+        .unwrap()
+        .job_id;
+    let source = store.get_job(&failed_only).await.unwrap();
+    let cloned = store.get_job(&clone).await.unwrap();
+    assert_eq!(cloned.request.operation, source.request.operation);
+    assert_eq!(cloned.request.manifest, source.request.manifest);
+    assert_eq!(cloned.request.report, source.request.report);
+    assert_eq!(cloned.request.role_arn, source.request.role_arn);
+    assert_eq!(cloned.priority, source.priority);
+    assert_ne!(
+        cloned.request.client_request_token,
+        source.request.client_request_token
+    );
+    assert_eq!(job_tag(&cloned, "team").as_deref(), Some("green"));
+    assert_eq!(
+        job_tag(&cloned, control::CLONE_OF_TAG).as_deref(),
+        Some(failed_only.as_str())
+    );
+    assert!(
+        cloned.confirmation_required(),
+        "--confirmation-required applies"
+    );
+    s.run_until_idle().await;
+    assert_eq!(
+        store.get_job(&clone).await.unwrap().status,
+        JobStatus::Suspended
+    );
+    control::update_job_status(&s.ctx, &clone, JobStatus::Ready, None)
+        .await
+        .unwrap();
+    let cloned = s.run_job(&clone).await;
+    assert_eq!((cloned.progress.succeeded, cloned.progress.failed), (40, 0));
 }

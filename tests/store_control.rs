@@ -229,10 +229,14 @@ async fn list_jobs_filters_by_status_newest_first() {
         .await
         .unwrap());
 
-    let all = control::list_jobs(&ctx, &[], None, None).await.unwrap();
+    let in_statuses = |statuses: &[JobStatus]| control::ListJobsInput {
+        job_statuses: statuses.to_vec(),
+        ..Default::default()
+    };
+    let all = control::list_jobs(&ctx, &in_statuses(&[])).await.unwrap();
     let ids: Vec<_> = all.jobs.iter().map(|j| j.job_id.clone()).collect();
     assert_eq!(ids, vec![c.clone(), b.clone(), a.clone()]);
-    let cancelled = control::list_jobs(&ctx, &[JobStatus::Cancelled], None, None)
+    let cancelled = control::list_jobs(&ctx, &in_statuses(&[JobStatus::Cancelled]))
         .await
         .unwrap();
     assert_eq!(cancelled.jobs.len(), 1);
@@ -240,18 +244,18 @@ async fn list_jobs_filters_by_status_newest_first() {
     assert!(cancelled.jobs[0].termination_date.is_some());
     let both = control::list_jobs(
         &ctx,
-        &[JobStatus::Cancelled, JobStatus::Preparing],
-        None,
-        None,
+        &in_statuses(&[JobStatus::Cancelled, JobStatus::Preparing]),
     )
     .await
     .unwrap();
     assert_eq!(both.jobs.len(), 3);
-    assert!(control::list_jobs(&ctx, &[JobStatus::Complete], None, None)
-        .await
-        .unwrap()
-        .jobs
-        .is_empty());
+    assert!(
+        control::list_jobs(&ctx, &in_statuses(&[JobStatus::Complete]))
+            .await
+            .unwrap()
+            .jobs
+            .is_empty()
+    );
 
     let value = serde_json::to_value(&all).unwrap();
     assert_eq!(value["Jobs"][0]["Operation"], "S3PutObjectTagging");
@@ -936,4 +940,167 @@ async fn the_control_handler_runs_s3_control_shaped_requests() {
         .unwrap_err();
     assert!(err.to_string().contains("unknown control Action"), "{err}");
     assert!(ControlRequest::parse(&json!({"Action": "DescribeJob", "Input": {}})).is_err());
+}
+
+#[tokio::test]
+async fn job_tags_are_created_read_replaced_deleted_and_filter_list_jobs() {
+    let ctx = common::test_context().await;
+    let run = |action: &str, input: Value| {
+        let ctx = ctx.clone();
+        let event = json!({"Action": action, "Input": input});
+        async move { control::handle(&ctx, event).await }
+    };
+    let team = common::unique_suffix();
+    let tagged = create(
+        &ctx,
+        request(|v| {
+            v["Tags"] = json!([{"Key": "team", "Value": team}, {"Key": "env", "Value": "prod"}])
+        }),
+    )
+    .await;
+    let other = create(
+        &ctx,
+        request(|v| v["Tags"] = json!([{"Key": "team", "Value": team}])),
+    )
+    .await;
+    let untagged = create(&ctx, request(|_| {})).await;
+
+    // GetJobTagging answers in S3 Control's shape, the tags of CreateJob first.
+    let got = run("GetJobTagging", json!({"JobId": tagged}))
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        json!({"Tags": [{"Key": "team", "Value": team}, {"Key": "env", "Value": "prod"}]})
+    );
+    assert_eq!(
+        run("GetJobTagging", json!({"JobId": untagged}))
+            .await
+            .unwrap(),
+        json!({"Tags": []})
+    );
+
+    // ListJobs filtered by tags: jobs with every tag asked for, pages included.
+    let listed = |tags: Value, max: Option<usize>| {
+        let ctx = ctx.clone();
+        async move {
+            let mut ids = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let input = control::ListJobsInput {
+                    tags: serde_json::from_value(tags.clone()).unwrap(),
+                    max_results: max,
+                    next_token: token,
+                    ..Default::default()
+                };
+                let page = control::list_jobs(&ctx, &input).await.unwrap();
+                assert!(page.jobs.len() <= max.unwrap_or(1000));
+                ids.extend(page.jobs.into_iter().map(|j| j.job_id));
+                match page.next_token {
+                    Some(next) => token = Some(next),
+                    None => return ids,
+                }
+            }
+        }
+    };
+    assert_eq!(
+        listed(json!([{"Key": "team", "Value": team}]), None).await,
+        [other.clone(), tagged.clone()]
+    );
+    assert_eq!(
+        listed(json!([{"Key": "team", "Value": team}]), Some(1)).await,
+        [other.clone(), tagged.clone()]
+    );
+    assert_eq!(
+        listed(
+            json!([{"Key": "team", "Value": team}, {"Key": "env", "Value": "prod"}]),
+            None
+        )
+        .await,
+        std::slice::from_ref(&tagged)
+    );
+
+    // PutJobTagging replaces the whole set; the stored request keeps what CreateJob asked.
+    let put = run(
+        "PutJobTagging",
+        json!({"JobId": tagged, "Tags": [{"Key": "owner", "Value": "ops"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(put, json!({}));
+    assert_eq!(
+        run("GetJobTagging", json!({"JobId": tagged}))
+            .await
+            .unwrap(),
+        json!({"Tags": [{"Key": "owner", "Value": "ops"}]})
+    );
+    assert_eq!(
+        listed(json!([{"Key": "team", "Value": team}]), None).await,
+        std::slice::from_ref(&other)
+    );
+    let stored = Store::from_context(&ctx).get_job(&tagged).await.unwrap();
+    assert_eq!(stored.request.tags.as_ref().map(Vec::len), Some(2));
+
+    // DeleteJobTagging, and PutJobTagging with an empty set, remove them all.
+    assert_eq!(
+        run("DeleteJobTagging", json!({"JobId": tagged}))
+            .await
+            .unwrap(),
+        json!({})
+    );
+    assert_eq!(
+        run("GetJobTagging", json!({"JobId": tagged}))
+            .await
+            .unwrap(),
+        json!({"Tags": []})
+    );
+    run("PutJobTagging", json!({"JobId": other, "Tags": []}))
+        .await
+        .unwrap();
+    assert!(listed(json!([{"Key": "team", "Value": team}]), None)
+        .await
+        .is_empty());
+
+    // S3's limits, and jobs that do not exist.
+    let too_many: Vec<Value> = (0..51)
+        .map(|i| json!({"Key": format!("k{i}"), "Value": "v"}))
+        .collect();
+    let long_key = "k".repeat(129);
+    for (tags, says) in [
+        (json!(too_many), "at most 50"),
+        (json!([{"Key": long_key, "Value": "v"}]), "128"),
+        (json!([{"Key": "k", "Value": "v".repeat(257)}]), "256"),
+        (
+            json!([{"Key": "k", "Value": "a"}, {"Key": "k", "Value": "b"}]),
+            "more than once",
+        ),
+    ] {
+        let err = run("PutJobTagging", json!({"JobId": tagged, "Tags": tags}))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidRequest(_)) && err.to_string().contains(says),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        run("GetJobTagging", json!({"JobId": tagged}))
+            .await
+            .unwrap(),
+        json!({"Tags": []}),
+        "a refused PutJobTagging changes nothing"
+    );
+    for action in ["GetJobTagging", "DeleteJobTagging"] {
+        let err = run(action, json!({"JobId": "no-such-job"}))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::JobNotFound(_)), "{action}: {err}");
+    }
+    let err = run(
+        "PutJobTagging",
+        json!({"JobId": "no-such-job", "Tags": [{"Key": "k", "Value": "v"}]}),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::JobNotFound(_)), "{err}");
 }

@@ -4,7 +4,8 @@
 
 use anyhow::{bail, Context as _, Result};
 use batchops::control;
-use batchops::job::{CreateJobRequest, JobStatus};
+use batchops::control::ControlRequest;
+use batchops::job::{CreateJobRequest, JobStatus, S3Tag};
 use batchops::local::{self, LocalNames, RunUntil};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
@@ -50,11 +51,21 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create a job from a CreateJob JSON (as for `aws s3control create-job`); prints {"JobId"}.
+    /// Create a job from a CreateJob JSON (as for `aws s3control create-job`), as a clone of
+    /// another job, or over the failed tasks of another job; prints {"JobId"}.
+    #[command(group = clap::ArgGroup::new("source").required(true).multiple(false))]
     CreateJob {
         /// file://PATH or inline JSON.
-        #[arg(long, value_name = "JSON")]
-        cli_input_json: String,
+        #[arg(long, value_name = "JSON", group = "source")]
+        cli_input_json: Option<String>,
+        /// A new job with this job's spec (operation, manifest or generator, report, role,
+        /// priority, tags); tagged batchops:clone-of=JOB_ID.
+        #[arg(long, value_name = "JOB_ID", group = "source")]
+        clone_of: Option<String>,
+        /// A new job with this ended job's operation over the tasks that failed in it (a CSV
+        /// manifest written to the system bucket); tagged batchops:rerun-failed-of=JOB_ID.
+        #[arg(long, value_name = "JOB_ID", group = "source")]
+        rerun_failed_of: Option<String>,
         #[command(flatten)]
         confirmation: Confirmation,
     },
@@ -73,6 +84,9 @@ enum Command {
         /// The NextToken of the previous page.
         #[arg(long, value_name = "TOKEN")]
         next_token: Option<String>,
+        /// Only jobs with this tag (repeat for jobs with all of them); beyond S3's ListJobs.
+        #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = control::parse_tag)]
+        tags: Vec<S3Tag>,
     },
     /// Confirm a suspended job (Ready) or cancel a job (Cancelled).
     UpdateJobStatus {
@@ -90,6 +104,24 @@ enum Command {
         /// 0 or greater; a negative value is refused with S3's message, not read as an option.
         #[arg(long, allow_negative_numbers = true)]
         priority: i32,
+    },
+    /// Show a job's tags.
+    GetJobTagging {
+        #[arg(long)]
+        job_id: String,
+    },
+    /// Replace a job's tags: `--tags Key=k,Value=v Key=k2,Value=v2` or a JSON list
+    /// (`'[{"Key": "k", "Value": "v"}]'`); `--tags '[]'` removes them all.
+    PutJobTagging {
+        #[arg(long)]
+        job_id: String,
+        #[arg(long, num_args = 1.., required = true, value_name = "TAGS")]
+        tags: Vec<String>,
+    },
+    /// Remove all of a job's tags.
+    DeleteJobTagging {
+        #[arg(long)]
+        job_id: String,
     },
     /// Store a job template: a CreateJob JSON without Manifest, started for every S3 Inventory
     /// manifest.json delivered under the prefix.
@@ -280,29 +312,83 @@ async fn run_via_function(
     function: &str,
     account_id: Option<String>,
 ) -> Result<Option<String>> {
+    let request = control_request(command, account_id)?;
+    let config = batchops::context::load_aws_config().await;
+    control::check_credentials(&config).await?;
+    let lambda = batchops::Context::lambda_client_for(&config);
+    let answer = control::invoke_control(&lambda, function, &request).await?;
+    pretty(&answer)
+}
+
+/// A command run on the stack's table and queues directly.
+async fn run_control(command: Command, account_id: Option<String>) -> Result<Option<String>> {
+    let ctx = control::cli_context().await?;
+    match command {
+        Command::Sweep => pretty(&batchops::sweeper::sweep(&ctx).await?),
+        Command::ConnectInventory { bucket, via, yes } => {
+            let queue = local::queue_arn(&ctx.sqs, &ctx.settings.plan_queue_url).await?;
+            let connection =
+                batchops::trigger::connect_inventory(&ctx, &bucket, &queue, via, yes).await?;
+            if !yes && !connection.diff.is_empty() {
+                eprintln!("nothing written: run again with --yes to apply this change");
+            }
+            pretty(&connection)
+        }
+        command => {
+            let request = control_request(command, account_id)?;
+            pretty(&control::run(&ctx, request).await?)
+        }
+    }
+}
+
+/// The control request of a job command, whichever way it is sent.
+fn control_request(command: Command, account_id: Option<String>) -> Result<ControlRequest> {
     use control::{
-        ControlRequest as R, JobIdInput, ListJobTemplatesInput, ListJobsInput, PutJobTemplateInput,
-        TemplateNameInput, UpdateJobPriorityInput, UpdateJobStatusInput,
+        JobIdInput, ListJobTemplatesInput, ListJobsInput, PutJobTaggingInput, PutJobTemplateInput,
+        SourceJobInput, TemplateNameInput, UpdateJobPriorityInput, UpdateJobStatusInput,
     };
-    let request = match command {
+    use ControlRequest as R;
+    let job = |job_id: String| JobIdInput {
+        job_id,
+        account_id: account_id.clone(),
+    };
+    Ok(match command {
         Command::CreateJob {
             cli_input_json,
+            clone_of,
+            rerun_failed_of,
             confirmation,
-        } => R::CreateJob(create_job_request(
-            &cli_input_json,
-            &confirmation,
-            account_id,
-        )?),
-        Command::DescribeJob { job_id } => R::DescribeJob(JobIdInput { job_id, account_id }),
+        } => {
+            let source = |job_id: String| SourceJobInput {
+                job_id,
+                confirmation_required: confirmation.as_override(),
+                account_id: account_id.clone(),
+            };
+            match (cli_input_json, clone_of, rerun_failed_of) {
+                (Some(json), _, _) => R::CreateJob(create_job_request(
+                    &json,
+                    &confirmation,
+                    account_id.clone(),
+                )?),
+                (_, Some(id), _) => R::CloneJob(source(id)),
+                (_, _, Some(id)) => R::RerunFailedTasks(source(id)),
+                (None, None, None) => {
+                    bail!("create-job needs --cli-input-json, --clone-of or --rerun-failed-of")
+                }
+            }
+        }
+        Command::DescribeJob { job_id } => R::DescribeJob(job(job_id)),
         Command::ListJobs {
             job_statuses,
             max_results,
             next_token,
+            tags,
         } => R::ListJobs(ListJobsInput {
             job_statuses,
+            tags,
             max_results,
             next_token,
-            account_id,
+            account_id: account_id.clone(),
         }),
         Command::UpdateJobStatus {
             job_id,
@@ -312,15 +398,22 @@ async fn run_via_function(
             job_id,
             requested_job_status,
             status_update_reason,
-            account_id,
+            account_id: account_id.clone(),
         }),
         Command::UpdateJobPriority { job_id, priority } => {
             R::UpdateJobPriority(UpdateJobPriorityInput {
                 job_id,
                 priority,
-                account_id,
+                account_id: account_id.clone(),
             })
         }
+        Command::GetJobTagging { job_id } => R::GetJobTagging(job(job_id)),
+        Command::PutJobTagging { job_id, tags } => R::PutJobTagging(PutJobTaggingInput {
+            job_id,
+            tags: parse_tag_set(&tags)?,
+            account_id: account_id.clone(),
+        }),
+        Command::DeleteJobTagging { job_id } => R::DeleteJobTagging(job(job_id)),
         Command::PutJobTemplate {
             name,
             manifest_prefix,
@@ -335,67 +428,33 @@ async fn run_via_function(
         Command::Sweep | Command::ConnectInventory { .. } | Command::Local(_) => {
             bail!("internal error: not a control request")
         }
-    };
-    let config = batchops::context::load_aws_config().await;
-    control::check_credentials(&config).await?;
-    let lambda = batchops::Context::lambda_client_for(&config);
-    let answer = control::invoke_control(&lambda, function, &request).await?;
-    pretty(&answer)
+    })
 }
 
-async fn run_control(command: Command, account_id: Option<String>) -> Result<Option<String>> {
-    let ctx = control::cli_context().await?;
-    match command {
-        Command::CreateJob {
-            cli_input_json,
-            confirmation,
-        } => {
-            let request = create_job_request(&cli_input_json, &confirmation, account_id)?;
-            pretty(&control::create_job(&ctx, request, None).await?)
+/// `put-job-tagging --tags`, as the AWS CLI takes it: `Key=k,Value=v` per tag (the value may
+/// be empty), or one JSON list of `{"Key", "Value"}`.
+fn parse_tag_set(args: &[String]) -> Result<Vec<S3Tag>> {
+    if let [json] = args {
+        if json.trim_start().starts_with('[') {
+            return serde_json::from_str(json).with_context(|| {
+                format!("--tags is not a JSON list of {{\"Key\", \"Value\"}}: {json}")
+            });
         }
-        Command::DescribeJob { job_id } => pretty(&control::describe_job(&ctx, &job_id).await?),
-        Command::ListJobs {
-            job_statuses,
-            max_results,
-            next_token,
-        } => pretty(
-            &control::list_jobs(&ctx, &job_statuses, max_results, next_token.as_deref()).await?,
-        ),
-        Command::UpdateJobStatus {
-            job_id,
-            requested_job_status,
-            status_update_reason,
-        } => pretty(
-            &control::update_job_status(&ctx, &job_id, requested_job_status, status_update_reason)
-                .await?,
-        ),
-        Command::UpdateJobPriority { job_id, priority } => {
-            pretty(&control::update_job_priority(&ctx, &job_id, priority).await?)
-        }
-        Command::PutJobTemplate {
-            name,
-            manifest_prefix,
-            cli_input_json,
-        } => {
-            let request = read_request(&cli_input_json)?;
-            pretty(&control::put_job_template(&ctx, &name, &manifest_prefix, request).await?)
-        }
-        Command::ListJobTemplates => pretty(&control::list_job_templates(&ctx).await?),
-        Command::DeleteJobTemplate { name } => {
-            pretty(&control::delete_job_template(&ctx, &name).await?)
-        }
-        Command::Sweep => pretty(&batchops::sweeper::sweep(&ctx).await?),
-        Command::ConnectInventory { bucket, via, yes } => {
-            let queue = local::queue_arn(&ctx.sqs, &ctx.settings.plan_queue_url).await?;
-            let connection =
-                batchops::trigger::connect_inventory(&ctx, &bucket, &queue, via, yes).await?;
-            if !yes && !connection.diff.is_empty() {
-                eprintln!("nothing written: run again with --yes to apply this change");
-            }
-            pretty(&connection)
-        }
-        Command::Local(_) => bail!("internal error: local commands are not control requests"),
     }
+    args.iter()
+        .map(|arg| {
+            let rest = arg
+                .strip_prefix("Key=")
+                .with_context(|| format!("--tags takes Key=KEY,Value=VALUE, got {arg:?}"))?;
+            let (key, value) = rest
+                .split_once(",Value=")
+                .with_context(|| format!("--tags takes Key=KEY,Value=VALUE, got {arg:?}"))?;
+            Ok(S3Tag {
+                key: key.to_string(),
+                value: value.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// The CreateJob request of `create-job`: the input JSON, with `--account-id` where it has no

@@ -574,6 +574,11 @@ pub fn is_own_system_object(system_bucket: &str, job_id: &str, bucket: &str, key
 }
 
 impl Context {
+    /// The job table, through this context's client and settings.
+    pub fn store(&self) -> crate::store::Store {
+        crate::store::Store::from_context(self)
+    }
+
     /// Writes an object of the system bucket: state that work saves between invocations.
     pub async fn write_system_object(&self, key: &str, body: Vec<u8>) -> Result<()> {
         self.system_s3
@@ -586,6 +591,49 @@ impl Context {
             .await
             .map_err(|e| Error::aws("S3", "PutObject", e))?;
         Ok(())
+    }
+
+    /// Writes an object of the system bucket and returns its ETag (what a manifest is pinned to).
+    pub async fn write_system_object_etag(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+    ) -> Result<Option<String>> {
+        let out = self
+            .system_s3
+            .put_object()
+            .bucket(&self.settings.system_bucket)
+            .set_expected_bucket_owner(self.settings.system_bucket_owner.clone())
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| Error::aws("S3", "PutObject", e))?;
+        Ok(out.e_tag)
+    }
+
+    /// Reads an object of the system bucket whole; `None` when it is not there (expired).
+    pub async fn read_system_object_if_exists(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let got = self
+            .system_s3
+            .get_object()
+            .bucket(&self.settings.system_bucket)
+            .set_expected_bucket_owner(self.settings.system_bucket_owner.clone())
+            .key(key)
+            .send()
+            .await;
+        let object = match got {
+            Ok(object) => object,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(Error::aws("S3", "GetObject", e)),
+        };
+        let bytes = object.body.collect().await.map_err(|e| {
+            Error::Other(format!(
+                "reading s3://{}/{key}: {e}",
+                self.settings.system_bucket
+            ))
+        })?;
+        Ok(Some(bytes.to_vec()))
     }
 
     /// Reads an object of the system bucket whole (what is saved there is small by design).

@@ -409,24 +409,22 @@ pub fn count(outcomes: &[TaskOutcome]) -> BatchCounts {
     }
 }
 
-/// The rows of `outcomes` that the job's report lists: none when the report is disabled, only
-/// the failed ones for FailedTasksOnly.
+/// The rows of `outcomes` kept in the batch's result part: every row when the report lists all
+/// tasks, else the failed ones, which `create-job --rerun-failed-of` reads even when the report
+/// is disabled or lists failed tasks only.
 pub fn report_rows(job: &Job, outcomes: &[TaskOutcome]) -> Vec<TaskOutcome> {
     let report = &job.request.report;
-    if !report.enabled {
-        return Vec::new();
+    if report.enabled && report.scope() == ReportScope::AllTasks {
+        return outcomes.to_vec();
     }
-    match report.scope() {
-        ReportScope::AllTasks => outcomes.to_vec(),
-        ReportScope::FailedTasksOnly => outcomes
-            .iter()
-            .filter(|o| o.status == TaskStatus::Failed)
-            .cloned()
-            .collect(),
-    }
+    outcomes
+        .iter()
+        .filter(|o| o.status == TaskStatus::Failed)
+        .cloned()
+        .collect()
 }
 
-/// Keeps the rows the report will need in the system bucket, under a key of its own for this
+/// Keeps the rows of [`report_rows`] in the system bucket, under a key of its own for this
 /// attempt; `None` when there are no such rows.
 pub async fn write_part(
     ctx: &Context,

@@ -100,7 +100,7 @@ impl CreateJobRequest {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct S3Tag {
     pub key: String,
@@ -993,7 +993,7 @@ fn validate_role_arn(role_arn: Option<&str>) -> Result<()> {
 
 /// S3 Control's limits on a job's own tags: at most 50, keys 1 to 128 characters, values up to
 /// 256, no key twice.
-fn validate_job_tags(tags: &[S3Tag]) -> Result<()> {
+pub fn validate_job_tags(tags: &[S3Tag]) -> Result<()> {
     if tags.len() > 50 {
         return Err(Error::InvalidRequest(format!(
             "Tags has {} tags; S3 allows at most 50 per job",
@@ -1361,6 +1361,10 @@ pub struct Job {
     pub failure_reasons: Vec<FailureReason>,
     pub progress: Progress,
     pub finalize_sent: bool,
+    /// The job's own tags (S3 Control's job tagging): the request's `Tags` at first, replaced by
+    /// PutJobTagging and emptied by DeleteJobTagging. The request itself keeps what was asked,
+    /// so that a repeated CreateJob with the same token still compares equal.
+    pub tags: Vec<S3Tag>,
     /// Bookkeeping that is not part of S3's view of a job.
     pub tracking: JobTracking,
 }

@@ -9,7 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::job::{
-    CreateJobRequest, FailureReason, Job, JobSource, JobStatus, JobTracking, Progress,
+    CreateJobRequest, FailureReason, Job, JobSource, JobStatus, JobTracking, Progress, S3Tag,
 };
 use crate::plan::{PlanCheckpoint, PlanPart};
 use aws_sdk_dynamodb::types::{
@@ -168,6 +168,9 @@ const A_FINALIZE: &str = "finalize_sent";
 const A_FINALIZE_AT: &str = "finalize_at";
 const A_TTL: &str = "ttl";
 const A_SOURCE: &str = "source";
+/// The job's own tags as JSON (`[{"Key": ..., "Value": ...}]`, `[]` when it has none); jobs
+/// stored before job tagging existed lack it, and have the tags of their request.
+const A_TAGS: &str = "tags";
 const A_UPLOAD: &str = "upload";
 const A_STEP: &str = "step";
 const A_STATE: &str = "state";
@@ -1486,6 +1489,12 @@ impl Store {
         Ok(items)
     }
 
+    /// Replaces the job's tags; an empty set removes them.
+    pub async fn set_job_tags(&self, job_id: &str, tags: &[S3Tag]) -> Result<()> {
+        self.set_on_job(job_id, "SET tags = :t", vec![(":t", s(&tags_json(tags)?))])
+            .await
+    }
+
     pub async fn update_priority(&self, job_id: &str, priority: i32) -> Result<()> {
         self.set_on_job(job_id, "SET priority = :p", vec![(":p", n(priority))])
             .await
@@ -1994,6 +2003,7 @@ pub fn job_to_item(job: &Job) -> Result<Item> {
     if let Some(planned) = job.progress.batches_planned {
         item.insert(A_PLANNED.to_string(), n(planned));
     }
+    item.insert(A_TAGS.to_string(), s(&tags_json(&job.tags)?));
     if let Some(source) = &job.tracking.source {
         let json = serde_json::to_string(source)
             .map_err(|e| Error::Other(format!("cannot encode the job's source: {e}")))?;
@@ -2043,6 +2053,10 @@ pub fn job_from_item(item: &Item) -> Result<Job> {
             batches_committed: get_n_or_zero(item, A_COMMITTED)?,
         },
         finalize_sent: get_bool(item, A_FINALIZE)?,
+        tags: match get_opt_s(item, A_TAGS)? {
+            Some(json) => serde_json::from_str(json).map_err(|e| malformed(A_TAGS, e))?,
+            None => request.tags.clone().unwrap_or_default(),
+        },
         tracking: JobTracking {
             finalize_at: get_opt_time(item, A_FINALIZE_AT)?,
             last_progress_at: get_opt_time(item, A_PROGRESS_AT)?,
@@ -2053,6 +2067,10 @@ pub fn job_from_item(item: &Item) -> Result<Job> {
         job_id,
         request,
     })
+}
+
+fn tags_json(tags: &[S3Tag]) -> Result<String> {
+    serde_json::to_string(tags).map_err(|e| Error::Other(format!("cannot encode job tags: {e}")))
 }
 
 fn token_item(token: &str, job_id: &str) -> Item {
@@ -2229,6 +2247,10 @@ mod tests {
                 batches_committed: 30,
             },
             finalize_sent: true,
+            tags: vec![S3Tag {
+                key: "team".into(),
+                value: "a, \"b\"".into(),
+            }],
             tracking: JobTracking {
                 finalize_at: Some(time(90, 1)),
                 last_progress_at: Some(time(80, 2)),
@@ -2254,6 +2276,24 @@ mod tests {
     }
 
     #[test]
+    fn a_job_stored_before_job_tagging_has_the_tags_of_its_request() {
+        let mut job = full_job();
+        let asked = vec![S3Tag {
+            key: "k".into(),
+            value: "v".into(),
+        }];
+        job.request.tags = Some(asked.clone());
+        let mut item = job_to_item(&job).unwrap();
+        item.remove(A_TAGS);
+        assert_eq!(job_from_item(&item).unwrap().tags, asked);
+        // Once tagging has run, the stored set wins, even when it is empty.
+        job.tags = vec![];
+        let item = job_to_item(&job).unwrap();
+        assert_eq!(item[A_TAGS], s("[]"));
+        assert_eq!(job_from_item(&item).unwrap().tags, vec![]);
+    }
+
+    #[test]
     fn new_job_round_trips_and_omits_unset_attributes() {
         let job = Job {
             status: JobStatus::New,
@@ -2265,6 +2305,7 @@ mod tests {
             failure_reasons: vec![],
             progress: Progress::default(),
             finalize_sent: false,
+            tags: vec![],
             tracking: JobTracking::default(),
             ..full_job()
         };

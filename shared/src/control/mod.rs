@@ -1,19 +1,30 @@
-//! The control plane: CreateJob, DescribeJob, ListJobs, UpdateJobStatus, UpdateJobPriority and job
-//! templates, with request and response JSON in S3 Control's shape. Used by the control Lambda
-//! and the CLI.
+//! The control plane: CreateJob, DescribeJob, ListJobs, UpdateJobStatus, UpdateJobPriority, job
+//! tagging ([`tagging`]), clones and re-runs of failed tasks ([`rerun`]) and job templates, with
+//! request and response JSON in S3 Control's shape. Used by the control Lambda and the CLI.
 
 use crate::context::{self, Settings};
 use crate::error::{Error, Result};
 use crate::job::{
     CreateJobRequest, FailureReason, Job, JobManifest, JobOperation, JobReport, JobStatus,
-    ManifestLocation, ManifestSpec, INVENTORY_CSV_FORMAT,
+    ManifestLocation, ManifestSpec, S3Tag, INVENTORY_CSV_FORMAT,
 };
 use crate::store::{JobTemplate, PutJobOutcome, Store};
+
+pub mod rerun;
+pub mod tagging;
+
 use crate::Context;
 use chrono::{DateTime, Utc};
+pub use rerun::{
+    clone_job, derived_request, rerun_failed_tasks, SourceJobInput, CLONE_OF_TAG, RERUN_OF_TAG,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+pub use tagging::{
+    delete_job_tagging, get_job_tagging, has_tags, parse_tag, put_job_tagging,
+    GetJobTaggingResponse, JobTaggingUpdated,
+};
 use tracing::{debug, info};
 
 /// S3's limit on a job description.
@@ -207,6 +218,18 @@ mod iso8601_opt {
 /// and queues nothing new; with a different request it is refused, as S3 refuses it.
 pub async fn create_job(
     ctx: &Context,
+    request: CreateJobRequest,
+    confirmation_override: Option<bool>,
+) -> Result<CreateJobResponse> {
+    let job_id = uuid::Uuid::new_v4().to_string();
+    create_job_as(ctx, job_id, request, confirmation_override).await
+}
+
+/// CreateJob with the id of the new job chosen by the caller (who wrote something under it
+/// first, such as a re-run's manifest).
+async fn create_job_as(
+    ctx: &Context,
+    job_id: String,
     mut request: CreateJobRequest,
     confirmation_override: Option<bool>,
 ) -> Result<CreateJobResponse> {
@@ -214,7 +237,7 @@ pub async fn create_job(
         request.confirmation_required = Some(required);
     }
     request.validate()?;
-    let job = new_job(uuid::Uuid::new_v4().to_string(), request, Utc::now());
+    let job = new_job(job_id, request, Utc::now());
     let store = Store::from_context(ctx);
     let job_id = match store.put_new_job(&job).await? {
         PutJobOutcome::Created => {
@@ -245,6 +268,7 @@ pub async fn create_job(
 
 /// A job as CreateJob stores it: New, with the request's priority and nothing done yet.
 pub fn new_job(job_id: String, request: CreateJobRequest, now: DateTime<Utc>) -> Job {
+    let tags = request.tags.clone().unwrap_or_default();
     Job {
         job_id,
         priority: request.priority,
@@ -259,6 +283,7 @@ pub fn new_job(job_id: String, request: CreateJobRequest, now: DateTime<Utc>) ->
         failure_reasons: Vec::new(),
         progress: Default::default(),
         finalize_sent: false,
+        tags,
         tracking: Default::default(),
     }
 }
@@ -340,29 +365,36 @@ pub fn job_list_descriptor(job: &Job, now: DateTime<Utc>) -> JobListDescriptor {
     }
 }
 
-/// ListJobs: the jobs (or those in `statuses`), newest first, a page of at most `max_results`
-/// (S3 Control's MaxResults, 1 to 1,000; default 1,000) from `next_token` on; the response's
-/// NextToken asks for the next page.
-pub async fn list_jobs(
-    ctx: &Context,
-    statuses: &[JobStatus],
-    max_results: Option<usize>,
-    next_token: Option<&str>,
-) -> Result<ListJobsResponse> {
-    let max = max_results.unwrap_or(crate::store::MAX_LIST_RESULTS);
+/// ListJobs: the jobs (or those in `JobStatuses`, and with every tag of `Tags`), newest first,
+/// a page of at most `MaxResults` (S3 Control's, 1 to 1,000; default 1,000) from `NextToken` on;
+/// the response's NextToken asks for the next page.
+pub async fn list_jobs(ctx: &Context, input: &ListJobsInput) -> Result<ListJobsResponse> {
+    let max = input.max_results.unwrap_or(crate::store::MAX_LIST_RESULTS);
     if !(1..=crate::store::MAX_LIST_RESULTS).contains(&max) {
         return Err(Error::InvalidRequest(format!(
             "MaxResults must be between 1 and {}, got {max}",
             crate::store::MAX_LIST_RESULTS
         )));
     }
-    let (jobs, next_token) = Store::from_context(ctx)
-        .list_jobs_page(statuses, max, next_token)
-        .await?;
+    let store = ctx.store();
+    let mut jobs = Vec::new();
+    let mut token = input.next_token.clone();
+    // Pages of at most the places left: a page never holds more matches than fit, so no match
+    // is skipped by the token that follows it.
+    loop {
+        let (page, next) = store
+            .list_jobs_page(&input.job_statuses, max - jobs.len(), token.as_deref())
+            .await?;
+        jobs.extend(page.into_iter().filter(|j| has_tags(j, &input.tags)));
+        token = next;
+        if jobs.len() >= max || token.is_none() {
+            break;
+        }
+    }
     let now = Utc::now();
     Ok(ListJobsResponse {
         jobs: jobs.iter().map(|j| job_list_descriptor(j, now)).collect(),
-        next_token,
+        next_token: token,
     })
 }
 
@@ -622,7 +654,8 @@ pub fn inventory_token(template: &str, bucket: &str, key: &str, etag: Option<&st
 // ---------------------------------------------------------------------------------------------
 // The control Lambda's event.
 
-/// A control request: `{"Action": "...", "Input": {...}}`, Input in S3 Control's request shape.
+/// A control request: `{"Action": "...", "Input": {...}}`, Input in S3 Control's request shape
+/// (CloneJob and RerunFailedTasks are batchops' own).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ControlRequest {
     CreateJob(CreateJobRequest),
@@ -630,6 +663,11 @@ pub enum ControlRequest {
     ListJobs(ListJobsInput),
     UpdateJobStatus(UpdateJobStatusInput),
     UpdateJobPriority(UpdateJobPriorityInput),
+    GetJobTagging(JobIdInput),
+    PutJobTagging(PutJobTaggingInput),
+    DeleteJobTagging(JobIdInput),
+    CloneJob(SourceJobInput),
+    RerunFailedTasks(SourceJobInput),
     PutJobTemplate(PutJobTemplateInput),
     ListJobTemplates(ListJobTemplatesInput),
     DeleteJobTemplate(TemplateNameInput),
@@ -641,10 +679,31 @@ pub const CONTROL_ACTIONS: &[&str] = &[
     "ListJobs",
     "UpdateJobStatus",
     "UpdateJobPriority",
+    "GetJobTagging",
+    "PutJobTagging",
+    "DeleteJobTagging",
+    "CloneJob",
+    "RerunFailedTasks",
     "PutJobTemplate",
     "ListJobTemplates",
     "DeleteJobTemplate",
 ];
+
+/// The answer to a control request, serialised as the response alone (in its own field order).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ControlResponse {
+    CreateJob(CreateJobResponse),
+    DescribeJob(DescribeJobResponse),
+    ListJobs(ListJobsResponse),
+    UpdateJobStatus(UpdateJobStatusResponse),
+    UpdateJobPriority(UpdateJobPriorityResponse),
+    GetJobTagging(GetJobTaggingResponse),
+    JobTaggingUpdated(JobTaggingUpdated),
+    PutJobTemplate(JobTemplateDescriptor),
+    ListJobTemplates(ListJobTemplatesResponse),
+    DeleteJobTemplate(DeleteJobTemplateResponse),
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -660,6 +719,9 @@ pub struct JobIdInput {
 pub struct ListJobsInput {
     #[serde(default)]
     pub job_statuses: Vec<JobStatus>,
+    /// Only jobs that carry every one of these tags (batchops' own filter).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<S3Tag>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_results: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -684,6 +746,15 @@ pub struct UpdateJobStatusInput {
 pub struct UpdateJobPriorityInput {
     pub job_id: String,
     pub priority: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct PutJobTaggingInput {
+    pub job_id: String,
+    pub tags: Vec<S3Tag>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
 }
@@ -717,6 +788,11 @@ impl ControlRequest {
             ControlRequest::ListJobs(i) => ("ListJobs", serde_json::to_value(i)),
             ControlRequest::UpdateJobStatus(i) => ("UpdateJobStatus", serde_json::to_value(i)),
             ControlRequest::UpdateJobPriority(i) => ("UpdateJobPriority", serde_json::to_value(i)),
+            ControlRequest::GetJobTagging(i) => ("GetJobTagging", serde_json::to_value(i)),
+            ControlRequest::PutJobTagging(i) => ("PutJobTagging", serde_json::to_value(i)),
+            ControlRequest::DeleteJobTagging(i) => ("DeleteJobTagging", serde_json::to_value(i)),
+            ControlRequest::CloneJob(i) => ("CloneJob", serde_json::to_value(i)),
+            ControlRequest::RerunFailedTasks(i) => ("RerunFailedTasks", serde_json::to_value(i)),
             ControlRequest::PutJobTemplate(i) => ("PutJobTemplate", serde_json::to_value(i)),
             ControlRequest::ListJobTemplates(i) => ("ListJobTemplates", serde_json::to_value(i)),
             ControlRequest::DeleteJobTemplate(i) => ("DeleteJobTemplate", serde_json::to_value(i)),
@@ -743,6 +819,11 @@ impl ControlRequest {
             "ListJobs" => input_of(action, input).map(ControlRequest::ListJobs),
             "UpdateJobStatus" => input_of(action, input).map(ControlRequest::UpdateJobStatus),
             "UpdateJobPriority" => input_of(action, input).map(ControlRequest::UpdateJobPriority),
+            "GetJobTagging" => input_of(action, input).map(ControlRequest::GetJobTagging),
+            "PutJobTagging" => input_of(action, input).map(ControlRequest::PutJobTagging),
+            "DeleteJobTagging" => input_of(action, input).map(ControlRequest::DeleteJobTagging),
+            "CloneJob" => input_of(action, input).map(ControlRequest::CloneJob),
+            "RerunFailedTasks" => input_of(action, input).map(ControlRequest::RerunFailedTasks),
             "PutJobTemplate" => input_of(action, input).map(ControlRequest::PutJobTemplate),
             "ListJobTemplates" => input_of(action, input).map(ControlRequest::ListJobTemplates),
             "DeleteJobTemplate" => input_of(action, input).map(ControlRequest::DeleteJobTemplate),
@@ -766,20 +847,22 @@ fn to_json<T: Serialize>(response: &T) -> Result<Value> {
 /// The control Lambda's handler: runs one control request and returns its S3 Control-shaped
 /// response.
 pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
-    match ControlRequest::parse(&event)? {
-        ControlRequest::CreateJob(request) => to_json(&create_job(ctx, request, None).await?),
-        ControlRequest::DescribeJob(input) => to_json(&describe_job(ctx, &input.job_id).await?),
-        ControlRequest::ListJobs(input) => to_json(
-            &list_jobs(
-                ctx,
-                &input.job_statuses,
-                input.max_results,
-                input.next_token.as_deref(),
-            )
-            .await?,
-        ),
-        ControlRequest::UpdateJobStatus(input) => to_json(
-            &update_job_status(
+    // Boxed: the future of every action in one is deeper than the compiler's layout limit.
+    let response = Box::pin(run(ctx, ControlRequest::parse(&event)?)).await?;
+    to_json(&response)
+}
+
+/// Runs one control request: what the control Lambda and the CLI (acting on a table directly)
+/// both do.
+pub async fn run(ctx: &Context, request: ControlRequest) -> Result<ControlResponse> {
+    use ControlRequest as R;
+    use ControlResponse as A;
+    Ok(match request {
+        R::CreateJob(request) => A::CreateJob(create_job(ctx, request, None).await?),
+        R::DescribeJob(input) => A::DescribeJob(describe_job(ctx, &input.job_id).await?),
+        R::ListJobs(input) => A::ListJobs(list_jobs(ctx, &input).await?),
+        R::UpdateJobStatus(input) => A::UpdateJobStatus(
+            update_job_status(
                 ctx,
                 &input.job_id,
                 input.requested_job_status,
@@ -787,17 +870,30 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value> {
             )
             .await?,
         ),
-        ControlRequest::UpdateJobPriority(input) => {
-            to_json(&update_job_priority(ctx, &input.job_id, input.priority).await?)
+        R::UpdateJobPriority(input) => {
+            A::UpdateJobPriority(update_job_priority(ctx, &input.job_id, input.priority).await?)
         }
-        ControlRequest::PutJobTemplate(input) => to_json(
-            &put_job_template(ctx, &input.name, &input.manifest_prefix, input.template).await?,
+        R::GetJobTagging(input) => A::GetJobTagging(get_job_tagging(ctx, &input.job_id).await?),
+        R::PutJobTagging(input) => {
+            A::JobTaggingUpdated(put_job_tagging(ctx, &input.job_id, &input.tags).await?)
+        }
+        R::DeleteJobTagging(input) => {
+            A::JobTaggingUpdated(delete_job_tagging(ctx, &input.job_id).await?)
+        }
+        R::CloneJob(input) => {
+            A::CreateJob(clone_job(ctx, &input.job_id, input.confirmation_required).await?)
+        }
+        R::RerunFailedTasks(input) => {
+            A::CreateJob(rerun_failed_tasks(ctx, &input.job_id, input.confirmation_required).await?)
+        }
+        R::PutJobTemplate(input) => A::PutJobTemplate(
+            put_job_template(ctx, &input.name, &input.manifest_prefix, input.template).await?,
         ),
-        ControlRequest::ListJobTemplates(_) => to_json(&list_job_templates(ctx).await?),
-        ControlRequest::DeleteJobTemplate(input) => {
-            to_json(&delete_job_template(ctx, &input.name).await?)
+        R::ListJobTemplates(_) => A::ListJobTemplates(list_job_templates(ctx).await?),
+        R::DeleteJobTemplate(input) => {
+            A::DeleteJobTemplate(delete_job_template(ctx, &input.name).await?)
         }
-    }
+    })
 }
 
 /// Sends a control request to a deployed stack's control function and returns its answer, in S3
@@ -1269,10 +1365,10 @@ mod tests {
 
     #[test]
     fn refuses_unknown_actions_and_bad_inputs_clearly() {
-        let err = ControlRequest::parse(&json!({"Action": "CloneJob", "Input": {}})).unwrap_err();
+        let err = ControlRequest::parse(&json!({"Action": "DeleteJob", "Input": {}})).unwrap_err();
         assert!(
             err.to_string()
-                .contains("unknown control Action \"CloneJob\""),
+                .contains("unknown control Action \"DeleteJob\""),
             "{err}"
         );
         assert!(err.to_string().contains("DescribeJob"), "{err}");
