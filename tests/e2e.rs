@@ -1147,3 +1147,182 @@ async fn connect_inventory_keeps_the_buckets_other_notifications_and_eventbridge
         format!("arn:aws:s3:::{inventory}/{key}")
     );
 }
+
+/// One look at two jobs: status and tasks done of each.
+#[derive(Debug, Clone, Copy)]
+struct Look {
+    first: (JobStatus, u64),
+    second: (JobStatus, u64),
+}
+
+/// Looks at two jobs every 20 ms until both have ended.
+fn watch_two(s: &Stack, first: &str, second: &str) -> tokio::task::JoinHandle<Vec<Look>> {
+    let store = Store::from_context(&s.ctx);
+    let (first, second) = (first.to_string(), second.to_string());
+    tokio::spawn(async move {
+        let mut looks = Vec::new();
+        loop {
+            let a = store.get_job(&first).await.unwrap();
+            let b = store.get_job(&second).await.unwrap();
+            let done = |j: &batchops::job::Job| j.progress.succeeded + j.progress.failed;
+            looks.push(Look {
+                first: (a.status, done(&a)),
+                second: (b.status, done(&b)),
+            });
+            if a.status.is_terminal() && b.status.is_terminal() {
+                return looks;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+}
+
+/// Waits until the job has done at least `n` tasks.
+async fn until_done(s: &Stack, job_id: &str, n: u64) {
+    let store = Store::from_context(&s.ctx);
+    for _ in 0..3000 {
+        let job = store.get_job(job_id).await.unwrap();
+        if job.progress.succeeded + job.progress.failed >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("job {job_id} never did {n} tasks");
+}
+
+/// The most tasks in one batch of the job.
+async fn batch_size(s: &Stack, job_id: &str) -> u64 {
+    let batches = Store::from_context(&s.ctx)
+        .list_batches(job_id)
+        .await
+        .unwrap();
+    batches.iter().map(|b| b.tasks).max().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_of_a_higher_priority_job_run_first_and_a_raised_priority_takes_over() {
+    const N: u64 = 30;
+    let s = stack_with(false, |st| {
+        st.executor_concurrency = 1;
+        st.max_message_bytes = 300;
+        st.priority_wait = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let data = s.bucket("data");
+    s.create_bucket(&data).await;
+    let mut jobs = BTreeMap::new();
+    for name in ["low", "high", "a", "b"] {
+        let rows: Vec<(String, String)> = (0..N)
+            .map(|i| (data.clone(), format!("{name}/{i:02}")))
+            .collect();
+        for (_, key) in &rows {
+            s.put(&data, key, "x").await;
+        }
+        let etag = s.put_manifest(&data, &format!("{name}.csv"), &rows).await;
+        let mut job = csv_job(
+            &data,
+            &format!("{name}.csv"),
+            &etag,
+            tagging(&[("job", name)]),
+            &data,
+            "AllTasks",
+        );
+        job["Report"]["Enabled"] = json!(false);
+        jobs.insert(name, job);
+    }
+    let with_priority = |name: &str, priority: i32| {
+        let mut job = jobs[name].clone();
+        job["Priority"] = json!(priority);
+        job
+    };
+    let run = || {
+        batchops::local::run(
+            &s.ctx,
+            batchops::local::RunUntil::Idle,
+            common::stack::RUN_TIMEOUT,
+        )
+    };
+
+    // A low-priority job is under way when one of higher priority arrives: the high job's
+    // tasks all run before the low job's remaining ones (but for its batch in flight).
+    let low = s.create_job(with_priority("low", 1)).await;
+    let (ran, (high, looks)) = tokio::join!(run(), async {
+        until_done(&s, &low, 4).await;
+        let high = s.create_job(with_priority("high", 10)).await;
+        (high.clone(), watch_two(&s, &low, &high).await.unwrap())
+    });
+    ran.unwrap();
+    let per_batch = batch_size(&s, &low).await;
+    assert!(
+        per_batch < N / 3,
+        "several batches per job ({per_batch} tasks each)"
+    );
+    let high_active = looks
+        .iter()
+        .position(|l| l.second.0 == JobStatus::Active)
+        .expect("the high job ran");
+    let high_done = looks
+        .iter()
+        .position(|l| l.second.1 == N)
+        .expect("the high job finished");
+    let (low_then, low_after) = (looks[high_active].first.1, looks[high_done].first.1);
+    assert!(
+        low_after <= low_then + per_batch && low_after < N,
+        "the low job ran {} tasks while the high job ran (from {low_then}; one batch of {per_batch} may finish): {looks:?}",
+        low_after - low_then
+    );
+    let low_statuses: Vec<JobStatus> = looks.iter().map(|l| l.first.0).collect();
+    let paused = low_statuses
+        .iter()
+        .position(|&st| st == JobStatus::Paused)
+        .expect("the low job waited in Paused");
+    assert!(
+        low_statuses[paused..].contains(&JobStatus::Active),
+        "and came back to Active: {low_statuses:?}"
+    );
+    let store = Store::from_context(&s.ctx);
+    for (id, name) in [(&low, "low"), (&high, "high")] {
+        let job = store.get_job(id).await.unwrap();
+        assert_eq!(job.status, JobStatus::Complete);
+        assert_eq!((job.progress.succeeded, job.progress.failed), (N, 0));
+        assert_eq!(
+            s.tags(&data, &format!("{name}/07"))
+                .await
+                .get("job")
+                .map(String::as_str),
+            Some(name)
+        );
+    }
+    // The priority of a job that has ended cannot change.
+    let err = control::update_job_priority(&s.ctx, &low, 50)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("has ended"), "{err}");
+
+    // Raising a waiting job's priority mid-way reverses the order.
+    let a = s.create_job(with_priority("a", 5)).await;
+    let b = s.create_job(with_priority("b", 10)).await;
+    let (ran, (raised_at, looks)) = tokio::join!(run(), async {
+        until_done(&s, &b, 4).await;
+        let raised_at = store.get_job(&b).await.unwrap().progress.succeeded;
+        control::update_job_priority(&s.ctx, &a, 20).await.unwrap();
+        (raised_at, watch_two(&s, &a, &b).await.unwrap())
+    });
+    ran.unwrap();
+    let a_done = looks
+        .iter()
+        .position(|l| l.first.1 == N)
+        .expect("job a finished");
+    let b_then = looks[a_done].second.1;
+    assert!(
+        b_then <= raised_at + 2 * per_batch && b_then < N,
+        "job b ran {} tasks after job a was raised above it (from {raised_at}): {looks:?}",
+        b_then - raised_at
+    );
+    assert!(looks.iter().any(|l| l.second.0 == JobStatus::Paused));
+    for id in [&a, &b] {
+        let job = store.get_job(id).await.unwrap();
+        assert_eq!(job.status, JobStatus::Complete);
+        assert_eq!((job.progress.succeeded, job.progress.failed), (N, 0));
+    }
+}

@@ -24,6 +24,7 @@ pub const ENV_EXECUTOR_MARGIN_MS: &str = "BATCHOPS_EXECUTOR_MARGIN_MS";
 pub const ENV_REPORTER_BUDGET_MS: &str = "BATCHOPS_REPORTER_BUDGET_MS";
 pub const ENV_REPORT_MAX_FILE_BYTES: &str = "BATCHOPS_REPORT_MAX_FILE_BYTES";
 pub const ENV_STALL_SECONDS: &str = "BATCHOPS_STALL_SECONDS";
+pub const ENV_PRIORITY_WAIT_SECONDS: &str = "BATCHOPS_PRIORITY_WAIT_SECONDS";
 pub const ENV_COMMIT_PATIENCE_SECONDS: &str = "BATCHOPS_COMMIT_PATIENCE_SECONDS";
 pub const ENV_FINALIZE_RESEND_SECONDS: &str = "BATCHOPS_FINALIZE_RESEND_SECONDS";
 pub const ENV_PLAN_DLQ_URL: &str = "BATCHOPS_PLAN_DLQ_URL";
@@ -84,6 +85,9 @@ pub struct Settings {
     pub stall_after: Duration,
     /// A finalize request sent this long ago whose job has not ended is sent again.
     pub finalize_resend_after: Duration,
+    /// How long a batch of a job outranked by a job of higher priority waits before it looks
+    /// again (`crate::priority`); whole seconds up to SQS's 900.
+    pub priority_wait: Duration,
     /// The dead-letter queues the sweeper drains; when unset it finds them from each queue's
     /// redrive policy.
     pub plan_dlq_url: Option<String>,
@@ -124,6 +128,7 @@ impl Default for Settings {
             commit_patience: Duration::from_secs(30),
             stall_after: Duration::from_secs(900),
             finalize_resend_after: Duration::from_secs(600),
+            priority_wait: Duration::from_secs(30),
             plan_dlq_url: None,
             task_dlq_url: None,
             report_dlq_url: None,
@@ -220,6 +225,9 @@ impl Settings {
                 ENV_FINALIZE_RESEND_SECONDS,
                 d.finalize_resend_after.as_secs(),
             )?),
+            priority_wait: Duration::from_secs(
+                parsed(ENV_PRIORITY_WAIT_SECONDS, d.priority_wait.as_secs())?.clamp(1, 900),
+            ),
             plan_dlq_url: env_value(ENV_PLAN_DLQ_URL),
             task_dlq_url: env_value(ENV_TASK_DLQ_URL),
             report_dlq_url: env_value(ENV_REPORT_DLQ_URL),
@@ -301,6 +309,8 @@ pub struct Context {
     pub task_slots: Arc<TaskSlots>,
     /// Clients like `s3` for the buckets found in other Regions (see [`Context::s3_for_bucket`]).
     pub s3_regions: Arc<S3Regions>,
+    /// The running jobs the priority rule compares with, read now and then and shared by clones.
+    pub running_jobs: Arc<crate::priority::RunningJobs>,
 }
 
 /// What one S3 client learned about buckets outside its Region: each bucket's Region (from S3's
@@ -449,6 +459,7 @@ impl Context {
             lambda_endpoint: None,
             task_slots: Arc::new(TaskSlots::default()),
             s3_regions: Arc::new(S3Regions::default()),
+            running_jobs: Arc::new(crate::priority::RunningJobs::default()),
         }
     }
 

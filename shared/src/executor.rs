@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::job::{failure_threshold_exceeded, FailureReason, Job, JobStatus, ReportScope};
 use crate::operation;
 use crate::plan::TaskBatch;
+use crate::priority::{RunningJob, Turn};
 use crate::report::{self, TaskOutcome, TaskStatus};
 use crate::reporter::finalize_if_done;
 use crate::store::{BatchCounts, Deferral, Segment, SegmentCommit, Store};
@@ -81,6 +82,8 @@ pub enum BatchResult {
     /// way (or a deferred copy that is not the one its batch names): acknowledged without
     /// sending anything, as that other copy covers the batch.
     Covered,
+    /// A job of higher priority runs first: the batch was sent again, to look later.
+    Waiting,
 }
 
 pub async fn process_message(ctx: &Context, body: &str) -> Result<BatchResult> {
@@ -151,14 +154,39 @@ pub async fn process_message_until(
     if job.status.stops_execution() {
         return not_run(ctx, &store, &job, &pending).await;
     }
-    if job.status != JobStatus::Active {
+    if !matches!(
+        job.status,
+        JobStatus::Active | JobStatus::Pausing | JobStatus::Paused
+    ) {
         // Not runnable yet (for example still being planned): let SQS deliver it again later.
         return Err(Error::Other(format!(
             "job {} is {}; batch {} waits",
             job.job_id, job.status, batch.batch_id
         )));
     }
+    if let Turn::Wait(higher) = crate::priority::take_turn(ctx, &store, &job).await? {
+        return wait_for_turn(ctx, body, &batch, &higher).await;
+    }
+    let job = Job {
+        status: JobStatus::Active,
+        ..job
+    };
     run_segment(ctx, &store, &job, &pending, stop_at).await
+}
+
+/// Sends the batch message again to be looked at after `priority_wait`: a job of higher priority
+/// runs first. (Sent again rather than left to reappear, so that waiting never counts towards
+/// the queue's dead-letter limit.)
+async fn wait_for_turn(
+    ctx: &Context,
+    body: &str,
+    batch: &TaskBatch,
+    higher: &RunningJob,
+) -> Result<BatchResult> {
+    let wait = ctx.settings.priority_wait;
+    info!(job_id = %batch.job_id, batch_id = %batch.batch_id, waits_for = %higher.job_id, wait_seconds = wait.as_secs(), "batch waits for a job of higher priority");
+    crate::queue::send_task_body_later(ctx, body, wait).await?;
+    Ok(BatchResult::Waiting)
 }
 
 /// Whether the job's planner sent (or reserved, ahead of sending) this batch id: its part's

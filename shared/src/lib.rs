@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod operation;
 pub mod plan;
 pub mod planner;
+pub mod priority;
 pub mod queue;
 pub mod report;
 pub mod reporter;

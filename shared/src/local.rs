@@ -460,11 +460,17 @@ async fn poll_once(
     summary: &mut RunSummary,
     chaos: Option<&Chaos>,
 ) -> Result<usize> {
+    // No more batches at once than tasks may run at once: a batch received is a batch started
+    // (and past the priority rule's look, `crate::priority`).
+    let most = match role {
+        Role::Task => ctx.settings.executor_concurrency.clamp(1, 10) as i32,
+        Role::Plan | Role::Report => 10,
+    };
     let out = ctx
         .sqs
         .receive_message()
         .queue_url(url)
-        .max_number_of_messages(10)
+        .max_number_of_messages(most)
         .wait_time_seconds(0)
         .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
         .send()

@@ -287,6 +287,8 @@ async fn plan_job_until(ctx: &Context, job_id: &str, stop_at: Option<Instant>) -
                 .transition(job_id, job.status, JobStatus::Active, None, None)
                 .await?
             {
+                // Batches of lower priority that this process starts next see this job now.
+                ctx.running_jobs.forget().await;
                 start_planning(ctx, &job, stop_at).await
             } else {
                 Ok(())

@@ -72,10 +72,19 @@ pub async fn send_task_batch_later(
     batch: &crate::plan::TaskBatch,
     delay: std::time::Duration,
 ) -> Result<()> {
+    send_task_body_later(ctx, &batch.to_body(), delay).await
+}
+
+/// A task batch message's body, sent again to become visible only after `delay`.
+pub async fn send_task_body_later(
+    ctx: &Context,
+    body: &str,
+    delay: std::time::Duration,
+) -> Result<()> {
     ctx.sqs
         .send_message()
         .queue_url(&ctx.settings.task_queue_url)
-        .message_body(batch.to_body())
+        .message_body(body)
         .delay_seconds(delay.as_secs().clamp(1, 900) as i32)
         .send()
         .await

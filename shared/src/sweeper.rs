@@ -165,7 +165,9 @@ async fn check_job(
     }
     let last = last_activity(job);
     let idle = (now - last).to_std().unwrap_or_default();
-    if idle < ctx.settings.stall_after {
+    // A Paused job waits for jobs of higher priority on purpose; its batches keep coming back
+    // to look (`crate::priority`), so nothing of it is lost while it waits.
+    if idle < ctx.settings.stall_after || job.status == JobStatus::Paused {
         return Ok(());
     }
     summary.stalled_jobs.push(job.job_id.clone());

@@ -466,6 +466,7 @@ pub fn requested_transition(
     }
 }
 
+/// UpdateJobPriority: refused on a job that has ended.
 pub async fn update_job_priority(
     ctx: &Context,
     job_id: &str,
@@ -476,9 +477,18 @@ pub async fn update_job_priority(
             "Priority must be 0 or greater, got {priority}"
         )));
     }
-    Store::from_context(ctx)
-        .update_priority(job_id, priority)
-        .await?;
+    let store = ctx.store();
+    let job = store.get_job(job_id).await?;
+    if job.status.is_terminal() {
+        return Err(Error::InvalidRequest(format!(
+            "job {job_id} is {}: the priority of a job that has ended cannot change",
+            job.status
+        )));
+    }
+    // Batches look at priorities as they start (`crate::priority`): the change applies from the
+    // next batch of any job.
+    store.update_priority(job_id, priority).await?;
+    ctx.running_jobs.forget().await;
     Ok(UpdateJobPriorityResponse {
         job_id: job_id.to_string(),
         priority,
