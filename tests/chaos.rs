@@ -252,17 +252,39 @@ async fn run_until_terminal(
         chaos: Some(chaos.clone()),
     };
     let store = Store::from_context(clean);
+    let mut last_said = Instant::now();
     loop {
         let mut all_ended = true;
+        let mut where_they_stand = Vec::new();
         for id in ids {
-            all_ended &= store.get_job(id).await.expect("job").status.is_terminal();
+            let job = store.get_job(id).await.expect("job");
+            all_ended &= job.status.is_terminal();
+            let p = &job.progress;
+            where_they_stand.push(format!(
+                "{id}: {} {}/{} tasks, {}/{} batches",
+                job.status,
+                p.succeeded + p.failed + p.not_run,
+                p.total_tasks.map_or("?".into(), |t| t.to_string()),
+                p.batches_committed,
+                p.batches_planned.map_or("?".into(), |b| b.to_string()),
+            ));
         }
         if all_ended {
             return;
         }
+        // A line a minute, so that a run that ends in its timeout tells slow from stuck.
+        if last_said.elapsed() >= Duration::from_secs(60) {
+            last_said = Instant::now();
+            eprintln!(
+                "chaos: {:.0} s: {}",
+                started.elapsed().as_secs_f64(),
+                where_they_stand.join("; ")
+            );
+        }
         assert!(
             started.elapsed() < timeout,
-            "chaos: jobs not terminal after {timeout:?}"
+            "chaos: jobs not terminal after {timeout:?}: {}",
+            where_they_stand.join("; ")
         );
         // Queues empty but a job not ended: only a repair can move it (the sweeper runs on a
         // schedule in a stack; here, between runs).

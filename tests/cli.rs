@@ -266,6 +266,74 @@ async fn the_cli_runs_jobs_templates_and_inventory_arrivals_on_the_emulator() {
         "--requested-job-status",
         "Cancelled",
     ]);
+    // describe-job --watch follows a job to its end (plain lines when stderr is not a
+    // terminal), through the control function, and prints the final answer.
+    let again = via(&[
+        "create-job",
+        "--clone-of",
+        &job_id,
+        "--no-confirmation-required",
+        "--max-tasks-per-second",
+        "20",
+    ]);
+    let again_id = again["JobId"].as_str().unwrap().to_string();
+    let rated = via(&[
+        "update-job-rate",
+        "--job-id",
+        &again_id,
+        "--max-tasks-per-second",
+        "500",
+    ]);
+    assert_eq!(
+        rated,
+        json!({"JobId": again_id, "MaxTasksPerSecond": 500}),
+        "{rated}"
+    );
+    let described = ok_json(&["describe-job", "--job-id", &again_id]);
+    assert_eq!(
+        described["Job"]["BatchOps"],
+        json!({"MaxTasksPerSecond": 500})
+    );
+    let watcher = Command::new(env!("CARGO_BIN_EXE_batchops"))
+        .args(["--endpoint-url", common::moto_endpoint()])
+        .args(["--control-function", "control", "describe-job", "--job-id"])
+        .arg(&again_id)
+        .args(["--watch", "--watch-seconds", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    ok_json(&["local", "run", "--job-id", &again_id]);
+    let watched = watcher.wait_with_output().unwrap();
+    assert!(watched.status.success());
+    let last: Value = serde_json::from_slice(&watched.stdout).unwrap();
+    assert_eq!(last["Job"]["Status"], "Complete", "{last}");
+    let lines = String::from_utf8_lossy(&watched.stderr);
+    assert!(
+        lines.contains(&format!(
+            "job {again_id}: Complete: 25/25 tasks (25 succeeded, 0 failed)"
+        )),
+        "{lines}"
+    );
+    assert!(lines.lines().count() >= 2, "a line per refresh: {lines}");
+    let late = batchops(&[
+        "update-job-rate",
+        "--job-id",
+        &again_id,
+        "--max-tasks-per-second",
+        "5",
+    ]);
+    assert!(!late.status.success());
+    assert!(String::from_utf8_lossy(&late.stderr).contains("has ended"));
+    let no_watch = batchops(&[
+        "describe-job",
+        "--job-id",
+        &again_id,
+        "--watch-seconds",
+        "1",
+    ]);
+    assert!(!no_watch.status.success(), "--watch-seconds needs --watch");
+
     let rerun = batchops(&["create-job", "--rerun-failed-of", &job_id]);
     assert!(!rerun.status.success());
     let said = String::from_utf8_lossy(&rerun.stderr);

@@ -1326,3 +1326,119 @@ async fn batches_of_a_higher_priority_job_run_first_and_a_raised_priority_takes_
         assert_eq!((job.progress.succeeded, job.progress.failed), (N, 0));
     }
 }
+
+/// Requests per second between the `from`th and the `to`th of `times` (sorted).
+fn rate_between(times: &[std::time::Instant], from: usize, to: usize) -> f64 {
+    (to - from) as f64 / times[to].duration_since(times[from]).as_secs_f64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_job_keeps_its_rate_across_executors_and_takes_a_new_one_on_the_fly() {
+    const N: u64 = 450;
+    let s = stack_with(false, |st| st.max_message_bytes = 1500).await;
+    let data = s.bucket("data");
+    s.create_bucket(&data).await;
+    let rows: Vec<(String, String)> = (0..N)
+        .map(|i| (data.clone(), format!("rate/{i:03}")))
+        .collect();
+    for (_, key) in &rows {
+        s.put(&data, key, "x").await;
+    }
+    let etag = s.put_manifest(&data, "rate.csv", &rows).await;
+    let mut job = csv_job(
+        &data,
+        "rate.csv",
+        &etag,
+        tagging(&[("r", "1")]),
+        &data,
+        "AllTasks",
+    );
+    job["Report"]["Enabled"] = json!(false);
+
+    // Refused as S3 refuses a bad field: the rate must be 1 to 100,000.
+    for bad in [0, 100_001] {
+        let mut refused = job.clone();
+        refused["BatchOps"] = json!({"MaxTasksPerSecond": bad});
+        let err = CreateJobRequest::parse(&refused.to_string())
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("BatchOps.MaxTasksPerSecond"),
+            "{err}"
+        );
+    }
+    job["BatchOps"] = json!({"MaxTasksPerSecond": 40});
+    let job_id = s.create_job(job).await;
+    assert_eq!(
+        s.describe(&job_id).await["Job"]["BatchOps"],
+        json!({"MaxTasksPerSecond": 40})
+    );
+
+    // Every tagging request is seen (a rule that delays by nothing records its time), from two
+    // executors with their own leases and task slots, as two Lambda containers.
+    let seen = batchops::fault::FaultPlan::new(
+        1,
+        vec![batchops::fault::FaultRule::new(
+            "S3",
+            "PutObjectTagging",
+            batchops::fault::Fault::Delay { millis: 0 },
+        )],
+    );
+    let one = s.ctx.clone().with_faults(&s.config, seen.clone()).unwrap();
+    let mut two = one.clone();
+    two.rate_gates = Default::default();
+    two.task_slots = Default::default();
+    let (idle, timeout) = (
+        || batchops::local::RunUntil::Idle,
+        common::stack::RUN_TIMEOUT,
+    );
+    let store = Store::from_context(&s.ctx);
+    let (a, b, raised_at) = tokio::join!(
+        batchops::local::run(&one, idle(), timeout),
+        batchops::local::run(&two, idle(), timeout),
+        async {
+            // Raised to 100/s once 200 tasks have started.
+            for _ in 0..12_000 {
+                if seen.log().len() >= 200 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            assert!(
+                seen.log().len() >= 200,
+                "200 tagging requests within a minute"
+            );
+            control::update_job_rate(&s.ctx, &job_id, Some(100))
+                .await
+                .unwrap();
+            seen.log().len()
+        }
+    );
+    a.unwrap();
+    b.unwrap();
+    let mut times: Vec<std::time::Instant> = seen.log().iter().map(|i| i.at).collect();
+    times.sort();
+    assert_eq!(times.len() as u64, N, "one request per task");
+    let first = rate_between(&times, 20, 190);
+    // A lease at the old rate may still be running when the rate changes: skip a quarter
+    // second. The last few tasks are left out too: the job's last batches end one by one.
+    let second = rate_between(&times, raised_at + 40, N as usize - 20);
+    println!("rate limit 40/s measured {first:.1}/s; raised to 100/s measured {second:.1}/s");
+    assert!(
+        (36.0..=44.0).contains(&first),
+        "40 tasks/s measured {first:.1}"
+    );
+    assert!(
+        (90.0..=110.0).contains(&second),
+        "100 tasks/s measured {second:.1}"
+    );
+    let job = store.get_job(&job_id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!((job.progress.succeeded, job.progress.failed), (N, 0));
+    assert_eq!(job.max_tasks_per_second, Some(100));
+    let err = control::update_job_rate(&s.ctx, &job_id, Some(10))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("has ended"), "{err}");
+}

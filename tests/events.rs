@@ -405,6 +405,7 @@ fn every_function_and_case_has_an_event() {
         "control-update-job-status-confirm.json",
         "control-update-job-status-cancel.json",
         "control-update-job-priority.json",
+        "control-update-job-rate.json",
         "control-get-job-tagging.json",
         "control-put-job-tagging.json",
         "control-delete-job-tagging.json",

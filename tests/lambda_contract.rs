@@ -234,6 +234,7 @@ fn job(operation: Value) -> Job {
         progress: Progress::default(),
         finalize_sent: false,
         tags: Vec::new(),
+        max_tasks_per_second: None,
         tracking: Default::default(),
     }
 }

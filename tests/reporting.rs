@@ -435,6 +435,15 @@ async fn expire_parts(s: &Stack, job_id: &str) -> usize {
     keys.len()
 }
 
+fn source_input(job_id: &str, confirmation: Option<bool>) -> control::SourceJobInput {
+    control::SourceJobInput {
+        job_id: job_id.to_string(),
+        confirmation_required: confirmation,
+        max_tasks_per_second: None,
+        account_id: None,
+    }
+}
+
 fn job_tag(job: &batchops::job::Job, key: &str) -> Option<String> {
     job.tags
         .iter()
@@ -475,7 +484,7 @@ async fn failed_tasks_run_again_in_a_new_job_with_or_without_a_report_and_clones
     let failed_only = s.create_job(job_json("FailedTasksOnly", true)).await;
 
     // Not before the job has ended.
-    let err = control::rerun_failed_tasks(&s.ctx, &no_report, None)
+    let err = control::rerun_failed_tasks(&s.ctx, &source_input(&no_report, None))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("once it has ended"), "{err}");
@@ -496,7 +505,7 @@ async fn failed_tasks_run_again_in_a_new_job_with_or_without_a_report_and_clones
 
     let store = Store::from_context(&s.ctx);
     for source in [&no_report, &failed_only] {
-        let rerun = control::rerun_failed_tasks(&s.ctx, source, None)
+        let rerun = control::rerun_failed_tasks(&s.ctx, &source_input(source, None))
             .await
             .unwrap()
             .job_id;
@@ -537,12 +546,12 @@ async fn failed_tasks_run_again_in_a_new_job_with_or_without_a_report_and_clones
         .into_iter()
         .find(|j| job_tag(j, control::RERUN_OF_TAG).as_deref() == Some(no_report.as_str()))
         .unwrap();
-    let err = control::rerun_failed_tasks(&s.ctx, &clean.job_id, None)
+    let err = control::rerun_failed_tasks(&s.ctx, &source_input(&clean.job_id, None))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("no failed tasks"), "{err}");
     assert!(expire_parts(&s, &no_report).await > 0);
-    let err = control::rerun_failed_tasks(&s.ctx, &no_report, None)
+    let err = control::rerun_failed_tasks(&s.ctx, &source_input(&no_report, None))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("no longer kept"), "{err}");
@@ -558,7 +567,7 @@ async fn failed_tasks_run_again_in_a_new_job_with_or_without_a_report_and_clones
     )
     .await
     .unwrap();
-    let clone = control::clone_job(&s.ctx, &failed_only, Some(true))
+    let clone = control::clone_job(&s.ctx, &source_input(&failed_only, Some(true)))
         .await
         .unwrap()
         .job_id;

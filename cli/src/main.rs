@@ -9,9 +9,11 @@ use batchops::job::{CreateJobRequest, JobStatus, S3Tag};
 use batchops::local::{self, LocalNames, RunUntil};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
+
+mod watch;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -66,6 +68,10 @@ enum Command {
         /// manifest written to the system bucket); tagged batchops:rerun-failed-of=JOB_ID.
         #[arg(long, value_name = "JOB_ID", group = "source")]
         rerun_failed_of: Option<String>,
+        /// At most N tasks start per second, across every executor (the job's
+        /// "BatchOps": {"MaxTasksPerSecond": N}; update-job-rate changes it later).
+        #[arg(long, value_name = "N")]
+        max_tasks_per_second: Option<u32>,
         #[command(flatten)]
         confirmation: Confirmation,
     },
@@ -73,6 +79,14 @@ enum Command {
     DescribeJob {
         #[arg(long)]
         job_id: String,
+        /// Follow the job until it ends: a progress bar on a terminal (done/total, succeeded,
+        /// failed, tasks/s, ETA, status changes), a plain line per refresh otherwise; then
+        /// print the final answer.
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: refresh every N seconds.
+        #[arg(long, value_name = "N", default_value_t = 3, requires = "watch")]
+        watch_seconds: u64,
     },
     /// List jobs, newest first, optionally only those in the given statuses.
     ListJobs {
@@ -104,6 +118,13 @@ enum Command {
         /// 0 or greater; a negative value is refused with S3's message, not read as an option.
         #[arg(long, allow_negative_numbers = true)]
         priority: i32,
+    },
+    /// Change a running job's rate limit (batchops' own); 0 removes the limit.
+    UpdateJobRate {
+        #[arg(long)]
+        job_id: String,
+        #[arg(long, value_name = "N")]
+        max_tasks_per_second: u32,
     },
     /// Show a job's tags.
     GetJobTagging {
@@ -297,6 +318,14 @@ async fn run(cli: Cli) -> Result<Option<String>> {
         .control_function
         .or_else(|| cli.stack.map(|stack| format!("{stack}-control")));
     match (cli.command, function) {
+        (
+            Command::DescribeJob {
+                job_id,
+                watch: true,
+                watch_seconds,
+            },
+            function,
+        ) => watch_job(&job_id, watch_seconds, function.as_deref(), cli.account_id).await,
         (Command::Local(local), _) => run_local(local).await,
         (command @ (Command::Sweep | Command::ConnectInventory { .. }), _) => {
             run_control(command, cli.account_id).await
@@ -304,6 +333,41 @@ async fn run(cli: Cli) -> Result<Option<String>> {
         (command, Some(function)) => run_via_function(command, &function, cli.account_id).await,
         (command, None) => run_control(command, cli.account_id).await,
     }
+}
+
+/// `describe-job --watch`: the job's progress until it ends, then its last DescribeJob answer.
+async fn watch_job(
+    job_id: &str,
+    every_seconds: u64,
+    function: Option<&str>,
+    account_id: Option<String>,
+) -> Result<Option<String>> {
+    let every = Duration::from_secs(every_seconds.max(1));
+    let request = ControlRequest::DescribeJob(control::JobIdInput {
+        job_id: job_id.to_string(),
+        account_id,
+    });
+    let last = match function {
+        Some(function) => {
+            let config = batchops::context::load_aws_config().await;
+            control::check_credentials(&config).await?;
+            let lambda = batchops::Context::lambda_client_for(&config);
+            watch::watch(job_id, every, || async {
+                Ok(control::invoke_control(&lambda, function, &request).await?)
+            })
+            .await?
+        }
+        None => {
+            let ctx = control::cli_context().await?;
+            watch::watch(job_id, every, || async {
+                Ok(serde_json::to_value(
+                    control::describe_job(&ctx, job_id).await?,
+                )?)
+            })
+            .await?
+        }
+    };
+    pretty(&last)
 }
 
 /// A job command as a request to the stack's control function.
@@ -357,19 +421,26 @@ fn control_request(command: Command, account_id: Option<String>) -> Result<Contr
             cli_input_json,
             clone_of,
             rerun_failed_of,
+            max_tasks_per_second,
             confirmation,
         } => {
             let source = |job_id: String| SourceJobInput {
                 job_id,
                 confirmation_required: confirmation.as_override(),
+                max_tasks_per_second,
                 account_id: account_id.clone(),
             };
             match (cli_input_json, clone_of, rerun_failed_of) {
-                (Some(json), _, _) => R::CreateJob(create_job_request(
-                    &json,
-                    &confirmation,
-                    account_id.clone(),
-                )?),
+                (Some(json), _, _) => {
+                    let mut request = create_job_request(&json, &confirmation, account_id.clone())?;
+                    if let Some(rate) = max_tasks_per_second {
+                        request
+                            .batch_ops
+                            .get_or_insert_with(Default::default)
+                            .max_tasks_per_second = Some(rate);
+                    }
+                    R::CreateJob(request)
+                }
                 (_, Some(id), _) => R::CloneJob(source(id)),
                 (_, _, Some(id)) => R::RerunFailedTasks(source(id)),
                 (None, None, None) => {
@@ -377,7 +448,7 @@ fn control_request(command: Command, account_id: Option<String>) -> Result<Contr
                 }
             }
         }
-        Command::DescribeJob { job_id } => R::DescribeJob(job(job_id)),
+        Command::DescribeJob { job_id, .. } => R::DescribeJob(job(job_id)),
         Command::ListJobs {
             job_statuses,
             max_results,
@@ -407,6 +478,14 @@ fn control_request(command: Command, account_id: Option<String>) -> Result<Contr
                 account_id: account_id.clone(),
             })
         }
+        Command::UpdateJobRate {
+            job_id,
+            max_tasks_per_second,
+        } => R::UpdateJobRate(control::UpdateJobRateInput {
+            job_id,
+            max_tasks_per_second: (max_tasks_per_second > 0).then_some(max_tasks_per_second),
+            account_id: account_id.clone(),
+        }),
         Command::GetJobTagging { job_id } => R::GetJobTagging(job(job_id)),
         Command::PutJobTagging { job_id, tags } => R::PutJobTagging(PutJobTaggingInput {
             job_id,
@@ -589,8 +668,31 @@ async fn local_run(
         let config = batchops::context::load_aws_config().await;
         ctx = ctx.with_faults(&config, plan.clone())?;
     }
-    let until = job_id.map_or(RunUntil::Idle, RunUntil::JobTerminal);
-    let summary = local::run_with(&ctx, until, options).await?;
+    let summary = match job_id {
+        // On a terminal, the job's progress bar takes the place of the progress lines.
+        Some(job_id) if options.progress_every.is_some() && std::io::stderr().is_terminal() => {
+            let quiet = local::RunOptions {
+                progress_every: None,
+                ..options.clone()
+            };
+            let run = local::run_with(&ctx, RunUntil::JobTerminal(job_id.clone()), &quiet);
+            let progress = watch::watch(&job_id, Duration::from_secs(2), || async {
+                Ok(serde_json::to_value(
+                    control::describe_job(&ctx, &job_id).await?,
+                )?)
+            });
+            tokio::pin!(run, progress);
+            tokio::select! {
+                summary = &mut run => summary?,
+                // The bar ends with the job; the run still has its last messages to see to.
+                _ = &mut progress => run.await?,
+            }
+        }
+        job_id => {
+            let until = job_id.map_or(RunUntil::Idle, RunUntil::JobTerminal);
+            local::run_with(&ctx, until, options).await?
+        }
+    };
     pretty(&LocalRun {
         plan_messages: summary.plan_messages,
         task_messages: summary.task_messages,

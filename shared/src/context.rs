@@ -311,6 +311,8 @@ pub struct Context {
     pub s3_regions: Arc<S3Regions>,
     /// The running jobs the priority rule compares with, read now and then and shared by clones.
     pub running_jobs: Arc<crate::priority::RunningJobs>,
+    /// The rate limiter's leases this process holds, shared by clones.
+    pub rate_gates: Arc<crate::rate::RateGates>,
 }
 
 /// What one S3 client learned about buckets outside its Region: each bucket's Region (from S3's
@@ -460,6 +462,7 @@ impl Context {
             task_slots: Arc::new(TaskSlots::default()),
             s3_regions: Arc::new(S3Regions::default()),
             running_jobs: Arc::new(crate::priority::RunningJobs::default()),
+            rate_gates: Arc::new(crate::rate::RateGates::default()),
         }
     }
 

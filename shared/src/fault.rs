@@ -324,6 +324,8 @@ pub struct Injected {
     pub rule: usize,
     pub service: String,
     pub operation: String,
+    /// When: a rule that delays by nothing records the times of the requests it matches.
+    pub at: std::time::Instant,
 }
 
 #[derive(Debug)]
@@ -431,6 +433,7 @@ impl FaultPlan {
                 rule: index,
                 service: service.to_string(),
                 operation: operation.to_string(),
+                at: std::time::Instant::now(),
             });
             self.injected.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(rule = index, service, operation, "injecting a fault");

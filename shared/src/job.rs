@@ -39,6 +39,32 @@ pub struct CreateJobRequest {
     /// Builds the task list from a bucket listing instead of a manifest (`crate::generator`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest_generator: Option<Value>,
+    /// batchops' own settings of the job, beside S3 Control's fields (which stay unchanged).
+    #[serde(rename = "BatchOps", default, skip_serializing_if = "Option::is_none")]
+    pub batch_ops: Option<BatchOpsOptions>,
+}
+
+/// The `"BatchOps"` member of a job: what batchops does beyond S3 Batch Operations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct BatchOpsOptions {
+    /// At most this many tasks start per second, across every executor (`crate::rate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tasks_per_second: Option<u32>,
+}
+
+/// The highest rate limit a job may set: above it, the limiter's own writes would cost more
+/// than the limit saves.
+pub const MAX_TASKS_PER_SECOND: u32 = 100_000;
+
+/// Checks a job's rate limit (`field`: where it was given).
+pub fn validate_rate(field: &str, rate: u32) -> Result<()> {
+    if !(1..=MAX_TASKS_PER_SECOND).contains(&rate) {
+        return Err(Error::InvalidRequest(format!(
+            "{field} must be between 1 and {MAX_TASKS_PER_SECOND} tasks per second, got {rate}"
+        )));
+    }
+    Ok(())
 }
 
 impl CreateJobRequest {
@@ -95,6 +121,9 @@ impl CreateJobRequest {
                 "Priority must be 0 or greater, got {}",
                 self.priority
             )));
+        }
+        if let Some(rate) = self.batch_ops.as_ref().and_then(|b| b.max_tasks_per_second) {
+            validate_rate("BatchOps.MaxTasksPerSecond", rate)?;
         }
         Ok(())
     }
@@ -1365,6 +1394,9 @@ pub struct Job {
     /// PutJobTagging and emptied by DeleteJobTagging. The request itself keeps what was asked,
     /// so that a repeated CreateJob with the same token still compares equal.
     pub tags: Vec<S3Tag>,
+    /// At most this many tasks start per second (`crate::rate`): the request's
+    /// `BatchOps.MaxTasksPerSecond` at first, changed by `update-job-rate`; `None`: no limit.
+    pub max_tasks_per_second: Option<u32>,
     /// Bookkeeping that is not part of S3's view of a job.
     pub tracking: JobTracking,
 }

@@ -20,6 +20,7 @@ pub mod plan;
 pub mod planner;
 pub mod priority;
 pub mod queue;
+pub mod rate;
 pub mod report;
 pub mod reporter;
 pub mod role;

@@ -91,12 +91,19 @@ pub async fn run_tasks_until(
     let prepared = prepare(&job.request.operation);
     let concurrency = ctx.settings.executor_concurrency.max(1);
     let slots = ctx.task_slots.get(concurrency);
+    let left = tasks.len();
     let runs: Vec<TaskRun> = stream::iter(tasks.iter().enumerate())
-        // A slot first, in task order, then the deadline: a task that waited for a slot while
-        // other batches of this process ran does not start late.
-        .then(|(i, task)| async move { (i, task, slots.acquire().await.ok()) })
-        .take_while(|(i, _, _)| std::future::ready(*i == 0 || !crate::deadline::is_past(stop_at)))
-        .map(|(i, task, slot)| {
+        // A slot first, in task order, then the job's rate limit, then the deadline: a task
+        // that waited for a slot while other batches of this process ran does not start late.
+        .then(|(i, task)| async move {
+            let slot = slots.acquire().await.ok();
+            let paced = crate::rate::pace(ctx, job, left - i, stop_at, i == 0).await;
+            (i, task, slot, paced)
+        })
+        .take_while(|(i, _, _, paced)| {
+            std::future::ready(*paced && (*i == 0 || !crate::deadline::is_past(stop_at)))
+        })
+        .map(|(i, task, slot, _)| {
             let index = first_index + i as u64;
             let prepared = &prepared;
             async move {

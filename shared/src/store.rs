@@ -52,6 +52,15 @@ pub struct BatchRecord {
     pub deferral: Option<Deferral>,
 }
 
+/// A job's rate limiter item (`crate::rate`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limiter {
+    /// From when (epoch ms) the next lease may start; `None` before the first lease.
+    pub next_start_ms: Option<u64>,
+    /// The rate set by `update-job-rate` (0: no limit); `None` when it was never changed.
+    pub rate: Option<u32>,
+}
+
 /// A deferred copy of a batch on its way: its id and when it becomes visible.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deferral {
@@ -171,6 +180,14 @@ const A_SOURCE: &str = "source";
 /// The job's own tags as JSON (`[{"Key": ..., "Value": ...}]`, `[]` when it has none); jobs
 /// stored before job tagging existed lack it, and have the tags of their request.
 const A_TAGS: &str = "tags";
+/// The job's rate limit (tasks per second); absent when it has none.
+const A_RATE: &str = "max_tps";
+/// The rate limiter's item of a job and its one attribute: the time (epoch ms) from which the
+/// next lease of tasks may start (`crate::rate`).
+const RATE_SK: &str = "RATE";
+const A_NEXT_START: &str = "next_start_ms";
+/// The rate set by `update-job-rate` (0: no limit), which wins over the one a batch read.
+const A_LIMITER_RATE: &str = "rate";
 const A_UPLOAD: &str = "upload";
 const A_STEP: &str = "step";
 const A_STATE: &str = "state";
@@ -1489,6 +1506,89 @@ impl Store {
         Ok(items)
     }
 
+    /// Sets the job's rate limit (tasks per second), or removes it.
+    pub async fn set_rate(&self, job_id: &str, rate: Option<u32>) -> Result<()> {
+        match rate {
+            Some(rate) => {
+                self.set_on_job(job_id, "SET max_tps = :r", vec![(":r", n(rate))])
+                    .await
+            }
+            None => self.set_on_job(job_id, "REMOVE max_tps", Vec::new()).await,
+        }
+    }
+
+    /// The job's rate limiter item (`crate::rate`), as it stands.
+    pub async fn get_limiter(&self, job_id: &str) -> Result<Limiter> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(&job_pk(job_id)))
+            .key(SK, s(RATE_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "GetItem", e))?;
+        let Some(item) = out.item else {
+            return Ok(Limiter::default());
+        };
+        Ok(Limiter {
+            next_start_ms: get_opt_n(&item, A_NEXT_START)?,
+            rate: get_opt_n(&item, A_LIMITER_RATE)?,
+        })
+    }
+
+    /// Moves the limiter's next start from `last` (as read) to `next`; false when another
+    /// executor moved it first.
+    pub async fn advance_limiter(
+        &self,
+        job_id: &str,
+        last: Option<u64>,
+        next: u64,
+    ) -> Result<bool> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&job_pk(job_id)))
+            .key(SK, s(RATE_SK))
+            .update_expression("SET next_start_ms = :next")
+            .expression_attribute_values(":next", n(next));
+        update = match last {
+            Some(last) => update
+                .condition_expression("next_start_ms = :last")
+                .expression_attribute_values(":last", n(last)),
+            None => update.condition_expression("attribute_not_exists(next_start_ms)"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(Error::aws("DynamoDB", "UpdateItem", e)),
+        }
+    }
+
+    /// Sets the rate the limiter uses from its next lease on (0: no limit), so that a change
+    /// reaches the batches already running.
+    pub async fn set_limiter_rate(&self, job_id: &str, rate: u32) -> Result<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&job_pk(job_id)))
+            .key(SK, s(RATE_SK))
+            .update_expression("SET #rate = :r")
+            .expression_attribute_names("#rate", A_LIMITER_RATE)
+            .expression_attribute_values(":r", n(rate))
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB", "UpdateItem", e))?;
+        Ok(())
+    }
+
     /// Replaces the job's tags; an empty set removes them.
     pub async fn set_job_tags(&self, job_id: &str, tags: &[S3Tag]) -> Result<()> {
         self.set_on_job(job_id, "SET tags = :t", vec![(":t", s(&tags_json(tags)?))])
@@ -2004,6 +2104,9 @@ pub fn job_to_item(job: &Job) -> Result<Item> {
         item.insert(A_PLANNED.to_string(), n(planned));
     }
     item.insert(A_TAGS.to_string(), s(&tags_json(&job.tags)?));
+    if let Some(rate) = job.max_tasks_per_second {
+        item.insert(A_RATE.to_string(), n(rate));
+    }
     if let Some(source) = &job.tracking.source {
         let json = serde_json::to_string(source)
             .map_err(|e| Error::Other(format!("cannot encode the job's source: {e}")))?;
@@ -2057,6 +2160,7 @@ pub fn job_from_item(item: &Item) -> Result<Job> {
             Some(json) => serde_json::from_str(json).map_err(|e| malformed(A_TAGS, e))?,
             None => request.tags.clone().unwrap_or_default(),
         },
+        max_tasks_per_second: get_opt_n(item, A_RATE)?,
         tracking: JobTracking {
             finalize_at: get_opt_time(item, A_FINALIZE_AT)?,
             last_progress_at: get_opt_time(item, A_PROGRESS_AT)?,
@@ -2251,6 +2355,7 @@ mod tests {
                 key: "team".into(),
                 value: "a, \"b\"".into(),
             }],
+            max_tasks_per_second: Some(250),
             tracking: JobTracking {
                 finalize_at: Some(time(90, 1)),
                 last_progress_at: Some(time(80, 2)),
@@ -2306,6 +2411,7 @@ mod tests {
             progress: Progress::default(),
             finalize_sent: false,
             tags: vec![],
+            max_tasks_per_second: None,
             tracking: JobTracking::default(),
             ..full_job()
         };
@@ -2317,6 +2423,7 @@ mod tests {
             A_REASON,
             A_TOTAL,
             A_PLANNED,
+            A_RATE,
         ] {
             assert!(!item.contains_key(absent), "{absent} should be absent");
         }

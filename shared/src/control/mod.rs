@@ -5,8 +5,8 @@
 use crate::context::{self, Settings};
 use crate::error::{Error, Result};
 use crate::job::{
-    CreateJobRequest, FailureReason, Job, JobManifest, JobOperation, JobReport, JobStatus,
-    ManifestLocation, ManifestSpec, S3Tag, INVENTORY_CSV_FORMAT,
+    BatchOpsOptions, CreateJobRequest, FailureReason, Job, JobManifest, JobOperation, JobReport,
+    JobStatus, ManifestLocation, ManifestSpec, S3Tag, INVENTORY_CSV_FORMAT,
 };
 use crate::store::{JobTemplate, PutJobOutcome, Store};
 
@@ -83,6 +83,10 @@ pub struct JobDescriptor {
     pub suspended_date: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspended_cause: Option<String>,
+    /// batchops' own settings as they stand (the rate limit, after any `update-job-rate`);
+    /// left out when there are none.
+    #[serde(rename = "BatchOps", default, skip_serializing_if = "Option::is_none")]
+    pub batch_ops: Option<BatchOpsOptions>,
 }
 
 /// S3 Control's JobProgressSummary.
@@ -269,6 +273,10 @@ async fn create_job_as(
 /// A job as CreateJob stores it: New, with the request's priority and nothing done yet.
 pub fn new_job(job_id: String, request: CreateJobRequest, now: DateTime<Utc>) -> Job {
     let tags = request.tags.clone().unwrap_or_default();
+    let max_tasks_per_second = request
+        .batch_ops
+        .as_ref()
+        .and_then(|b| b.max_tasks_per_second);
     Job {
         job_id,
         priority: request.priority,
@@ -284,6 +292,7 @@ pub fn new_job(job_id: String, request: CreateJobRequest, now: DateTime<Utc>) ->
         progress: Default::default(),
         finalize_sent: false,
         tags,
+        max_tasks_per_second,
         tracking: Default::default(),
     }
 }
@@ -334,6 +343,9 @@ pub fn job_descriptor(job: &Job, now: DateTime<Utc>) -> JobDescriptor {
         role_arn: job.request.role_arn.clone(),
         suspended_date: job.suspended_date,
         suspended_cause: job.suspended_date.map(|_| SUSPENDED_CAUSE.to_string()),
+        batch_ops: job.max_tasks_per_second.map(|rate| BatchOpsOptions {
+            max_tasks_per_second: Some(rate),
+        }),
     }
 }
 
@@ -492,6 +504,43 @@ pub async fn update_job_priority(
     Ok(UpdateJobPriorityResponse {
         job_id: job_id.to_string(),
         priority,
+    })
+}
+
+/// UpdateJobRate's answer: the job and its rate limit as it now stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateJobRateResponse {
+    pub job_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tasks_per_second: Option<u32>,
+}
+
+/// UpdateJobRate (batchops' own): sets a job's rate limit, or removes it with `None`. Batches
+/// that start after the change run at the new rate (`crate::rate`); refused on ended jobs.
+pub async fn update_job_rate(
+    ctx: &Context,
+    job_id: &str,
+    rate: Option<u32>,
+) -> Result<UpdateJobRateResponse> {
+    if let Some(rate) = rate {
+        crate::job::validate_rate("MaxTasksPerSecond", rate)?;
+    }
+    let store = ctx.store();
+    let job = store.get_job(job_id).await?;
+    if job.status.is_terminal() {
+        return Err(Error::InvalidRequest(format!(
+            "job {job_id} is {}: the rate of a job that has ended cannot change",
+            job.status
+        )));
+    }
+    store.set_rate(job_id, rate).await?;
+    // The limiter's own copy reaches the batches already running, at their next lease.
+    store.set_limiter_rate(job_id, rate.unwrap_or(0)).await?;
+    info!(job_id, max_tasks_per_second = ?rate, "job rate limit changed");
+    Ok(UpdateJobRateResponse {
+        job_id: job_id.to_string(),
+        max_tasks_per_second: rate,
     })
 }
 
@@ -673,6 +722,7 @@ pub enum ControlRequest {
     ListJobs(ListJobsInput),
     UpdateJobStatus(UpdateJobStatusInput),
     UpdateJobPriority(UpdateJobPriorityInput),
+    UpdateJobRate(UpdateJobRateInput),
     GetJobTagging(JobIdInput),
     PutJobTagging(PutJobTaggingInput),
     DeleteJobTagging(JobIdInput),
@@ -689,6 +739,7 @@ pub const CONTROL_ACTIONS: &[&str] = &[
     "ListJobs",
     "UpdateJobStatus",
     "UpdateJobPriority",
+    "UpdateJobRate",
     "GetJobTagging",
     "PutJobTagging",
     "DeleteJobTagging",
@@ -708,6 +759,7 @@ pub enum ControlResponse {
     ListJobs(ListJobsResponse),
     UpdateJobStatus(UpdateJobStatusResponse),
     UpdateJobPriority(UpdateJobPriorityResponse),
+    UpdateJobRate(UpdateJobRateResponse),
     GetJobTagging(GetJobTaggingResponse),
     JobTaggingUpdated(JobTaggingUpdated),
     PutJobTemplate(JobTemplateDescriptor),
@@ -760,6 +812,17 @@ pub struct UpdateJobPriorityInput {
     pub account_id: Option<String>,
 }
 
+/// batchops' own UpdateJobRate: a job's rate limit, or none (`MaxTasksPerSecond` left out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct UpdateJobRateInput {
+    pub job_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tasks_per_second: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct PutJobTaggingInput {
@@ -798,6 +861,7 @@ impl ControlRequest {
             ControlRequest::ListJobs(i) => ("ListJobs", serde_json::to_value(i)),
             ControlRequest::UpdateJobStatus(i) => ("UpdateJobStatus", serde_json::to_value(i)),
             ControlRequest::UpdateJobPriority(i) => ("UpdateJobPriority", serde_json::to_value(i)),
+            ControlRequest::UpdateJobRate(i) => ("UpdateJobRate", serde_json::to_value(i)),
             ControlRequest::GetJobTagging(i) => ("GetJobTagging", serde_json::to_value(i)),
             ControlRequest::PutJobTagging(i) => ("PutJobTagging", serde_json::to_value(i)),
             ControlRequest::DeleteJobTagging(i) => ("DeleteJobTagging", serde_json::to_value(i)),
@@ -829,6 +893,7 @@ impl ControlRequest {
             "ListJobs" => input_of(action, input).map(ControlRequest::ListJobs),
             "UpdateJobStatus" => input_of(action, input).map(ControlRequest::UpdateJobStatus),
             "UpdateJobPriority" => input_of(action, input).map(ControlRequest::UpdateJobPriority),
+            "UpdateJobRate" => input_of(action, input).map(ControlRequest::UpdateJobRate),
             "GetJobTagging" => input_of(action, input).map(ControlRequest::GetJobTagging),
             "PutJobTagging" => input_of(action, input).map(ControlRequest::PutJobTagging),
             "DeleteJobTagging" => input_of(action, input).map(ControlRequest::DeleteJobTagging),
@@ -883,6 +948,9 @@ pub async fn run(ctx: &Context, request: ControlRequest) -> Result<ControlRespon
         R::UpdateJobPriority(input) => {
             A::UpdateJobPriority(update_job_priority(ctx, &input.job_id, input.priority).await?)
         }
+        R::UpdateJobRate(input) => {
+            A::UpdateJobRate(update_job_rate(ctx, &input.job_id, input.max_tasks_per_second).await?)
+        }
         R::GetJobTagging(input) => A::GetJobTagging(get_job_tagging(ctx, &input.job_id).await?),
         R::PutJobTagging(input) => {
             A::JobTaggingUpdated(put_job_tagging(ctx, &input.job_id, &input.tags).await?)
@@ -890,12 +958,8 @@ pub async fn run(ctx: &Context, request: ControlRequest) -> Result<ControlRespon
         R::DeleteJobTagging(input) => {
             A::JobTaggingUpdated(delete_job_tagging(ctx, &input.job_id).await?)
         }
-        R::CloneJob(input) => {
-            A::CreateJob(clone_job(ctx, &input.job_id, input.confirmation_required).await?)
-        }
-        R::RerunFailedTasks(input) => {
-            A::CreateJob(rerun_failed_tasks(ctx, &input.job_id, input.confirmation_required).await?)
-        }
+        R::CloneJob(input) => A::CreateJob(clone_job(ctx, &input).await?),
+        R::RerunFailedTasks(input) => A::CreateJob(rerun_failed_tasks(ctx, &input).await?),
         R::PutJobTemplate(input) => A::PutJobTemplate(
             put_job_template(ctx, &input.name, &input.manifest_prefix, input.template).await?,
         ),

@@ -37,30 +37,30 @@ pub struct SourceJobInput {
     /// Overrides the source's ConfirmationRequired (the CLI's `--[no-]confirmation-required`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmation_required: Option<bool>,
+    /// Overrides the source's rate limit (`BatchOps.MaxTasksPerSecond`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tasks_per_second: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
 }
 
 /// CloneJob: a new job with the spec of `source_id` (same manifest or manifest generator).
-pub async fn clone_job(
-    ctx: &Context,
-    source_id: &str,
-    confirmation_override: Option<bool>,
-) -> Result<CreateJobResponse> {
+pub async fn clone_job(ctx: &Context, input: &SourceJobInput) -> Result<CreateJobResponse> {
+    let source_id = input.job_id.as_str();
     let source = ctx.store().get_job(source_id).await?;
-    let request = derived_request(&source, CLONE_OF_TAG)?;
+    let request = derived_request(&source, CLONE_OF_TAG, input)?;
     let job_id = uuid::Uuid::new_v4().to_string();
     info!(job_id, source_id, "cloning a job");
-    create_job_as(ctx, job_id, request, confirmation_override).await
+    create_job_as(ctx, job_id, request, input.confirmation_required).await
 }
 
 /// RerunFailedTasks: a new job with the operation of `source_id` over the tasks that failed in
 /// it. The source must have ended, and have failed tasks.
 pub async fn rerun_failed_tasks(
     ctx: &Context,
-    source_id: &str,
-    confirmation_override: Option<bool>,
+    input: &SourceJobInput,
 ) -> Result<CreateJobResponse> {
+    let source_id = input.job_id.as_str();
     let source = ctx.store().get_job(source_id).await?;
     if !source.status.is_terminal() {
         return Err(Error::InvalidRequest(format!(
@@ -78,7 +78,7 @@ pub async fn rerun_failed_tasks(
     let key = format!("jobs/job-{job_id}/failed-tasks-of-{source_id}.csv");
     let (body, with_versions) = failed_tasks_manifest(&failed);
     let etag = ctx.write_system_object_etag(&key, body).await?;
-    let mut request = derived_request(&source, RERUN_OF_TAG)?;
+    let mut request = derived_request(&source, RERUN_OF_TAG, input)?;
     request.manifest_generator = None;
     request.manifest = Some(JobManifest {
         spec: ManifestSpec {
@@ -103,15 +103,23 @@ pub async fn rerun_failed_tasks(
         tasks = failed.len(),
         "re-running the failed tasks of a job"
     );
-    create_job_as(ctx, job_id, request, confirmation_override).await
+    create_job_as(ctx, job_id, request, input.confirmation_required).await
 }
 
-/// The request of a job made from `source`: its request with a new token, and its current tags
-/// plus `origin_tag` naming it (replacing an older one of that key, so a clone of a clone names
-/// the job it was made from).
-pub fn derived_request(source: &Job, origin_tag: &str) -> Result<CreateJobRequest> {
+/// The request of a job made from `source`: its request with a new token, its current tags plus
+/// `origin_tag` naming it (replacing an older one of that key, so a clone of a clone names the
+/// job it was made from), and its current rate limit unless `input` gives another.
+pub fn derived_request(
+    source: &Job,
+    origin_tag: &str,
+    input: &SourceJobInput,
+) -> Result<CreateJobRequest> {
     let mut request = source.request.clone();
     request.client_request_token = None;
+    let rate = input.max_tasks_per_second.or(source.max_tasks_per_second);
+    request.batch_ops = rate.map(|rate| crate::job::BatchOpsOptions {
+        max_tasks_per_second: Some(rate),
+    });
     let mut tags: Vec<S3Tag> = source
         .tags
         .iter()
@@ -281,6 +289,15 @@ mod tests {
         crate::control::new_job("src-1".into(), request, chrono::Utc::now())
     }
 
+    fn input() -> SourceJobInput {
+        SourceJobInput {
+            job_id: "src-1".into(),
+            confirmation_required: None,
+            max_tasks_per_second: None,
+            account_id: None,
+        }
+    }
+
     fn failed(key: &str, version: Option<&str>) -> TaskOutcome {
         TaskOutcome {
             task: Task {
@@ -303,7 +320,7 @@ mod tests {
             key: "later".into(),
             value: "put-job-tagging".into(),
         });
-        let request = derived_request(&job, CLONE_OF_TAG).unwrap();
+        let request = derived_request(&job, CLONE_OF_TAG, &input()).unwrap();
         assert_eq!(request.client_request_token, None);
         assert_eq!(request.description.as_deref(), Some("nightly"));
         assert_eq!(request.operation, job.request.operation);
@@ -327,9 +344,15 @@ mod tests {
     #[test]
     fn a_clone_of_a_clone_names_the_job_it_was_made_from_once() {
         let mut job = source();
-        job.tags = derived_request(&job, CLONE_OF_TAG).unwrap().tags.unwrap();
+        job.tags = derived_request(&job, CLONE_OF_TAG, &input())
+            .unwrap()
+            .tags
+            .unwrap();
         job.job_id = "src-2".into();
-        let tags = derived_request(&job, CLONE_OF_TAG).unwrap().tags.unwrap();
+        let tags = derived_request(&job, CLONE_OF_TAG, &input())
+            .unwrap()
+            .tags
+            .unwrap();
         let origins: Vec<&str> = tags
             .iter()
             .filter(|t| t.key == CLONE_OF_TAG)
@@ -347,7 +370,9 @@ mod tests {
                 value: String::new(),
             })
             .collect();
-        let err = derived_request(&job, RERUN_OF_TAG).unwrap_err().to_string();
+        let err = derived_request(&job, RERUN_OF_TAG, &input())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("50 tags") && err.contains(RERUN_OF_TAG),
             "{err}"
