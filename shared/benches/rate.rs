@@ -67,12 +67,15 @@ async fn run() -> BenchResult<()> {
     );
     let mut worst: f64 = 0.0;
     for limit in limits {
-        let (measured, tasks, requests) = measure(&ctx, &config, limit, seconds, executors).await?;
+        let (measured, tasks, writes, reads) =
+            measure(&ctx, &config, limit, seconds, executors).await?;
         let error = (measured - limit as f64) / limit as f64 * 100.0;
         worst = worst.max(error.abs());
+        let per_1000 = |n: u64| n as f64 * 1000.0 / tasks as f64;
         println!(
-            "{limit:>10} {measured:>10.1} {error:>+7.1}% {tasks:>8} {:>22.1}",
-            requests as f64 * 1000.0 / tasks as f64
+            "{limit:>10} {measured:>10.1} {error:>+7.1}% {tasks:>8} {:>18.1} {:>17.1}",
+            per_1000(writes),
+            per_1000(reads)
         );
     }
     println!(
