@@ -69,13 +69,20 @@ const EVENT_TAGS: [(&str, &str); 2] = [("retention", "archive-2027"), ("owner", 
 
 /// The event files fed to a handler here, and those the example task handler's tests feed.
 const FED_HERE: &[&str] = &[
+    "control-clone-job.json",
     "control-create-job.json",
+    "control-delete-job-tagging.json",
     "control-delete-job-template.json",
     "control-describe-job.json",
+    "control-get-job-tagging.json",
     "control-list-job-templates.json",
+    "control-list-jobs-by-tag.json",
     "control-list-jobs.json",
+    "control-put-job-tagging.json",
     "control-put-job-template.json",
+    "control-rerun-failed-tasks.json",
     "control-update-job-priority.json",
+    "control-update-job-rate.json",
     "control-update-job-status-cancel.json",
     "control-update-job-status-confirm.json",
     "create-job-tagging.json",
@@ -453,6 +460,20 @@ async fn control_events_create_describe_list_reprioritise_confirm_and_cancel_job
     assert_eq!(priority, json!({"JobId": job_id, "Priority": 50}));
     assert_eq!(s.job(&job_id).await.priority, 50);
 
+    let rate = control(&s, event("control-update-job-rate.json", &id)).await;
+    assert_eq!(rate, json!({"JobId": job_id, "MaxTasksPerSecond": 200}));
+    assert_eq!(s.job(&job_id).await.max_tasks_per_second, Some(200));
+    let tags = json!({"Tags": [{"Key": "team", "Value": "storage"},
+                               {"Key": "cost-center", "Value": "1234"}]});
+    assert_eq!(
+        control(&s, event("control-put-job-tagging.json", &id)).await,
+        json!({})
+    );
+    assert_eq!(
+        control(&s, event("control-get-job-tagging.json", &id)).await,
+        tags
+    );
+
     let listed = control(&s, event("control-list-jobs.json", &[])).await;
     let jobs = listed["Jobs"].as_array().expect("ListJobs answers Jobs");
     assert_eq!(jobs.len(), 1, "{listed}");
@@ -480,6 +501,41 @@ async fn control_events_create_describe_list_reprioritise_confirm_and_cancel_job
         .await,
         "the completion report is written where the event's Report says"
     );
+
+    // Listed by its tag once Complete; then untagged; cloned; nothing failed to run again.
+    let by_tag = control(&s, event("control-list-jobs-by-tag.json", &[])).await;
+    let ids: Vec<&Value> = by_tag["Jobs"]
+        .as_array()
+        .expect("ListJobs answers Jobs")
+        .iter()
+        .map(|j| &j["JobId"])
+        .collect();
+    assert_eq!(ids, [&json!(job_id)], "{by_tag}");
+    assert_eq!(
+        control(&s, event("control-delete-job-tagging.json", &id)).await,
+        json!({})
+    );
+    assert_eq!(
+        control(&s, event("control-get-job-tagging.json", &id)).await,
+        json!({"Tags": []})
+    );
+    let clone = control(&s, event("control-clone-job.json", &id)).await;
+    let clone_id = clone["JobId"].as_str().expect("CloneJob answers a JobId");
+    assert_ne!(clone_id, job_id);
+    let cloned = s.job(clone_id).await;
+    assert!(cloned.confirmation_required());
+    assert_eq!(cloned.max_tasks_per_second, Some(200));
+    control(
+        &s,
+        json!({"Action": "UpdateJobStatus", "Input": {"JobId": clone_id,
+               "RequestedJobStatus": "Cancelled"}}),
+    )
+    .await;
+    s.drain(&s.ctx.settings.plan_queue_url).await;
+    let rerun = control::handle(&s.ctx, event("control-rerun-failed-tasks.json", &id))
+        .await
+        .unwrap_err();
+    assert!(rerun.to_string().contains("no failed tasks"), "{rerun}");
 
     // A second job, cancelled while it awaits confirmation.
     let second = control(&s, create(&format!("{token}-second"))).await;

@@ -27,19 +27,7 @@ fn main() -> BenchResult<()> {
 }
 
 async fn run() -> BenchResult<()> {
-    let endpoint = std::env::var("BATCHOPS_TEST_ENDPOINT")
-        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-        .map_err(|_| "no moto server: run under scripts/with-services.sh")?;
-    std::env::set_var("AWS_ENDPOINT_URL", &endpoint);
-    for (name, value) in [
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", "us-east-1"),
-    ] {
-        if std::env::var_os(name).is_none() {
-            std::env::set_var(name, value);
-        }
-    }
+    let endpoint = common::moto_endpoint()?;
     let tasks = env_u64("BENCH_JOB_TASKS", 1_000_000);
     let concurrency = env_u64("BENCH_JOB_PUT_CONCURRENCY", 64) as usize;
     let config = batchops::context::load_aws_config().await;

@@ -29,19 +29,7 @@ fn main() -> BenchResult<()> {
 }
 
 async fn run() -> BenchResult<()> {
-    let endpoint = std::env::var("BATCHOPS_TEST_ENDPOINT")
-        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-        .map_err(|_| "no moto server: run under scripts/with-services.sh")?;
-    std::env::set_var("AWS_ENDPOINT_URL", &endpoint);
-    for (name, value) in [
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", "us-east-1"),
-    ] {
-        if std::env::var_os(name).is_none() {
-            std::env::set_var(name, value);
-        }
-    }
+    let endpoint = common::moto_endpoint()?;
     let limits: Vec<u32> = std::env::var("BENCH_RATE_LIMITS")
         .unwrap_or_else(|_| "10,50,200,1000,2000".into())
         .split(',')

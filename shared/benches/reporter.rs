@@ -48,27 +48,8 @@ fn main() -> BenchResult<()> {
     runtime.block_on(parent())
 }
 
-fn endpoint() -> BenchResult<String> {
-    std::env::var("BATCHOPS_TEST_ENDPOINT")
-        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-        .map_err(|_| {
-            "no moto server: run under scripts/with-services.sh (sets BATCHOPS_TEST_ENDPOINT)"
-                .into()
-        })
-}
-
 async fn parent() -> BenchResult<()> {
-    let endpoint = endpoint()?;
-    std::env::set_var("AWS_ENDPOINT_URL", &endpoint);
-    for (name, value) in [
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", "us-east-1"),
-    ] {
-        if std::env::var_os(name).is_none() {
-            std::env::set_var(name, value);
-        }
-    }
+    let endpoint = common::moto_endpoint()?;
     let sizes: Vec<u64> = std::env::var("BENCH_REPORT_TASKS")
         .unwrap_or_else(|_| "1000000,10000000".into())
         .split(',')

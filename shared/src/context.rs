@@ -628,26 +628,13 @@ impl Context {
 
     /// Reads an object of the system bucket whole; `None` when it is not there (expired).
     pub async fn read_system_object_if_exists(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let got = self
-            .system_s3
-            .get_object()
-            .bucket(&self.settings.system_bucket)
-            .set_expected_bucket_owner(self.settings.system_bucket_owner.clone())
-            .key(key)
-            .send()
-            .await;
-        let object = match got {
-            Ok(object) => object,
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(Error::aws("S3", "GetObject", e)),
-        };
-        let bytes = object.body.collect().await.map_err(|e| {
-            Error::Other(format!(
-                "reading s3://{}/{key}: {e}",
-                self.settings.system_bucket
-            ))
-        })?;
-        Ok(Some(bytes.to_vec()))
+        read_object_if_exists(
+            &self.system_s3,
+            &self.settings.system_bucket,
+            key,
+            self.settings.system_bucket_owner.clone(),
+        )
+        .await
     }
 
     /// Reads an object of the system bucket whole (what is saved there is small by design).
@@ -670,6 +657,33 @@ impl Context {
         // One copy, from the received chunks into the vector.
         Ok(bytes.to_vec())
     }
+}
+
+/// Reads a (small) object whole with `s3`; `None` when there is no such key.
+pub async fn read_object_if_exists(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    expected_owner: Option<String>,
+) -> Result<Option<Vec<u8>>> {
+    let got = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_expected_bucket_owner(expected_owner)
+        .send()
+        .await;
+    let object = match got {
+        Ok(object) => object,
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+        Err(e) => return Err(Error::aws("S3", "GetObject", e)),
+    };
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| Error::Other(format!("reading s3://{bucket}/{key}: {e}")))?;
+    Ok(Some(bytes.to_vec()))
 }
 
 /// The shared SDK configuration: region and endpoint from the environment as usual, and the

@@ -72,3 +72,22 @@ pub fn vm_hwm_kib() -> BenchResult<u64> {
         .trim()
         .parse()?)
 }
+
+/// The moto server of `scripts/with-services.sh` as every SDK client's endpoint, with test
+/// credentials and Region where none are set; its URL.
+pub fn moto_endpoint() -> BenchResult<String> {
+    let endpoint = std::env::var("BATCHOPS_TEST_ENDPOINT")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .map_err(|_| "no moto server: run under scripts/with-services.sh")?;
+    std::env::set_var("AWS_ENDPOINT_URL", &endpoint);
+    for (name, value) in [
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+    ] {
+        if std::env::var_os(name).is_none() {
+            std::env::set_var(name, value);
+        }
+    }
+    Ok(endpoint)
+}

@@ -250,25 +250,8 @@ async fn read_report_object(
     key: &str,
     job: &Job,
 ) -> Result<Option<Vec<u8>>> {
-    let got = ctx
-        .s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .set_expected_bucket_owner(job.request.report.expected_bucket_owner.clone())
-        .send()
-        .await;
-    let object = match got {
-        Ok(object) => object,
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
-        Err(e) => return Err(Error::aws("S3", "GetObject", e)),
-    };
-    let bytes = object
-        .body
-        .collect()
-        .await
-        .map_err(|e| Error::Other(format!("reading s3://{bucket}/{key}: {e}")))?;
-    Ok(Some(bytes.to_vec()))
+    let owner = job.request.report.expected_bucket_owner.clone();
+    crate::context::read_object_if_exists(&ctx.s3, bucket, key, owner).await
 }
 
 #[cfg(test)]
