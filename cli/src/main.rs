@@ -359,12 +359,7 @@ async fn watch_job(
         }
         None => {
             let ctx = control::cli_context().await?;
-            watch::watch(job_id, every, || async {
-                Ok(serde_json::to_value(
-                    control::describe_job(&ctx, job_id).await?,
-                )?)
-            })
-            .await?
+            watch::watch(job_id, every, || watch::describe(&ctx, job_id)).await?
         }
     };
     pretty(&last)
@@ -676,10 +671,8 @@ async fn local_run(
                 ..options.clone()
             };
             let run = local::run_with(&ctx, RunUntil::JobTerminal(job_id.clone()), &quiet);
-            let progress = watch::watch(&job_id, Duration::from_secs(2), || async {
-                Ok(serde_json::to_value(
-                    control::describe_job(&ctx, &job_id).await?,
-                )?)
+            let progress = watch::watch(&job_id, Duration::from_secs(2), || {
+                watch::describe(&ctx, &job_id)
             });
             tokio::pin!(run, progress);
             tokio::select! {

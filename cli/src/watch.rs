@@ -177,6 +177,13 @@ impl Display {
     }
 }
 
+/// DescribeJob on the stack's table directly, as JSON (what `watch` reads without a control
+/// function).
+pub async fn describe(ctx: &batchops::Context, job_id: &str) -> Result<Value> {
+    let answer = batchops::control::describe_job(ctx, job_id).await?;
+    Ok(serde_json::to_value(answer)?)
+}
+
 /// Shows the job's progress every `every` until it ends; returns its last DescribeJob answer.
 pub async fn watch<F, Fut>(job_id: &str, every: Duration, mut describe: F) -> Result<Value>
 where

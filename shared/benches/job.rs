@@ -9,9 +9,8 @@
 
 mod common;
 
-use batchops::context::Settings;
 use batchops::job::{CreateJobRequest, JobStatus};
-use batchops::local::{self, LocalNames, RunOptions, RunUntil};
+use batchops::local::{self, RunOptions, RunUntil};
 use batchops::manifest::encode_key;
 use batchops::store::Store;
 use batchops::Context;
@@ -30,15 +29,7 @@ async fn run() -> BenchResult<()> {
     let endpoint = common::moto_endpoint()?;
     let tasks = env_u64("BENCH_JOB_TASKS", 1_000_000);
     let concurrency = env_u64("BENCH_JOB_PUT_CONCURRENCY", 64) as usize;
-    let config = batchops::context::load_aws_config().await;
-    let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let ctx = local::up(
-        &config,
-        &LocalNames::with_suffix(&format!("jobbench-{id}")),
-        None,
-        Settings::default(),
-    )
-    .await?;
+    let (_, ctx, id) = common::local_stack("jobbench").await?;
     let data = format!("jobbench-data-{id}");
     ctx.s3.create_bucket().bucket(&data).send().await?;
     println!("== A {tasks}-task tagging job through local run, on moto server ({endpoint})");

@@ -13,10 +13,8 @@
 
 mod common;
 
-use batchops::context::Settings;
 use batchops::fault::{Fault, FaultPlan, FaultRule};
 use batchops::job::{CreateJobRequest, Job};
-use batchops::local::{self, LocalNames};
 use batchops::Context;
 use common::{env_u64, BenchResult};
 use std::time::Instant;
@@ -37,15 +35,7 @@ async fn run() -> BenchResult<()> {
         .collect();
     let seconds = env_u64("BENCH_RATE_SECONDS", 8);
     let executors = env_u64("BENCH_RATE_EXECUTORS", 4) as usize;
-    let config = batchops::context::load_aws_config().await;
-    let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let ctx = local::up(
-        &config,
-        &LocalNames::with_suffix(&format!("ratebench-{id}")),
-        None,
-        Settings::default(),
-    )
-    .await?;
+    let (config, ctx, _) = common::local_stack("ratebench").await?;
     println!(
         "== The rate limiter on moto server ({endpoint}): {executors} executors, {seconds} s per limit"
     );

@@ -23,9 +23,7 @@
 
 mod common;
 
-use batchops::context::Settings;
 use batchops::job::{CreateJobRequest, JobStatus};
-use batchops::local::{self, LocalNames};
 use batchops::manifest::Task;
 use batchops::report::{self, TaskOutcome, TaskStatus};
 use batchops::store::{BatchCounts, Store};
@@ -62,15 +60,7 @@ async fn parent() -> BenchResult<()> {
         "{:>12} {:>9} {:>12} {:>10} {:>12} {:>12}",
         "tasks", "parts", "mode", "seconds", "invocations", "peak RSS MiB"
     );
-    let config = batchops::context::load_aws_config().await;
-    let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let ctx = local::up(
-        &config,
-        &LocalNames::with_suffix(&format!("bench-{id}")),
-        None,
-        Settings::default(),
-    )
-    .await?;
+    let (_, ctx, id) = common::local_stack("bench").await?;
     let reports = format!("bench-reports-{id}");
     ctx.s3.create_bucket().bucket(&reports).send().await?;
     for tasks in sizes {

@@ -595,16 +595,7 @@ impl Context {
 
     /// Writes an object of the system bucket: state that work saves between invocations.
     pub async fn write_system_object(&self, key: &str, body: Vec<u8>) -> Result<()> {
-        self.system_s3
-            .put_object()
-            .bucket(&self.settings.system_bucket)
-            .set_expected_bucket_owner(self.settings.system_bucket_owner.clone())
-            .key(key)
-            .body(body.into())
-            .send()
-            .await
-            .map_err(|e| Error::aws("S3", "PutObject", e))?;
-        Ok(())
+        self.write_system_object_etag(key, body).await.map(|_| ())
     }
 
     /// Writes an object of the system bucket and returns its ETag (what a manifest is pinned to).

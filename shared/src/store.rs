@@ -1589,7 +1589,8 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces the job's tags; an empty set removes them.
+    /// Replaces the job's tags; an empty set leaves it with none (stored as `[]`, so that the
+    /// request's tags do not come back).
     pub async fn set_job_tags(&self, job_id: &str, tags: &[S3Tag]) -> Result<()> {
         self.set_on_job(job_id, "SET tags = :t", vec![(":t", s(&tags_json(tags)?))])
             .await

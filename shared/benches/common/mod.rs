@@ -91,3 +91,20 @@ pub fn moto_endpoint() -> BenchResult<String> {
     }
     Ok(endpoint)
 }
+
+/// A stack of its own on the moto server (`local up` with names `<prefix>-<id>`): the SDK
+/// configuration, the context, and the 8-character id for naming the bench's buckets.
+pub async fn local_stack(
+    prefix: &str,
+) -> BenchResult<(aws_config::SdkConfig, batchops::Context, String)> {
+    let config = batchops::context::load_aws_config().await;
+    let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let ctx = batchops::local::up(
+        &config,
+        &batchops::local::LocalNames::with_suffix(&format!("{prefix}-{id}")),
+        None,
+        batchops::context::Settings::default(),
+    )
+    .await?;
+    Ok((config, ctx, id))
+}

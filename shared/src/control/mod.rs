@@ -478,6 +478,18 @@ pub fn requested_transition(
     }
 }
 
+/// Refuses to change `what` of a job that has ended (or does not exist).
+async fn refuse_if_ended(store: &Store, job_id: &str, what: &str) -> Result<()> {
+    let job = store.get_job(job_id).await?;
+    if job.status.is_terminal() {
+        return Err(Error::InvalidRequest(format!(
+            "job {job_id} is {}: the {what} of a job that has ended cannot change",
+            job.status
+        )));
+    }
+    Ok(())
+}
+
 /// UpdateJobPriority: refused on a job that has ended.
 pub async fn update_job_priority(
     ctx: &Context,
@@ -490,13 +502,7 @@ pub async fn update_job_priority(
         )));
     }
     let store = ctx.store();
-    let job = store.get_job(job_id).await?;
-    if job.status.is_terminal() {
-        return Err(Error::InvalidRequest(format!(
-            "job {job_id} is {}: the priority of a job that has ended cannot change",
-            job.status
-        )));
-    }
+    refuse_if_ended(&store, job_id, "priority").await?;
     // Batches look at priorities as they start (`crate::priority`): the change applies from the
     // next batch of any job.
     store.update_priority(job_id, priority).await?;
@@ -527,13 +533,7 @@ pub async fn update_job_rate(
         crate::job::validate_rate("MaxTasksPerSecond", rate)?;
     }
     let store = ctx.store();
-    let job = store.get_job(job_id).await?;
-    if job.status.is_terminal() {
-        return Err(Error::InvalidRequest(format!(
-            "job {job_id} is {}: the rate of a job that has ended cannot change",
-            job.status
-        )));
-    }
+    refuse_if_ended(&store, job_id, "rate").await?;
     store.set_rate(job_id, rate).await?;
     // The limiter's own copy reaches the batches already running, at their next lease.
     store.set_limiter_rate(job_id, rate.unwrap_or(0)).await?;
