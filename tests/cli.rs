@@ -242,6 +242,47 @@ async fn the_cli_runs_jobs_templates_and_inventory_arrivals_on_the_emulator() {
     assert!(!bad_tags.status.success());
     assert!(String::from_utf8_lossy(&bad_tags.stderr).contains("Key=KEY,Value=VALUE"));
 
+    // A dry run of a clone, here and through the control function: text, and no new job.
+    let total = ok_json(&["describe-job", "--job-id", &job_id])["Job"]["ProgressSummary"]
+        ["TotalNumberOfTasks"]
+        .as_u64()
+        .unwrap();
+    let jobs_before = ok_json(&["list-jobs"])["Jobs"].as_array().unwrap().len();
+    for control in [&[][..], &["--control-function", "control"][..]] {
+        let mut args = control.to_vec();
+        args.extend([
+            "create-job",
+            "--clone-of",
+            &job_id,
+            "--dry-run",
+            "--show-tasks",
+            "2",
+        ]);
+        let out = batchops(&args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.starts_with("Dry run of S3PutObjectTagging over s3://"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("Tasks:    {total}\n")), "{text}");
+        assert!(text.contains("First 2 tasks:"), "{text}");
+        assert!(text.contains("S3 PutObjectTagging"), "{text}");
+        assert!(text.contains("S3 Batch Operations"), "{text}");
+        assert!(text.contains("Estimated duration: "), "{text}");
+    }
+    assert_eq!(
+        ok_json(&["list-jobs"])["Jobs"].as_array().unwrap().len(),
+        jobs_before,
+        "a dry run creates no job"
+    );
+    let refused = batchops(&["create-job", "--rerun-failed-of", &job_id, "--dry-run"]);
+    assert!(!refused.status.success());
+
     // A clone, through the control function; a re-run of a job without failed tasks is refused.
     let clone = via(&[
         "create-job",

@@ -1442,3 +1442,184 @@ async fn a_rate_limited_job_keeps_its_rate_across_executors_and_takes_a_new_one_
         .unwrap_err();
     assert!(err.to_string().contains("has ended"), "{err}");
 }
+
+fn dry_run_input(request: Value, show_tasks: usize) -> control::DryRunJobInput {
+    control::DryRunJobInput {
+        request: Some(CreateJobRequest::parse(&request.to_string()).unwrap()),
+        clone_of: None,
+        show_tasks: Some(show_tasks),
+        executor_invocations: None,
+    }
+}
+
+async fn dry_run(
+    s: &Stack,
+    input: control::DryRunJobInput,
+) -> batchops::Result<control::DryRunJobResponse> {
+    let event = control::ControlRequest::DryRunJob(input)
+        .to_event()
+        .unwrap();
+    let answer = control::handle(&s.ctx, event).await?;
+    Ok(serde_json::from_value(answer).unwrap())
+}
+
+/// Nothing of a dry run stays behind: no job, no message on any queue.
+async fn assert_nothing_created(s: &Stack) {
+    let jobs = control::list_jobs(&s.ctx, &Default::default())
+        .await
+        .unwrap();
+    assert!(jobs.jobs.is_empty(), "{:?}", jobs.jobs);
+    for queue in [
+        &s.ctx.settings.plan_queue_url,
+        &s.ctx.settings.task_queue_url,
+    ] {
+        assert!(common::receive(&s.ctx, queue).await.is_empty(), "{queue}");
+    }
+}
+
+#[tokio::test]
+async fn a_dry_run_counts_prices_and_times_a_job_and_creates_nothing_and_touches_no_object() {
+    let s = stack().await;
+    let data = s.bucket("data");
+    s.create_bucket(&data).await;
+    let keys: Vec<String> = (0..25).map(|i| format!("k/{i:02}")).collect();
+    for key in &keys {
+        s.put(&data, key, "x").await;
+    }
+    let rows: Vec<(String, String)> = keys.iter().map(|k| (data.clone(), k.clone())).collect();
+    let etag = s.put_manifest(&data, "manifest.csv", &rows).await;
+    let mut job = csv_job(
+        &data,
+        "manifest.csv",
+        &etag,
+        tagging(&[("dry", "run")]),
+        &data,
+        "AllTasks",
+    );
+    job["BatchOps"] = json!({"MaxTasksPerSecond": 5});
+
+    let answer = dry_run(&s, dry_run_input(job.clone(), 3)).await.unwrap();
+    assert_eq!(answer.operation, "S3PutObjectTagging");
+    assert_eq!(answer.manifest, format!("s3://{data}/manifest.csv"));
+    assert_eq!(answer.total_number_of_tasks, 25);
+    assert_eq!((answer.tasks_with_size, answer.total_bytes), (0, 0));
+    let first: Vec<&str> = answer.first_tasks.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(first, ["k/00", "k/01", "k/02"]);
+    assert_eq!(answer.batches, 1);
+    let tagging_requests = answer
+        .requests
+        .iter()
+        .find(|r| r.request == "PutObjectTagging")
+        .unwrap();
+    assert_eq!(tagging_requests.count, 25);
+    let fees = 0.25 + 25.0 * 1e-6 + 25.0 * 0.005 / 1000.0;
+    let theirs = answer.cost.s3_batch_operations_total_usd.unwrap();
+    assert!((theirs - fees).abs() < 1e-9, "{theirs} vs {fees}");
+    assert!(answer.cost.batchops_total_usd < 0.01, "{:?}", answer.cost);
+    assert_eq!(answer.duration.limited_by, "MaxTasksPerSecond");
+    assert!(
+        (answer.duration.seconds - 10.0).abs() < 1e-9,
+        "{:?}",
+        answer.duration
+    );
+    assert_nothing_created(&s).await;
+    for key in &keys {
+        assert!(s.tags(&data, key).await.is_empty(), "{key} was tagged");
+    }
+
+    // A manifest that is not there: the error CreateJob's planner would give, and still nothing.
+    let mut missing = job.clone();
+    missing["Manifest"]["Location"] = json!({"ObjectArn": format!("arn:aws:s3:::{data}/nope.csv")});
+    let err = dry_run(&s, dry_run_input(missing, 3))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nope.csv") && err.contains("NoSuchKey"),
+        "{err}"
+    );
+    // A request CreateJob refuses is refused the same.
+    let mut bad = job.clone();
+    bad["Priority"] = json!(-1);
+    let err = dry_run(&s, dry_run_input(bad, 3))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Priority"), "{err}");
+    assert_nothing_created(&s).await;
+
+    // --clone-of: the spec of an existing job, read again.
+    let job_id = s.create_job(job).await;
+    let clone = control::DryRunJobInput {
+        request: None,
+        clone_of: Some(job_id),
+        show_tasks: None,
+        executor_invocations: Some(2),
+    };
+    let answer = dry_run(&s, clone).await.unwrap();
+    assert_eq!(answer.total_number_of_tasks, 25);
+    assert_eq!(answer.first_tasks.len(), 10);
+    assert_eq!(answer.duration.tasks_in_flight, 2 * 32);
+}
+
+#[tokio::test]
+async fn a_dry_run_of_a_manifest_generator_knows_the_bytes_and_writes_no_manifest() {
+    let s = stack().await;
+    let data = s.bucket("data");
+    s.create_bucket(&data).await;
+    for (key, size) in [
+        ("logs/a.gz", 100),
+        ("logs/b.gz", 300),
+        ("logs/c.txt", 7),
+        ("other/d.gz", 9),
+    ] {
+        s.put(&data, key, &"x".repeat(size)).await;
+    }
+    let job = json!({
+        "Operation": {"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{data}"), "TargetKeyPrefix": "copies"}},
+        "ManifestGenerator": {"S3JobManifestGenerator": {
+            "SourceBucket": format!("arn:aws:s3:::{data}"),
+            "EnableManifestOutput": true,
+            "ManifestOutputLocation": {"Bucket": format!("arn:aws:s3:::{data}"),
+                                       "ManifestPrefix": "generated",
+                                       "ManifestFormat": "S3InventoryReport_CSV_20211130"},
+            "Filter": {"KeyNameConstraint": {"MatchAnyPrefix": ["logs/"], "MatchAnySuffix": [".gz"]}}
+        }},
+        "Report": {"Enabled": false},
+        "Priority": 1,
+        "RoleArn": "arn:aws:iam::123456789012:role/batch"
+    });
+    let answer = dry_run(&s, dry_run_input(job, 10)).await.unwrap();
+    assert_eq!(answer.manifest, format!("s3://{data} (manifest generator)"));
+    assert_eq!(answer.total_number_of_tasks, 2);
+    assert_eq!((answer.tasks_with_size, answer.total_bytes), (2, 400));
+    let sizes: Vec<Option<u64>> = answer.first_tasks.iter().map(|t| t.size).collect();
+    assert_eq!(sizes, [Some(100), Some(300)]);
+    let count = |name: &str| {
+        answer
+            .requests
+            .iter()
+            .find(|r| r.request == name)
+            .map(|r| r.count)
+    };
+    assert_eq!(
+        (count("HeadObject"), count("CopyObject")),
+        (Some(2), Some(2))
+    );
+    assert_eq!(count("ListObjectsV2"), Some(1));
+    let listed = s
+        .ctx
+        .s3
+        .list_objects_v2()
+        .bucket(&data)
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(
+        keys,
+        ["logs/a.gz", "logs/b.gz", "logs/c.txt", "other/d.gz"],
+        "a dry run writes nothing"
+    );
+    assert_nothing_created(&s).await;
+}

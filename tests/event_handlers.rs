@@ -74,6 +74,7 @@ const FED_HERE: &[&str] = &[
     "control-delete-job-tagging.json",
     "control-delete-job-template.json",
     "control-describe-job.json",
+    "control-dry-run-job.json",
     "control-get-job-tagging.json",
     "control-list-job-templates.json",
     "control-list-jobs-by-tag.json",
@@ -415,6 +416,27 @@ async fn control_events_create_describe_list_reprioritise_confirm_and_cancel_job
         control(&s, create(&token)).await,
         created,
         "idempotent on the token"
+    );
+
+    // DryRunJob: the same request counted and priced, and no second job.
+    let dry = control(
+        &s,
+        event(
+            "control-dry-run-job.json",
+            &[
+                (EXAMPLE_MANIFEST_BUCKET, manifests.as_str()),
+                (EXAMPLE_MANIFEST_ETAG, etag.as_str()),
+                (EXAMPLE_REPORT_BUCKET, reports.as_str()),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(dry["TotalNumberOfTasks"], PHOTO_KEYS.len(), "{dry}");
+    assert_eq!(dry["FirstTasks"][0]["Bucket"], photos.as_str(), "{dry}");
+    assert_eq!(dry["Duration"]["LimitedBy"], "MaxTasksPerSecond", "{dry}");
+    assert!(
+        dry["Cost"]["S3BatchOperationsTotalUsd"].as_f64().unwrap() > 0.25,
+        "{dry}"
     );
 
     // The planner reads the manifest through and suspends the job for confirmation.

@@ -401,6 +401,7 @@ fn every_function_and_case_has_an_event() {
         "reporter-finalize-direct.json",
         "control-create-job.json",
         "control-describe-job.json",
+        "control-dry-run-job.json",
         "control-list-jobs.json",
         "control-update-job-status-confirm.json",
         "control-update-job-status-cancel.json",

@@ -72,6 +72,17 @@ enum Command {
         /// "BatchOps": {"MaxTasksPerSecond": N}; update-job-rate changes it later).
         #[arg(long, value_name = "N")]
         max_tasks_per_second: Option<u32>,
+        /// Create nothing: read the manifest (or list the generator's bucket) and print the
+        /// task count, bytes, the first tasks, the requests by type, the cost on this stack
+        /// beside S3 Batch Operations and the duration. With --cli-input-json or --clone-of.
+        #[arg(long, conflicts_with = "rerun_failed_of")]
+        dry_run: bool,
+        /// With --dry-run: how many of the first tasks to print.
+        #[arg(long, value_name = "N", default_value_t = batchops::dry_run::DEFAULT_SHOW_TASKS, requires = "dry_run")]
+        show_tasks: usize,
+        /// With --dry-run: executor invocations at once (the stack's ExecutorMaxConcurrency).
+        #[arg(long, value_name = "N", requires = "dry_run")]
+        executor_invocations: Option<u64>,
         #[command(flatten)]
         confirmation: Confirmation,
     },
@@ -327,6 +338,9 @@ async fn run(cli: Cli) -> Result<Option<String>> {
             function,
         ) => watch_job(&job_id, watch_seconds, function.as_deref(), cli.account_id).await,
         (Command::Local(local), _) => run_local(local).await,
+        (command @ Command::CreateJob { dry_run: true, .. }, function) => {
+            dry_run(command, function.as_deref(), cli.account_id).await
+        }
         (command @ (Command::Sweep | Command::ConnectInventory { .. }), _) => {
             run_control(command, cli.account_id).await
         }
@@ -363,6 +377,34 @@ async fn watch_job(
         }
     };
     pretty(&last)
+}
+
+/// `create-job --dry-run`: the dry run, through the stack's control function or here, printed
+/// as text.
+async fn dry_run(
+    command: Command,
+    function: Option<&str>,
+    account_id: Option<String>,
+) -> Result<Option<String>> {
+    let request = control_request(command, account_id)?;
+    let answer = match function {
+        Some(function) => {
+            let config = batchops::context::load_aws_config().await;
+            control::check_credentials(&config).await?;
+            let lambda = batchops::Context::lambda_client_for(&config);
+            let answer = control::invoke_control(&lambda, function, &request).await?;
+            serde_json::from_value(answer)
+                .context("the control function's DryRunJob answer is not a dry run")?
+        }
+        None => {
+            let ctx = control::cli_context().await?;
+            match control::run(&ctx, request).await? {
+                control::ControlResponse::DryRunJob(answer) => *answer,
+                _ => bail!("internal error: a dry run answered something else"),
+            }
+        }
+    };
+    Ok(Some(batchops::dry_run::render(&answer)))
 }
 
 /// A job command as a request to the stack's control function.
@@ -417,8 +459,30 @@ fn control_request(command: Command, account_id: Option<String>) -> Result<Contr
             clone_of,
             rerun_failed_of,
             max_tasks_per_second,
+            dry_run,
+            show_tasks,
+            executor_invocations,
             confirmation,
         } => {
+            if dry_run {
+                let mut input = batchops::dry_run::DryRunJobInput {
+                    request: None,
+                    clone_of: clone_of.clone(),
+                    show_tasks: Some(show_tasks),
+                    executor_invocations,
+                };
+                if let Some(json) = &cli_input_json {
+                    let mut request = create_job_request(json, &confirmation, account_id.clone())?;
+                    if let Some(rate) = max_tasks_per_second {
+                        request
+                            .batch_ops
+                            .get_or_insert_with(Default::default)
+                            .max_tasks_per_second = Some(rate);
+                    }
+                    input.request = Some(request);
+                }
+                return Ok(R::DryRunJob(input));
+            }
             let source = |job_id: String| SourceJobInput {
                 job_id,
                 confirmation_required: confirmation.as_override(),

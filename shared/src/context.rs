@@ -18,6 +18,7 @@ pub const ENV_EXECUTOR_CONCURRENCY: &str = "BATCHOPS_EXECUTOR_CONCURRENCY";
 pub const ENV_LAMBDA_MAX_ATTEMPTS: &str = "BATCHOPS_LAMBDA_MAX_ATTEMPTS";
 pub const ENV_LAMBDA_RETRY_BASE_MS: &str = "BATCHOPS_LAMBDA_RETRY_BASE_MS";
 pub const ENV_MAX_MESSAGE_BYTES: &str = "BATCHOPS_MAX_MESSAGE_BYTES";
+pub const ENV_EXECUTOR_INVOCATIONS: &str = "BATCHOPS_EXECUTOR_INVOCATIONS";
 pub const ENV_REPORT_READ_CONCURRENCY: &str = "BATCHOPS_REPORT_READ_CONCURRENCY";
 pub const ENV_EXECUTOR_BUDGET_MS: &str = "BATCHOPS_EXECUTOR_BUDGET_MS";
 pub const ENV_EXECUTOR_MARGIN_MS: &str = "BATCHOPS_EXECUTOR_MARGIN_MS";
@@ -54,6 +55,9 @@ pub struct Settings {
     pub system_bucket: String,
     /// Tasks run at once by one executor invocation.
     pub executor_concurrency: usize,
+    /// Executor invocations at once (the stack's `ExecutorMaxConcurrency`): what a dry run
+    /// estimates the job's duration with.
+    pub executor_invocations: usize,
     /// Attempts of a Lambda task that keeps answering TemporaryFailure.
     pub lambda_max_attempts: u32,
     /// First backoff delay of those retries; doubles each attempt, with jitter.
@@ -116,6 +120,7 @@ impl Default for Settings {
             report_queue_url: String::new(),
             system_bucket: String::new(),
             executor_concurrency: 32,
+            executor_invocations: crate::pricing::DEFAULT_EXECUTOR_INVOCATIONS as usize,
             lambda_max_attempts: 5,
             lambda_retry_base: Duration::from_millis(200),
             max_message_bytes: crate::plan::MAX_MESSAGE_BYTES,
@@ -177,6 +182,7 @@ impl Settings {
         }
         for (name, value) in [
             (ENV_EXECUTOR_CONCURRENCY, self.executor_concurrency),
+            (ENV_EXECUTOR_INVOCATIONS, self.executor_invocations),
             (ENV_LAMBDA_MAX_ATTEMPTS, self.lambda_max_attempts as usize),
             (ENV_REPORT_READ_CONCURRENCY, self.report_read_concurrency),
         ] {
@@ -191,6 +197,7 @@ impl Settings {
         let d = Settings::default();
         Ok(Settings {
             executor_concurrency: parsed(ENV_EXECUTOR_CONCURRENCY, d.executor_concurrency)?,
+            executor_invocations: parsed(ENV_EXECUTOR_INVOCATIONS, d.executor_invocations)?,
             lambda_max_attempts: parsed(ENV_LAMBDA_MAX_ATTEMPTS, d.lambda_max_attempts)?,
             lambda_retry_base: Duration::from_millis(parsed(
                 ENV_LAMBDA_RETRY_BASE_MS,

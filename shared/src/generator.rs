@@ -477,7 +477,7 @@ pub async fn read_tasks(
         (Some(location), true) => Some(ManifestWriter::new(s3, location, job_id)?),
         _ => None,
     };
-    let listed = list_matching(s3, &generator, &bucket, &filter, tx, output.as_mut()).await;
+    let listed = list_matching(s3, &generator, &bucket, &filter, tx, output.as_mut(), false).await;
     match (listed, output) {
         (Ok(Listed::Complete(count)), Some(writer)) => {
             writer.finish().await?;
@@ -499,6 +499,25 @@ pub async fn read_tasks(
     }
 }
 
+/// The tasks that the job's `ManifestGenerator` selects, with their sizes from the listing, into
+/// `tx`: what a dry run reads. Nothing is written, whatever `EnableManifestOutput` says.
+pub async fn list_tasks(
+    s3: &aws_sdk_s3::Client,
+    generator: &serde_json::Value,
+    tx: tokio::sync::mpsc::Sender<Vec<Task>>,
+) -> Result<u64> {
+    let generator = ManifestGenerator::parse(generator)
+        .map_err(|e| Error::Manifest(e.to_string()))?
+        .s3_job_manifest_generator;
+    let bucket = generator
+        .source_bucket_name()
+        .map_err(|e| Error::Manifest(e.to_string()))?;
+    let filter = generator.filter.clone().unwrap_or_default();
+    match list_matching(s3, &generator, &bucket, &filter, tx, None, true).await? {
+        Listed::Complete(count) | Listed::Stopped(count) => Ok(count),
+    }
+}
+
 enum Listed {
     Complete(u64),
     /// The receiver went away.
@@ -512,6 +531,7 @@ async fn list_matching(
     filter: &JobManifestGeneratorFilter,
     tx: Sender<Vec<Task>>,
     mut output: Option<&mut ManifestWriter<'_>>,
+    with_sizes: bool,
 ) -> Result<Listed> {
     let prefix = filter.listing_prefix();
     tracing::debug!(%bucket, ?prefix, "listing the source bucket of a manifest generator");
@@ -542,11 +562,14 @@ async fn list_matching(
             if let Some(writer) = output.as_deref_mut() {
                 writer.push(bucket, &object.key).await?;
             }
+            // A job's tasks carry no size from a listing: its batches are then the same
+            // whether or not the generated manifest is read back later.
+            let size = with_sizes.then(|| u64::try_from(object.size).unwrap_or(0));
             chunk.push(Task {
                 bucket: bucket.to_string(),
                 key: object.key,
                 version_id: None,
-                size: None,
+                size,
             });
             if chunk.len() >= CHUNK_TASKS {
                 total += chunk.len() as u64;

@@ -7,6 +7,7 @@
 pub mod context;
 pub mod control;
 pub mod deadline;
+pub mod dry_run;
 pub mod error;
 pub mod executor;
 pub mod fault;
@@ -18,6 +19,7 @@ pub mod manifest;
 pub mod operation;
 pub mod plan;
 pub mod planner;
+pub mod pricing;
 pub mod priority;
 pub mod queue;
 pub mod rate;

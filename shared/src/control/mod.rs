@@ -3,6 +3,7 @@
 //! request and response JSON in S3 Control's shape. Used by the control Lambda and the CLI.
 
 use crate::context::{self, Settings};
+pub use crate::dry_run::{dry_run, DryRunJobInput, DryRunJobResponse};
 use crate::error::{Error, Result};
 use crate::job::{
     BatchOpsOptions, CreateJobRequest, FailureReason, Job, JobManifest, JobOperation, JobReport,
@@ -714,10 +715,11 @@ pub fn inventory_token(template: &str, bucket: &str, key: &str, etag: Option<&st
 // The control Lambda's event.
 
 /// A control request: `{"Action": "...", "Input": {...}}`, Input in S3 Control's request shape
-/// (CloneJob and RerunFailedTasks are batchops' own).
+/// (DryRunJob, UpdateJobRate, CloneJob and RerunFailedTasks are batchops' own).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ControlRequest {
     CreateJob(CreateJobRequest),
+    DryRunJob(DryRunJobInput),
     DescribeJob(JobIdInput),
     ListJobs(ListJobsInput),
     UpdateJobStatus(UpdateJobStatusInput),
@@ -735,6 +737,7 @@ pub enum ControlRequest {
 
 pub const CONTROL_ACTIONS: &[&str] = &[
     "CreateJob",
+    "DryRunJob",
     "DescribeJob",
     "ListJobs",
     "UpdateJobStatus",
@@ -755,6 +758,7 @@ pub const CONTROL_ACTIONS: &[&str] = &[
 #[serde(untagged)]
 pub enum ControlResponse {
     CreateJob(CreateJobResponse),
+    DryRunJob(Box<DryRunJobResponse>),
     DescribeJob(DescribeJobResponse),
     ListJobs(ListJobsResponse),
     UpdateJobStatus(UpdateJobStatusResponse),
@@ -857,6 +861,7 @@ impl ControlRequest {
     pub fn to_event(&self) -> Result<Value> {
         let (action, input) = match self {
             ControlRequest::CreateJob(r) => ("CreateJob", serde_json::to_value(r)),
+            ControlRequest::DryRunJob(i) => ("DryRunJob", serde_json::to_value(i)),
             ControlRequest::DescribeJob(i) => ("DescribeJob", serde_json::to_value(i)),
             ControlRequest::ListJobs(i) => ("ListJobs", serde_json::to_value(i)),
             ControlRequest::UpdateJobStatus(i) => ("UpdateJobStatus", serde_json::to_value(i)),
@@ -889,6 +894,7 @@ impl ControlRequest {
         };
         match action {
             "CreateJob" => input_of(action, input).map(ControlRequest::CreateJob),
+            "DryRunJob" => input_of(action, input).map(ControlRequest::DryRunJob),
             "DescribeJob" => input_of(action, input).map(ControlRequest::DescribeJob),
             "ListJobs" => input_of(action, input).map(ControlRequest::ListJobs),
             "UpdateJobStatus" => input_of(action, input).map(ControlRequest::UpdateJobStatus),
@@ -934,6 +940,7 @@ pub async fn run(ctx: &Context, request: ControlRequest) -> Result<ControlRespon
     use ControlResponse as A;
     Ok(match request {
         R::CreateJob(request) => A::CreateJob(create_job(ctx, request, None).await?),
+        R::DryRunJob(input) => A::DryRunJob(Box::new(dry_run(ctx, &input).await?)),
         R::DescribeJob(input) => A::DescribeJob(describe_job(ctx, &input.job_id).await?),
         R::ListJobs(input) => A::ListJobs(list_jobs(ctx, &input).await?),
         R::UpdateJobStatus(input) => A::UpdateJobStatus(
