@@ -626,7 +626,8 @@ fn operation_notes(operation: &JobOperation, stats: &ManifestStats) -> Vec<Strin
     if stats.tasks_with_size < stats.tasks {
         notes.push(format!(
             "sizes known for {} of {} tasks (a CSV manifest gives none): bytes, multipart copies and per-GB charges count only those",
-            stats.tasks_with_size, stats.tasks
+            thousands(stats.tasks_with_size),
+            thousands(stats.tasks)
         ));
     }
     if matches!(operation, JobOperation::S3PutObjectCopy(_)) && stats.tasks_over_5_gb > 0 {
@@ -740,9 +741,9 @@ pub fn render(answer: &DryRunJobResponse) -> String {
     };
     let _ = writeln!(
         out,
-        "Estimated duration: {} at {:.0} tasks/s ({why})",
+        "Estimated duration: {} at {} tasks/s ({why})",
         seconds(d.seconds),
-        d.tasks_per_second
+        thousands(d.tasks_per_second.round() as u64)
     );
     for note in &answer.notes {
         let _ = writeln!(out, "Note: {note}");
@@ -754,8 +755,10 @@ fn render_cost(out: &mut String, cost: &CostEstimate) {
     use std::fmt::Write;
     let _ = writeln!(
         out,
-        "Estimated cost ({} list prices)                  batchops   S3 Batch Operations",
-        cost.region
+        "{:<46} {:>10} {:>21}",
+        format!("Estimated cost ({} list prices)", cost.region),
+        "batchops",
+        "S3 Batch Operations"
     );
     let theirs = |item: &str| {
         cost.s3_batch_operations
