@@ -552,3 +552,31 @@ fn every_arn_the_template_grants_is_in_the_stacks_partition() {
         .iter()
         .all(|a| !a["resource"].as_str().unwrap_or("").contains(":kms:")));
 }
+
+#[test]
+fn object_kms_keys_are_granted_to_the_executor_in_orchestrator_mode_only() {
+    let keys =
+        "arn:aws:kms:us-east-1:111122223333:key/k1,arn:aws:kms:us-east-1:111122223333:key/k2";
+    let key_grants = |parameters: &[&str]| -> Vec<(String, String)> {
+        granted_arns(parameters)
+            .iter()
+            .filter(|a| a["sid"] == "UseObjectKeys")
+            .map(|a| {
+                (
+                    a["function"].as_str().unwrap().to_string(),
+                    a["resource"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let parameter = format!("ObjectKmsKeyArns={keys}");
+    assert_eq!(
+        key_grants(&["RoleMode=orchestrator", &parameter]),
+        keys.split(',')
+            .map(|k| ("ExecutorFunction".to_string(), k.to_string()))
+            .collect::<Vec<_>>()
+    );
+    // None by default, and none with job roles (each job's role grants its keys).
+    assert!(key_grants(&["RoleMode=orchestrator"]).is_empty());
+    assert!(key_grants(&[&parameter]).is_empty());
+}

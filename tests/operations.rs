@@ -6,8 +6,8 @@ mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, ObjectLockLegalHoldStatus, ObjectLockMode, Permission, StorageClass,
-    VersioningConfiguration,
+    BucketVersioningStatus, ObjectLockLegalHoldStatus, ObjectLockMode, Permission,
+    ServerSideEncryption, StorageClass, VersioningConfiguration,
 };
 use batchops::fault::{Fault, FaultPlan, FaultRule};
 use batchops::job::{CreateJobRequest, Job, JobStatus, Progress, REPLICATE_OBJECT_REFUSAL};
@@ -1389,4 +1389,249 @@ async fn tasks_and_copies_on_buckets_in_another_region_are_sent_there() {
     );
     assert_eq!(plan.fired(3), 4, "every copy went to the target's Region");
     assert_eq!(e.get(&far, "copied/n2").await, b"near");
+}
+
+const KMS_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+fn update_encryption(bucket_key: bool) -> Value {
+    json!({"S3UpdateObjectEncryption": {"ObjectEncryption": {"SSEKMS": {
+        "KMSKeyArn": KMS_KEY, "BucketKeyEnabled": bucket_key
+    }}}})
+}
+
+/// Puts an object encrypted with SSE-S3 (or not encrypted, `sse: false`); returns its version.
+async fn put_encrypted(
+    env: &Env,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+    class: StorageClass,
+    sse: bool,
+) -> String {
+    let mut put = env
+        .ctx
+        .s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .storage_class(class)
+        .content_type("text/x-kept")
+        .metadata("origin", "camera")
+        .tagging("kind=raw")
+        .website_redirect_location("/elsewhere.html")
+        .body(ByteStream::from(body));
+    if sse {
+        put = put.server_side_encryption(ServerSideEncryption::Aes256);
+    }
+    let out = put.send().await.unwrap();
+    out.version_id().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn update_object_encryption_re_encrypts_in_place_keeping_class_metadata_and_tags() {
+    let env = env().await;
+    let bucket = env.create_bucket("enc", false, false).await;
+    let small = pattern(1000);
+    let big = pattern(11 * MIB);
+    put_encrypted(
+        &env,
+        &bucket,
+        "small.txt",
+        small.clone(),
+        StorageClass::StandardIa,
+        true,
+    )
+    .await;
+    put_encrypted(
+        &env,
+        &bucket,
+        "big.bin",
+        big.clone(),
+        StorageClass::Standard,
+        true,
+    )
+    .await;
+    put_encrypted(
+        &env,
+        &bucket,
+        "cold.bin",
+        small.clone(),
+        StorageClass::Glacier,
+        true,
+    )
+    .await;
+    put_encrypted(
+        &env,
+        &bucket,
+        "plain.txt",
+        small.clone(),
+        StorageClass::Standard,
+        false,
+    )
+    .await;
+    let plain_sse = env
+        .ctx
+        .s3
+        .head_object()
+        .bucket(&bucket)
+        .key("plain.txt")
+        .send()
+        .await
+        .unwrap()
+        .server_side_encryption()
+        .cloned();
+    let tasks = [
+        task(&bucket, "small.txt", None),
+        task(&bucket, "big.bin", None),
+        task(&bucket, "cold.bin", None),
+        task(&bucket, "plain.txt", None),
+        task(&bucket, "missing.txt", None),
+    ];
+    let rows = env.run(update_encryption(true), false, &tasks).await;
+    assert_eq!(rows[0], ok_row(&bucket, "small.txt", ""));
+    assert_eq!(
+        rows[1],
+        ok_row(&bucket, "big.bin", ""),
+        "multipart, in place"
+    );
+    assert_eq!(
+        rows[2],
+        format!("{bucket},cold.bin,,failed,403,InvalidObjectState,The operation is not valid for the object's storage class")
+    );
+    if plain_sse.is_none() {
+        assert_eq!(
+            rows[3],
+            format!("{bucket},plain.txt,,failed,400,InvalidRequest,the object is not encrypted: UpdateObjectEncryption changes only objects encrypted with SSE-S3 or SSE-KMS (S3PutObjectCopy can encrypt others)")
+        );
+    } else {
+        // A server that encrypts every object by default, as S3 does: the object is SSE-S3.
+        assert_eq!(rows[3], ok_row(&bucket, "plain.txt", ""));
+    }
+    assert_eq!(
+        rows[4],
+        format!("{bucket},missing.txt,,failed,404,NoSuchKey,The specified key does not exist.")
+    );
+    for (key, body, class) in [
+        ("small.txt", &small, Some(StorageClass::StandardIa)),
+        ("big.bin", &big, None),
+    ] {
+        let head = env
+            .ctx
+            .s3
+            .head_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            head.server_side_encryption(),
+            Some(&ServerSideEncryption::AwsKms),
+            "{key}"
+        );
+        assert_eq!(head.ssekms_key_id(), Some(KMS_KEY), "{key}");
+        if key == "small.txt" {
+            // moto keeps the Bucket Key setting of CopyObject only, not of a multipart upload.
+            assert_eq!(head.bucket_key_enabled(), Some(true), "{key}");
+        }
+        assert_eq!(
+            head.storage_class(),
+            class.as_ref(),
+            "{key}: the storage class is kept"
+        );
+        assert_eq!(head.content_type(), Some("text/x-kept"), "{key}");
+        assert_eq!(
+            head.metadata()
+                .and_then(|m| m.get("origin"))
+                .map(String::as_str),
+            Some("camera"),
+            "{key}"
+        );
+        assert_eq!(
+            head.website_redirect_location(),
+            Some("/elsewhere.html"),
+            "{key}"
+        );
+        assert_eq!(&env.get(&bucket, key).await, body, "{key}: the same bytes");
+        assert_eq!(
+            env.tags(&bucket, key).await,
+            BTreeMap::from([("kind".to_string(), "raw".to_string())]),
+            "{key}"
+        );
+    }
+    let uploads = env
+        .ctx
+        .s3
+        .list_multipart_uploads()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(uploads.uploads().is_empty(), "{:?}", uploads.uploads());
+}
+
+#[tokio::test]
+async fn update_object_encryption_takes_only_current_versions_and_checks_its_key_at_creation() {
+    let env = env().await;
+    let bucket = env.create_bucket("encv", true, false).await;
+    let old = put_encrypted(
+        &env,
+        &bucket,
+        "doc.txt",
+        pattern(10),
+        StorageClass::Standard,
+        true,
+    )
+    .await;
+    let current = put_encrypted(
+        &env,
+        &bucket,
+        "doc.txt",
+        pattern(20),
+        StorageClass::Standard,
+        true,
+    )
+    .await;
+    let rows = env
+        .run(
+            update_encryption(false),
+            false,
+            &[
+                task(&bucket, "doc.txt", Some(&old)),
+                task(&bucket, "doc.txt", Some(&current)),
+            ],
+        )
+        .await;
+    assert_eq!(
+        rows[0],
+        format!("{bucket},doc.txt,{old},failed,400,InvalidRequest,\"version {old} is not the object's current version (that is {current}): batchops updates encryption by copying the object onto itself, which would make this version current again\"")
+    );
+    assert_eq!(rows[1], ok_row(&bucket, "doc.txt", &current));
+    let head = env
+        .ctx
+        .s3
+        .head_object()
+        .bucket(&bucket)
+        .key("doc.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.server_side_encryption(),
+        Some(&ServerSideEncryption::AwsKms)
+    );
+    assert_eq!(env.get(&bucket, "doc.txt").await, pattern(20));
+    assert_ne!(head.version_id(), Some(current.as_str()), "a new version");
+
+    let refused = creation_error(json!({"S3UpdateObjectEncryption": {}}), false);
+    assert!(
+        refused.contains("needs ObjectEncryption.SSEKMS"),
+        "{refused}"
+    );
+    let alias = json!({"S3UpdateObjectEncryption": {"ObjectEncryption": {"SSEKMS": {"KMSKeyArn": "alias/my-key"}}}});
+    let refused = creation_error(alias, false);
+    assert!(refused.contains("must be a KMS key ARN"), "{refused}");
+    let typo = json!({"S3UpdateObjectEncryption": {"ObjectEncryption": {"SSES3": {}}}});
+    let refused = creation_error(typo, false);
+    assert!(refused.contains("SSES3"), "{refused}");
 }

@@ -318,7 +318,8 @@ fn count_task(
     };
     stats.tasks_with_size += 1;
     stats.bytes += size;
-    if let JobOperation::S3PutObjectCopy(_) = operation {
+    if let JobOperation::S3PutObjectCopy(_) | JobOperation::S3UpdateObjectEncryption(_) = operation
+    {
         if size > crate::operation::MAX_SINGLE_COPY_BYTES {
             stats.tasks_over_5_gb += 1;
         }
@@ -436,7 +437,7 @@ fn task_requests(operation: &JobOperation, stats: &ManifestStats) -> Vec<Request
     let one = |service: &str, name: &str| vec![request(service, name, n, RequestsOf::Tasks)];
     match operation {
         JobOperation::LambdaInvoke(_) => one("Lambda", "Invoke"),
-        JobOperation::S3PutObjectCopy(_) => {
+        JobOperation::S3PutObjectCopy(_) | JobOperation::S3UpdateObjectEncryption(_) => {
             let single = n - stats.multipart_copies;
             let mut requests = vec![
                 request("S3", "HeadObject", n, RequestsOf::Tasks),
@@ -606,6 +607,11 @@ fn s3_batch_operations_cost(
         JobOperation::S3PutObjectCopy(_) => {
             requests -= stats.tasks as f64 * prices.s3_get_request;
         }
+        // S3 changes the encryption with one UpdateObjectEncryption request per object.
+        JobOperation::S3UpdateObjectEncryption(_) => {
+            notes.push("S3's UpdateObjectEncryption requests are priced here as PUT requests, one per object; KMS requests are billed by KMS on either service and are not in these figures".into());
+            requests = stats.tasks as f64 * prices.s3_put_request;
+        }
         JobOperation::S3ComputeObjectChecksum(_) => notes.push(
             "S3 Batch Operations charges its compute checksum operation per GB processed besides its fees; that charge is not in this table".into(),
         ),
@@ -646,7 +652,7 @@ fn task_seconds(operation: &JobOperation, stats: &ManifestStats) -> f64 {
     let bytes_per_task = stats.bytes as f64 / stats.tasks_with_size.max(1) as f64;
     match operation {
         JobOperation::LambdaInvoke(_) => LAMBDA_INVOKE_SECONDS,
-        JobOperation::S3PutObjectCopy(_) => {
+        JobOperation::S3PutObjectCopy(_) | JobOperation::S3UpdateObjectEncryption(_) => {
             let extra_requests = 2.0 * stats.multipart_copies as f64 / n;
             S3_REQUEST_SECONDS * (2.0 + extra_requests) + bytes_per_task / COPY_BYTES_PER_SECOND
         }
@@ -1015,6 +1021,31 @@ mod tests {
             "{:?}",
             answer.notes
         );
+    }
+
+    #[test]
+    fn an_encryption_update_is_a_head_and_a_copy_here_and_one_request_on_s3() {
+        let job = request(
+            json!({"S3UpdateObjectEncryption": {"ObjectEncryption": {"SSEKMS": {
+                "KMSKeyArn": "arn:aws:kms:us-east-1:123456789012:key/k-1"}}}}),
+            None,
+        );
+        let answer = estimate(
+            &job,
+            String::new(),
+            stats(1_000, 4),
+            STACK,
+            &pricing::US_EAST_1,
+        );
+        assert_eq!(count(&answer, "S3", "HeadObject"), Some(1_000));
+        assert_eq!(count(&answer, "S3", "CopyObject"), Some(1_000));
+        let p = pricing::US_EAST_1;
+        assert!(close(
+            answer.cost.batchops[0].usd,
+            1_000.0 * (p.s3_get_request + p.s3_put_request)
+        ));
+        let theirs = &answer.cost.s3_batch_operations.as_ref().unwrap()[2];
+        assert!(close(theirs.usd, 1_000.0 * p.s3_put_request));
     }
 
     #[test]

@@ -151,6 +151,7 @@ pub enum JobOperation {
     S3PutObjectLegalHold(SetObjectLegalHoldOperation),
     S3PutObjectRetention(SetObjectRetentionOperation),
     S3ComputeObjectChecksum(ComputeObjectChecksumOperation),
+    S3UpdateObjectEncryption(UpdateObjectEncryptionOperation),
     /// A batchops extension: S3 Batch Operations has no delete operation.
     S3DeleteObject(DeleteObjectOperation),
 }
@@ -167,6 +168,7 @@ const KNOWN_OPERATIONS: &[&str] = &[
     "S3PutObjectRetention",
     "S3ReplicateObject",
     "S3ComputeObjectChecksum",
+    "S3UpdateObjectEncryption",
     "S3DeleteObject",
 ];
 const SUPPORTED_OPERATIONS: &[&str] = &[
@@ -179,6 +181,7 @@ const SUPPORTED_OPERATIONS: &[&str] = &[
     "S3PutObjectLegalHold",
     "S3PutObjectRetention",
     "S3ComputeObjectChecksum",
+    "S3UpdateObjectEncryption",
     "S3DeleteObject",
 ];
 
@@ -197,6 +200,7 @@ impl JobOperation {
             JobOperation::S3PutObjectLegalHold(_) => "S3PutObjectLegalHold",
             JobOperation::S3PutObjectRetention(_) => "S3PutObjectRetention",
             JobOperation::S3ComputeObjectChecksum(_) => "S3ComputeObjectChecksum",
+            JobOperation::S3UpdateObjectEncryption(_) => "S3UpdateObjectEncryption",
             JobOperation::S3DeleteObject(_) => "S3DeleteObject",
         }
     }
@@ -212,6 +216,7 @@ impl JobOperation {
             JobOperation::S3PutObjectLegalHold(_) => Ok(()),
             JobOperation::S3PutObjectRetention(op) => op.validate(),
             JobOperation::S3ComputeObjectChecksum(op) => op.validate(),
+            JobOperation::S3UpdateObjectEncryption(op) => op.validate(),
             JobOperation::S3DeleteObject(_) => Ok(()),
         }
     }
@@ -258,6 +263,9 @@ impl TryFrom<Map<String, Value>> for JobOperation {
             "S3ComputeObjectChecksum" => {
                 from_value(body).map(JobOperation::S3ComputeObjectChecksum)
             }
+            "S3UpdateObjectEncryption" => {
+                from_value(body).map(JobOperation::S3UpdateObjectEncryption)
+            }
             "S3DeleteObject" => from_value(body).map(JobOperation::S3DeleteObject),
             "S3ReplicateObject" => return Err(REPLICATE_OBJECT_REFUSAL.into()),
             other if KNOWN_OPERATIONS.contains(&other) => {
@@ -290,6 +298,7 @@ impl From<JobOperation> for Map<String, Value> {
             JobOperation::S3PutObjectLegalHold(o) => serde_json::to_value(o),
             JobOperation::S3PutObjectRetention(o) => serde_json::to_value(o),
             JobOperation::S3ComputeObjectChecksum(o) => serde_json::to_value(o),
+            JobOperation::S3UpdateObjectEncryption(o) => serde_json::to_value(o),
             JobOperation::S3DeleteObject(o) => serde_json::to_value(o),
         }
         .unwrap_or(Value::Object(Map::new()));
@@ -898,6 +907,87 @@ impl SetObjectRetentionOperation {
         }
         Ok(())
     }
+}
+
+/// S3 Control's `S3UpdateObjectEncryptionOperation`: objects encrypted with SSE-S3 or SSE-KMS get
+/// SSE-KMS with the given key (and S3 Bucket Key setting). batchops does it with a copy of each
+/// object onto itself (`crate::operation`), so unlike S3 the object's ETag, Last-Modified and (in
+/// a versioned bucket) version change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct UpdateObjectEncryptionOperation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_encryption: Option<ObjectEncryption>,
+}
+
+/// The encryption an object gets; SSE-KMS is the only type S3 offers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectEncryption {
+    #[serde(rename = "SSEKMS", default, skip_serializing_if = "Option::is_none")]
+    pub sse_kms: Option<UpdateObjectEncryptionSseKms>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateObjectEncryptionSseKms {
+    #[serde(rename = "KMSKeyArn")]
+    pub kms_key_arn: String,
+    #[serde(
+        rename = "BucketKeyEnabled",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bucket_key_enabled: Option<bool>,
+}
+
+impl UpdateObjectEncryptionOperation {
+    /// The SSE-KMS settings; present once the operation is validated.
+    pub fn sse_kms(&self) -> Option<&UpdateObjectEncryptionSseKms> {
+        self.object_encryption.as_ref()?.sse_kms.as_ref()
+    }
+
+    fn validate(&self) -> Result<()> {
+        let Some(kms) = self.sse_kms() else {
+            return Err(Error::InvalidRequest(
+                "Operation.S3UpdateObjectEncryption needs ObjectEncryption.SSEKMS with KMSKeyArn (SSE-KMS is the only encryption type it sets)".into(),
+            ));
+        };
+        if !is_kms_key_arn(&kms.kms_key_arn) {
+            return Err(Error::InvalidRequest(format!(
+                "Operation.S3UpdateObjectEncryption.ObjectEncryption.SSEKMS.KMSKeyArn must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY-ID; not an alias or a bare key id), got {:?}",
+                kms.kms_key_arn
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// S3 Control's pattern for a KMS key ARN: `arn:aws[a-zA-Z0-9-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-zA-Z0-9-]+`,
+/// 20 to 2,048 characters.
+fn is_kms_key_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [prefix, partition, service, region, account, resource] = parts.as_slice() else {
+        return false;
+    };
+    let key_id = resource.strip_prefix("key/").unwrap_or("");
+    (20..=2048).contains(&arn.len())
+        && *prefix == "arn"
+        && partition.starts_with("aws")
+        && partition[3..]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && *service == "kms"
+        && !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && account.len() == 12
+        && account.chars().all(|c| c.is_ascii_digit())
+        && !key_id.is_empty()
+        && key_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 /// S3 Control's `S3ComputeObjectChecksumOperation`. batchops reads each object and computes a

@@ -36,7 +36,7 @@ use crate::job::{
     DeleteObjectOperation, GrantPermission, GranteeType, InitiateRestoreObjectOperation, Job,
     JobOperation, LambdaInvokeOperation, MetadataDirective, ObjectMetadata,
     PutObjectTaggingOperation, S3Grant, S3Tag, SetObjectAclOperation, SetObjectLegalHoldOperation,
-    SetObjectRetentionOperation, SseAlgorithm,
+    SetObjectRetentionOperation, SseAlgorithm, UpdateObjectEncryptionOperation,
 };
 use crate::manifest::Task;
 use crate::report::{TaskOutcome, TaskStatus};
@@ -124,6 +124,15 @@ pub async fn run_tasks_until(
                         };
                         return copy_object(ctx, plan, task, &at).await;
                     }
+                    Prepared::UpdateEncryption(plan) => {
+                        let at = TaskAt {
+                            job_id: &job.job_id,
+                            batch_id,
+                            index,
+                            stop_at,
+                        };
+                        return update_encryption(ctx, plan, task, &at).await;
+                    }
                     Prepared::Acl(plan) => put_acl(ctx, plan, task).await,
                     Prepared::LegalHold(op) => put_legal_hold(ctx, op, task).await,
                     Prepared::Retention(op) => put_retention(ctx, op, task).await,
@@ -172,6 +181,7 @@ enum Prepared<'a> {
     PutTagging(Tagging),
     DeleteTagging,
     Copy(Box<CopyPlan>),
+    UpdateEncryption(EncryptionPlan),
     Acl(AclPlan),
     LegalHold(&'a SetObjectLegalHoldOperation),
     Retention(&'a SetObjectRetentionOperation),
@@ -194,6 +204,12 @@ fn prepare(operation: &JobOperation) -> Prepared<'_> {
             Ok(plan) => Prepared::Copy(Box::new(plan)),
             Err(reason) => Prepared::Invalid(reason),
         },
+        JobOperation::S3UpdateObjectEncryption(op) => {
+            match EncryptionPlan::new(op, CopySettings::from_env()) {
+                Ok(plan) => Prepared::UpdateEncryption(plan),
+                Err(reason) => Prepared::Invalid(reason),
+            }
+        }
         JobOperation::S3PutObjectAcl(op) => match AclPlan::new(op) {
             Ok(plan) => Prepared::Acl(plan),
             Err(reason) => Prepared::Invalid(reason),
@@ -1047,27 +1063,49 @@ macro_rules! destination {
 
 /// One copy task: HEAD the source for its size, then CopyObject or a multipart copy.
 async fn copy_object(ctx: &Context, plan: &CopyPlan, task: &Task, at: &TaskAt<'_>) -> TaskRun {
-    let head = match s3_call(ctx, &task.bucket, |s3| async move {
-        s3.head_object()
-            .bucket(&task.bucket)
-            .key(&task.key)
-            .set_version_id(task.version_id.clone())
-            .set_request_payer(plan.request_payer.clone())
-            .send()
-            .await
-            .map_err(|e| source_head_failure(&classify_s3_error(&e), task))
-    })
-    .await
-    {
+    let head = match head_source(ctx, task, plan.request_payer.clone()).await {
         Ok(head) => head,
         Err(failure) => return TaskRun::Done(failure.into_outcome(task)),
     };
     if let Some(failure) = archived_source_failure(&head) {
         return TaskRun::Done(failure.into_outcome(task));
     }
+    copy_with_head(ctx, plan, task, &head, at).await
+}
+
+/// The source object's HEAD (its version when the task names one).
+async fn head_source(
+    ctx: &Context,
+    task: &Task,
+    request_payer: Option<RequestPayer>,
+) -> Result<HeadObjectOutput, Failure> {
+    s3_call(ctx, &task.bucket, |s3| {
+        let request_payer = request_payer.clone();
+        async move {
+            s3.head_object()
+                .bucket(&task.bucket)
+                .key(&task.key)
+                .set_version_id(task.version_id.clone())
+                .set_request_payer(request_payer)
+                .send()
+                .await
+                .map_err(|e| source_head_failure(&classify_s3_error(&e), task))
+        }
+    })
+    .await
+}
+
+/// Copies a source whose HEAD is known: CopyObject, or a multipart copy above the threshold.
+async fn copy_with_head(
+    ctx: &Context,
+    plan: &CopyPlan,
+    task: &Task,
+    head: &HeadObjectOutput,
+    at: &TaskAt<'_>,
+) -> TaskRun {
     let size = u64::try_from(head.content_length().unwrap_or(0)).unwrap_or(0);
     let result = if plan.settings.needs_multipart(size) {
-        match multipart_copy(ctx, plan, task, &head, size, at).await {
+        match multipart_copy(ctx, plan, task, head, size, at).await {
             Ok(Copied::Whole) => Ok(()),
             Ok(Copied::Partly) => return TaskRun::Unfinished,
             Err(failure) => Err(failure),
@@ -1078,6 +1116,140 @@ async fn copy_object(ctx: &Context, plan: &CopyPlan, task: &Task, at: &TaskAt<'_
     TaskRun::Done(match result {
         Ok(()) => s3_success_outcome(task),
         Err(failure) => failure.into_outcome(task),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// S3UpdateObjectEncryption: S3 re-encrypts an object's data key in place; batchops copies the
+// object onto itself with the new SSE-KMS settings, keeping its storage class, metadata, tags and
+// website redirect. The copy is a new object: its ETag and Last-Modified change, and in a
+// versioned bucket it is a new version (the older ones keep their encryption).
+
+/// What every task of an S3UpdateObjectEncryption job shares.
+#[derive(Debug, Clone)]
+pub struct EncryptionPlan {
+    kms_key_arn: String,
+    bucket_key_enabled: Option<bool>,
+    settings: CopySettings,
+}
+
+impl EncryptionPlan {
+    pub fn new(
+        op: &UpdateObjectEncryptionOperation,
+        settings: CopySettings,
+    ) -> Result<Self, String> {
+        let kms = op
+            .sse_kms()
+            .ok_or("Operation.S3UpdateObjectEncryption needs ObjectEncryption.SSEKMS")?;
+        Ok(EncryptionPlan {
+            kms_key_arn: kms.kms_key_arn.clone(),
+            bucket_key_enabled: kms.bucket_key_enabled,
+            settings,
+        })
+    }
+
+    /// The copy of one object onto itself: the new encryption, everything else as the object
+    /// has it (a copy left to its defaults would move the object to STANDARD and drop its
+    /// website redirect).
+    fn in_place(&self, task: &Task, head: &HeadObjectOutput) -> CopyPlan {
+        CopyPlan {
+            target_bucket: task.bucket.clone(),
+            key_prefix: String::new(),
+            replace_metadata: None,
+            tagging: None,
+            acl: None,
+            grant_full_control: None,
+            grant_read: None,
+            grant_read_acp: None,
+            grant_write_acp: None,
+            storage_class: head.storage_class().cloned(),
+            server_side_encryption: Some(ServerSideEncryption::AwsKms),
+            ssekms_key_id: Some(self.kms_key_arn.clone()),
+            bucket_key_enabled: self.bucket_key_enabled,
+            checksum_algorithm: None,
+            request_payer: None,
+            website_redirect_location: head.website_redirect_location().map(String::from),
+            if_modified_since: None,
+            if_unmodified_since: None,
+            object_lock_mode: None,
+            object_lock_retain_until_date: None,
+            object_lock_legal_hold_status: None,
+            settings: self.settings,
+        }
+    }
+}
+
+/// One S3UpdateObjectEncryption task: the object's HEAD, S3's refusals, then the copy onto itself.
+async fn update_encryption(
+    ctx: &Context,
+    plan: &EncryptionPlan,
+    task: &Task,
+    at: &TaskAt<'_>,
+) -> TaskRun {
+    let head = match head_source(ctx, task, None).await {
+        Ok(head) => head,
+        Err(failure) => return TaskRun::Done(failure.into_outcome(task)),
+    };
+    if let Some(failure) = unsupported_encryption(&head).or_else(|| archived_source_failure(&head))
+    {
+        return TaskRun::Done(failure.into_outcome(task));
+    }
+    if let Some(version) = &task.version_id {
+        if let Some(failure) = not_current_version(ctx, task, version).await {
+            return TaskRun::Done(failure.into_outcome(task));
+        }
+    }
+    copy_with_head(ctx, &plan.in_place(task, &head), task, &head, at).await
+}
+
+/// S3's UpdateObjectEncryption takes objects encrypted with SSE-S3 or SSE-KMS only.
+fn unsupported_encryption(head: &HeadObjectOutput) -> Option<Failure> {
+    let what = if head.sse_customer_algorithm().is_some() {
+        "encrypted with a customer-provided key (SSE-C)"
+    } else {
+        match head.server_side_encryption() {
+            Some(ServerSideEncryption::Aes256 | ServerSideEncryption::AwsKms) => return None,
+            Some(ServerSideEncryption::AwsKmsDsse) => "encrypted with DSSE-KMS",
+            _ => "not encrypted",
+        }
+    };
+    Some(Failure {
+        retryable: false,
+        error_code: "InvalidRequest".into(),
+        http_status: Some(400),
+        message: format!(
+            "the object is {what}: UpdateObjectEncryption changes only objects encrypted with SSE-S3 or SSE-KMS (S3PutObjectCopy can encrypt others)"
+        ),
+        bucket_region: None,
+    })
+}
+
+/// A copy of a version onto its key becomes the current version: only the current version may be
+/// re-encrypted that way.
+async fn not_current_version(ctx: &Context, task: &Task, version: &str) -> Option<Failure> {
+    let current = s3_call(ctx, &task.bucket, |s3| async move {
+        s3.head_object()
+            .bucket(&task.bucket)
+            .key(&task.key)
+            .send()
+            .await
+            .map_err(|e| classify_s3_error(&e))
+    })
+    .await;
+    let current = match current {
+        Ok(head) => head.version_id().unwrap_or("null").to_string(),
+        // The key's current version is a delete marker, or it cannot be read: say why.
+        Err(failure) if failure.http_status == Some(404) => "a delete marker".to_string(),
+        Err(failure) => return Some(failure),
+    };
+    (current != version).then(|| Failure {
+        retryable: false,
+        error_code: "InvalidRequest".into(),
+        http_status: Some(400),
+        message: format!(
+            "version {version} is not the object's current version (that is {current}): batchops updates encryption by copying the object onto itself, which would make this version current again"
+        ),
+        bucket_region: None,
     })
 }
 

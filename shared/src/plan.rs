@@ -208,7 +208,8 @@ impl BatchLimits {
                 max_tasks: Some(LAMBDA_BATCH_TASKS),
                 max_object_bytes: None,
             },
-            S3PutObjectCopy(_) => BatchLimits {
+            // An encryption update is a copy of each object onto itself.
+            S3PutObjectCopy(_) | S3UpdateObjectEncryption(_) => BatchLimits {
                 max_tasks: Some(COPY_BATCH_TASKS),
                 max_object_bytes: Some(COPY_BATCH_BYTES),
             },
