@@ -1623,3 +1623,122 @@ async fn a_dry_run_of_a_manifest_generator_knows_the_bytes_and_writes_no_manifes
     );
     assert_nothing_created(&s).await;
 }
+
+#[tokio::test]
+async fn every_status_change_is_an_eventbridge_event_and_every_batch_puts_its_metrics() {
+    let bus = format!("jobs-{}", common::unique_suffix());
+    let s = stack_with(false, |settings| settings.event_bus = Some(bus.clone())).await;
+    let mut s = s;
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    s.ctx.metrics = batchops::context::MetricsSink::Memory(kept.clone());
+    // A rule on the bus sends batchops' events to a queue, where the test reads them.
+    let queue = common::create_queue(&s.ctx.sqs, &format!("events-{}", s.id)).await;
+    let queue_arn = batchops::local::queue_arn(&s.ctx.sqs, &queue)
+        .await
+        .unwrap();
+    s.ctx
+        .eventbridge
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .unwrap();
+    s.ctx
+        .eventbridge
+        .put_rule()
+        .name("job-status")
+        .event_bus_name(&bus)
+        .event_pattern(
+            json!({"source": ["batchops"], "detail-type": ["JobStatusChanged"]}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    s.ctx
+        .eventbridge
+        .put_targets()
+        .rule("job-status")
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(&queue_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let data = s.bucket("data");
+    s.create_bucket(&data).await;
+    let rows: Vec<(String, String)> = (0..30)
+        .map(|i| (data.clone(), format!("k/{i:02}")))
+        .collect();
+    for (_, key) in rows.iter().skip(2) {
+        s.put(&data, key, "x").await;
+    }
+    let etag = s.put_manifest(&data, "manifest.csv", &rows).await;
+    let job = csv_job(
+        &data,
+        "manifest.csv",
+        &etag,
+        tagging(&[("t", "v")]),
+        &data,
+        "AllTasks",
+    );
+    let job_id = s.create_job(job).await;
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete);
+
+    let mut changes = Vec::new();
+    loop {
+        let messages = common::receive(&s.ctx, &queue).await;
+        if messages.is_empty() {
+            break;
+        }
+        for message in messages {
+            let event: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+            assert_eq!(event["source"], "batchops", "{event}");
+            assert_eq!(event["detail-type"], "JobStatusChanged", "{event}");
+            let details = event["detail"]["serviceEventDetails"].clone();
+            assert_eq!(details["jobId"], job_id.as_str(), "{event}");
+            assert_eq!(details["jobArn"], job.job_arn().as_str(), "{event}");
+            changes.push((
+                details["previousStatus"].as_str().unwrap().to_string(),
+                details["status"].as_str().unwrap().to_string(),
+            ));
+            common::delete(&s.ctx, &queue, &message).await;
+        }
+    }
+    changes.sort_by_key(|(_, to)| {
+        ["Preparing", "Active", "Complete"]
+            .iter()
+            .position(|s| s == to)
+    });
+    assert_eq!(
+        changes,
+        [
+            ("New", "Preparing"),
+            ("Preparing", "Active"),
+            ("Active", "Complete")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+
+    // The executor's EMF documents add up to the job's counts: 28 tagged, 2 missing.
+    let docs = kept.lock().unwrap().clone();
+    assert!(!docs.is_empty());
+    let sum = |name: &str| docs.iter().map(|d| d[name].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("TasksSucceeded"), sum("TasksFailed")), (28, 2));
+    let latencies: usize = docs
+        .iter()
+        .map(|d| d["TaskLatency"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(latencies, 30, "one latency per task");
+    for doc in &docs {
+        assert_eq!(doc["JobId"], job_id.as_str());
+        assert_eq!(doc["Operation"], "S3PutObjectTagging");
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "batchops");
+    }
+}

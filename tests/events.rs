@@ -580,3 +580,37 @@ fn object_kms_keys_are_granted_to_the_executor_in_orchestrator_mode_only() {
     assert!(key_grants(&["RoleMode=orchestrator"]).is_empty());
     assert!(key_grants(&[&parameter]).is_empty());
 }
+
+#[test]
+fn every_function_that_changes_a_jobs_status_may_put_events_on_the_bus_and_only_there() {
+    let grants = |parameters: &[&str]| -> Vec<(String, String)> {
+        granted_arns(parameters)
+            .iter()
+            .filter(|a| a["sid"] == "PutStatusChangeEvents")
+            .map(|a| {
+                (
+                    a["function"].as_str().unwrap().to_string(),
+                    a["resource"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let functions = [
+        "PlannerFunction",
+        "ExecutorFunction",
+        "ReporterFunction",
+        "ControlFunction",
+        "SweeperFunction",
+    ];
+    assert_eq!(
+        grants(&["EventBusName=ops"]),
+        functions
+            .iter()
+            .map(|f| (
+                f.to_string(),
+                "arn:aws:events:us-east-1:111122223333:event-bus/ops".to_string()
+            ))
+            .collect::<Vec<_>>()
+    );
+    assert!(grants(&["EventBusName="]).is_empty(), "no bus, no grant");
+}

@@ -32,6 +32,10 @@ pub const ENV_PLAN_DLQ_URL: &str = "BATCHOPS_PLAN_DLQ_URL";
 pub const ENV_TASK_DLQ_URL: &str = "BATCHOPS_TASK_DLQ_URL";
 pub const ENV_REPORT_DLQ_URL: &str = "BATCHOPS_REPORT_DLQ_URL";
 pub const ENV_SYSTEM_BUCKET_OWNER: &str = "BATCHOPS_SYSTEM_BUCKET_OWNER";
+/// The EventBridge bus that status-change events go to (`crate::events`); none when unset.
+pub const ENV_EVENT_BUS: &str = "BATCHOPS_EVENT_BUS";
+/// `emf`: the executor writes CloudWatch metrics in Embedded Metric Format; unset or `off`: not.
+pub const ENV_METRICS: &str = "BATCHOPS_METRICS";
 
 /// SQS's default maximum message size (a queue may allow up to 1 MiB, but batchops' queues and
 /// emulators keep the default).
@@ -108,6 +112,10 @@ pub struct Settings {
     pub role_name_prefix: Option<String>,
     /// How long an assumed job-role session lasts (`DurationSeconds`).
     pub role_session: Duration,
+    /// The EventBridge bus of status-change events.
+    pub event_bus: Option<String>,
+    /// Whether the executor writes its metrics as EMF lines on stdout.
+    pub emf_metrics: bool,
 }
 
 impl Default for Settings {
@@ -142,6 +150,8 @@ impl Default for Settings {
             role_external_id: None,
             role_name_prefix: None,
             role_session: crate::role::DEFAULT_SESSION,
+            event_bus: None,
+            emf_metrics: false,
         }
     }
 }
@@ -248,6 +258,16 @@ impl Settings {
             system_bucket_owner: env_value(ENV_SYSTEM_BUCKET_OWNER),
             role_name_prefix: env_value(crate::role::ENV_JOB_ROLE_PREFIX),
             role_session: role_session_from_env()?.unwrap_or(d.role_session),
+            event_bus: env_value(ENV_EVENT_BUS),
+            emf_metrics: match env_value(ENV_METRICS).as_deref() {
+                None | Some("off") => false,
+                Some("emf") => true,
+                Some(other) => {
+                    return Err(Error::Config(format!(
+                        "environment variable {ENV_METRICS}={other:?} is not valid: emf or off"
+                    )))
+                }
+            },
             ..d
         })
     }
@@ -320,6 +340,25 @@ pub struct Context {
     pub running_jobs: Arc<crate::priority::RunningJobs>,
     /// The rate limiter's leases this process holds, shared by clones.
     pub rate_gates: Arc<crate::rate::RateGates>,
+    /// EventBridge, for status-change events (sent only with `settings.event_bus`).
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    /// Requests throttled in this process so far (S3 SlowDown and 503, Lambda 429 and
+    /// TooManyRequests): the executor's `Throttles` metric is the count during a batch.
+    pub throttles: Arc<std::sync::atomic::AtomicU64>,
+    /// Where the executor's EMF metrics go (stdout in Lambda; kept in memory by tests).
+    pub metrics: MetricsSink,
+}
+
+/// Where EMF metric documents go.
+#[derive(Debug, Clone, Default)]
+pub enum MetricsSink {
+    /// `BATCHOPS_METRICS` unset: nowhere.
+    #[default]
+    Off,
+    /// One line each on stdout, for CloudWatch Logs.
+    Stdout,
+    /// Kept, for tests.
+    Memory(Arc<std::sync::Mutex<Vec<serde_json::Value>>>),
 }
 
 /// What one S3 client learned about buckets outside its Region: each bucket's Region (from S3's
@@ -437,6 +476,12 @@ impl Context {
                 .http_client(client.clone())
                 .build(),
         );
+        self.eventbridge = aws_sdk_eventbridge::Client::from_conf(
+            aws_sdk_eventbridge::config::Builder::from(config)
+                .interceptor(interceptor.clone())
+                .http_client(client.clone())
+                .build(),
+        );
         let mut lambda = aws_sdk_lambda::config::Builder::from(config)
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .timeout_config(lambda_timeouts())
@@ -464,12 +509,19 @@ impl Context {
             lambda: lambda_client(config, None),
             sts: aws_sdk_sts::Client::new(config),
             roles: Arc::new(JobRoles::default()),
-            settings,
             lambda_endpoint: None,
             task_slots: Arc::new(TaskSlots::default()),
             s3_regions: Arc::new(S3Regions::default()),
             running_jobs: Arc::new(crate::priority::RunningJobs::default()),
             rate_gates: Arc::new(crate::rate::RateGates::default()),
+            eventbridge: aws_sdk_eventbridge::Client::new(config),
+            throttles: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            metrics: if settings.emf_metrics {
+                MetricsSink::Stdout
+            } else {
+                MetricsSink::Off
+            },
+            settings,
         }
     }
 

@@ -9,7 +9,9 @@
 //! message (`TaskBatch::rest_from`). A segment commit is conditional on where the batch stood, so
 //! of two deliveries that ran the same tasks only one counts them.
 
+use crate::context::MetricsSink;
 use crate::error::{Error, Result};
+use crate::events;
 use crate::job::{failure_threshold_exceeded, FailureReason, Job, JobStatus, ReportScope};
 use crate::operation;
 use crate::plan::TaskBatch;
@@ -19,7 +21,7 @@ use crate::reporter::finalize_if_done;
 use crate::store::{BatchCounts, Deferral, Segment, SegmentCommit, Store};
 use crate::Context;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tracing::{error, info, warn};
 
 /// The executor Lambda's entry point without a Lambda deadline (`local run`, tests): tasks run
@@ -239,28 +241,31 @@ async fn run_segment(
     stop_at: Option<Instant>,
 ) -> Result<BatchResult> {
     let batch_id = &pending.batch_id;
-    let outcomes = match ctx.for_job(job).await {
-        Ok(data) => {
-            operation::run_tasks_until(
-                &data,
-                job,
-                batch_id,
-                &pending.tasks,
-                pending.offset,
-                stop_at,
-            )
-            .await
-        }
+    let started = Instant::now();
+    let throttles_before = ctx.throttles.load(std::sync::atomic::Ordering::Relaxed);
+    let (outcomes, latencies): (Vec<TaskOutcome>, Vec<Duration>) = match ctx.for_job(job).await {
+        Ok(data) => operation::run_tasks_timed(
+            &data,
+            job,
+            batch_id,
+            &pending.tasks,
+            pending.offset,
+            stop_at,
+        )
+        .await
+        .into_iter()
+        .unzip(),
         // The role was assumed when the job was prepared; if it cannot be now (deleted, its
         // trust changed), each task fails as S3 would fail a request the role may not make.
         Err(err @ Error::RoleNotAssumed { .. }) => {
             warn!(job_id = %job.job_id, %batch_id, error = %err, "the job's role cannot be assumed; its tasks fail");
-            TaskOutcome::all_failed(
+            let failed = TaskOutcome::all_failed(
                 &pending.tasks,
                 crate::role::ACCESS_DENIED_CODE,
                 403,
                 &err.to_string(),
-            )
+            );
+            (failed, Vec::new())
         }
         Err(other) => return Err(other),
     };
@@ -303,6 +308,21 @@ async fn run_segment(
             return lost_race(ctx, store, &job.job_id, pending).await;
         }
     };
+    put_metrics(
+        ctx,
+        events::BatchMetrics {
+            job_id: job.job_id.clone(),
+            operation: job.request.operation.name().to_string(),
+            succeeded: counts.succeeded,
+            failed: counts.failed,
+            task_latencies: latencies,
+            throttles: ctx
+                .throttles
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .saturating_sub(throttles_before),
+            batch_duration: started.elapsed(),
+        },
+    );
     check_failure_threshold(ctx, &job.job_id).await?;
     if batch_done {
         finalize_if_done(ctx, &job.job_id).await?;
@@ -317,6 +337,19 @@ async fn run_segment(
         done: to,
         remaining: rest.tasks.len() as u64,
     })
+}
+
+/// The metrics of a committed segment, where the context sends them (CloudWatch, through EMF
+/// lines on stdout, in Lambda).
+fn put_metrics(ctx: &Context, metrics: events::BatchMetrics) {
+    match &ctx.metrics {
+        MetricsSink::Off => {}
+        MetricsSink::Stdout => events::put_metrics(&metrics),
+        MetricsSink::Memory(kept) => kept
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(events::emf(&metrics, chrono::Utc::now())),
+    }
 }
 
 /// Another delivery of the batch committed first. When the batch is done, this copy is a

@@ -9,6 +9,7 @@ pub mod control;
 pub mod deadline;
 pub mod dry_run;
 pub mod error;
+pub mod events;
 pub mod executor;
 pub mod fault;
 pub mod generator;

@@ -88,11 +88,27 @@ pub async fn run_tasks_until(
     first_index: u64,
     stop_at: Option<std::time::Instant>,
 ) -> Vec<TaskOutcome> {
+    run_tasks_timed(ctx, job, batch_id, tasks, first_index, stop_at)
+        .await
+        .into_iter()
+        .map(|(outcome, _)| outcome)
+        .collect()
+}
+
+/// [`run_tasks_until`] with each task's time, from its start to its outcome.
+pub async fn run_tasks_timed(
+    ctx: &Context,
+    job: &Job,
+    batch_id: &str,
+    tasks: &[Task],
+    first_index: u64,
+    stop_at: Option<std::time::Instant>,
+) -> Vec<(TaskOutcome, Duration)> {
     let prepared = prepare(&job.request.operation);
     let concurrency = ctx.settings.executor_concurrency.max(1);
     let slots = ctx.task_slots.get(concurrency);
     let left = tasks.len();
-    let runs: Vec<TaskRun> = stream::iter(tasks.iter().enumerate())
+    let runs: Vec<(TaskRun, Duration)> = stream::iter(tasks.iter().enumerate())
         // A slot first, in task order, then the job's rate limit, then the deadline: a task
         // that waited for a slot while other batches of this process ran does not start late.
         .then(|(i, task)| async move {
@@ -107,45 +123,15 @@ pub async fn run_tasks_until(
             let index = first_index + i as u64;
             let prepared = &prepared;
             async move {
-                // Held while the task runs (the semaphore is never closed, so it was granted).
-                let _slot = slot;
-                if let Some(outcome) = key_too_long(prepared, task) {
-                    return TaskRun::Done(outcome);
-                }
-                let outcome = match prepared {
-                    Prepared::PutTagging(tagging) => put_tagging(ctx, tagging, task).await,
-                    Prepared::DeleteTagging => delete_tagging(ctx, task).await,
-                    Prepared::Copy(plan) => {
-                        let at = TaskAt {
-                            job_id: &job.job_id,
-                            batch_id,
-                            index,
-                            stop_at,
-                        };
-                        return copy_object(ctx, plan, task, &at).await;
-                    }
-                    Prepared::UpdateEncryption(plan) => {
-                        let at = TaskAt {
-                            job_id: &job.job_id,
-                            batch_id,
-                            index,
-                            stop_at,
-                        };
-                        return update_encryption(ctx, plan, task, &at).await;
-                    }
-                    Prepared::Acl(plan) => put_acl(ctx, plan, task).await,
-                    Prepared::LegalHold(op) => put_legal_hold(ctx, op, task).await,
-                    Prepared::Retention(op) => put_retention(ctx, op, task).await,
-                    Prepared::Restore(op) => restore(ctx, op, task).await,
-                    Prepared::Checksum(op) => compute_checksum(ctx, op, task).await,
-                    Prepared::Delete(op) => delete_object(ctx, op, task).await,
-                    Prepared::Invoke(op, schema) => {
-                        let task_id = format!("{batch_id}-{index}");
-                        invoke(ctx, op, *schema, &job.job_id, &task_id, task).await
-                    }
-                    Prepared::Invalid(reason) => invalid_operation_outcome(task, reason),
+                let started = std::time::Instant::now();
+                let at = TaskAt {
+                    job_id: &job.job_id,
+                    batch_id,
+                    index,
+                    stop_at,
                 };
-                TaskRun::Done(outcome)
+                let run = run_task(ctx, prepared, task, &at, slot).await;
+                (run, started.elapsed())
             }
         })
         .buffered(concurrency)
@@ -154,11 +140,44 @@ pub async fn run_tasks_until(
     // Outcomes up to the first task that must go on in another invocation; the rest run again
     // with it (an unfinished task is rare: a multipart copy longer than the executor's time).
     runs.into_iter()
-        .map_while(|run| match run {
-            TaskRun::Done(outcome) => Some(outcome),
+        .map_while(|(run, took)| match run {
+            TaskRun::Done(outcome) => Some((outcome, took)),
             TaskRun::Unfinished => None,
         })
         .collect()
+}
+
+/// One task, holding its slot in the process's concurrency while it runs.
+async fn run_task(
+    ctx: &Context,
+    prepared: &Prepared<'_>,
+    task: &Task,
+    at: &TaskAt<'_>,
+    slot: Option<tokio::sync::SemaphorePermit<'_>>,
+) -> TaskRun {
+    // Held while the task runs (the semaphore is never closed, so it was granted).
+    let _slot = slot;
+    if let Some(outcome) = key_too_long(prepared, task) {
+        return TaskRun::Done(outcome);
+    }
+    let outcome = match prepared {
+        Prepared::PutTagging(tagging) => put_tagging(ctx, tagging, task).await,
+        Prepared::DeleteTagging => delete_tagging(ctx, task).await,
+        Prepared::Copy(plan) => return copy_object(ctx, plan, task, at).await,
+        Prepared::UpdateEncryption(plan) => return update_encryption(ctx, plan, task, at).await,
+        Prepared::Acl(plan) => put_acl(ctx, plan, task).await,
+        Prepared::LegalHold(op) => put_legal_hold(ctx, op, task).await,
+        Prepared::Retention(op) => put_retention(ctx, op, task).await,
+        Prepared::Restore(op) => restore(ctx, op, task).await,
+        Prepared::Checksum(op) => compute_checksum(ctx, op, task).await,
+        Prepared::Delete(op) => delete_object(ctx, op, task).await,
+        Prepared::Invoke(op, schema) => {
+            let task_id = format!("{}-{}", at.batch_id, at.index);
+            invoke(ctx, op, *schema, at.job_id, &task_id, task).await
+        }
+        Prepared::Invalid(reason) => invalid_operation_outcome(task, reason),
+    };
+    TaskRun::Done(outcome)
 }
 
 /// One task's end in this invocation.
@@ -324,7 +343,12 @@ where
     let max_attempts = ctx.settings.lambda_max_attempts.max(1);
     let mut attempt = 1;
     loop {
-        match call(ctx.s3_for_bucket(bucket)).await {
+        let answer = call(ctx.s3_for_bucket(bucket)).await;
+        if answer.as_ref().is_err_and(is_throttle) {
+            ctx.throttles
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        match answer {
             Ok(answer) => return Ok(answer),
             Err(Failure {
                 bucket_region: Some(region),
@@ -340,6 +364,16 @@ where
             Err(failure) => return Err(failure),
         }
     }
+}
+
+/// Whether a failure is the service asking to slow down (S3's SlowDown and 503, Lambda's 429,
+/// any throttling code): what the `Throttles` metric counts.
+pub fn is_throttle(failure: &Failure) -> bool {
+    matches!(failure.http_status, Some(429 | 503))
+        || matches!(
+            failure.error_code.as_str(),
+            "SlowDown" | "Throttling" | "ThrottlingException" | "TooManyRequestsException"
+        )
 }
 
 fn s3_success_outcome(task: &Task) -> TaskOutcome {
@@ -391,6 +425,10 @@ async fn invoke(
             Attempt::Final(outcome) => return outcome,
             Attempt::Again(pending) => pending,
         };
+        if matches!(&pending, Pending::Throttled(failure) if is_throttle(failure)) {
+            ctx.throttles
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if attempt >= max_attempts {
             return match pending {
                 Pending::Temporary(result_string) => {

@@ -221,6 +221,8 @@ pub struct Store {
     table: String,
     /// How long a commit keeps retrying transient errors.
     commit_patience: Duration,
+    /// Where every status change is announced (`crate::events`).
+    events: Option<crate::events::EventSink>,
 }
 
 impl Store {
@@ -229,12 +231,21 @@ impl Store {
             client,
             table: table.into(),
             commit_patience: Duration::from_secs(30),
+            events: None,
         }
     }
 
     pub fn from_context(ctx: &crate::Context) -> Self {
         Store {
             commit_patience: ctx.settings.commit_patience,
+            events: ctx
+                .settings
+                .event_bus
+                .as_ref()
+                .map(|bus| crate::events::EventSink {
+                    client: ctx.eventbridge.clone(),
+                    bus: bus.clone(),
+                }),
             ..Store::new(ctx.dynamodb.clone(), ctx.settings.table.clone())
         }
     }
@@ -608,11 +619,12 @@ impl Store {
             debug!(job_id, %from, %to, current = %job.status, "transition lost: status moved");
             return Ok(false);
         }
+        let now = Utc::now();
         let update = transition_update(
             from,
             to,
             job.active_since,
-            Utc::now(),
+            now,
             reason.as_deref(),
             failure.as_ref(),
         );
@@ -635,6 +647,16 @@ impl Store {
         match request.send().await {
             Ok(_) => {
                 debug!(job_id, %from, %to, "job status changed");
+                if let Some(sink) = &self.events {
+                    let detail = crate::events::status_changed(
+                        &job,
+                        to,
+                        reason.as_deref(),
+                        failure.as_ref(),
+                        now,
+                    );
+                    crate::events::send(sink, &detail).await;
+                }
                 Ok(true)
             }
             Err(e)
