@@ -1742,3 +1742,47 @@ async fn every_status_change_is_an_eventbridge_event_and_every_batch_puts_its_me
         assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "batchops");
     }
 }
+
+#[tokio::test]
+async fn a_manifest_generator_job_filtered_by_encryption_acts_only_on_those_objects() {
+    let s = stack().await;
+    let data = s.bucket("data");
+    s.create_bucket(&data).await;
+    for (key, sse) in [("a", true), ("b", false), ("c", true), ("d", false)] {
+        let mut put = s
+            .ctx
+            .s3
+            .put_object()
+            .bucket(&data)
+            .key(key)
+            .body(ByteStream::from_static(b"x"));
+        if sse {
+            put = put.server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256);
+        }
+        put.send().await.unwrap();
+    }
+    let job = json!({
+        "AccountId": "123456789012",
+        "ConfirmationRequired": false,
+        "Operation": tagging(&[("sse", "s3")]),
+        "ManifestGenerator": {"S3JobManifestGenerator": {
+            "SourceBucket": format!("arn:aws:s3:::{data}"),
+            "EnableManifestOutput": false,
+            "Filter": {"MatchAnyObjectEncryption": [{"SSES3": {}}]}
+        }},
+        "Report": {"Enabled": false},
+        "Priority": 1,
+        "RoleArn": "arn:aws:iam::123456789012:role/batch"
+    });
+    let job_id = s.create_job(job).await;
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+    assert_eq!(job.progress.total_tasks, Some(2));
+    for (key, tagged) in [("a", true), ("b", false), ("c", true), ("d", false)] {
+        assert_eq!(
+            s.tags(&data, key).await.contains_key("sse"),
+            tagged,
+            "{key}"
+        );
+    }
+}

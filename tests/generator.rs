@@ -5,7 +5,9 @@
 mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, StorageClass, VersioningConfiguration};
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, ServerSideEncryption, StorageClass, VersioningConfiguration,
+};
 use batchops::error::Error;
 use batchops::generator;
 use batchops::job::{JobManifest, ManifestLocation, ManifestSpec, CSV_MANIFEST_FORMAT};
@@ -382,13 +384,13 @@ async fn generator_errors_are_clear() {
     // Refused filters fail before anything is listed.
     let (result, _) = generate(
         &s3,
-        &generator_json(&missing, json!({"EligibleForReplication": true})),
+        &generator_json(&missing, json!({"ObjectReplicationStatuses": ["PENDING"]})),
         "j",
     )
     .await;
     match result {
         Err(Error::Manifest(reason)) => assert!(
-            reason.contains("Filter.EligibleForReplication is not supported by batchops"),
+            reason.contains("Filter.ObjectReplicationStatuses: \"PENDING\" is not one of"),
             "{reason}"
         ),
         other => panic!("{other:?}"),
@@ -513,4 +515,201 @@ async fn manifest_object_version_is_read_and_its_etag_checked() {
         ),
         other => panic!("{other:?}"),
     }
+}
+
+/// Puts an object with the given encryption (`None`: none) and tags.
+async fn put_encrypted(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    sse: Option<(ServerSideEncryption, Option<&str>, bool)>,
+    tagging: &str,
+) {
+    let mut put = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .tagging(tagging)
+        .body(ByteStream::from_static(b"x"));
+    if let Some((sse, key_id, bucket_key)) = sse {
+        put = put
+            .server_side_encryption(sse)
+            .set_ssekms_key_id(key_id.map(String::from))
+            .bucket_key_enabled(bucket_key);
+    }
+    put.send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+}
+
+#[tokio::test]
+async fn encryption_replication_status_and_eligibility_filters_look_at_each_object() {
+    let s3 = s3().await;
+    let bucket = format!("gen-details-{}", common::unique_suffix());
+    create_bucket(&s3, &bucket).await;
+    s3.put_bucket_versioning()
+        .bucket(&bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let k1 = "arn:aws:kms:us-east-1:123456789012:key/k1";
+    let k2 = "arn:aws:kms:us-east-1:123456789012:key/k2";
+    put_encrypted(&s3, &bucket, "logs/plain", None, "team=red").await;
+    put_encrypted(
+        &s3,
+        &bucket,
+        "logs/s3",
+        Some((ServerSideEncryption::Aes256, None, false)),
+        "team=red",
+    )
+    .await;
+    put_encrypted(
+        &s3,
+        &bucket,
+        "data/k1",
+        Some((ServerSideEncryption::AwsKms, Some(k1), true)),
+        "team=blue",
+    )
+    .await;
+    put_encrypted(
+        &s3,
+        &bucket,
+        "data/k2",
+        Some((ServerSideEncryption::AwsKms, Some(k2), false)),
+        "team=red",
+    )
+    .await;
+    put_encrypted(
+        &s3,
+        &bucket,
+        "other/k1",
+        Some((ServerSideEncryption::AwsKms, Some(k1), false)),
+        "team=blue",
+    )
+    .await;
+    let selected = |filter: Value| {
+        let s3 = &s3;
+        let bucket = &bucket;
+        async move {
+            let (result, tasks) = generate(s3, &generator_json(bucket, filter.clone()), "j").await;
+            assert_eq!(result.unwrap(), tasks.len() as u64, "{filter}");
+            keys(&tasks)
+        }
+    };
+    assert_eq!(
+        selected(json!({"MatchAnyObjectEncryption": [{"NOTSSE": {}}, {"SSES3": {}}]})).await,
+        set(&["logs/plain", "logs/s3"])
+    );
+    assert_eq!(
+        selected(json!({"MatchAnyObjectEncryption": [{"SSEKMS": {"KmsKeyArn": k1}}]})).await,
+        set(&["data/k1", "other/k1"])
+    );
+    assert_eq!(
+        selected(json!({"MatchAnyObjectEncryption": [{"SSEKMS": {"KmsKeyArn": k1, "BucketKeyEnabled": true}}]})).await,
+        set(&["data/k1"])
+    );
+    // With the listing's filters: only the objects under data/ are looked at.
+    assert_eq!(
+        selected(json!({"KeyNameConstraint": {"MatchAnyPrefix": ["data/"]},
+                        "MatchAnyObjectEncryption": [{"SSEKMS": {}}]}))
+        .await,
+        set(&["data/k1", "data/k2"])
+    );
+    // moto replicates nothing: every object has no replication status.
+    assert_eq!(
+        selected(json!({"ObjectReplicationStatuses": ["NONE"]}))
+            .await
+            .len(),
+        5
+    );
+    assert!(
+        selected(json!({"ObjectReplicationStatuses": ["COMPLETED", "FAILED"]}))
+            .await
+            .is_empty()
+    );
+
+    // EligibleForReplication: a bucket without a replication configuration fails the listing
+    // with the reason; with one, the objects its enabled rules take (a prefix rule; a prefix and
+    // tag rule; a disabled rule takes nothing).
+    let (result, _) = generate(
+        &s3,
+        &generator_json(&bucket, json!({"EligibleForReplication": true})),
+        "j",
+    )
+    .await;
+    match result {
+        Err(Error::Manifest(reason)) => assert!(
+            reason.contains("needs a replication configuration") && reason.contains(&bucket),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // moto keeps a replication rule's status but not its filter (it answers every rule with an
+    // empty prefix), so the configuration comes as S3 writes it: a prefix rule, a prefix-and-tag
+    // rule, and a disabled rule (which takes nothing).
+    let configuration = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ReplicationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Role>arn:aws:iam::123456789012:role/replication</Role>
+  <Rule><ID>logs</ID><Priority>1</Priority><Status>Enabled</Status>
+    <Filter><Prefix>logs/</Prefix></Filter>
+    <Destination><Bucket>arn:aws:s3:::replica</Bucket></Destination>
+    <DeleteMarkerReplication><Status>Disabled</Status></DeleteMarkerReplication></Rule>
+  <Rule><ID>blue-data</ID><Priority>2</Priority><Status>Enabled</Status>
+    <Filter><And><Prefix>data/</Prefix><Tag><Key>team</Key><Value>blue</Value></Tag></And></Filter>
+    <Destination><Bucket>arn:aws:s3:::replica</Bucket></Destination>
+    <DeleteMarkerReplication><Status>Disabled</Status></DeleteMarkerReplication></Rule>
+  <Rule><ID>other</ID><Priority>3</Priority><Status>Disabled</Status>
+    <Filter><Prefix>other/</Prefix></Filter>
+    <Destination><Bucket>arn:aws:s3:::replica</Bucket></Destination>
+    <DeleteMarkerReplication><Status>Disabled</Status></DeleteMarkerReplication></Rule>
+</ReplicationConfiguration>"#;
+    let config = common::sdk_config().await;
+    let plan = batchops::fault::FaultPlan::new(
+        1,
+        vec![batchops::fault::FaultRule::new(
+            "S3",
+            "GetBucketReplication",
+            batchops::fault::Fault::Answer {
+                status: 200,
+                headers: vec![("content-type".into(), "application/xml".into())],
+                body: configuration.into(),
+            },
+        )],
+    );
+    let s3 = batchops::Context::from_config(&config, Default::default())
+        .with_faults(&config, plan)
+        .unwrap()
+        .s3;
+    let selected = |filter: Value| {
+        let s3 = &s3;
+        let bucket = &bucket;
+        async move {
+            let (result, tasks) = generate(s3, &generator_json(bucket, filter.clone()), "j").await;
+            assert_eq!(result.unwrap(), tasks.len() as u64, "{filter}");
+            keys(&tasks)
+        }
+    };
+    assert_eq!(
+        selected(json!({"EligibleForReplication": true})).await,
+        set(&["logs/plain", "logs/s3", "data/k1"])
+    );
+    assert_eq!(
+        selected(
+            json!({"EligibleForReplication": true, "ObjectReplicationStatuses": ["NONE", "FAILED"],
+                        "MatchAnyObjectEncryption": [{"SSEKMS": {}}]})
+        )
+        .await,
+        set(&["data/k1"])
+    );
+    assert_eq!(
+        selected(json!({"EligibleForReplication": false}))
+            .await
+            .len(),
+        5
+    );
 }

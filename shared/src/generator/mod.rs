@@ -2,8 +2,10 @@
 //! from a bucket listing with S3 Batch Operations' filters instead of a manifest file.
 //!
 //! The listing is ListObjectsV2 (current versions only, as a manifest without a VersionId column:
-//! every task acts on the latest version). Every filter is applied client-side by [`matches`]; a
-//! single `MatchAnyPrefix` is also sent to S3 as the listing prefix so that S3 lists less.
+//! every task acts on the latest version). The listing's filters are applied client-side by
+//! [`matches`] (a single `MatchAnyPrefix` is also sent to S3 as the listing prefix so that S3
+//! lists less); the filters a listing cannot answer (encryption, replication) look at each
+//! object that passed them ([`details`]).
 //! With `EnableManifestOutput`, the selected objects are also written as an S3 Batch Operations CSV
 //! manifest (`bucket,url-encoded-key`) to
 //! `s3://<ManifestOutputLocation.Bucket>/<ManifestPrefix>/job-<job id>/manifest.csv`, streamed in
@@ -18,6 +20,9 @@ use tokio::sync::mpsc::Sender;
 
 use crate::error::{Error, Result};
 use crate::manifest::{encode_key, s3_error_reason, Task, CHUNK_TASKS};
+
+pub mod details;
+use details::{ObjectEncryptionFilter, ReplicationRules, REPLICATION_STATUSES};
 
 /// The only `ManifestFormat` S3 Control accepts for a generated manifest.
 pub const GENERATED_MANIFEST_FORMAT: &str = "S3InventoryReport_CSV_20211130";
@@ -96,7 +101,8 @@ pub struct SseKmsEncryption {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct JobManifestGeneratorFilter {
-    /// Refused by validation: needs the source bucket's replication configuration.
+    /// `true`: only objects that an enabled rule of the source bucket's replication
+    /// configuration takes (`false` filters nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eligible_for_replication: Option<bool>,
     #[serde(
@@ -111,7 +117,7 @@ pub struct JobManifestGeneratorFilter {
         skip_serializing_if = "Option::is_none"
     )]
     pub created_before: Option<DateTime<Utc>>,
-    /// Refused by validation: a bucket listing does not give replication statuses.
+    /// COMPLETED, FAILED, REPLICA or NONE (no replication status), from each object's HEAD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_replication_statuses: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,9 +128,9 @@ pub struct JobManifestGeneratorFilter {
     pub object_size_less_than_bytes: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_any_storage_class: Option<Vec<String>>,
-    /// Refused by validation: a bucket listing does not give each object's encryption.
+    /// From each object's HEAD (see [`details`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub match_any_object_encryption: Option<serde_json::Value>,
+    pub match_any_object_encryption: Option<Vec<ObjectEncryptionFilter>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -279,28 +285,33 @@ impl S3ManifestOutputLocation {
 
 impl JobManifestGeneratorFilter {
     fn validate(&self) -> Result<()> {
-        let unsupported = |name: &str, why: &str| {
-            Err(invalid(format!(
-                "Filter.{name} is not supported by batchops: {why}; remove it, or give a Manifest listing the objects"
-            )))
-        };
-        if self.eligible_for_replication.is_some() {
-            return unsupported(
-                "EligibleForReplication",
-                "it needs the source bucket's replication rules, which a bucket listing does not apply",
-            );
+        if let Some(filters) = &self.match_any_object_encryption {
+            if filters.is_empty() {
+                return Err(invalid(
+                    "Filter.MatchAnyObjectEncryption must hold at least one encryption type".into(),
+                ));
+            }
+            if filters.iter().any(|f| f.members() != 1) {
+                return Err(invalid(
+                    "Filter.MatchAnyObjectEncryption: each entry names exactly one of SSES3, SSEKMS, DSSEKMS, SSEC, NOTSSE".into(),
+                ));
+            }
         }
-        if self.object_replication_statuses.is_some() {
-            return unsupported(
-                "ObjectReplicationStatuses",
-                "a bucket listing does not give each object's replication status",
-            );
-        }
-        if self.match_any_object_encryption.is_some() {
-            return unsupported(
-                "MatchAnyObjectEncryption",
-                "a bucket listing does not give each object's encryption",
-            );
+        if let Some(statuses) = &self.object_replication_statuses {
+            if statuses.is_empty() {
+                return Err(invalid(
+                    "Filter.ObjectReplicationStatuses must name at least one status".into(),
+                ));
+            }
+            if let Some(bad) = statuses
+                .iter()
+                .find(|s| !REPLICATION_STATUSES.contains(&s.as_str()))
+            {
+                return Err(invalid(format!(
+                    "Filter.ObjectReplicationStatuses: {bad:?} is not one of {}",
+                    REPLICATION_STATUSES.join(", ")
+                )));
+            }
         }
         for (name, value) in [
             (
@@ -351,6 +362,13 @@ impl JobManifestGeneratorFilter {
         Ok(())
     }
 
+    /// Whether an object's HEAD is needed: the filters a listing cannot answer.
+    pub fn needs_lookup(&self) -> bool {
+        self.match_any_object_encryption.is_some()
+            || self.object_replication_statuses.is_some()
+            || self.eligible_for_replication == Some(true)
+    }
+
     /// The listing prefix S3 can apply for us: only when exactly one prefix is asked for.
     pub fn listing_prefix(&self) -> Option<String> {
         match self
@@ -362,6 +380,65 @@ impl JobManifestGeneratorFilter {
             _ => None,
         }
     }
+}
+
+/// The objects of one listing page that pass every filter, in listing order: the listing's
+/// filters first, then, for those that pass and only when asked for, each object's HEAD (and
+/// tags), several at a time.
+async fn select(
+    s3: &aws_sdk_s3::Client,
+    generator: &S3JobManifestGenerator,
+    bucket: &str,
+    filter: &JobManifestGeneratorFilter,
+    replication: Option<&ReplicationRules>,
+    page: &[aws_sdk_s3::types::Object],
+) -> Result<Vec<ObjectSummary>> {
+    use futures::StreamExt;
+    let listed: Vec<ObjectSummary> = page
+        .iter()
+        .filter_map(summary)
+        .filter(|object| matches(filter, object))
+        .collect();
+    if !filter.needs_lookup() {
+        return Ok(listed);
+    }
+    let owner = generator.expected_bucket_owner.as_deref();
+    let with_tags = replication.is_some_and(ReplicationRules::need_tags);
+    let looked: Vec<Result<Option<details::ObjectDetails>>> = futures::stream::iter(&listed)
+        .map(|object| details::look_up(s3, bucket, &object.key, owner, with_tags))
+        .buffered(details::LOOKUPS_AT_ONCE)
+        .collect()
+        .await;
+    let mut selected = Vec::new();
+    for (object, found) in listed.into_iter().zip(looked) {
+        // An object gone since the listing is not a task.
+        let Some(found) = found? else { continue };
+        if details::matches_details(
+            filter.match_any_object_encryption.as_deref(),
+            filter.object_replication_statuses.as_deref(),
+            replication,
+            &object.key,
+            &found,
+        ) {
+            selected.push(object);
+        }
+    }
+    Ok(selected)
+}
+
+/// The source bucket's replication rules when `EligibleForReplication` asks for them.
+async fn replication_of(
+    s3: &aws_sdk_s3::Client,
+    generator: &S3JobManifestGenerator,
+    bucket: &str,
+    filter: &JobManifestGeneratorFilter,
+) -> Result<Option<ReplicationRules>> {
+    if filter.eligible_for_replication != Some(true) {
+        return Ok(None);
+    }
+    details::replication_rules(s3, bucket, generator.expected_bucket_owner.as_deref())
+        .await
+        .map(Some)
 }
 
 /// Whether an object of the listing passes every filter given. An object without a
@@ -542,6 +619,7 @@ async fn list_matching(
         .set_expected_bucket_owner(generator.expected_bucket_owner.clone())
         .into_paginator()
         .send();
+    let replication = replication_of(s3, generator, bucket, filter).await?;
     let mut total = 0u64;
     let mut chunk = Vec::with_capacity(CHUNK_TASKS);
     while let Some(page) = pages.next().await {
@@ -552,13 +630,16 @@ async fn list_matching(
                 &e,
             )
         })?;
-        for object in page.contents() {
-            let Some(object) = summary(object) else {
-                continue;
-            };
-            if !matches(filter, &object) {
-                continue;
-            }
+        let selected = select(
+            s3,
+            generator,
+            bucket,
+            filter,
+            replication.as_ref(),
+            page.contents(),
+        )
+        .await?;
+        for object in selected {
             if let Some(writer) = output.as_deref_mut() {
                 writer.push(bucket, &object.key).await?;
             }
@@ -936,6 +1017,7 @@ pub async fn write_snapshot(
     };
     writer.resume(&state, carry);
     let filter = generator.filter.clone().unwrap_or_default();
+    let replication = replication_of(&ctx.s3, &generator, &source_bucket, &filter).await?;
     let mut pages = ctx
         .s3
         .list_objects_v2()
@@ -953,13 +1035,18 @@ pub async fn write_snapshot(
                 &e,
             )
         })?;
-        for object in page.contents() {
-            if let Some(object) = summary(object) {
-                if matches(&filter, &object) {
-                    writer.push(&source_bucket, &object.key).await?;
-                    state.tasks += 1;
-                }
-            }
+        let selected = select(
+            &ctx.s3,
+            &generator,
+            &source_bucket,
+            &filter,
+            replication.as_ref(),
+            page.contents(),
+        )
+        .await?;
+        for object in selected {
+            writer.push(&source_bucket, &object.key).await?;
+            state.tasks += 1;
         }
         if let Some(last) = page.contents().last().and_then(|o| o.key()) {
             state.start_after = Some(last.to_string());
@@ -1191,20 +1278,39 @@ mod tests {
     }
 
     #[test]
-    fn replication_and_encryption_filters_are_refused() {
-        for (name, value) in [
-            ("EligibleForReplication", json!(true)),
-            ("ObjectReplicationStatuses", json!(["COMPLETED"])),
-            ("MatchAnyObjectEncryption", json!([{"SSES3": {}}])),
+    fn detail_filters_are_checked_at_creation() {
+        for (value, expected) in [
+            (
+                json!({"ObjectReplicationStatuses": ["PENDING"]}),
+                "Filter.ObjectReplicationStatuses: \"PENDING\" is not one of COMPLETED, FAILED, REPLICA, NONE",
+            ),
+            (
+                json!({"ObjectReplicationStatuses": []}),
+                "Filter.ObjectReplicationStatuses must name at least one status",
+            ),
+            (
+                json!({"MatchAnyObjectEncryption": []}),
+                "Filter.MatchAnyObjectEncryption must hold at least one encryption type",
+            ),
+            (
+                json!({"MatchAnyObjectEncryption": [{"SSES3": {}, "NOTSSE": {}}]}),
+                "each entry names exactly one of SSES3, SSEKMS, DSSEKMS, SSEC, NOTSSE",
+            ),
         ] {
-            let reason = refusal(generator(json!({ name: value })));
-            assert!(
-                reason.starts_with(&format!(
-                    "ManifestGenerator.S3JobManifestGenerator.Filter.{name} is not supported by batchops"
-                )),
-                "{reason}"
-            );
+            let reason = refusal(generator(value.clone()));
+            assert!(reason.contains(expected), "{value}: {reason}");
         }
+        let unknown = refusal(generator(
+            json!({"MatchAnyObjectEncryption": [{"SSE-S3": {}}]}),
+        ));
+        assert!(unknown.contains("SSE-S3"), "{unknown}");
+        let accepted = filter(json!({
+            "EligibleForReplication": true,
+            "ObjectReplicationStatuses": ["NONE", "FAILED"],
+            "MatchAnyObjectEncryption": [{"SSEKMS": {"KmsKeyArn": "arn:aws:kms:us-east-1:111122223333:key/k"}}, {"NOTSSE": {}}]
+        }));
+        assert!(accepted.needs_lookup());
+        assert!(!filter(json!({"EligibleForReplication": false})).needs_lookup());
     }
 
     #[test]
