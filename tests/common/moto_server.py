@@ -10,6 +10,11 @@ TransactWriteItems deep-copies its table for that snapshot: a long run (the chao
 tasks) kept every copy and grew by ~330 MB a minute until the machine ran out of memory.
 Objects are no longer tracked, so what moto no longer holds is freed.
 
+The copy of the whole table also made every transaction as slow as the table is large (126 ms
+at 3,000 items, against 5 ms on an empty table), and DynamoDB requests run one at a time here:
+a job's commits slowed down as its table filled. A transaction now saves only the items it
+touches and puts them back if it is cancelled, which is the same outcome.
+
 Usage: python moto_server.py [-H HOST] [-p PORT]
 """
 
@@ -50,6 +55,57 @@ def untrack_models():
     BaseModel.__new__ = staticmethod(new)
 
 
+def item_level_transactions():
+    """TransactWriteItems saves and restores the items it names, not a copy of each table."""
+    import copy
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models.table import Table
+
+    class TablesNotCopied:
+        """The `copy` module as moto's DynamoDB backend sees it: a table is not copied (the only
+        table it copies is a transaction's snapshot, which the wrapper below replaces)."""
+
+        def __getattr__(self, name):
+            return getattr(copy, name)
+
+        @staticmethod
+        def deepcopy(value, memo=None):
+            return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    models.copy = TablesNotCopied()
+    original = models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self, transact_items):
+        saved = []
+        for entry in transact_items:
+            for op in entry.values():
+                table = self.tables.get(op.get("TableName")) if isinstance(op, dict) else None
+                if table is None:
+                    continue
+                try:
+                    hash_key, range_key = self.get_keys_value(table, op.get("Key") or op.get("Item") or {})
+                except Exception:
+                    continue
+                item = table.get_item(hash_key, range_key)
+                saved.append((table, hash_key, range_key, copy.deepcopy(item)))
+        try:
+            return original(self, transact_items)
+        except Exception:
+            for table, hash_key, range_key, item in reversed(saved):
+                if item is not None and range_key is not None:
+                    table.items[hash_key][range_key] = item
+                elif item is not None:
+                    table.items[hash_key] = item
+                elif range_key is not None and hash_key in table.items:
+                    table.items[hash_key].pop(range_key, None)
+                else:
+                    table.items.pop(hash_key, None)
+            raise
+
+    models.DynamoDBBackend.transact_write_items = transact_write_items
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -59,6 +115,7 @@ def main():
     os.environ.setdefault("MOTO_PORT", str(args.port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     untrack_models()
+    item_level_transactions()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
         args.host,
