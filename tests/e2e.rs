@@ -679,14 +679,21 @@ async fn a_manifest_generator_job_acts_on_the_filtered_listing_and_writes_its_ma
             "{key}"
         );
     }
-    let manifest = s
-        .get(&data, &format!("generated/job-{job_id}/manifest.csv"))
-        .await;
-    let manifest = String::from_utf8(manifest).unwrap();
-    assert_eq!(manifest.lines().count(), 2, "{manifest}");
-    assert!(
-        manifest.contains("logs/a.gz") && manifest.contains("logs/b.gz"),
-        "{manifest}"
+    // The generated manifest, as S3 writes one: manifest.json naming a gzipped CSV data file.
+    let manifest: Value = serde_json::from_slice(
+        &s.get(&data, &format!("generated/job-{job_id}/manifest.json"))
+            .await,
+    )
+    .unwrap();
+    assert_eq!(manifest["fileSchema"], "Bucket, Key");
+    let file = &manifest["files"][0];
+    let gz = s.get(&data, file["key"].as_str().unwrap()).await;
+    assert_eq!(file["size"], gz.len());
+    let mut rows = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut rows).unwrap();
+    assert_eq!(
+        rows,
+        format!("\"{data}\",\"logs/a.gz\"\n\"{data}\",\"logs/b.gz\"\n")
     );
 }
 

@@ -80,34 +80,6 @@ fn generator_json(bucket: &str, filter: Value) -> Value {
     }})
 }
 
-/// Reads an object as a CSV manifest with fields Bucket, Key.
-async fn read_csv(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<Task> {
-    let body = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("get s3://{bucket}/{key}: {e:?}"))
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    let mut tasks = Vec::new();
-    manifest::parse_csv_manifest(
-        &body[..],
-        &["Bucket".to_string(), "Key".to_string()],
-        "generated",
-        |t| {
-            tasks.push(t);
-            true
-        },
-    )
-    .unwrap();
-    tasks
-}
-
 #[tokio::test]
 async fn every_filter_selects_exactly_the_expected_keys() {
     let s3 = s3().await;
@@ -272,15 +244,47 @@ async fn generated_manifest_is_written_and_reads_back() {
     let (result, tasks) = generate(&s3, &request, "job-1234").await;
     assert_eq!(result.unwrap(), 4);
 
-    let key = "generated/job-job-1234/manifest.csv";
-    let written = read_csv(&s3, &output, key).await;
-    assert_eq!(written, tasks, "the manifest lists the tasks, in order");
+    // As S3 writes a generated manifest: an S3 Inventory report, manifest.json and a gzipped
+    // CSV data file, read back here as a job reads an inventory manifest (its MD5 checked).
+    let key = "generated/job-job-1234/manifest.json";
+    let written = read_generated(&s3, &output, key).await;
+    let without_sizes: Vec<Task> = written
+        .iter()
+        .map(|t| Task {
+            size: None,
+            ..t.clone()
+        })
+        .collect();
+    assert_eq!(
+        without_sizes, tasks,
+        "the manifest lists the tasks, in order"
+    );
     assert_eq!(keys(&written), set(&all[..4]));
-    // Rows are `bucket,url-encoded key`.
+    let json: Value = serde_json::from_slice(
+        &s3.get_object()
+            .bucket(&output)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes(),
+    )
+    .unwrap();
+    assert_eq!(json["sourceBucket"], source.as_str());
+    assert_eq!(json["destinationBucket"], format!("arn:aws:s3:::{output}"));
+    assert_eq!(json["fileFormat"], "CSV");
+    assert_eq!(json["fileSchema"], "Bucket, Key");
+    let data_key = json["files"][0]["key"].as_str().unwrap();
+    assert_eq!(data_key, "generated/job-job-1234/data/job-1234.csv.gz");
+    // Rows are `"bucket","url-encoded key"`, gzipped; both objects encrypted as asked.
     let raw = s3
         .get_object()
         .bucket(&output)
-        .key(key)
+        .key(data_key)
         .send()
         .await
         .unwrap();
@@ -288,10 +292,12 @@ async fn generated_manifest_is_written_and_reads_back() {
         raw.server_side_encryption().map(|s| s.as_str()),
         Some("AES256")
     );
-    let text = String::from_utf8(raw.body.collect().await.unwrap().to_vec()).unwrap();
+    let gz = raw.body.collect().await.unwrap().to_vec();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text).unwrap();
     assert!(
         text.lines()
-            .any(|l| l == format!("{source},{}", encode_key("a/two words"))),
+            .any(|l| l == format!("\"{source}\",\"{}\"", encode_key("a/two words"))),
         "{text}"
     );
 
@@ -303,16 +309,16 @@ async fn generated_manifest_is_written_and_reads_back() {
     assert_eq!(result.unwrap(), 0);
     assert!(tasks.is_empty());
     assert!(
-        read_csv(&s3, &output, "generated/job-job-empty/manifest.csv")
+        read_generated(&s3, &output, "generated/job-job-empty/manifest.json")
             .await
             .is_empty()
     );
 }
 
-/// More than one listing page and a manifest over one multipart part (8 MiB): long keys whose
-/// encoding is three times their length keep the number of objects small.
+/// More than one listing page, and a generated manifest of long keys (3,000 objects of 1 KB
+/// keys whose encoding is three times their length) read back whole.
 #[tokio::test]
-async fn large_listing_pages_and_writes_a_multipart_manifest() {
+async fn a_large_listing_pages_and_its_generated_manifest_reads_back() {
     let s3 = s3().await;
     let id = common::unique_suffix();
     let source = format!("gen-src-{id}");
@@ -345,24 +351,13 @@ async fn large_listing_pages_and_writes_a_multipart_manifest() {
     assert_eq!(keys(&tasks), expected);
     assert_eq!(tasks.len(), count, "no key twice");
 
-    let key = "job-big/manifest.csv";
-    let head = s3
-        .head_object()
-        .bucket(&output)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    let size = head.content_length().unwrap_or(0);
-    assert!(size > 8 * 1024 * 1024, "manifest of {size} bytes");
-    // A multipart upload's ETag ends with the number of parts.
-    assert!(
-        head.e_tag().unwrap_or("").trim_matches('"').ends_with("-2"),
-        "{:?}",
-        head.e_tag()
+    let written = read_generated(&s3, &output, "job-big/manifest.json").await;
+    assert_eq!(written.len(), count);
+    assert_eq!(
+        keys(&written),
+        expected,
+        "every object once, read back from the gzipped file"
     );
-    let written = read_csv(&s3, &output, key).await;
-    assert_eq!(written, tasks);
 }
 
 #[tokio::test]
@@ -411,6 +406,24 @@ fn csv_manifest(bucket: &str, key: &str, version: Option<&str>, etag: Option<&st
             etag: etag.map(str::to_string),
         },
     }
+}
+
+/// Reads a generated manifest (its manifest.json) as a job's inventory manifest reads it.
+async fn read_generated(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<Task> {
+    let manifest = JobManifest {
+        spec: ManifestSpec {
+            format: batchops::job::INVENTORY_CSV_FORMAT.into(),
+            fields: None,
+        },
+        location: ManifestLocation {
+            object_arn: format!("arn:aws:s3:::{bucket}/{key}"),
+            object_version_id: None,
+            etag: None,
+        },
+    };
+    read_manifest(s3, &manifest)
+        .await
+        .unwrap_or_else(|e| panic!("read s3://{bucket}/{key}: {e}"))
 }
 
 async fn read_manifest(s3: &aws_sdk_s3::Client, m: &JobManifest) -> batchops::Result<Vec<Task>> {

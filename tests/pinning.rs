@@ -290,11 +290,17 @@ async fn a_generator_lists_once_and_objects_added_afterwards_are_not_planned() {
     let keys = reported_keys(&s, &data, &job_id).await;
     assert_eq!(keys.len(), 25);
     assert!(keys.iter().all(|k| k.starts_with("keep/a-")), "{keys:?}");
-    // The listing is the generated manifest EnableManifestOutput asked for.
-    let written = s
-        .get(&data, &format!("generated/job-{job_id}/manifest.csv"))
+    // The generated manifest EnableManifestOutput asked for lists what the job listed.
+    let gz = s
+        .get(
+            &data,
+            &format!("generated/job-{job_id}/data/{job_id}.csv.gz"),
+        )
         .await;
-    assert_eq!(String::from_utf8(written).unwrap().lines().count(), 25);
+    let mut rows = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut rows).unwrap();
+    assert_eq!(rows.lines().count(), 25);
+    assert!(rows.lines().all(|l| l.contains("keep/a-")), "{rows}");
 }
 
 #[tokio::test]

@@ -6,9 +6,9 @@
 //! [`matches`] (a single `MatchAnyPrefix` is also sent to S3 as the listing prefix so that S3
 //! lists less); the filters a listing cannot answer (encryption, replication) look at each
 //! object that passed them ([`details`]).
-//! With `EnableManifestOutput`, the selected objects are also written as an S3 Batch Operations CSV
-//! manifest (`bucket,url-encoded-key`) to
-//! `s3://<ManifestOutputLocation.Bucket>/<ManifestPrefix>/job-<job id>/manifest.csv`, streamed in
+//! With `EnableManifestOutput`, the selected objects are also written as S3 writes a generated
+//! manifest, an S3 Inventory report ([`output`]): `manifest.json` and a gzipped CSV data file under
+//! `s3://<ManifestOutputLocation.Bucket>/<ManifestPrefix>/job-<job id>/`, streamed in
 //! multipart-upload parts so memory stays flat whatever the number of objects.
 
 use aws_sdk_s3::config::http::HttpResponse;
@@ -22,7 +22,9 @@ use crate::error::{Error, Result};
 use crate::manifest::{encode_key, s3_error_reason, Task, CHUNK_TASKS};
 
 pub mod details;
+mod output;
 use details::{ObjectEncryptionFilter, ReplicationRules, REPLICATION_STATUSES};
+use output::InventoryOutput;
 
 /// The only `ManifestFormat` S3 Control accepts for a generated manifest.
 pub const GENERATED_MANIFEST_FORMAT: &str = "S3InventoryReport_CSV_20211130";
@@ -270,16 +272,26 @@ impl S3ManifestOutputLocation {
         Ok(())
     }
 
-    /// Key of the generated manifest for a job.
-    pub fn manifest_key(&self, job_id: &str) -> String {
+    /// Where a job's generated manifest goes: `<ManifestPrefix>/job-<job id>/`.
+    fn job_prefix(&self, job_id: &str) -> String {
         match self
             .manifest_prefix
             .as_deref()
             .map(|p| p.trim_end_matches('/'))
         {
-            Some(prefix) if !prefix.is_empty() => format!("{prefix}/job-{job_id}/manifest.csv"),
-            _ => format!("job-{job_id}/manifest.csv"),
+            Some(prefix) if !prefix.is_empty() => format!("{prefix}/job-{job_id}/"),
+            _ => format!("job-{job_id}/"),
         }
+    }
+
+    /// Key of the generated manifest's manifest.json for a job.
+    pub fn manifest_key(&self, job_id: &str) -> String {
+        format!("{}manifest.json", self.job_prefix(job_id))
+    }
+
+    /// Key of its data file.
+    pub fn data_key(&self, job_id: &str) -> String {
+        format!("{}data/{job_id}.csv.gz", self.job_prefix(job_id))
     }
 }
 
@@ -551,7 +563,7 @@ pub async fn read_tasks(
         &generator.manifest_output_location,
         generator.enable_manifest_output,
     ) {
-        (Some(location), true) => Some(ManifestWriter::new(s3, location, job_id)?),
+        (Some(location), true) => Some(InventoryOutput::new(s3, location, job_id, &bucket)?),
         _ => None,
     };
     let listed = list_matching(s3, &generator, &bucket, &filter, tx, output.as_mut(), false).await;
@@ -607,7 +619,7 @@ async fn list_matching(
     bucket: &str,
     filter: &JobManifestGeneratorFilter,
     tx: Sender<Vec<Task>>,
-    mut output: Option<&mut ManifestWriter<'_>>,
+    mut output: Option<&mut InventoryOutput<'_>>,
     with_sizes: bool,
 ) -> Result<Listed> {
     let prefix = filter.listing_prefix();
@@ -641,7 +653,7 @@ async fn list_matching(
         .await?;
         for object in selected {
             if let Some(writer) = output.as_deref_mut() {
-                writer.push(bucket, &object.key).await?;
+                writer.push(bucket, &encode_key(&object.key)).await?;
             }
             // A job's tasks carry no size from a listing: its batches are then the same
             // whether or not the generated manifest is read back later.
@@ -684,18 +696,22 @@ struct ManifestWriter<'a> {
     parts: Vec<CompletedPart>,
     /// The number of the next part.
     next_part: i32,
+    content_type: &'static str,
 }
 
 impl<'a> ManifestWriter<'a> {
-    fn new(
-        s3: &'a aws_sdk_s3::Client,
-        location: &S3ManifestOutputLocation,
-        job_id: &str,
-    ) -> Result<Self> {
-        Ok(ManifestWriter::to(
-            s3,
-            &SnapshotTarget::output(location, job_id)?,
-        ))
+    fn content_type(mut self, content_type: &'static str) -> Self {
+        self.content_type = content_type;
+        self
+    }
+
+    /// Bytes as they are, in the order given.
+    async fn push_raw(&mut self, bytes: &[u8]) -> Result<()> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= PART_BYTES {
+            self.upload_part().await?;
+        }
+        Ok(())
     }
 
     fn to(s3: &'a aws_sdk_s3::Client, target: &SnapshotTarget) -> Self {
@@ -709,6 +725,7 @@ impl<'a> ManifestWriter<'a> {
             upload_id: None,
             parts: Vec::new(),
             next_part: 1,
+            content_type: "text/csv",
         }
     }
 
@@ -780,7 +797,7 @@ impl<'a> ManifestWriter<'a> {
                     .create_multipart_upload()
                     .bucket(&self.bucket)
                     .key(&self.key)
-                    .content_type("text/csv")
+                    .content_type(self.content_type)
                     .set_server_side_encryption(sse)
                     .set_ssekms_key_id(kms_key)
                     .set_expected_bucket_owner(self.expected_owner.clone())
@@ -829,7 +846,7 @@ impl<'a> ManifestWriter<'a> {
                 .put_object()
                 .bucket(&self.bucket)
                 .key(&self.key)
-                .content_type("text/csv")
+                .content_type(self.content_type)
                 .body(body.into())
                 .set_server_side_encryption(sse)
                 .set_ssekms_key_id(kms_key)
@@ -915,8 +932,9 @@ impl<'a> ManifestWriter<'a> {
 /// Name of the job state that a listing being written saves between invocations.
 pub const LISTING_STATE: &str = "LISTING";
 
-/// Where a job's listing snapshot goes: the `ManifestOutputLocation` when `EnableManifestOutput`
-/// asks for the generated manifest, else the system bucket (kept 90 days, with the job).
+/// Where a job's listing snapshot goes: the system bucket (kept 90 days, with the job), as a CSV
+/// manifest that planning reads and continues from. A generated manifest that the job asks for is
+/// written from it once the listing is done ([`output`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotTarget {
     pub bucket: String,
@@ -926,33 +944,72 @@ pub struct SnapshotTarget {
 }
 
 impl SnapshotTarget {
-    fn output(location: &S3ManifestOutputLocation, job_id: &str) -> Result<Self> {
-        let bucket = bucket_name(&location.bucket, "ManifestOutputLocation.Bucket")
-            .map_err(|e| Error::Manifest(e.to_string()))?;
-        Ok(SnapshotTarget {
-            bucket,
-            key: location.manifest_key(job_id),
-            expected_owner: location.expected_manifest_bucket_owner.clone(),
-            encryption: location.manifest_encryption.clone(),
-        })
+    pub fn of(job_id: &str, system_bucket: &str) -> Self {
+        SnapshotTarget {
+            bucket: system_bucket.to_string(),
+            key: format!("jobs/job-{job_id}/generated-manifest.csv"),
+            expected_owner: None,
+            encryption: None,
+        }
     }
+}
 
-    pub fn of(
-        generator: &S3JobManifestGenerator,
-        job_id: &str,
-        system_bucket: &str,
-    ) -> Result<Self> {
-        match (
-            &generator.manifest_output_location,
-            generator.enable_manifest_output,
-        ) {
-            (Some(location), true) => SnapshotTarget::output(location, job_id),
-            _ => Ok(SnapshotTarget {
-                bucket: system_bucket.to_string(),
-                key: format!("jobs/job-{job_id}/generated-manifest.csv"),
-                expected_owner: None,
-                encryption: None,
-            }),
+/// Writes the generated manifest the job asked for from its listing snapshot, as the job's role.
+async fn write_output(
+    ctx: &crate::Context,
+    job: &crate::job::Job,
+    location: &S3ManifestOutputLocation,
+    source_bucket: &str,
+    snapshot: &SnapshotTarget,
+) -> Result<()> {
+    use tokio::io::AsyncBufReadExt;
+    let body = ctx
+        .system_s3
+        .get_object()
+        .bucket(&snapshot.bucket)
+        .key(&snapshot.key)
+        .send()
+        .await
+        .map_err(|e| {
+            crate::manifest::s3_refusal(
+                &format!(
+                    "listing snapshot s3://{}/{}: cannot read it",
+                    snapshot.bucket, snapshot.key
+                ),
+                "GetObject",
+                &e,
+            )
+        })?
+        .body;
+    let out_bucket = bucket_name(&location.bucket, "ManifestOutputLocation.Bucket")
+        .map_err(|e| Error::Manifest(e.to_string()))?;
+    let s3 = ctx.s3_for(
+        &job.job_id,
+        &out_bucket,
+        &location.manifest_key(&job.job_id),
+    );
+    let mut output = InventoryOutput::new(s3, location, &job.job_id, source_bucket)?;
+    let mut lines = tokio::io::BufReader::new(body.into_async_read()).lines();
+    let copied = async {
+        while let Some(line) = lines.next_line().await.map_err(|e| {
+            Error::Manifest(format!(
+                "listing snapshot s3://{}/{}: cannot read it: {e}",
+                snapshot.bucket, snapshot.key
+            ))
+        })? {
+            // The snapshot's rows are `bucket,url-encoded key`, as this module writes them.
+            if let Some((bucket, key)) = line.split_once(',') {
+                output.push(bucket, key).await?;
+            }
+        }
+        Ok::<(), Error>(())
+    }
+    .await;
+    match copied {
+        Ok(()) => output.finish().await,
+        Err(e) => {
+            output.abort().await;
+            Err(e)
         }
     }
 }
@@ -998,7 +1055,7 @@ pub async fn write_snapshot(
     let source_bucket = generator
         .source_bucket_name()
         .map_err(|e| Error::Manifest(e.to_string()))?;
-    let target = SnapshotTarget::of(&generator, &job.job_id, &ctx.settings.system_bucket)?;
+    let target = SnapshotTarget::of(&job.job_id, &ctx.settings.system_bucket);
     let store = crate::store::Store::from_context(ctx);
     let (step, mut state) = match store
         .get_job_state::<ListingState>(&job.job_id, LISTING_STATE)
@@ -1091,6 +1148,12 @@ pub async fn write_snapshot(
             )
         })?;
     tracing::info!(job_id = %job.job_id, tasks = state.tasks, bucket = %target.bucket, key = %target.key, "listing written");
+    if let (Some(location), true) = (
+        &generator.manifest_output_location,
+        generator.enable_manifest_output,
+    ) {
+        write_output(ctx, job, location, &source_bucket, &target).await?;
+    }
     Ok(Listing::Written(crate::job::JobSource {
         manifest: crate::job::JobManifest {
             spec: crate::job::ManifestSpec {
