@@ -84,7 +84,7 @@ JOBS ?= tagging,copy,invoke
 chaos: bootstrap
 	cargo test --release -p batchops --test chaos --no-run
 	CHAOS_TASKS=$(TASKS) CHAOS_SEEDS=$(SEED) CHAOS_TIMEOUT_SECONDS=$(CHAOS_TIMEOUT) CHAOS_JOBS=$(JOBS) \
-		scripts/with-services.sh --lambda -- \
+		scripts/with-services.sh --lambda --s3-apart -- \
 		cargo test --release -p batchops --test chaos -- --nocapture
 
 # Fuzzing (fuzz/fuzz_targets): each target for FUZZ_SECONDS; prints executions and findings.

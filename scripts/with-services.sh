@@ -2,12 +2,15 @@
 # Runs a command against the local AWS: starts moto server (and, with --lambda, cargo lambda watch),
 # runs the command, and stops what it started whatever the command's outcome.
 #
-#   scripts/with-services.sh [--lambda] -- COMMAND [ARGS...]
+#   scripts/with-services.sh [--lambda] [--s3-apart] -- COMMAND [ARGS...]
 #
 # The command sees:
 #   BATCHOPS_TEST_ENDPOINT         moto server's URL
 #   BATCHOPS_TEST_AUTH_ENDPOINT    a second moto server, for tests that switch IAM enforcement on
 #   BATCHOPS_TEST_LAMBDA_ENDPOINT  cargo lambda watch's URL (with --lambda)
+#   BATCHOPS_TEST_S3_APART_ENDPOINT  with --s3-apart, a third moto server for the tests that can
+#                                  send S3 there (the chaos run): moto answers on one core, so S3
+#                                  on its own server lets a large run use two
 #   AWS_ENDPOINT_URL               moto server's URL, so every SDK client and the CLI use it
 #   AWS_ENDPOINT_URL_LAMBDA        cargo lambda watch's URL (with --lambda): Lambda Invoke goes there
 #   AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY  test values; AWS_PROFILE and
@@ -16,9 +19,11 @@ set -euo pipefail
 
 SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 with_lambda=0
+s3_apart=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --lambda) with_lambda=1; shift ;;
+        --s3-apart) s3_apart=1; shift ;;
         --) shift; break ;;
         *) break ;;
     esac
@@ -29,6 +34,7 @@ cleanup() {
     local status=$?
     if ((with_lambda)); then "$SCRIPTS/lambda-watch.sh" stop || true; fi
     MOTO_SERVICE=moto-auth "$SCRIPTS/moto.sh" stop || true
+    if ((s3_apart)); then MOTO_SERVICE=moto-s3 "$SCRIPTS/moto.sh" stop || true; fi
     "$SCRIPTS/moto.sh" stop || true
     exit "$status"
 }
@@ -47,6 +53,10 @@ export BATCHOPS_TEST_ENDPOINT AWS_ENDPOINT_URL="$BATCHOPS_TEST_ENDPOINT"
 # A second server whose IAM enforcement the job-role tests switch on (tests/roles.rs).
 BATCHOPS_TEST_AUTH_ENDPOINT="$(MOTO_SERVICE=moto-auth "$SCRIPTS/moto.sh" start)"
 export BATCHOPS_TEST_AUTH_ENDPOINT
+if ((s3_apart)); then
+    BATCHOPS_TEST_S3_APART_ENDPOINT="$(MOTO_SERVICE=moto-s3 "$SCRIPTS/moto.sh" start)"
+    export BATCHOPS_TEST_S3_APART_ENDPOINT
+fi
 if ((with_lambda)); then
     # The functions under cargo lambda watch act on the stack `batchops local up` makes (the
     # CLI's test sends job commands through the control function: batchops --control-function).

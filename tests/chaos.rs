@@ -77,6 +77,17 @@ async fn setup(tasks: u64) -> (Stack, String) {
         .ctx
         .clone()
         .with_lambda_endpoint(&s.config, &common::lambda_endpoint().await);
+    // S3 on a server of its own (`scripts/with-services.sh --s3-apart`, as `make chaos` runs):
+    // moto answers on one core, and a large run is bound by it.
+    if let Ok(url) = std::env::var("BATCHOPS_TEST_S3_APART_ENDPOINT") {
+        s.ctx = s.ctx.clone().with_s3_endpoint(&s.config, &url);
+        let system = s.ctx.settings.system_bucket.clone();
+        s.create_bucket(&system).await;
+        eprintln!(
+            "chaos: S3 at {url}, the other services at {}",
+            common::moto_endpoint()
+        );
+    }
     let data = s.bucket("chaos");
     s.create_bucket(&data).await;
     let started = Instant::now();

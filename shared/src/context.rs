@@ -331,6 +331,8 @@ pub struct Context {
     /// The Lambda endpoint given to [`Context::with_lambda_endpoint`], kept so that clients
     /// rebuilt later (with faults) still point there.
     pub lambda_endpoint: Option<String>,
+    /// Likewise the S3 endpoint given to [`Context::with_s3_endpoint`].
+    pub s3_endpoint: Option<String>,
     /// The tasks running in this process, shared by its clones: `executor_concurrency` holds
     /// per process, not per batch, however many batches run at once.
     pub task_slots: Arc<TaskSlots>,
@@ -434,6 +436,24 @@ impl Context {
         self
     }
 
+    /// Sends S3 requests (users' buckets and the system bucket) to another endpoint, e.g. a
+    /// second emulator, while the other clients stay where they are.
+    pub fn with_s3_endpoint(mut self, config: &aws_config::SdkConfig, url: &str) -> Self {
+        self.s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(config)
+                .force_path_style(true)
+                .timeout_config(s3_timeouts())
+                .endpoint_url(url)
+                .build(),
+        );
+        self.system_s3 = self.s3.clone();
+        self.s3_regions = Arc::new(S3Regions::default());
+        self.s3_endpoint = Some(url.to_string());
+        // Job clients are built from these clients: none kept from before.
+        self.roles = Arc::new(JobRoles::default());
+        self
+    }
+
     /// The same context with every client going through a fault plan (see [`crate::fault`]).
     /// Refused unless every endpoint is a plain-HTTP server on loopback.
     pub fn with_faults(
@@ -442,19 +462,23 @@ impl Context {
         plan: std::sync::Arc<crate::fault::FaultPlan>,
     ) -> Result<Self> {
         crate::fault::check_loopback(config.endpoint_url())?;
-        if let Some(url) = &self.lambda_endpoint {
+        for url in [&self.lambda_endpoint, &self.s3_endpoint]
+            .into_iter()
+            .flatten()
+        {
             crate::fault::check_loopback(Some(url))?;
         }
         let interceptor = crate::fault::FaultInterceptor::new(plan.clone());
         let client = crate::fault::FaultClient::new(plan);
-        self.s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(config)
-                .force_path_style(true)
-                .timeout_config(s3_timeouts())
-                .interceptor(interceptor.clone())
-                .http_client(client.clone())
-                .build(),
-        );
+        let mut s3 = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .timeout_config(s3_timeouts())
+            .interceptor(interceptor.clone())
+            .http_client(client.clone());
+        if let Some(url) = &self.s3_endpoint {
+            s3 = s3.endpoint_url(url);
+        }
+        self.s3 = aws_sdk_s3::Client::from_conf(s3.build());
         self.system_s3 = self.s3.clone();
         self.s3_regions = Arc::new(S3Regions::default());
         self.roles = Arc::new(JobRoles::default());
@@ -510,6 +534,7 @@ impl Context {
             sts: aws_sdk_sts::Client::new(config),
             roles: Arc::new(JobRoles::default()),
             lambda_endpoint: None,
+            s3_endpoint: None,
             task_slots: Arc::new(TaskSlots::default()),
             s3_regions: Arc::new(S3Regions::default()),
             running_jobs: Arc::new(crate::priority::RunningJobs::default()),
