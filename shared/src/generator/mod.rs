@@ -1493,9 +1493,11 @@ mod tests {
             manifest_encryption: None,
             manifest_format: GENERATED_MANIFEST_FORMAT.into(),
         };
-        assert_eq!(location.manifest_key("j1"), "gen/job-j1/manifest.csv");
+        assert_eq!(location.manifest_key("j1"), "gen/job-j1/manifest.json");
+        assert_eq!(location.data_key("j1"), "gen/job-j1/data/j1.csv.gz");
         location.manifest_prefix = None;
-        assert_eq!(location.manifest_key("j1"), "job-j1/manifest.csv");
+        assert_eq!(location.manifest_key("j1"), "job-j1/manifest.json");
+        assert_eq!(location.data_key("j1"), "job-j1/data/j1.csv.gz");
     }
 
     #[test]
