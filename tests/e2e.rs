@@ -1639,8 +1639,7 @@ async fn a_dry_run_of_a_manifest_generator_knows_the_bytes_and_writes_no_manifes
 #[tokio::test]
 async fn every_status_change_is_an_eventbridge_event_and_every_batch_puts_its_metrics() {
     let bus = format!("jobs-{}", common::unique_suffix());
-    let s = stack_with(false, |settings| settings.event_bus = Some(bus.clone())).await;
-    let mut s = s;
+    let mut s = stack_with(false, |settings| settings.event_bus = Some(bus.clone())).await;
     let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     s.ctx.metrics = batchops::context::MetricsSink::Memory(kept.clone());
     // A rule on the bus sends batchops' events to a queue, where the test reads them.

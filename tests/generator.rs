@@ -572,39 +572,31 @@ async fn encryption_replication_status_and_eligibility_filters_look_at_each_obje
         .unwrap();
     let k1 = "arn:aws:kms:us-east-1:123456789012:key/k1";
     let k2 = "arn:aws:kms:us-east-1:123456789012:key/k2";
-    put_encrypted(&s3, &bucket, "logs/plain", None, "team=red").await;
-    put_encrypted(
-        &s3,
-        &bucket,
-        "logs/s3",
-        Some((ServerSideEncryption::Aes256, None, false)),
-        "team=red",
-    )
-    .await;
-    put_encrypted(
-        &s3,
-        &bucket,
-        "data/k1",
-        Some((ServerSideEncryption::AwsKms, Some(k1), true)),
-        "team=blue",
-    )
-    .await;
-    put_encrypted(
-        &s3,
-        &bucket,
-        "data/k2",
-        Some((ServerSideEncryption::AwsKms, Some(k2), false)),
-        "team=red",
-    )
-    .await;
-    put_encrypted(
-        &s3,
-        &bucket,
-        "other/k1",
-        Some((ServerSideEncryption::AwsKms, Some(k1), false)),
-        "team=blue",
-    )
-    .await;
+    for (key, sse, tagging) in [
+        ("logs/plain", None, "team=red"),
+        (
+            "logs/s3",
+            Some((ServerSideEncryption::Aes256, None, false)),
+            "team=red",
+        ),
+        (
+            "data/k1",
+            Some((ServerSideEncryption::AwsKms, Some(k1), true)),
+            "team=blue",
+        ),
+        (
+            "data/k2",
+            Some((ServerSideEncryption::AwsKms, Some(k2), false)),
+            "team=red",
+        ),
+        (
+            "other/k1",
+            Some((ServerSideEncryption::AwsKms, Some(k1), false)),
+            "team=blue",
+        ),
+    ] {
+        put_encrypted(&s3, &bucket, key, sse, tagging).await;
+    }
     let selected = |filter: Value| {
         let s3 = &s3;
         let bucket = &bucket;
