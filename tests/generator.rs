@@ -560,16 +560,6 @@ async fn encryption_replication_status_and_eligibility_filters_look_at_each_obje
     let s3 = s3().await;
     let bucket = format!("gen-details-{}", common::unique_suffix());
     create_bucket(&s3, &bucket).await;
-    s3.put_bucket_versioning()
-        .bucket(&bucket)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
     let k1 = "arn:aws:kms:us-east-1:123456789012:key/k1";
     let k2 = "arn:aws:kms:us-east-1:123456789012:key/k2";
     for (key, sse, tagging) in [

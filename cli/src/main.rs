@@ -472,14 +472,12 @@ fn control_request(command: Command, account_id: Option<String>) -> Result<Contr
                     executor_invocations,
                 };
                 if let Some(json) = &cli_input_json {
-                    let mut request = create_job_request(json, &confirmation, account_id.clone())?;
-                    if let Some(rate) = max_tasks_per_second {
-                        request
-                            .batch_ops
-                            .get_or_insert_with(Default::default)
-                            .max_tasks_per_second = Some(rate);
-                    }
-                    input.request = Some(request);
+                    input.request = Some(create_job_request(
+                        json,
+                        &confirmation,
+                        max_tasks_per_second,
+                        account_id.clone(),
+                    )?);
                 }
                 return Ok(R::DryRunJob(input));
             }
@@ -490,16 +488,12 @@ fn control_request(command: Command, account_id: Option<String>) -> Result<Contr
                 account_id: account_id.clone(),
             };
             match (cli_input_json, clone_of, rerun_failed_of) {
-                (Some(json), _, _) => {
-                    let mut request = create_job_request(&json, &confirmation, account_id.clone())?;
-                    if let Some(rate) = max_tasks_per_second {
-                        request
-                            .batch_ops
-                            .get_or_insert_with(Default::default)
-                            .max_tasks_per_second = Some(rate);
-                    }
-                    R::CreateJob(request)
-                }
+                (Some(json), _, _) => R::CreateJob(create_job_request(
+                    &json,
+                    &confirmation,
+                    max_tasks_per_second,
+                    account_id.clone(),
+                )?),
                 (_, Some(id), _) => R::CloneJob(source(id)),
                 (_, _, Some(id)) => R::RerunFailedTasks(source(id)),
                 (None, None, None) => {
@@ -595,11 +589,13 @@ fn parse_tag_set(args: &[String]) -> Result<Vec<S3Tag>> {
         .collect()
 }
 
-/// The CreateJob request of `create-job`: the input JSON, with `--account-id` where it has no
-/// AccountId and the confirmation flags applied, whichever way it is sent.
+/// The CreateJob request of `create-job` (and of its dry run): the input JSON, with
+/// `--account-id` where it has no AccountId, and the confirmation flags and
+/// `--max-tasks-per-second` applied, whichever way it is sent.
 fn create_job_request(
     cli_input_json: &str,
     confirmation: &Confirmation,
+    max_tasks_per_second: Option<u32>,
     account_id: Option<String>,
 ) -> Result<CreateJobRequest> {
     let mut request = read_request(cli_input_json)?;
@@ -608,6 +604,12 @@ fn create_job_request(
     }
     if let Some(required) = confirmation.as_override() {
         request.confirmation_required = Some(required);
+    }
+    if let Some(rate) = max_tasks_per_second {
+        request
+            .batch_ops
+            .get_or_insert_with(Default::default)
+            .max_tasks_per_second = Some(rate);
     }
     Ok(request)
 }

@@ -439,13 +439,7 @@ impl Context {
     /// Sends S3 requests (users' buckets and the system bucket) to another endpoint, e.g. a
     /// second emulator, while the other clients stay where they are.
     pub fn with_s3_endpoint(mut self, config: &aws_config::SdkConfig, url: &str) -> Self {
-        self.s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(config)
-                .force_path_style(true)
-                .timeout_config(s3_timeouts())
-                .endpoint_url(url)
-                .build(),
-        );
+        self.s3 = aws_sdk_s3::Client::from_conf(s3_config(config).endpoint_url(url).build());
         self.system_s3 = self.s3.clone();
         self.s3_regions = Arc::new(S3Regions::default());
         self.s3_endpoint = Some(url.to_string());
@@ -470,9 +464,7 @@ impl Context {
         }
         let interceptor = crate::fault::FaultInterceptor::new(plan.clone());
         let client = crate::fault::FaultClient::new(plan);
-        let mut s3 = aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(true)
-            .timeout_config(s3_timeouts())
+        let mut s3 = s3_config(config)
             .interceptor(interceptor.clone())
             .http_client(client.clone());
         if let Some(url) = &self.s3_endpoint {
@@ -519,12 +511,7 @@ impl Context {
     }
 
     pub fn from_config(config: &aws_config::SdkConfig, settings: Settings) -> Self {
-        // Path-style addressing works with every endpoint, including emulators on loopback.
-        let s3_config = aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(true)
-            .timeout_config(s3_timeouts())
-            .build();
-        let s3 = aws_sdk_s3::Client::from_conf(s3_config);
+        let s3 = aws_sdk_s3::Client::from_conf(s3_config(config).build());
         Context {
             system_s3: s3.clone(),
             s3,
@@ -782,6 +769,14 @@ pub fn base_timeouts() -> aws_config::timeout::TimeoutConfig {
         .operation_attempt_timeout(Duration::from_secs(30))
         .operation_timeout(Duration::from_secs(60))
         .build()
+}
+
+/// The S3 client configuration every context builds on: path-style addressing (it works with
+/// every endpoint, including emulators on loopback) and S3's timeouts.
+fn s3_config(config: &aws_config::SdkConfig) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(true)
+        .timeout_config(s3_timeouts())
 }
 
 /// S3's timeouts: a first byte within 60 s, but no bound on a whole call, because a large
