@@ -19,7 +19,6 @@ use batchops::fault::{chaos_rules, FaultPlan};
 use batchops::job::{Job, JobStatus};
 use batchops::local::{self, Chaos, RunOptions, RunUntil};
 use batchops::report::{TaskOutcome, TaskStatus};
-use batchops::store::Store;
 use batchops::Context;
 use common::stack::{csv_job, stack_with, tagging, Stack};
 use futures::StreamExt;
@@ -262,7 +261,7 @@ async fn run_until_terminal(
         progress_every: None,
         chaos: Some(chaos.clone()),
     };
-    let store = Store::from_context(clean);
+    let store = clean.store();
     let mut last_said = Instant::now();
     loop {
         let mut all_ended = true;
@@ -323,7 +322,7 @@ async fn check_job(
     target: &str,
     seed: u64,
 ) -> (u64, u64) {
-    let job: Job = Store::from_context(&s.ctx).get_job(job_id).await.unwrap();
+    let job: Job = s.ctx.store().get_job(job_id).await.unwrap();
     assert!(job.status.is_terminal(), "{job_id} is {}", job.status);
     assert_eq!(
         job.status,

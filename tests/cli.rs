@@ -375,6 +375,47 @@ async fn the_cli_runs_jobs_templates_and_inventory_arrivals_on_the_emulator() {
     ]);
     assert!(!no_watch.status.success(), "--watch-seconds needs --watch");
 
+    // --canary: the first 10 tasks run and are reported, then the job waits (local run and
+    // the watch return there); confirmed, the rest runs.
+    let canary = via(&[
+        "create-job",
+        "--clone-of",
+        &job_id,
+        "--no-confirmation-required",
+        "--canary",
+        "10",
+    ]);
+    let canary_id = canary["JobId"].as_str().unwrap().to_string();
+    ok_json(&["local", "run", "--job-id", &canary_id]);
+    let waiting = ok_json(&["describe-job", "--job-id", &canary_id, "--watch"]);
+    assert_eq!(waiting["Job"]["Status"], "Suspended", "{waiting}");
+    assert_eq!(waiting["Job"]["BatchOps"], json!({"CanaryTasks": 10}));
+    assert_eq!(
+        waiting["Job"]["ProgressSummary"]["NumberOfTasksSucceeded"],
+        10
+    );
+    let reason = waiting["Job"]["StatusUpdateReason"].as_str().unwrap();
+    assert!(reason.contains("/canary/manifest.json"), "{reason}");
+    via(&[
+        "update-job-status",
+        "--job-id",
+        &canary_id,
+        "--requested-job-status",
+        "Ready",
+    ]);
+    ok_json(&["local", "run", "--job-id", &canary_id]);
+    let ended = ok_json(&["describe-job", "--job-id", &canary_id]);
+    assert_eq!(ended["Job"]["Status"], "Complete", "{ended}");
+    assert_eq!(
+        ended["Job"]["ProgressSummary"]["NumberOfTasksSucceeded"],
+        25
+    );
+    for wrong in [&["--canary", "0"][..], &["--canary", "5", "--dry-run"][..]] {
+        let mut args = vec!["create-job", "--clone-of", &job_id];
+        args.extend_from_slice(wrong);
+        assert!(!batchops(&args).status.success(), "{wrong:?} is refused");
+    }
+
     let rerun = batchops(&["create-job", "--rerun-failed-of", &job_id]);
     assert!(!rerun.status.success());
     let said = String::from_utf8_lossy(&rerun.stderr);

@@ -10,7 +10,6 @@ use batchops::local::{self, LocalNames, RunUntil};
 use batchops::manifest::{encode_key, Task};
 use batchops::plan::TaskBatch;
 use batchops::planner::{self, ENV_PLANNER_BUDGET_MS};
-use batchops::store::Store;
 use batchops::Context;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
@@ -204,7 +203,7 @@ async fn csv_manifest_of_100000_tasks_continues_many_times_and_plans_each_task_o
         "the planned tasks are the manifest, in order"
     );
 
-    let job = Store::from_context(&ctx).get_job(&job_id).await.unwrap();
+    let job = ctx.store().get_job(&job_id).await.unwrap();
     assert_eq!(job.status, JobStatus::Active);
     assert_eq!(job.progress.total_tasks, Some(100_000));
     assert_eq!(job.progress.batches_planned, Some(count as u64));
@@ -319,14 +318,11 @@ async fn inventory_files_are_planned_in_parallel_parts_each_task_once() {
         "the planned tasks are the inventory's, delete markers left out"
     );
 
-    let job = Store::from_context(&ctx).get_job(&job_id).await.unwrap();
+    let job = ctx.store().get_job(&job_id).await.unwrap();
     assert_eq!(job.status, JobStatus::Active);
     assert_eq!(job.progress.total_tasks, Some(expected.len() as u64));
     assert_eq!(job.progress.batches_planned, Some(total_batches as u64));
-    let parts = Store::from_context(&ctx)
-        .list_plan_parts(&job_id)
-        .await
-        .unwrap();
+    let parts = ctx.store().list_plan_parts(&job_id).await.unwrap();
     assert_eq!(parts.len(), files);
     assert!(parts.iter().all(|p| p.done));
 }
@@ -348,7 +344,7 @@ async fn assert_completes_tagging_every_object(
         .await
         .unwrap();
     assert!(summary.plan_messages > 3, "planning continued: {summary:?}");
-    let job = Store::from_context(ctx).get_job(job_id).await.unwrap();
+    let job = ctx.store().get_job(job_id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
     assert_eq!(job.progress.total_tasks, Some(keys.len() as u64));
     assert_eq!(job.progress.succeeded, keys.len() as u64);

@@ -9,7 +9,6 @@ use batchops::executor::{self, BatchResult};
 use batchops::job::{CreateJobRequest, JobStatus};
 use batchops::manifest::encode_key;
 use batchops::report::TaskStatus;
-use batchops::store::Store;
 use common::stack::{csv_job, stack, stack_with, tagging, Stack};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -262,7 +261,7 @@ async fn a_batch_delivered_twice_counts_once() {
     }
     assert_eq!(committed, 30);
     s.run_until_idle().await;
-    let job = Store::from_context(&s.ctx).get_job(&job_id).await.unwrap();
+    let job = s.ctx.store().get_job(&job_id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete);
     assert_eq!((job.progress.succeeded, job.progress.failed), (30, 0));
     assert_eq!(job.progress.batches_committed, bodies.len() as u64);
@@ -969,7 +968,7 @@ async fn a_report_over_more_parts_than_are_read_at_once_keeps_manifest_order_and
     // The same job again, but one result part in the middle is gone before the reporter runs.
     let job_id = s.create_job(request).await;
     plan_and_execute_without_reporting(&s, &job_id).await;
-    let store = Store::from_context(&s.ctx);
+    let store = s.ctx.store();
     let mut batches = store.list_batches(&job_id).await.unwrap();
     batches.sort_by(|a, b| a.batch_id.cmp(&b.batch_id));
     let lost = batches[batches.len() / 2].parts[0].clone();
@@ -1148,7 +1147,7 @@ async fn connect_inventory_keeps_the_buckets_other_notifications_and_eventbridge
     let created = listed["Jobs"].as_array().unwrap();
     assert_eq!(created.len(), 1, "{listed}");
     let job_id = created[0]["JobId"].as_str().unwrap();
-    let job = Store::from_context(&s.ctx).get_job(job_id).await.unwrap();
+    let job = s.ctx.store().get_job(job_id).await.unwrap();
     assert_eq!(
         job.manifest().unwrap().location.object_arn,
         format!("arn:aws:s3:::{inventory}/{key}")
@@ -1164,7 +1163,7 @@ struct Look {
 
 /// Looks at two jobs every 20 ms until both have ended.
 fn watch_two(s: &Stack, first: &str, second: &str) -> tokio::task::JoinHandle<Vec<Look>> {
-    let store = Store::from_context(&s.ctx);
+    let store = s.ctx.store();
     let (first, second) = (first.to_string(), second.to_string());
     tokio::spawn(async move {
         let mut looks = Vec::new();
@@ -1186,7 +1185,7 @@ fn watch_two(s: &Stack, first: &str, second: &str) -> tokio::task::JoinHandle<Ve
 
 /// Waits until the job has done at least `n` tasks.
 async fn until_done(s: &Stack, job_id: &str, n: u64) {
-    let store = Store::from_context(&s.ctx);
+    let store = s.ctx.store();
     for _ in 0..3000 {
         let job = store.get_job(job_id).await.unwrap();
         if job.progress.succeeded + job.progress.failed >= n {
@@ -1199,10 +1198,7 @@ async fn until_done(s: &Stack, job_id: &str, n: u64) {
 
 /// The most tasks in one batch of the job.
 async fn batch_size(s: &Stack, job_id: &str) -> u64 {
-    let batches = Store::from_context(&s.ctx)
-        .list_batches(job_id)
-        .await
-        .unwrap();
+    let batches = s.ctx.store().list_batches(job_id).await.unwrap();
     batches.iter().map(|b| b.tasks).max().unwrap()
 }
 
@@ -1287,7 +1283,7 @@ async fn batches_of_a_higher_priority_job_run_first_and_a_raised_priority_takes_
         low_statuses[paused..].contains(&JobStatus::Active),
         "and came back to Active: {low_statuses:?}"
     );
-    let store = Store::from_context(&s.ctx);
+    let store = s.ctx.store();
     for (id, name) in [(&low, "low"), (&high, "high")] {
         let job = store.get_job(id).await.unwrap();
         assert_eq!(job.status, JobStatus::Complete);
@@ -1400,7 +1396,7 @@ async fn a_rate_limited_job_keeps_its_rate_across_executors_and_takes_a_new_one_
         || batchops::local::RunUntil::Idle,
         common::stack::RUN_TIMEOUT,
     );
-    let store = Store::from_context(&s.ctx);
+    let store = s.ctx.store();
     let (a, b, raised_at) = tokio::join!(
         batchops::local::run(&one, idle(), timeout),
         batchops::local::run(&two, idle(), timeout),
@@ -1435,14 +1431,15 @@ async fn a_rate_limited_job_keeps_its_rate_across_executors_and_takes_a_new_one_
     // The limit is never exceeded, and the new one is taken: the rate rises well above the old
     // limit. How close the rate comes to the limit (within 1% from 10 to 2,000 tasks/s) is the
     // benchmark's (benches/rate.rs): on a loaded machine the executors may not keep up with 100
-    // tasks/s (CI measured 74.3 while a chaos run shared its two cores), which says nothing
-    // about the limiter.
+    // tasks/s (CI measured 74.3 while a chaos run shared its two cores, and 57.6 with a
+    // 100,000-task chaos run beside it), which says nothing about the limiter. Above 50 the old
+    // limit (at most 44 measured) is surely gone.
     assert!(
         (36.0..=44.0).contains(&first),
         "40 tasks/s measured {first:.1}"
     );
     assert!(
-        (60.0..=110.0).contains(&second),
+        (50.0..=110.0).contains(&second),
         "after the raise to 100 tasks/s, measured {second:.1}"
     );
     let job = store.get_job(&job_id).await.unwrap();

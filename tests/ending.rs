@@ -13,7 +13,6 @@ use batchops::local::{self, RunOptions, RunUntil};
 use batchops::manifest::Task;
 use batchops::plan::TaskBatch;
 use batchops::report::TaskStatus;
-use batchops::store::Store;
 use batchops::sweeper::{self, DEAD_LETTER_CODE};
 use batchops::Context;
 use common::stack::{csv_job, stack_with, tagging, Stack};
@@ -82,7 +81,7 @@ async fn tagging_job(s: &Stack, data: &str, etag: &str, scope: &str) -> String {
 }
 
 async fn job(ctx: &Context, job_id: &str) -> batchops::job::Job {
-    Store::from_context(ctx).get_job(job_id).await.unwrap()
+    ctx.store().get_job(job_id).await.unwrap()
 }
 
 /// Every task of the manifest is in the report exactly once.
@@ -423,7 +422,9 @@ async fn an_executor_out_of_time_hands_the_rest_of_its_batch_on() {
     assert_eq!(job.status, JobStatus::Complete);
     assert_eq!((job.progress.succeeded, job.progress.failed), (6, 0));
     assert_eq!(job.progress.batches_committed, 1);
-    let batch = Store::from_context(&s.ctx)
+    let batch = s
+        .ctx
+        .store()
         .get_batch(&job_id, "b00000000")
         .await
         .unwrap()
@@ -570,10 +571,7 @@ async fn plan_until_crash(s: &Stack, job_id: &str, fail_at: u64) {
     let crashed = batchops::planner::plan_job(&ctx, job_id).await;
     assert!(crashed.is_err(), "the planner stopped mid-send");
     assert_eq!(plan.fired(0), 1);
-    let parts = Store::from_context(&s.ctx)
-        .list_plan_parts(job_id)
-        .await
-        .unwrap();
+    let parts = s.ctx.store().list_plan_parts(job_id).await.unwrap();
     assert_eq!(parts[0].next_task, 0, "no checkpoint saved");
     assert!(
         parts[0].reserved > fail_at,
@@ -746,7 +744,9 @@ async fn a_slow_function_is_invoked_once_per_task_across_many_executor_runs() {
     let job = s.run_job(&job_id).await;
     assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
     assert_eq!((job.progress.succeeded, job.progress.failed), (12, 0));
-    let batch = Store::from_context(&s.ctx)
+    let batch = s
+        .ctx
+        .store()
         .get_batch(&job_id, "b00000000")
         .await
         .unwrap()
@@ -837,7 +837,7 @@ async fn a_multipart_copy_longer_than_an_executor_run_resumes_part_by_part() {
         assert_eq!(s.get(&dst, &key).await, s.get(&src, &key).await, "{key}");
     }
     assert_eq!(incomplete_uploads(&s, &dst).await, 0);
-    let store = Store::from_context(&s.ctx);
+    let store = s.ctx.store();
     assert!(store.list_uploads(&job_id, None).await.unwrap().is_empty());
 }
 
@@ -858,7 +858,7 @@ async fn a_job_cancelled_mid_copy_leaves_no_incomplete_upload() {
         },
         "one part copied, the rest left to the next run"
     );
-    let store = Store::from_context(&s.ctx);
+    let store = s.ctx.store();
     assert_eq!(store.list_uploads(&job_id, None).await.unwrap().len(), 1);
     assert_eq!(incomplete_uploads(&s, &dst).await, 1);
     control::update_job_status(&s.ctx, &job_id, JobStatus::Cancelled, None)

@@ -22,7 +22,6 @@ use batchops::manifest::encode_key;
 use batchops::plan::TaskBatch;
 use batchops::planner::{self, PlannerWork};
 use batchops::report::report_manifest_key;
-use batchops::store::Store;
 use batchops::sweeper;
 use batchops::{control, executor, reporter, Context};
 use serde_json::{json, Value};
@@ -70,6 +69,7 @@ const EVENT_TAGS: [(&str, &str); 2] = [("retention", "archive-2027"), ("owner", 
 /// The event files fed to a handler here, and those the example task handler's tests feed.
 const FED_HERE: &[&str] = &[
     "control-clone-job.json",
+    "control-create-job-canary.json",
     "control-create-job.json",
     "control-delete-job-tagging.json",
     "control-delete-job-template.json",
@@ -250,10 +250,7 @@ impl Stack {
     }
 
     async fn job(&self, job_id: &str) -> batchops::job::Job {
-        Store::from_context(&self.ctx)
-            .get_job(job_id)
-            .await
-            .unwrap()
+        self.ctx.store().get_job(job_id).await.unwrap()
     }
 
     async fn run_job(&self, job_id: &str) -> batchops::job::Job {
@@ -377,6 +374,64 @@ fn every_event_file_is_fed_to_a_handler() {
         on_disk, fed,
         "every event file needs a test that feeds it to its handler (tests/event_handlers.rs)"
     );
+}
+
+#[tokio::test]
+async fn a_canary_job_from_its_event_runs_two_photos_reports_them_and_waits_for_confirmation() {
+    let s = stack().await;
+    let (photos, manifests, reports) = (
+        s.bucket("photos"),
+        s.bucket("manifests"),
+        s.bucket("reports"),
+    );
+    for bucket in [&photos, &manifests, &reports] {
+        s.create_bucket(bucket).await;
+    }
+    s.put_photos(&photos).await;
+    let etag = s.put_create_job_manifest(&manifests, &photos).await;
+    let token = format!("tag-photos-canary-{}", s.id);
+    let created = control(
+        &s,
+        event(
+            "control-create-job-canary.json",
+            &[
+                (EXAMPLE_MANIFEST_BUCKET, manifests.as_str()),
+                (EXAMPLE_MANIFEST_ETAG, etag.as_str()),
+                (EXAMPLE_REPORT_BUCKET, reports.as_str()),
+                ("tag-photos-canary-2026-11-24", token.as_str()),
+            ],
+        ),
+    )
+    .await;
+    let job_id = created["JobId"].as_str().expect("a JobId").to_string();
+
+    let job = s.run_job(&job_id).await;
+    assert_eq!(
+        job.status,
+        JobStatus::Suspended,
+        "{:?}",
+        job.status_update_reason
+    );
+    assert_eq!((job.progress.succeeded, job.progress.failed), (2, 0));
+    let canary_report = batchops::report::report_manifest_key_in(
+        &batchops::report::ReportKind::Canary.dir(Some("batch-reports"), &job_id),
+    );
+    assert!(s.exists(&reports, &canary_report).await, "{canary_report}");
+    assert!(
+        !s.exists(
+            &reports,
+            &report_manifest_key(Some("batch-reports"), &job_id)
+        )
+        .await,
+        "no completion report before the job ends"
+    );
+
+    let id = [(EXAMPLE_JOB_ID, job_id.as_str())];
+    control(&s, event("control-update-job-status-confirm.json", &id)).await;
+    let job = s.run_job(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+    assert_eq!((job.progress.succeeded, job.progress.failed), (3, 0));
+    s.assert_tagged_by_the_events(&photos).await;
 }
 
 #[tokio::test]
@@ -715,7 +770,7 @@ async fn an_inventory_notification_through_sqs_starts_a_job() {
         planner::handle(&s.ctx, notification).await.unwrap(),
         Value::Null
     );
-    let jobs = Store::from_context(&s.ctx).list_jobs(&[]).await.unwrap();
+    let jobs = s.ctx.store().list_jobs(&[]).await.unwrap();
     assert_eq!(jobs.len(), 1, "the notification starts one job");
     let manifest = jobs[0].manifest().unwrap();
     assert_eq!(

@@ -400,6 +400,7 @@ fn every_function_and_case_has_an_event() {
         "reporter-finalize.json",
         "reporter-finalize-direct.json",
         "control-create-job.json",
+        "control-create-job-canary.json",
         "control-describe-job.json",
         "control-dry-run-job.json",
         "control-list-jobs.json",

@@ -10,7 +10,6 @@ use aws_sdk_s3::primitives::ByteStream;
 use batchops::control;
 use batchops::job::{CreateJobRequest, Job, JobStatus};
 use batchops::report::TaskStatus;
-use batchops::store::Store;
 use common::stack::{csv_job, stack, tagging, Stack};
 use serde_json::{json, Value};
 use std::process::{Command, Output, Stdio};
@@ -263,7 +262,7 @@ async fn job_fields_of_the_wrong_type_or_out_of_range_are_refused() {
         );
     }
     // Nothing was stored by any of them.
-    let listed = Store::from_context(&s.ctx).list_jobs(&[]).await.unwrap();
+    let listed = s.ctx.store().list_jobs(&[]).await.unwrap();
     assert!(listed.is_empty(), "{} jobs stored", listed.len());
 }
 
@@ -287,7 +286,7 @@ async fn a_client_request_token_reused_with_another_request_is_refused() {
         &out,
         "IdempotencyException: ClientRequestToken \"token-1\" was used for job",
     );
-    let listed = Store::from_context(&s.ctx).list_jobs(&[]).await.unwrap();
+    let listed = s.ctx.store().list_jobs(&[]).await.unwrap();
     assert_eq!(listed.len(), 1, "the second request created nothing");
     assert_eq!(listed[0].priority, 10, "and changed nothing");
 }
@@ -965,10 +964,7 @@ async fn a_batch_the_planner_never_sent_is_refused() {
     );
     let (_, rows) = s.report(&data, "reports", &job_id).await;
     assert_eq!(rows.len(), 100);
-    let batches = Store::from_context(&s.ctx)
-        .list_batches(&job_id)
-        .await
-        .unwrap();
+    let batches = s.ctx.store().list_batches(&job_id).await.unwrap();
     assert!(batches
         .iter()
         .all(|b| b.batch_id != "b00000077" && b.batch_id != "evil"));
@@ -998,7 +994,7 @@ fn local_run(s: &Stack, job_id: &str) -> Command {
 }
 
 async fn assert_exact(s: &Stack, job_id: &str, data: &str, n: u64) {
-    let job = Store::from_context(&s.ctx).get_job(job_id).await.unwrap();
+    let job = s.ctx.store().get_job(job_id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
     assert_eq!(job.progress.total_tasks, Some(n));
     assert_eq!((job.progress.succeeded, job.progress.failed), (n, 0));

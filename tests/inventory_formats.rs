@@ -17,7 +17,6 @@ use arrow_schema::{DataType, Field, Schema};
 use batchops::control;
 use batchops::job::{CreateJobRequest, Job, JobStatus};
 use batchops::local::{self, LocalNames, RunUntil};
-use batchops::store::Store;
 use batchops::Context;
 use serde_json::json;
 
@@ -69,7 +68,32 @@ impl Stack {
 
     /// A tagging job over the inventory whose manifest.json is at `manifest_key`.
     async fn run_inventory_job(&self, inventory: &str, manifest_key: &str, etag: &str) -> Job {
-        let request = json!({
+        let job_id = self
+            .create_inventory_job(inventory, manifest_key, etag, None)
+            .await;
+        self.run_until_waiting(&job_id).await
+    }
+
+    /// Runs the job until it ends, or waits in Suspended for confirmation.
+    async fn run_until_waiting(&self, job_id: &str) -> Job {
+        local::run(
+            &self.ctx,
+            RunUntil::JobTerminal(job_id.to_string()),
+            RUN_TIMEOUT,
+        )
+        .await
+        .unwrap();
+        self.ctx.store().get_job(job_id).await.unwrap()
+    }
+
+    async fn create_inventory_job(
+        &self,
+        inventory: &str,
+        manifest_key: &str,
+        etag: &str,
+        canary_tasks: Option<u64>,
+    ) -> String {
+        let mut request = json!({
             "AccountId": "123456789012",
             "ConfirmationRequired": false,
             "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "inventoried", "Value": "yes"}]}},
@@ -82,22 +106,14 @@ impl Stack {
             "Priority": 10,
             "RoleArn": "arn:aws:iam::123456789012:role/batch"
         });
+        if let Some(tasks) = canary_tasks {
+            request["BatchOps"] = json!({"CanaryTasks": tasks});
+        }
         let request = CreateJobRequest::parse(&request.to_string()).unwrap();
-        let job_id = control::create_job(&self.ctx, request, None)
+        control::create_job(&self.ctx, request, None)
             .await
             .unwrap()
-            .job_id;
-        local::run(
-            &self.ctx,
-            RunUntil::JobTerminal(job_id.clone()),
-            RUN_TIMEOUT,
-        )
-        .await
-        .unwrap();
-        Store::from_context(&self.ctx)
-            .get_job(&job_id)
-            .await
-            .unwrap()
+            .job_id
     }
 }
 
@@ -367,4 +383,57 @@ async fn a_missing_data_file_fails_the_job_naming_the_file() {
         )),
         "{reason}"
     );
+}
+
+/// A canary over an inventory of several data files (planned in parallel without one) takes
+/// the first tasks in file order, across files: 15 of three files of 10 are the first file and
+/// half the second. Without a report the job still waits for confirmation; then the rest runs.
+#[tokio::test]
+async fn a_canary_takes_the_first_tasks_across_inventory_files_then_waits() {
+    let s = stack().await;
+    let source = s.create_bucket("data").await;
+    let inventory = s.create_bucket("inventory").await;
+    let keys: Vec<String> = (0..30).map(|i| format!("canary/{i:02}.jpg")).collect();
+    for key in &keys {
+        s.put(&source, key, b"x".to_vec()).await;
+    }
+    let files: Vec<Vec<u8>> = keys
+        .chunks(10)
+        .map(|chunk| {
+            let rows: Vec<Row> = chunk.iter().map(|k| (k.as_str(), false)).collect();
+            data_file(Format::Parquet, &source, &rows)
+        })
+        .collect();
+    let (manifest_key, etag) =
+        put_inventory(&s, &inventory, &source, Format::Parquet, &files, None).await;
+    let job_id = s
+        .create_inventory_job(&inventory, &manifest_key, &etag, Some(15))
+        .await;
+
+    let job = s.run_until_waiting(&job_id).await;
+    assert_eq!(
+        job.status,
+        JobStatus::Suspended,
+        "{:?}",
+        job.status_update_reason
+    );
+    assert_eq!((job.progress.succeeded, job.progress.failed), (15, 0));
+    for (i, key) in keys.iter().enumerate() {
+        let tagged = s.tags(&source, key).await.contains_key("inventoried");
+        assert_eq!(tagged, i < 15, "{key}");
+    }
+
+    control::update_job_status(&s.ctx, &job_id, JobStatus::Ready, None)
+        .await
+        .unwrap();
+    let job = s.run_until_waiting(&job_id).await;
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+    assert_eq!(job.progress.total_tasks, Some(30));
+    assert_eq!((job.progress.succeeded, job.progress.failed), (30, 0));
+    for key in &keys {
+        assert!(
+            s.tags(&source, key).await.contains_key("inventoried"),
+            "{key}"
+        );
+    }
 }

@@ -50,10 +50,7 @@ async fn env() -> Env {
         format!("system-{id}"),
     );
     let ctx = Context::from_config(&config, settings);
-    batchops::store::Store::from_context(&ctx)
-        .create_table_if_missing()
-        .await
-        .unwrap();
+    ctx.store().create_table_if_missing().await.unwrap();
     Env { ctx, id }
 }
 

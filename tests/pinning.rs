@@ -9,7 +9,6 @@ use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use batchops::job::JobStatus;
 use batchops::plan::TaskBatch;
-use batchops::store::Store;
 use batchops::Context;
 use common::stack::{csv_job, stack_with, tagging, Stack};
 use serde_json::{json, Value};
@@ -210,7 +209,7 @@ async fn csv_continuations_read_on_from_a_byte_offset_and_send_each_task_once() 
             common::delete(&s.ctx, &s.ctx.settings.plan_queue_url, &message).await;
         }
     }
-    let job = Store::from_context(&s.ctx).get_job(&job_id).await.unwrap();
+    let job = s.ctx.store().get_job(&job_id).await.unwrap();
     assert_eq!(job.progress.total_tasks, Some(5000));
     let ranges = recorder.ranges.lock().unwrap().clone();
     let offsets: Vec<u64> = ranges
@@ -314,7 +313,7 @@ async fn a_generator_listing_longer_than_one_run_continues_where_it_stopped() {
     }
     let job_id = s.create_job(generator_job(&data, None)).await;
     plan_first_run(&s, &job_id).await;
-    let store = Store::from_context(&s.ctx);
+    let store = s.ctx.store();
     let job = store.get_job(&job_id).await.unwrap();
     assert!(job.tracking.source.is_none(), "the listing is not done yet");
     let (_, listing) = store

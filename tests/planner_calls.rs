@@ -5,7 +5,7 @@
 //! counted under the operation name it sends (`X-Amz-Target`, e.g. `DynamoDB_20120810.PutItem`
 //! counts as `PutItem`), and multi-item requests also count their items. The plan queue is driven
 //! with uncounted clients, as the Lambda event source mapping would, so only the planner's own
-//! calls are counted. The exact figures are compared with the calls that planner.rs and store.rs
+//! calls are counted. The exact figures are compared with the calls that planner.rs and store/
 //! make (see `Expected`).
 
 mod common;
@@ -19,7 +19,6 @@ use batchops::job::{CreateJobRequest, JobStatus};
 use batchops::local::{self, LocalNames};
 use batchops::manifest::encode_key;
 use batchops::planner::{self, ENV_PLANNER_BUDGET_MS};
-use batchops::store::Store;
 use batchops::Context;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -139,7 +138,7 @@ impl Figures {
     }
 }
 
-/// The calls planner.rs and store.rs make, counted from the plan request on (CreateJob's own
+/// The calls planner.rs and store/ make, counted from the plan request on (CreateJob's own
 /// PutItem, SendMessage and New->Preparing transition come before and are not included):
 /// - per job: get_job (GetItem); transition Preparing->Active (GetItem + UpdateItem);
 ///   set_job_source, the manifest's pin (UpdateItem); finish_planning (UpdateItem); reporter::finalize_if_done's claim_finalize (UpdateItem,
@@ -419,7 +418,7 @@ fn assert_create_job_calls(create_job: &Counts) {
 }
 
 async fn assert_planned(driver: &Context, job_id: &str, batches: u64) {
-    let job = Store::from_context(driver).get_job(job_id).await.unwrap();
+    let job = driver.store().get_job(job_id).await.unwrap();
     assert_eq!(job.status, JobStatus::Active);
     assert_eq!(job.progress.total_tasks, Some(TASKS as u64));
     assert_eq!(job.progress.batches_planned, Some(batches));
@@ -532,10 +531,7 @@ async fn a_4_file_inventory_planned_in_parallel_parts_matches_the_model() {
         1 + files as u64,
         "the plan request, then one run per file"
     );
-    let parts = Store::from_context(&driver)
-        .list_plan_parts(&job_id)
-        .await
-        .unwrap();
+    let parts = driver.store().list_plan_parts(&job_id).await.unwrap();
     assert_eq!(parts.len(), files);
     let status_checks = parts
         .iter()

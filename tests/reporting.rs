@@ -8,7 +8,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use batchops::control;
 use batchops::job::{CreateJobRequest, JobStatus};
 use batchops::report::{self, ReportManifest, TaskStatus};
-use batchops::store::Store;
 use batchops::{executor, planner, reporter, Error};
 use common::stack::{csv_job, stack_with, tagging, Stack};
 use serde_json::Value;
@@ -34,7 +33,7 @@ async fn create_job_with_id(s: &Stack, job_id: &str, request: &Value) {
     let request = CreateJobRequest::parse(&request.to_string()).unwrap();
     request.validate().unwrap();
     let job = control::new_job(job_id.to_string(), request, chrono::Utc::now());
-    Store::from_context(&s.ctx).put_new_job(&job).await.unwrap();
+    s.ctx.store().put_new_job(&job).await.unwrap();
     batchops::queue::send_plan_request(&s.ctx, job_id)
         .await
         .unwrap();
@@ -85,7 +84,7 @@ async fn report_with_kills_and_duplicates(s: &Stack, job_id: &str, seed: u64) ->
     let (mut kills, mut duplicates, mut idle) = (0, 0, 0);
     let url = s.ctx.settings.report_queue_url.clone();
     for _ in 0..10_000 {
-        let store = Store::from_context(&s.ctx);
+        let store = s.ctx.store();
         if store.get_job(job_id).await.unwrap().status.is_terminal() {
             return (kills, duplicates);
         }
@@ -183,7 +182,7 @@ async fn reports_continued_after_every_part_or_killed_midway_are_byte_identical_
             );
         }
         let summary = s.run_until_idle_summary().await;
-        let job = Store::from_context(&s.ctx).get_job(&job_id).await.unwrap();
+        let job = s.ctx.store().get_job(&job_id).await.unwrap();
         assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
         assert!(job.progress.batches_committed >= 200, "{:?}", job.progress);
         if i == 1 {
@@ -440,6 +439,7 @@ fn source_input(job_id: &str, confirmation: Option<bool>) -> control::SourceJobI
         job_id: job_id.to_string(),
         confirmation_required: confirmation,
         max_tasks_per_second: None,
+        canary_tasks: None,
         account_id: None,
     }
 }
@@ -503,7 +503,7 @@ async fn failed_tasks_run_again_in_a_new_job_with_or_without_a_report_and_clones
         }
     }
 
-    let store = Store::from_context(&s.ctx);
+    let store = s.ctx.store();
     for source in [&no_report, &failed_only] {
         let rerun = control::rerun_failed_tasks(&s.ctx, &source_input(source, None))
             .await
@@ -601,4 +601,216 @@ async fn failed_tasks_run_again_in_a_new_job_with_or_without_a_report_and_clones
         .unwrap();
     let cloned = s.run_job(&clone).await;
     assert_eq!((cloned.progress.succeeded, cloned.progress.failed), (40, 0));
+}
+
+/// The canary's report: its rows, read from `<prefix>/job-<id>/canary/`.
+async fn canary_rows(s: &Stack, bucket: &str, job_id: &str) -> Vec<report::TaskOutcome> {
+    let dir = report::ReportKind::Canary.dir(Some("reports"), job_id);
+    let key = report::report_manifest_key_in(&dir);
+    let manifest: ReportManifest = serde_json::from_slice(&s.get(bucket, &key).await).unwrap();
+    let mut rows = Vec::new();
+    for result in &manifest.results {
+        assert!(
+            result.key.starts_with(&format!("{dir}/results/")),
+            "{}",
+            result.key
+        );
+        rows.extend(report::decode_rows(&s.get(&result.bucket, &result.key).await).unwrap());
+    }
+    rows
+}
+
+/// The keys of report rows, sorted, with the number of times each appears.
+fn key_counts(rows: &[report::TaskOutcome]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for row in rows {
+        *counts.entry(row.task.key.clone()).or_default() += 1;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn a_canary_runs_the_first_tasks_reports_them_and_waits_then_the_rest_runs_once_confirmed_or_the_job_is_cancelled(
+) {
+    // About six tasks per batch and a planning budget that runs out after every batch: the
+    // canary (not a multiple of the batch size) is planned over several continuations.
+    let s = small_stack(|st| st.planner_budget = Some(Duration::from_millis(1))).await;
+    let data = s.bucket("data");
+    s.create_bucket(&data).await;
+    let keys: Vec<String> = (0..60).map(|i| format!("canary/{i:02}")).collect();
+    for key in &keys {
+        s.put(&data, key, "x").await;
+    }
+    let rows: Vec<(String, String)> = keys.iter().map(|k| (data.clone(), k.clone())).collect();
+    let etag = s.put_manifest(&data, "canary.csv", &rows).await;
+    let store = s.ctx.store();
+    let mut ids = Vec::new();
+    for round in ["go", "stop"] {
+        let mut request = csv_job(
+            &data,
+            "canary.csv",
+            &etag,
+            tagging(&[("round", round)]),
+            &data,
+            "AllTasks",
+        );
+        request["BatchOps"] = serde_json::json!({"CanaryTasks": 25});
+        request["ClientRequestToken"] = Value::String(format!("canary-{round}"));
+        ids.push(s.create_job(request).await);
+    }
+    s.run_until_idle().await;
+
+    for (job_id, round) in ids.iter().zip(["go", "stop"]) {
+        let job = store.get_job(job_id).await.unwrap();
+        assert_eq!(
+            job.status,
+            JobStatus::Suspended,
+            "{round}: {:?}",
+            job.status_update_reason
+        );
+        assert_eq!(
+            (job.progress.succeeded, job.progress.failed),
+            (25, 0),
+            "{round}"
+        );
+        assert!(job.canary_ran());
+        let reason = job.status_update_reason.clone().unwrap_or_default();
+        assert!(
+            reason.starts_with("canary done: 25 tasks ran, 25 succeeded, 0 failed"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains(&format!("job-{job_id}/canary/manifest.json")),
+            "{reason}"
+        );
+        let described = s.describe(job_id).await;
+        assert_eq!(described["Job"]["BatchOps"]["CanaryTasks"], 25);
+        assert_eq!(described["Job"]["SuspendedCause"], "AwaitingConfirmation");
+        // The canary's report has exactly the first 25 tasks of the manifest, once each.
+        let counts = key_counts(&canary_rows(&s, &data, job_id).await);
+        let first: BTreeMap<String, usize> = keys[..25].iter().map(|k| (k.clone(), 1)).collect();
+        assert_eq!(counts, first, "{round}");
+        // A finalize request delivered again finds no report due and changes nothing.
+        let again = reporter::finalize_job(&s.ctx, job_id).await.unwrap();
+        assert_eq!(again, reporter::Finalized::NotDue(JobStatus::Suspended));
+        assert_eq!(
+            store.get_job(job_id).await.unwrap().status,
+            JobStatus::Suspended
+        );
+    }
+    // The two jobs tagged the same 25 objects (the last one's tag stays); nothing past them.
+    for key in &keys[25..] {
+        assert!(
+            s.tags(&data, key).await.is_empty(),
+            "{key} is past the canary"
+        );
+    }
+
+    // Confirmed: the rest runs, each task once; the final report has every task once.
+    control::update_job_status(&s.ctx, &ids[0], JobStatus::Ready, None)
+        .await
+        .unwrap();
+    // Cancelled after its canary: it ends through Cancelling, its canary counted and reported.
+    let cancelled = control::update_job_status(&s.ctx, &ids[1], JobStatus::Cancelled, None)
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status, JobStatus::Cancelling);
+    s.run_until_idle().await;
+
+    let go = store.get_job(&ids[0]).await.unwrap();
+    assert_eq!(go.status, JobStatus::Complete, "{:?}", go.failure_reasons);
+    assert_eq!(go.progress.total_tasks, Some(60));
+    assert_eq!(
+        (
+            go.progress.succeeded,
+            go.progress.failed,
+            go.progress.not_run
+        ),
+        (60, 0, 0)
+    );
+    let (_, rows) = s.report(&data, "reports", &ids[0]).await;
+    let all: BTreeMap<String, usize> = keys.iter().map(|k| (k.clone(), 1)).collect();
+    assert_eq!(key_counts(&rows), all);
+    for key in &keys[25..] {
+        assert_eq!(
+            s.tags(&data, key).await.get("round").map(String::as_str),
+            Some("go"),
+            "{key}"
+        );
+    }
+
+    let stop = store.get_job(&ids[1]).await.unwrap();
+    assert_eq!(
+        stop.status,
+        JobStatus::Cancelled,
+        "{:?}",
+        stop.failure_reasons
+    );
+    assert_eq!(
+        stop.progress.total_tasks,
+        Some(25),
+        "only the canary's tasks are the job's"
+    );
+    assert_eq!((stop.progress.succeeded, stop.progress.not_run), (25, 0));
+    let (_, rows) = s.report(&data, "reports", &ids[1]).await;
+    let first: BTreeMap<String, usize> = keys[..25].iter().map(|k| (k.clone(), 1)).collect();
+    assert_eq!(key_counts(&rows), first);
+}
+
+#[tokio::test]
+async fn a_job_cancelled_while_its_canary_is_queued_ends_cancelled_with_only_the_canary_counted() {
+    let s = small_stack(|_| {}).await;
+    let data = s.bucket("data");
+    s.create_bucket(&data).await;
+    let keys: Vec<String> = (0..40).map(|i| format!("queued/{i:02}")).collect();
+    for key in &keys {
+        s.put(&data, key, "x").await;
+    }
+    let rows: Vec<(String, String)> = keys.iter().map(|k| (data.clone(), k.clone())).collect();
+    let etag = s.put_manifest(&data, "queued.csv", &rows).await;
+    let mut request = csv_job(
+        &data,
+        "queued.csv",
+        &etag,
+        tagging(&[("late", "yes")]),
+        &data,
+        "AllTasks",
+    );
+    request["BatchOps"] = serde_json::json!({"CanaryTasks": 20});
+    let job_id = s.create_job(request).await;
+    // The canary is planned (its batches queued, not yet run), then the job is cancelled.
+    planner::plan_job(&s.ctx, &job_id).await.unwrap();
+    let store = s.ctx.store();
+    let job = store.get_job(&job_id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Active);
+    assert!(job.progress.canary_batches.is_some());
+    assert_eq!(job.progress.batches_planned, None);
+    let cancelled = control::update_job_status(&s.ctx, &job_id, JobStatus::Cancelled, None)
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status, JobStatus::Cancelling);
+    s.run_until_idle().await;
+
+    let job = store.get_job(&job_id).await.unwrap();
+    assert_eq!(
+        job.status,
+        JobStatus::Cancelled,
+        "{:?}",
+        job.failure_reasons
+    );
+    assert_eq!(job.progress.total_tasks, Some(20));
+    assert_eq!(
+        job.progress.succeeded + job.progress.failed + job.progress.not_run,
+        20
+    );
+    assert!(
+        !job.canary_ran(),
+        "a cancelled canary is not reported as a canary"
+    );
+    for key in &keys[20..] {
+        assert!(
+            s.tags(&data, key).await.is_empty(),
+            "{key} is past the canary"
+        );
+    }
 }

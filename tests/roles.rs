@@ -13,7 +13,6 @@ use batchops::job::{CreateJobRequest, JobStatus};
 use batchops::local::{self, LocalNames, RunUntil};
 use batchops::report::TaskStatus;
 use batchops::role::RoleMode;
-use batchops::store::Store;
 use batchops::{control, Context};
 use common::stack::{csv_job, tagging};
 use serde::Deserialize;
@@ -213,10 +212,7 @@ impl RoleStack {
         )
         .await
         .unwrap();
-        Store::from_context(&self.ctx)
-            .get_job(job_id)
-            .await
-            .unwrap()
+        self.ctx.store().get_job(job_id).await.unwrap()
     }
 }
 
@@ -397,7 +393,7 @@ async fn credentials_are_assumed_again_before_they_expire() {
     // A 4-second session is renewed one second ahead of its end.
     let s = role_stack(|settings| settings.role_session = Duration::from_secs(4)).await;
     let (job_id, rows) = s.tagging_job(&s.role("batchops-job-tag-a"), 2).await;
-    let job = Store::from_context(&s.ctx).get_job(&job_id).await.unwrap();
+    let job = s.ctx.store().get_job(&job_id).await.unwrap();
     let data = s.ctx.for_job(&job).await.unwrap();
     let (a, key) = &rows[0];
     data.s3
@@ -496,7 +492,7 @@ async fn a_report_bucket_of_another_owner_fails_the_job_before_any_task() {
     local::run(&ctx, RunUntil::JobTerminal(job_id.clone()), RUN_TIMEOUT)
         .await
         .unwrap();
-    let job = Store::from_context(&s.ctx).get_job(&job_id).await.unwrap();
+    let job = s.ctx.store().get_job(&job_id).await.unwrap();
     assert_eq!(job.status, JobStatus::Failed);
     let failure = &job.failure_reasons[0];
     assert_eq!(failure.failure_code, "ReportNotWritten");
@@ -555,7 +551,7 @@ async fn every_request_to_the_system_bucket_names_the_stacks_account() {
     local::run(&ctx, RunUntil::JobTerminal(job_id.clone()), RUN_TIMEOUT)
         .await
         .unwrap();
-    let job = Store::from_context(&s.ctx).get_job(&job_id).await.unwrap();
+    let job = s.ctx.store().get_job(&job_id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
     assert!(
         plan.fired(0) >= 1 && plan.fired(1) >= 1,

@@ -51,17 +51,13 @@ async fn plan_requests(ctx: &Context) -> Vec<String> {
 }
 
 async fn status(ctx: &Context, job_id: &str) -> JobStatus {
-    Store::from_context(ctx)
-        .get_job(job_id)
-        .await
-        .unwrap()
-        .status
+    ctx.store().get_job(job_id).await.unwrap().status
 }
 
 #[tokio::test]
 async fn create_table_is_idempotent() {
     let ctx = common::test_context().await;
-    let store = Store::from_context(&ctx);
+    let store = ctx.store();
     store.create_table_if_missing().await.unwrap();
     store.create_table_if_missing().await.unwrap();
     assert!(store.list_jobs(&[]).await.unwrap().is_empty());
@@ -111,11 +107,7 @@ async fn create_job_refuses_an_invalid_request_and_stores_nothing() {
             .contains("a Manifest or a ManifestGenerator is required"),
         "{err}"
     );
-    assert!(Store::from_context(&ctx)
-        .list_jobs(&[])
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(ctx.store().list_jobs(&[]).await.unwrap().is_empty());
     assert!(plan_requests(&ctx).await.is_empty());
 }
 
@@ -127,13 +119,13 @@ async fn confirmation_override_wins_over_the_request() {
         .await
         .unwrap()
         .job_id;
-    let job = Store::from_context(&ctx).get_job(&job_id).await.unwrap();
+    let job = ctx.store().get_job(&job_id).await.unwrap();
     assert!(!job.confirmation_required());
     let job_id = control::create_job(&ctx, request(|_| {}), Some(true))
         .await
         .unwrap()
         .job_id;
-    let job = Store::from_context(&ctx).get_job(&job_id).await.unwrap();
+    let job = ctx.store().get_job(&job_id).await.unwrap();
     assert!(job.confirmation_required());
 }
 
@@ -158,14 +150,7 @@ async fn client_request_token_makes_create_job_idempotent() {
         queued, expected,
         "one plan request per job, none for the repeat"
     );
-    assert_eq!(
-        Store::from_context(&ctx)
-            .list_jobs(&[])
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(ctx.store().list_jobs(&[]).await.unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -184,20 +169,13 @@ async fn concurrent_create_jobs_with_one_token_make_one_job() {
         .collect();
     assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
     assert_eq!(plan_requests(&ctx).await, vec![ids[0].clone()]);
-    assert_eq!(
-        Store::from_context(&ctx)
-            .list_jobs(&[])
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(ctx.store().list_jobs(&[]).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn put_new_job_reports_the_existing_job_of_a_token() {
     let ctx = common::test_context().await;
-    let store = Store::from_context(&ctx);
+    let store = ctx.store();
     let req = request(|v| v["ClientRequestToken"] = json!("t"));
     let first = control::new_job("job-first".into(), req.clone(), chrono::Utc::now());
     let second = control::new_job("job-second".into(), req, chrono::Utc::now());
@@ -220,7 +198,7 @@ async fn put_new_job_reports_the_existing_job_of_a_token() {
 #[tokio::test]
 async fn list_jobs_filters_by_status_newest_first() {
     let ctx = common::test_context().await;
-    let store = Store::from_context(&ctx);
+    let store = ctx.store();
     let a = create(&ctx, request(|_| {})).await;
     let b = create(&ctx, request(|_| {})).await;
     let c = create(&ctx, request(|_| {})).await;
@@ -266,7 +244,7 @@ async fn list_jobs_filters_by_status_newest_first() {
 #[tokio::test]
 async fn missing_jobs_are_job_not_found() {
     let ctx = common::test_context().await;
-    let store = Store::from_context(&ctx);
+    let store = ctx.store();
     assert!(matches!(store.get_job("nope").await, Err(Error::JobNotFound(id)) if id == "nope"));
     assert!(matches!(
         control::describe_job(&ctx, "nope").await,
@@ -308,7 +286,7 @@ async fn missing_jobs_are_job_not_found() {
 #[tokio::test]
 async fn a_batch_committed_twice_counts_once() {
     let ctx = common::test_context().await;
-    let store = Store::from_context(&ctx);
+    let store = ctx.store();
     let job_id = create(&ctx, request(|_| {})).await;
     let counts = BatchCounts {
         succeeded: 7,
@@ -339,7 +317,7 @@ async fn a_batch_committed_twice_counts_once() {
 #[tokio::test]
 async fn concurrent_commits_count_every_batch_exactly_once() {
     let ctx = common::test_context().await;
-    let store = Store::from_context(&ctx);
+    let store = ctx.store();
     let job_id = create(&ctx, request(|_| {})).await;
     const BATCHES: u64 = 12;
     const COPIES: u64 = 4;
@@ -380,7 +358,7 @@ async fn concurrent_commits_count_every_batch_exactly_once() {
 #[tokio::test]
 async fn finalize_is_claimed_once_after_every_batch_committed() {
     let ctx = common::test_context().await;
-    let store = Store::from_context(&ctx);
+    let store = ctx.store();
     let job_id = create(&ctx, request(|_| {})).await;
     let one = BatchCounts {
         succeeded: 1,
@@ -447,7 +425,7 @@ async fn claim(store: &Store, job_id: &str) -> bool {
 #[tokio::test]
 async fn a_job_without_batches_finalizes_once_planned() {
     let ctx = common::test_context().await;
-    let store = Store::from_context(&ctx);
+    let store = ctx.store();
     let job_id = create(&ctx, request(|_| {})).await;
     store.set_total_tasks(&job_id, 0).await.unwrap();
     assert!(!claim(&store, &job_id).await);
@@ -459,7 +437,7 @@ async fn a_job_without_batches_finalizes_once_planned() {
 #[tokio::test]
 async fn transitions_follow_the_status_machine_and_record_dates_timers_and_failures() {
     let ctx = common::test_context().await;
-    let store = Store::from_context(&ctx);
+    let store = ctx.store();
     let job_id = create(&ctx, request(|_| {})).await;
     // create_job moved it New → Preparing already: a second mover loses.
     assert!(!store
@@ -570,7 +548,7 @@ async fn transitions_follow_the_status_machine_and_record_dates_timers_and_failu
 #[tokio::test]
 async fn concurrent_transitions_from_one_status_have_one_winner() {
     let ctx = common::test_context().await;
-    let store = Store::from_context(&ctx);
+    let store = ctx.store();
     let job_id = create(&ctx, request(|_| {})).await;
     let movers = (0..6).map(|i| {
         let store = store.clone();
@@ -598,7 +576,7 @@ async fn concurrent_transitions_from_one_status_have_one_winner() {
 #[tokio::test]
 async fn confirming_a_suspended_job_makes_it_ready_and_queues_it() {
     let ctx = common::test_context().await;
-    let store = Store::from_context(&ctx);
+    let store = ctx.store();
     let job_id = create(&ctx, request(|v| v["ConfirmationRequired"] = json!(true))).await;
     plan_requests(&ctx).await;
 
@@ -650,7 +628,7 @@ async fn confirming_a_suspended_job_makes_it_ready_and_queues_it() {
 #[tokio::test]
 async fn cancel_is_direct_before_work_starts_and_through_cancelling_after() {
     let ctx = common::test_context().await;
-    let store = Store::from_context(&ctx);
+    let store = ctx.store();
 
     // Suspended → Cancelled, terminated now.
     let suspended = create(&ctx, request(|_| {})).await;
@@ -776,7 +754,7 @@ async fn job_templates_put_list_match_and_delete() {
     assert_eq!(value["JobTemplates"][1]["Name"], "nightly");
     assert_eq!(value["JobTemplates"][1]["Template"]["Priority"], 10);
 
-    let stored = Store::from_context(&ctx).list_templates().await.unwrap();
+    let stored = ctx.store().list_templates().await.unwrap();
     let matching = |key: &str| -> Vec<String> {
         let mut names: Vec<String> = control::matching_templates(&stored, "inventory", key)
             .into_iter()
@@ -807,10 +785,7 @@ async fn job_templates_put_list_match_and_delete() {
     control::delete_job_template(&ctx, "all").await.unwrap();
     let err = control::delete_job_template(&ctx, "all").await.unwrap_err();
     assert!(err.to_string().contains("no job template named"), "{err}");
-    assert!(!Store::from_context(&ctx)
-        .delete_template("all")
-        .await
-        .unwrap());
+    assert!(!ctx.store().delete_template("all").await.unwrap());
     let names: Vec<_> = control::list_job_templates(&ctx)
         .await
         .unwrap()
@@ -854,10 +829,7 @@ async fn an_inventory_arrival_starts_one_job_even_when_redelivered() {
     expected.sort();
     assert_eq!(queued, expected);
 
-    let job = Store::from_context(&ctx)
-        .get_job(&first.job_id)
-        .await
-        .unwrap();
+    let job = ctx.store().get_job(&first.job_id).await.unwrap();
     assert!(!job.confirmation_required());
     let manifest = job.manifest().unwrap();
     assert_eq!(manifest.spec.format, INVENTORY_CSV_FORMAT);
@@ -1038,7 +1010,7 @@ async fn job_tags_are_created_read_replaced_deleted_and_filter_list_jobs() {
         listed(json!([{"Key": "team", "Value": team}]), None).await,
         std::slice::from_ref(&other)
     );
-    let stored = Store::from_context(&ctx).get_job(&tagged).await.unwrap();
+    let stored = ctx.store().get_job(&tagged).await.unwrap();
     assert_eq!(stored.request.tags.as_ref().map(Vec::len), Some(2));
 
     // DeleteJobTagging, and PutJobTagging with an empty set, remove them all.

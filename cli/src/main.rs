@@ -72,6 +72,11 @@ enum Command {
         /// "BatchOps": {"MaxTasksPerSecond": N}; update-job-rate changes it later).
         #[arg(long, value_name = "N")]
         max_tasks_per_second: Option<u32>,
+        /// Run the first N tasks for real, write their report (under <report prefix>/job-<id>/
+        /// canary/), then wait in Suspended: update-job-status --requested-job-status Ready
+        /// runs the rest, Cancelled ends the job (the job's "BatchOps": {"CanaryTasks": N}).
+        #[arg(long, value_name = "N", conflicts_with = "dry_run", value_parser = clap::value_parser!(u64).range(1..=batchops::job::MAX_CANARY_TASKS))]
+        canary: Option<u64>,
         /// Create nothing: read the manifest (or list the generator's bucket) and print the
         /// task count, bytes, the first tasks, the requests by type, the cost on this stack
         /// beside S3 Batch Operations and the duration. With --cli-input-json or --clone-of.
@@ -90,9 +95,9 @@ enum Command {
     DescribeJob {
         #[arg(long)]
         job_id: String,
-        /// Follow the job until it ends: a progress bar on a terminal (done/total, succeeded,
-        /// failed, tasks/s, ETA, status changes), a plain line per refresh otherwise; then
-        /// print the final answer.
+        /// Follow the job until it ends or waits for confirmation (Suspended): a progress bar
+        /// on a terminal (done/total, succeeded, failed, tasks/s, ETA, status changes), a plain
+        /// line per refresh otherwise; then print the final answer.
         #[arg(long)]
         watch: bool,
         /// With --watch: refresh every N seconds.
@@ -227,7 +232,7 @@ enum Local {
         /// Return when every queue is empty (the default).
         #[arg(long, conflicts_with = "job_id")]
         until_idle: bool,
-        /// Return when this job has finished.
+        /// Return when this job has finished, or waits in Suspended for confirmation.
         #[arg(long)]
         job_id: Option<String>,
         /// Fail when not done after this long.
@@ -349,7 +354,8 @@ async fn run(cli: Cli) -> Result<Option<String>> {
     }
 }
 
-/// `describe-job --watch`: the job's progress until it ends, then its last DescribeJob answer.
+/// `describe-job --watch`: the job's progress until it ends or waits for confirmation, then its
+/// last DescribeJob answer.
 async fn watch_job(
     job_id: &str,
     every_seconds: u64,
@@ -459,11 +465,16 @@ fn control_request(command: Command, account_id: Option<String>) -> Result<Contr
             clone_of,
             rerun_failed_of,
             max_tasks_per_second,
+            canary,
             dry_run,
             show_tasks,
             executor_invocations,
             confirmation,
         } => {
+            let options = JobOptions {
+                max_tasks_per_second,
+                canary_tasks: canary,
+            };
             if dry_run {
                 let mut input = batchops::dry_run::DryRunJobInput {
                     request: None,
@@ -475,7 +486,7 @@ fn control_request(command: Command, account_id: Option<String>) -> Result<Contr
                     input.request = Some(create_job_request(
                         json,
                         &confirmation,
-                        max_tasks_per_second,
+                        options,
                         account_id.clone(),
                     )?);
                 }
@@ -485,13 +496,14 @@ fn control_request(command: Command, account_id: Option<String>) -> Result<Contr
                 job_id,
                 confirmation_required: confirmation.as_override(),
                 max_tasks_per_second,
+                canary_tasks: canary,
                 account_id: account_id.clone(),
             };
             match (cli_input_json, clone_of, rerun_failed_of) {
                 (Some(json), _, _) => R::CreateJob(create_job_request(
                     &json,
                     &confirmation,
-                    max_tasks_per_second,
+                    options,
                     account_id.clone(),
                 )?),
                 (_, Some(id), _) => R::CloneJob(source(id)),
@@ -589,13 +601,20 @@ fn parse_tag_set(args: &[String]) -> Result<Vec<S3Tag>> {
         .collect()
 }
 
+/// The `"BatchOps"` settings that `create-job` takes as flags.
+#[derive(Debug, Clone, Copy)]
+struct JobOptions {
+    max_tasks_per_second: Option<u32>,
+    canary_tasks: Option<u64>,
+}
+
 /// The CreateJob request of `create-job` (and of its dry run): the input JSON, with
-/// `--account-id` where it has no AccountId, and the confirmation flags and
-/// `--max-tasks-per-second` applied, whichever way it is sent.
+/// `--account-id` where it has no AccountId, and the confirmation flags,
+/// `--max-tasks-per-second` and `--canary` applied, whichever way it is sent.
 fn create_job_request(
     cli_input_json: &str,
     confirmation: &Confirmation,
-    max_tasks_per_second: Option<u32>,
+    options: JobOptions,
     account_id: Option<String>,
 ) -> Result<CreateJobRequest> {
     let mut request = read_request(cli_input_json)?;
@@ -605,11 +624,17 @@ fn create_job_request(
     if let Some(required) = confirmation.as_override() {
         request.confirmation_required = Some(required);
     }
-    if let Some(rate) = max_tasks_per_second {
+    if let Some(rate) = options.max_tasks_per_second {
         request
             .batch_ops
             .get_or_insert_with(Default::default)
             .max_tasks_per_second = Some(rate);
+    }
+    if let Some(tasks) = options.canary_tasks {
+        request
+            .batch_ops
+            .get_or_insert_with(Default::default)
+            .canary_tasks = Some(tasks);
     }
     Ok(request)
 }

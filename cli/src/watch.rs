@@ -49,9 +49,15 @@ impl Snapshot {
         self.succeeded + self.failed
     }
 
-    /// Complete, Failed or Cancelled: the watch ends.
+    /// Complete, Failed or Cancelled.
     pub fn is_terminal(&self) -> bool {
         matches!(self.status.as_str(), "Complete" | "Failed" | "Cancelled")
+    }
+
+    /// The job has ended, or waits in Suspended for confirmation (after its canary, or before
+    /// it starts): nothing changes until somebody acts, so the watch ends.
+    pub fn ends_watch(&self) -> bool {
+        self.is_terminal() || self.status == "Suspended"
     }
 }
 
@@ -167,7 +173,7 @@ impl Display {
                 }
                 bar.set_position(snapshot.done());
                 bar.set_message(line);
-                if snapshot.is_terminal() {
+                if snapshot.ends_watch() {
                     bar.finish();
                 }
             }
@@ -195,7 +201,7 @@ where
         let answer = describe().await?;
         let snapshot = Snapshot::of(&answer)?;
         display.show(&snapshot);
-        if snapshot.is_terminal() {
+        if snapshot.ends_watch() {
             return Ok(answer);
         }
         tokio::time::sleep(every).await;
@@ -231,7 +237,12 @@ mod tests {
         assert_eq!(Snapshot::of(&preparing).unwrap().total, None);
         for end in ["Complete", "Failed", "Cancelled"] {
             assert!(snapshot(end, None, 0, 0).is_terminal());
+            assert!(snapshot(end, None, 0, 0).ends_watch());
         }
+        // Waiting for confirmation (after a canary) ends the watch but not the job.
+        let waiting = snapshot("Suspended", None, 25, 0);
+        assert!(waiting.ends_watch() && !waiting.is_terminal());
+        assert!(!snapshot("Active", None, 0, 0).ends_watch());
         assert!(Snapshot::of(&json!({"Jobs": []})).is_err());
     }
 

@@ -12,7 +12,6 @@ mod common;
 use batchops::job::{CreateJobRequest, JobStatus};
 use batchops::local::{self, RunOptions, RunUntil};
 use batchops::manifest::encode_key;
-use batchops::store::Store;
 use batchops::Context;
 use common::{env_u64, BenchResult};
 use futures::StreamExt;
@@ -104,7 +103,7 @@ async fn run() -> BenchResult<()> {
     );
     let (summary, phases) = (summary?, phases?);
     let total = started.elapsed().as_secs_f64();
-    let job = Store::from_context(&ctx).get_job(&job_id).await?;
+    let job = ctx.store().get_job(&job_id).await?;
     let p = &job.progress;
     println!(
         "job {}: {} succeeded, {} failed, {} not run of {:?}; {} batches",
@@ -153,7 +152,7 @@ struct Phases {
 }
 
 async fn watch(ctx: &Context, job_id: &str, started: Instant) -> BenchResult<Phases> {
-    let store = Store::from_context(ctx);
+    let store = ctx.store();
     let mut planned = None;
     loop {
         let job = store.get_job(job_id).await?;

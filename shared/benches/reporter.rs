@@ -26,7 +26,7 @@ mod common;
 use batchops::job::{CreateJobRequest, JobStatus};
 use batchops::manifest::Task;
 use batchops::report::{self, TaskOutcome, TaskStatus};
-use batchops::store::{BatchCounts, Store};
+use batchops::store::BatchCounts;
 use batchops::Context;
 use common::{env_u64, BenchResult, MIB};
 use futures::StreamExt;
@@ -68,7 +68,7 @@ async fn parent() -> BenchResult<()> {
         for (mode, budget_ms) in [("one go", None), ("continued", Some(budget))] {
             reset(&ctx, &job_id).await?;
             let (seconds, invocations, hwm_kib) = run_child(&ctx, &job_id, budget_ms)?;
-            let job = Store::from_context(&ctx).get_job(&job_id).await?;
+            let job = ctx.store().get_job(&job_id).await?;
             if job.status != JobStatus::Complete {
                 return Err(format!(
                     "job {job_id} ended {}: {:?}",
@@ -103,7 +103,7 @@ async fn synthetic_job(ctx: &Context, tasks: u64, reports: &str) -> BenchResult<
     let job_id = uuid::Uuid::new_v4().to_string();
     let mut job = batchops::control::new_job(job_id.clone(), request, chrono::Utc::now());
     job.status = JobStatus::Active;
-    let store = Store::from_context(ctx);
+    let store = ctx.store();
     store.put_new_job(&job).await?;
     let parts = tasks.div_ceil(ROWS_PER_PART);
     let started = Instant::now();
@@ -286,6 +286,10 @@ async fn child(job_id: &str) -> BenchResult<()> {
         invocations += 1;
         match batchops::reporter::finalize_job(&ctx, job_id).await? {
             batchops::reporter::Finalized::Ended(_) => break,
+            other @ (batchops::reporter::Finalized::CanaryReported
+            | batchops::reporter::Finalized::NotDue(_)) => {
+                return Err(format!("the bench job was not finalized: {other:?}").into())
+            }
             batchops::reporter::Finalized::Continued => {
                 let url = &ctx.settings.report_queue_url;
                 let messages = ctx

@@ -187,12 +187,7 @@ pub struct StackShape {
 pub async fn dry_run(ctx: &Context, input: &DryRunJobInput) -> Result<DryRunJobResponse> {
     let request = match (&input.request, &input.clone_of) {
         (Some(request), None) => request.clone(),
-        (None, Some(job_id)) => {
-            crate::store::Store::from_context(ctx)
-                .get_job(job_id)
-                .await?
-                .request
-        }
+        (None, Some(job_id)) => ctx.store().get_job(job_id).await?.request,
         _ => {
             return Err(Error::InvalidRequest(
                 "DryRunJob needs either Request (a CreateJob request) or CloneOf (a job id)".into(),

@@ -107,7 +107,7 @@ pub async fn process_message_until(
     stop_at: Option<Instant>,
 ) -> Result<BatchResult> {
     let batch = TaskBatch::from_body(body)?;
-    let store = Store::from_context(ctx);
+    let store = ctx.store();
     let job = match store.get_job(&batch.job_id).await {
         Ok(job) => job,
         Err(Error::JobNotFound(_)) => {
@@ -523,7 +523,7 @@ pub async fn delete_part(ctx: &Context, key: &str) {
 /// Applies S3 Batch Operations' failure threshold after a commit: the job goes to Failing, and
 /// the batches still queued are not run.
 pub async fn check_failure_threshold(ctx: &Context, job_id: &str) -> Result<()> {
-    let store = Store::from_context(ctx);
+    let store = ctx.store();
     let job = store.get_job(job_id).await?;
     let p = &job.progress;
     if job.status == JobStatus::Active && failure_threshold_exceeded(p.succeeded, p.failed) {

@@ -4,7 +4,6 @@
 
 use crate::context::{self, Settings};
 use crate::error::{Error, Result};
-use crate::store::Store;
 use crate::{executor, planner, reporter, Context};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
@@ -76,7 +75,7 @@ pub async fn up(
         ..base
     };
     let ctx = Context::from_config(config, settings);
-    Store::from_context(&ctx).create_table_if_missing().await?;
+    ctx.store().create_table_if_missing().await?;
     create_bucket(&ctx, &names.system_bucket).await?;
     if let Some(bucket) = inventory_bucket {
         create_bucket(&ctx, bucket).await?;
@@ -156,7 +155,7 @@ pub async fn wire_inventory_bucket(ctx: &Context, bucket: &str) -> Result<()> {
 pub enum RunUntil {
     /// Every queue is empty and nothing is in flight.
     Idle,
-    /// The job has reached a terminal status.
+    /// The job has reached a terminal status, or waits in Suspended for confirmation.
     JobTerminal(String),
 }
 
@@ -386,7 +385,7 @@ async fn sweep(ctx: &Context, summary: &mut RunSummary) {
 /// Where the run stands, for progress output and the timeout's message.
 async fn progress_line(ctx: &Context, until: &RunUntil) -> String {
     match until {
-        RunUntil::JobTerminal(job_id) => match Store::from_context(ctx).get_job(job_id).await {
+        RunUntil::JobTerminal(job_id) => match ctx.store().get_job(job_id).await {
             Ok(job) => {
                 let p = &job.progress;
                 let total = p
@@ -412,20 +411,26 @@ async fn progress_line(ctx: &Context, until: &RunUntil) -> String {
 
 async fn done(ctx: &Context, until: &RunUntil, queues: &[(Role, String)]) -> Result<bool> {
     match until {
-        RunUntil::JobTerminal(job_id) => Ok(Store::from_context(ctx)
-            .get_job(job_id)
-            .await?
-            .status
-            .is_terminal()),
-        RunUntil::Idle => {
-            for (_, url) in queues {
-                if crate::sweeper::queue_depth(ctx, url).await? > 0 {
-                    return Ok(false);
-                }
+        RunUntil::JobTerminal(job_id) => {
+            match ctx.store().get_job(job_id).await?.status {
+                status if status.is_terminal() => Ok(true),
+                // Awaiting confirmation (after its canary, or before it starts): nothing more
+                // happens to it until it is confirmed, once the last messages are seen to.
+                crate::job::JobStatus::Suspended => queues_empty(ctx, queues).await,
+                _ => Ok(false),
             }
-            Ok(true)
+        }
+        RunUntil::Idle => queues_empty(ctx, queues).await,
+    }
+}
+
+async fn queues_empty(ctx: &Context, queues: &[(Role, String)]) -> Result<bool> {
+    for (_, url) in queues {
+        if crate::sweeper::queue_depth(ctx, url).await? > 0 {
+            return Ok(false);
         }
     }
+    Ok(true)
 }
 
 /// What to tell a user whose emulator went away or restarted during a run: one line with what

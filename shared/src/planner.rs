@@ -18,7 +18,6 @@ use crate::manifest::{self, ReadFrom, ResumePoints, Task};
 use crate::plan::{planning_totals, BatchLimits, BatchPacker, PlanCheckpoint, PlanPart, TaskBatch};
 use crate::queue::{send_plan_message, send_plan_request_for, PlanRequest};
 use crate::reporter::finalize_if_done;
-use crate::store::Store;
 use crate::Context;
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
@@ -62,12 +61,13 @@ pub async fn handle_until(
     );
     for work in parse_event(&event)? {
         match work {
-            PlannerWork::Plan(job_id) => plan_job_until(ctx, &job_id, stop_at).await?,
+            // Boxed: planning's futures are large, and debug builds move them on the stack.
+            PlannerWork::Plan(job_id) => Box::pin(plan_job_until(ctx, &job_id, stop_at)).await?,
             PlannerWork::PlanPart {
                 job_id,
                 part,
                 from_task,
-            } => plan_part_request(ctx, &job_id, part, from_task, stop_at).await?,
+            } => Box::pin(plan_part_request(ctx, &job_id, part, from_task, stop_at)).await?,
             PlannerWork::ManifestArrived { bucket, key, etag } => {
                 start_template_jobs(ctx, &bucket, &key, etag.as_deref()).await?
             }
@@ -239,7 +239,7 @@ async fn start_template_jobs(
     if !key.ends_with("manifest.json") {
         return Ok(());
     }
-    let templates = Store::from_context(ctx).list_templates().await?;
+    let templates = ctx.store().list_templates().await?;
     let matching = control::matching_templates(&templates, bucket, key);
     if matching.is_empty() {
         info!(
@@ -266,7 +266,7 @@ pub async fn plan_job(ctx: &Context, job_id: &str) -> Result<()> {
 }
 
 async fn plan_job_until(ctx: &Context, job_id: &str, stop_at: Option<Instant>) -> Result<()> {
-    let store = Store::from_context(ctx);
+    let store = ctx.store();
     let mut job = store.get_job(job_id).await?;
     if job.status == JobStatus::New {
         store
@@ -289,7 +289,7 @@ async fn plan_job_until(ctx: &Context, job_id: &str, stop_at: Option<Instant>) -
             {
                 // Batches of lower priority that this process starts next see this job now.
                 ctx.running_jobs.forget().await;
-                start_planning(ctx, &job, stop_at).await
+                Box::pin(start_planning(ctx, &job, stop_at)).await
             } else {
                 Ok(())
             }
@@ -297,7 +297,7 @@ async fn plan_job_until(ctx: &Context, job_id: &str, stop_at: Option<Instant>) -
         // A plan request delivered again: every part resumes from its checkpoint, and batch ids
         // are deterministic, so nothing is planned or counted twice.
         JobStatus::Active if job.progress.batches_planned.is_none() => {
-            start_planning(ctx, &job, stop_at).await
+            Box::pin(start_planning(ctx, &job, stop_at)).await
         }
         JobStatus::Cancelling | JobStatus::Failing if job.progress.batches_planned.is_none() => {
             let parts = store.list_plan_parts(job_id).await?;
@@ -312,6 +312,9 @@ async fn plan_job_until(ctx: &Context, job_id: &str, stop_at: Option<Instant>) -
             }
             complete_if_all_done(ctx, job_id).await
         }
+        // Planning has closed: the final report may be due already (a reporter that found the
+        // job stopped during its canary gave its claim back and asked for this).
+        JobStatus::Cancelling | JobStatus::Failing => finalize_if_done(ctx, job_id).await,
         status => {
             info!(job_id, %status, "plan request ignored in this status");
             Ok(())
@@ -327,14 +330,14 @@ async fn plan_part_request(
     from_task: Option<u64>,
     stop_at: Option<Instant>,
 ) -> Result<()> {
-    let store = Store::from_context(ctx);
+    let store = ctx.store();
     let job = store.get_job(job_id).await?;
     let Some(data) = job_context(ctx, &job).await? else {
         return Ok(());
     };
     let ctx = &data;
     match job.status {
-        JobStatus::Active => plan_part(ctx, &job, part, from_task, stop_at).await,
+        JobStatus::Active => Box::pin(plan_part(ctx, &job, part, from_task, stop_at)).await,
         JobStatus::Cancelling | JobStatus::Failing => {
             if let Some(checkpoint) = store.get_plan_part(job_id, part).await? {
                 if !checkpoint.done {
@@ -435,9 +438,7 @@ async fn job_source(
             }
         }
     };
-    let stored = Store::from_context(ctx)
-        .set_job_source(&job.job_id, &source)
-        .await?;
+    let stored = ctx.store().set_job_source(&job.job_id, &source).await?;
     Ok(Some(stored))
 }
 
@@ -468,7 +469,7 @@ async fn plan_parts(ctx: &Context, job_id: &str, source: &JobSource) -> Result<V
 /// Creates the job's plan parts (unless they exist) and plans them: a single part here, several
 /// through one plan message each, so that Lambda runs them in parallel.
 async fn start_planning(ctx: &Context, job: &Job, stop_at: Option<Instant>) -> Result<()> {
-    let store = Store::from_context(ctx);
+    let store = ctx.store();
     let source = match job_source(ctx, job, stop_at).await {
         Ok(Some(source)) => source,
         Ok(None) => return Ok(()),
@@ -481,8 +482,11 @@ async fn start_planning(ctx: &Context, job: &Job, stop_at: Option<Instant>) -> R
     store.put_plan_parts(&job.job_id, &parts).await?;
     let mut job = job.clone();
     job.tracking.source = Some(source);
+    if job.canary_limit().is_some() {
+        return Box::pin(plan_canary(ctx, &job, stop_at)).await;
+    }
     if let [part] = parts.as_slice() {
-        return plan_part(ctx, &job, *part, None, stop_at).await;
+        return Box::pin(plan_part(ctx, &job, *part, None, stop_at)).await;
     }
     let checkpoints = store.list_plan_parts(&job.job_id).await?;
     let waiting: Vec<&PlanCheckpoint> = checkpoints.iter().filter(|p| !p.done).collect();
@@ -496,14 +500,53 @@ async fn start_planning(ctx: &Context, job: &Job, stop_at: Option<Instant>) -> R
     Ok(())
 }
 
+/// Plans a job's canary (`BatchOps.CanaryTasks`): its parts one after the other, in order,
+/// until the canary's tasks are sent; then its report is due once they commit. A manifest with
+/// no more tasks than the canary is planned to its end, and the job simply ends.
+async fn plan_canary(ctx: &Context, job: &Job, stop_at: Option<Instant>) -> Result<()> {
+    let store = ctx.store();
+    let checkpoints = store.list_plan_parts(&job.job_id).await?;
+    let sent: u64 = checkpoints.iter().map(|c| c.next_task).sum();
+    let limit = job.canary_limit().unwrap_or(u64::MAX);
+    match checkpoints.iter().find(|c| !c.done) {
+        None => complete_if_all_done(ctx, &job.job_id).await,
+        Some(_) if sent >= limit => canary_planned(ctx, job, &checkpoints).await,
+        // Boxed: a part's planning is a large future, and debug builds move it on the stack.
+        Some(next) => Box::pin(plan_part(ctx, job, next.part, None, stop_at)).await,
+    }
+}
+
+/// Every task of the canary is on the task queue: records its batches, and sends its report
+/// request if they have all committed already (else the last commit does).
+async fn canary_planned(ctx: &Context, job: &Job, checkpoints: &[PlanCheckpoint]) -> Result<()> {
+    let batches: u64 = checkpoints.iter().map(|c| c.batches).sum();
+    let tasks: u64 = checkpoints.iter().map(|c| c.next_task).sum();
+    ctx.store().finish_canary(&job.job_id, batches).await?;
+    info!(job_id = %job.job_id, tasks, batches, "canary planned; the rest waits for confirmation after its report");
+    finalize_if_done(ctx, &job.job_id).await
+}
+
+/// How many tasks of `part` the job's canary takes in all (counting those sent before), while
+/// the canary is planned: what is left of it after the other parts.
+async fn canary_part_limit(ctx: &Context, job: &Job, part: PlanPart) -> Result<Option<u64>> {
+    let Some(limit) = job.canary_limit() else {
+        return Ok(None);
+    };
+    let checkpoints = ctx.store().list_plan_parts(&job.job_id).await?;
+    let others: u64 = checkpoints
+        .iter()
+        .filter(|c| c.part != part)
+        .map(|c| c.next_task)
+        .sum();
+    Ok(Some(limit.saturating_sub(others)))
+}
+
 /// A manifest that cannot be read before any batch was sent: the job goes to Failing and ends
 /// with no task.
 async fn fail_unplanned(ctx: &Context, job: &Job, failure: FailureReason) -> Result<()> {
     warn!(job_id = %job.job_id, code = %failure.failure_code, reason = %failure.failure_reason, "job cannot be planned; it fails");
     set_failing(ctx, job, failure).await?;
-    Store::from_context(ctx)
-        .finish_planning(&job.job_id, 0, 0)
-        .await?;
+    ctx.store().finish_planning(&job.job_id, 0, 0).await?;
     finalize_if_done(ctx, &job.job_id).await
 }
 
@@ -514,7 +557,7 @@ async fn prepare_for_confirmation(
     job: &Job,
     stop_at: Option<Instant>,
 ) -> Result<()> {
-    let store = Store::from_context(ctx);
+    let store = ctx.store();
     let counted = async {
         let Some(source) = job_source(ctx, job, stop_at).await? else {
             return Ok(None);
@@ -619,10 +662,10 @@ fn setup_failure(err: Error) -> Result<FailureReason> {
 async fn fail_preparing(ctx: &Context, job: &Job, from: JobStatus, err: Error) -> Result<()> {
     let failure = setup_failure(err)?;
     warn!(job_id = %job.job_id, code = %failure.failure_code, reason = %failure.failure_reason, "job cannot be prepared; it fails");
-    Store::from_context(ctx)
+    ctx.store()
         .transition(&job.job_id, from, JobStatus::Failed, None, Some(failure))
         .await?;
-    Store::from_context(ctx).expire_ended_job(&job.job_id).await;
+    ctx.store().expire_ended_job(&job.job_id).await;
     Ok(())
 }
 
@@ -639,7 +682,7 @@ async fn fail_active(ctx: &Context, job: &Job, reason: String) -> Result<()> {
 
 /// Active → Failing with the reason; the reporter sets Failed once every batch is accounted for.
 async fn set_failing(ctx: &Context, job: &Job, failure: FailureReason) -> Result<()> {
-    Store::from_context(ctx)
+    ctx.store()
         .transition(
             &job.job_id,
             JobStatus::Active,
@@ -669,7 +712,7 @@ async fn stop_part(ctx: &Context, job: &Job, checkpoint: &PlanCheckpoint) -> Res
         }
     };
     let closed = checkpoint.advanced(tasks, batches, true);
-    Store::from_context(ctx)
+    ctx.store()
         .advance_plan_part(&job.job_id, checkpoint, &closed)
         .await?;
     Ok(())
@@ -714,7 +757,7 @@ async fn replay_batches(
 /// When every part is done, records the job's totals (once the same, however often it runs)
 /// and sends the finalize request if every batch has committed already.
 async fn complete_if_all_done(ctx: &Context, job_id: &str) -> Result<()> {
-    let store = Store::from_context(ctx);
+    let store = ctx.store();
     let parts = store.list_plan_parts(job_id).await?;
     if let Some((tasks, batches)) = planning_totals(&parts) {
         store.finish_planning(job_id, tasks, batches).await?;
@@ -739,7 +782,7 @@ async fn plan_part(
     from_task: Option<u64>,
     stop_at: Option<Instant>,
 ) -> Result<()> {
-    let store = Store::from_context(ctx);
+    let store = ctx.store();
     let job_id = job.job_id.as_str();
     let Some(from) = store.get_plan_part(job_id, part).await? else {
         warn!(job_id, part = %part.id(), "plan part has no checkpoint; ignored");
@@ -751,6 +794,10 @@ async fn plan_part(
     }
     if from.done {
         return complete_if_all_done(ctx, job_id).await;
+    }
+    let canary = canary_part_limit(ctx, job, part).await?;
+    if canary.is_some_and(|limit| from.next_task >= limit) {
+        return Box::pin(plan_canary(ctx, job, stop_at)).await;
     }
     let source = recorded_source(job)?;
     let points = ResumePoints::default();
@@ -765,12 +812,16 @@ async fn plan_part(
         limits.wants_sizes(),
         tx,
     );
-    let sender = send_batches(ctx, job_id, &from, limits, rx, SendMode::Plan { stop_at });
+    let mode = SendMode::Plan {
+        stop_at,
+        until_task: canary,
+    };
+    let sender = send_batches(ctx, job_id, &from, limits, rx, mode);
     let (read, sent) = tokio::join!(reader, sender);
     let sent = sent?;
     let done = match (sent.stop, read) {
         // Planning stopped before the end: the reader only saw its channel close.
-        (Some(Stop::OutOfTime | Stop::ReplayDone), _) => false,
+        (Some(Stop::OutOfTime | Stop::ReplayDone | Stop::CanaryDone), _) => false,
         (Some(Stop::JobStopped), _) => true,
         (None, Ok(_)) if sent.received < from.next_task => {
             let reason = format!(
@@ -797,6 +848,17 @@ async fn plan_part(
         info!(job_id, part = %part.id(), "another run of this plan part saved its checkpoint first; this run stops");
         return Ok(());
     }
+    if sent.stop == Some(Stop::CanaryDone) {
+        store
+            .release_plan_reservations(job_id, part, to.batches)
+            .await?;
+        return Box::pin(plan_canary(ctx, job, stop_at)).await;
+    }
+    if done && canary.is_some() {
+        // The next part of the canary (or the closing of the rest, when the job stopped) in an
+        // invocation of its own.
+        return send_plan_request_for(ctx, job_id, None).await;
+    }
     if done {
         return complete_if_all_done(ctx, job_id).await;
     }
@@ -821,12 +883,18 @@ enum Stop {
     OutOfTime,
     /// A replay reached its last batch.
     ReplayDone,
+    /// Every task of the job's canary is sent.
+    CanaryDone,
 }
 
 #[derive(Debug, Clone, Copy)]
 enum SendMode {
-    /// Plan until the part ends, the job stops or `stop_at` passes.
-    Plan { stop_at: Option<Instant> },
+    /// Plan until the part ends, the job stops or `stop_at` passes; while a canary is planned,
+    /// up to (not including) the part's task `until_task`.
+    Plan {
+        stop_at: Option<Instant>,
+        until_task: Option<u64>,
+    },
     /// Send the batches before sequence number `until` again.
     Replay { until: u64 },
 }
@@ -856,7 +924,7 @@ async fn send_batches(
     mut rx: tokio::sync::mpsc::Receiver<Vec<Task>>,
     mode: SendMode,
 ) -> Result<Sent> {
-    let store = Store::from_context(ctx);
+    let store = ctx.store();
     let mut packer = BatchPacker::new(
         job_id,
         &from.part.batch_prefix(),
@@ -870,9 +938,19 @@ async fn send_batches(
         received: stream_start(from),
         ..Sent::default()
     };
+    let until_task = match mode {
+        SendMode::Plan { until_task, .. } => until_task,
+        SendMode::Replay { .. } => None,
+    };
+    let mut next_task = from.next_task;
     'reading: while let Some(chunk) = rx.recv().await {
         let fresh = skip_sent(chunk, from.next_task, &mut sent.received);
         for task in fresh {
+            if until_task.is_some_and(|until| next_task >= until) {
+                sent.stop = Some(Stop::CanaryDone);
+                break 'reading;
+            }
+            next_task += 1;
             let Some(batch) = packer.push(task) else {
                 continue;
             };
@@ -898,7 +976,7 @@ async fn send_batches(
             sent.tasks += batch.tasks.len() as u64;
             in_flight.push(send_batch(ctx, batch));
             sent.batches += 1;
-            let SendMode::Plan { stop_at } = mode else {
+            let SendMode::Plan { stop_at, .. } = mode else {
                 continue;
             };
             if stop_at.is_some_and(|at| Instant::now() >= at) {
@@ -916,7 +994,7 @@ async fn send_batches(
     }
     // Closing the channel tells the reader to stop.
     drop(rx);
-    if sent.stop.is_none() {
+    if matches!(sent.stop, None | Some(Stop::CanaryDone)) {
         if let Some(batch) = packer.finish() {
             let seq = from.batches + sent.batches;
             let wanted = match mode {

@@ -51,7 +51,7 @@ impl RunningJobs {
             .list_jobs(&[JobStatus::Active, JobStatus::Pausing, JobStatus::Paused])
             .await?
             .into_iter()
-            .filter(|job| !job.progress.all_batches_committed())
+            .filter(|job| !job.progress.report_due())
             .map(|job| RunningJob {
                 job_id: job.job_id,
                 priority: job.priority,

@@ -210,14 +210,42 @@ pub fn job_report_prefix(prefix: Option<&str>, job_id: &str) -> String {
     }
 }
 
+/// Which report of a job: the completion report, or the report of its canary's tasks
+/// (`BatchOps.CanaryTasks`), written beside it under `canary/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportKind {
+    Final,
+    Canary,
+}
+
+impl ReportKind {
+    /// The folder the report is written to: `<prefix>/job-<id>`, or `<prefix>/job-<id>/canary`.
+    pub fn dir(self, prefix: Option<&str>, job_id: &str) -> String {
+        match self {
+            ReportKind::Final => job_report_prefix(prefix, job_id),
+            ReportKind::Canary => format!("{}/canary", job_report_prefix(prefix, job_id)),
+        }
+    }
+}
+
 /// Key of a report file: `<prefix>/job-<id>/results/<name>.csv`.
 pub fn result_file_key(prefix: Option<&str>, job_id: &str, name: &str) -> String {
-    format!("{}/results/{name}.csv", job_report_prefix(prefix, job_id))
+    result_file_key_in(&ReportKind::Final.dir(prefix, job_id), name)
 }
 
 /// Key of the report's manifest: `<prefix>/job-<id>/manifest.json`.
 pub fn report_manifest_key(prefix: Option<&str>, job_id: &str) -> String {
-    format!("{}/manifest.json", job_report_prefix(prefix, job_id))
+    report_manifest_key_in(&ReportKind::Final.dir(prefix, job_id))
+}
+
+/// Key of a report file in the report's folder `dir` ([`ReportKind::dir`]).
+pub fn result_file_key_in(dir: &str, name: &str) -> String {
+    format!("{dir}/results/{name}.csv")
+}
+
+/// Key of a report's manifest in its folder `dir` ([`ReportKind::dir`]).
+pub fn report_manifest_key_in(dir: &str) -> String {
+    format!("{dir}/manifest.json")
 }
 
 /// Key, in the system bucket, of the result part that one attempt at a batch writes.

@@ -18,8 +18,8 @@ use crate::error::{Error, Result};
 use crate::job::{bucket_from_arn, FailureReason, Job, JobStatus, ReportScope};
 use crate::queue::FinalizeRequest;
 use crate::report::{
-    report_manifest_key, result_file_key, OpenFileState, ReportBuilder, ReportFile, ReportManifest,
-    ReportResult, TaskOutcome, TaskStatus,
+    report_manifest_key_in, result_file_key_in, OpenFileState, ReportBuilder, ReportFile,
+    ReportKind, ReportManifest, ReportResult, TaskOutcome, TaskStatus,
 };
 use crate::store::{BatchRecord, Store};
 use crate::Context;
@@ -62,7 +62,7 @@ pub async fn send_finalize(
     job_id: &str,
     resend_after: Option<std::time::Duration>,
 ) -> Result<bool> {
-    let store = Store::from_context(ctx);
+    let store = ctx.store();
     let Some(claimed_at) = store
         .claim_finalize(job_id, chrono::Utc::now(), resend_after)
         .await?
@@ -89,6 +89,11 @@ pub enum Finalized {
     Ended(JobStatus),
     /// Time ran out: the state is saved and a continuation is on the report queue.
     Continued,
+    /// The canary's report is written and the job waits in Suspended for confirmation.
+    CanaryReported,
+    /// No report is due (a request delivered again after the job moved on, or sent by hand
+    /// too early): the job is left as it is, in this status.
+    NotDue(JobStatus),
 }
 
 /// The reporter function's handler. The event is an SQS event whose records carry
@@ -123,8 +128,11 @@ pub async fn handle_until(
         ))
     })?;
     let answer = match finalize(ctx, &request.job_id, lambda_deadline).await? {
-        Finalized::Ended(status) => {
+        Finalized::Ended(status) | Finalized::NotDue(status) => {
             json!({ "FinalizeJobId": request.job_id, "Status": status.as_str() })
+        }
+        Finalized::CanaryReported => {
+            json!({ "FinalizeJobId": request.job_id, "Status": JobStatus::Suspended.as_str(), "CanaryReported": true })
         }
         Finalized::Continued => {
             json!({ "FinalizeJobId": request.job_id, "Continued": true })
@@ -231,28 +239,50 @@ async fn finalize(
         DEADLINE_MARGIN,
         ctx.settings.reporter_budget,
     );
-    let store = Store::from_context(ctx);
+    let store = ctx.store();
     let job = store.get_job(job_id).await?;
     if job.status.is_terminal() {
         tracing::info!(job_id, status = %job.status, "job already final; nothing to do");
         return Ok(Finalized::Ended(job.status));
     }
-    let (mut step, mut state) = match store.get_report_state::<ReportState>(job_id).await? {
+    let kind = match report_due(&job) {
+        Some(kind) => kind,
+        None => {
+            tracing::info!(job_id, status = %job.status, "no report is due; nothing to do");
+            return Ok(Finalized::NotDue(job.status));
+        }
+    };
+    if kind == ReportKind::Canary && job.status.stops_execution() {
+        return close_after_canary(ctx, &store, &job).await;
+    }
+    let (mut step, mut state) = match store.get_report_state::<ReportState>(job_id, kind).await? {
         Some((step, state)) => (step + 1, state),
         None => (0, ReportState::new(chrono::Utc::now(), report_wanted(&job))),
     };
     loop {
-        let progress = match state.phase {
-            ReportPhase::Rows => write_rows(ctx, &store, &job, &mut state, stop_at).await?,
-            ReportPhase::Expire => expire_items(ctx, &store, &job, &mut state, stop_at).await?,
-            ReportPhase::Settle => {
+        let progress = match (state.phase, kind) {
+            (ReportPhase::Rows, _) => {
+                write_rows(ctx, &store, &job, kind, &mut state, stop_at).await?
+            }
+            // The job goes on after its canary: its items stay.
+            (ReportPhase::Expire, ReportKind::Canary) => {
+                state.phase = ReportPhase::Settle;
+                Progress::PhaseDone
+            }
+            (ReportPhase::Expire, ReportKind::Final) => {
+                expire_items(ctx, &store, &job, &mut state, stop_at).await?
+            }
+            (ReportPhase::Settle, ReportKind::Canary) => {
+                return settle_canary(ctx, &store, job, &state).await;
+            }
+            (ReportPhase::Settle, ReportKind::Final) => {
                 let status = settle(&store, job, state.failure).await?;
                 return Ok(Finalized::Ended(status));
             }
         };
         // Each phase's end, and each stop for time, is saved; only the last save may fail.
         if !store
-            .save_report_state(job_id, step, &state, state.expires_at)
+            .save_report_state(job_id, kind, step, &state, state.expires_at)
             .await?
         {
             // That reporter may have stopped right after saving: this request comes back later
@@ -305,6 +335,104 @@ async fn expire_items(
             Ok(Progress::PhaseDone)
         }
     }
+}
+
+/// Which report a finalize request is for: the final one once planning is complete, the
+/// canary's while the job waits after its canary; `None` when neither is due (a request
+/// delivered again after the canary's report, or one sent by hand before the job is done).
+fn report_due(job: &Job) -> Option<ReportKind> {
+    if job.progress.batches_planned.is_some() {
+        Some(ReportKind::Final)
+    } else if job.progress.canary_batches.is_some() {
+        Some(ReportKind::Canary)
+    } else {
+        None
+    }
+}
+
+/// The job stopped (cancelled, or failing) while its canary ran or waited for its report: its
+/// parts must be closed before its final report. The finalize claim is given back and the
+/// planner asked to close them; once it has, it sends the finalize request of the final report.
+async fn close_after_canary(ctx: &Context, store: &Store, job: &Job) -> Result<Finalized> {
+    tracing::info!(job_id = %job.job_id, status = %job.status, "job stopped during its canary; planning closes before the final report");
+    if let Some(claimed_at) = job.tracking.finalize_at {
+        store.release_finalize(&job.job_id, claimed_at).await;
+    }
+    crate::queue::send_plan_request(ctx, &job.job_id).await?;
+    Ok(Finalized::NotDue(job.status))
+}
+
+/// After the canary's report: the job waits in Suspended for confirmation of the rest. When the
+/// report could not be written, the job fails instead (through Failing, so that its parts are
+/// closed and its final report says why).
+async fn settle_canary(
+    ctx: &Context,
+    store: &Store,
+    mut job: Job,
+    state: &ReportState,
+) -> Result<Finalized> {
+    use JobStatus::*;
+    for _ in 0..SETTLE_ATTEMPTS {
+        if job.status.stops_execution() {
+            return close_after_canary(ctx, store, &job).await;
+        }
+        let moved = match (&state.failure, job.status) {
+            (Some(failure), Active) => {
+                store
+                    .transition(&job.job_id, Active, Failing, None, Some(failure.clone()))
+                    .await?
+            }
+            (None, Active | Pausing | Paused) => {
+                let reason = canary_reason(&job);
+                tracing::info!(job_id = %job.job_id, %reason, "canary reported; the job awaits confirmation");
+                if store
+                    .transition(&job.job_id, job.status, Suspended, Some(reason), None)
+                    .await?
+                {
+                    return Ok(Finalized::CanaryReported);
+                }
+                false
+            }
+            (_, Pausing | Paused) => {
+                // Failing starts from Active: wait until the job is back there.
+                return Err(Error::Other(format!(
+                    "job {} is {}; its canary's report failed and the job fails once it is Active again",
+                    job.job_id, job.status
+                )));
+            }
+            (_, status) => {
+                tracing::info!(job_id = %job.job_id, %status, "canary's report is done, but the job moved on");
+                return Ok(Finalized::NotDue(status));
+            }
+        };
+        if !moved {
+            job = store.get_job(&job.job_id).await?;
+        }
+    }
+    Err(Error::Other(format!(
+        "job {} kept changing status while its canary was settled; try again",
+        job.job_id
+    )))
+}
+
+/// What a job suspended after its canary says (StatusUpdateReason).
+fn canary_reason(job: &Job) -> String {
+    let p = &job.progress;
+    let report = &job.request.report;
+    let where_ = match report.bucket.as_deref().filter(|_| report.enabled) {
+        Some(bucket) => format!(
+            "; its report is s3://{}/{}/manifest.json",
+            bucket_from_arn(bucket),
+            ReportKind::Canary.dir(report.prefix.as_deref(), &job.job_id)
+        ),
+        None => String::new(),
+    };
+    format!(
+        "canary done: {} tasks ran, {} succeeded, {} failed{where_}; update-job-status --requested-job-status Ready runs the rest, Cancelled ends the job",
+        p.succeeded + p.failed + p.not_run,
+        p.succeeded,
+        p.failed
+    )
 }
 
 /// S3 writes a report when it is enabled and at least one task ran.
@@ -410,10 +538,11 @@ async fn write_rows(
     ctx: &Context,
     store: &Store,
     job: &Job,
+    kind: ReportKind,
     state: &mut ReportState,
     stop_at: Option<Instant>,
 ) -> Result<Progress> {
-    match report_rows(ctx, store, job, state, stop_at).await {
+    match report_rows(ctx, store, job, kind, state, stop_at).await {
         Ok(progress) => Ok(progress),
         Err(Problem::FailJob(reason)) => {
             tracing::error!(job_id = %job.job_id, reason = %reason.failure_reason, "completion report failed");
@@ -502,6 +631,7 @@ async fn report_rows(
     ctx: &Context,
     store: &Store,
     job: &Job,
+    kind: ReportKind,
     state: &mut ReportState,
     stop_at: Option<Instant>,
 ) -> Result<Progress, Problem> {
@@ -530,7 +660,7 @@ async fn report_rows(
         ctx: &data,
         bucket,
         expected_owner: report.expected_bucket_owner.clone(),
-        prefix: report.prefix.as_deref(),
+        dir: kind.dir(report.prefix.as_deref(), &job.job_id),
         job_id: &job.job_id,
         results: std::mem::take(&mut state.results),
     };
@@ -776,14 +906,15 @@ struct ReportWriter<'a> {
     ctx: &'a Context,
     expected_owner: Option<String>,
     bucket: String,
-    prefix: Option<&'a str>,
+    /// The report's folder ([`ReportKind::dir`]).
+    dir: String,
     job_id: &'a str,
     results: Vec<ReportResult>,
 }
 
 impl ReportWriter<'_> {
     async fn write_file(&mut self, file: ReportFile) -> Result<(), Problem> {
-        let key = result_file_key(self.prefix, self.job_id, &file.name);
+        let key = result_file_key_in(&self.dir, &file.name);
         let md5 = file.md5_hex();
         tracing::info!(job_id = self.job_id, key = %key, rows = file.rows, "writing report file");
         self.put(&key, file.bytes, "text/csv").await?;
@@ -811,7 +942,7 @@ impl ReportWriter<'_> {
                 format!("cannot encode the report manifest: {e}"),
             )
         })?;
-        let key = report_manifest_key(self.prefix, self.job_id);
+        let key = report_manifest_key_in(&self.dir);
         self.put(&key, body, "application/json").await?;
         tracing::info!(
             job_id = self.job_id,

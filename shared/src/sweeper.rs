@@ -89,7 +89,7 @@ pub async fn handle(ctx: &Context, event: serde_json::Value) -> Result<serde_jso
 pub async fn sweep(ctx: &Context) -> Result<SweepSummary> {
     let now = Utc::now();
     let mut summary = SweepSummary::default();
-    let store = Store::from_context(ctx);
+    let store = ctx.store();
     if let Some(url) = dead_letter_queue(
         ctx,
         &ctx.settings.task_queue_url,
@@ -146,7 +146,7 @@ async fn check_job(
     if job.status == JobStatus::Suspended {
         return expire_suspended(store, job, now, summary).await;
     }
-    if job.progress.all_batches_committed() {
+    if job.progress.report_due() {
         let resend = ctx.settings.finalize_resend_after;
         // A long report is written in many invocations: one that saved lately is alive.
         let reporting = store
@@ -369,7 +369,7 @@ async fn dead_batch(ctx: &Context, body: &str, summary: &mut SweepSummary) -> Re
             return Ok(false);
         }
     };
-    let store = Store::from_context(ctx);
+    let store = ctx.store();
     let job = match store.get_job(&batch.job_id).await {
         Ok(job) if !job.status.is_terminal() => job,
         Ok(_) | Err(Error::JobNotFound(_)) => {
@@ -462,7 +462,7 @@ async fn dead_plan_request(ctx: &Context, body: &str, summary: &mut SweepSummary
         error!("a plan dead-letter message is not a plan request (an inventory arrival?); left for an operator");
         return Ok(false);
     };
-    let store = Store::from_context(ctx);
+    let store = ctx.store();
     let job = match store.get_job(&request.job_id).await {
         Ok(job) if !job.status.is_terminal() => job,
         Ok(_) | Err(Error::JobNotFound(_)) => {
@@ -513,7 +513,7 @@ async fn dead_finalize_request(
         error!("a report dead-letter message is not a finalize request; left for an operator");
         return Ok(false);
     };
-    match Store::from_context(ctx).get_job(&request.job_id).await {
+    match ctx.store().get_job(&request.job_id).await {
         Ok(job) if !job.status.is_terminal() => {
             crate::queue::send_finalize_request(ctx, &job.job_id).await?;
             summary.repaired(

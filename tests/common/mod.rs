@@ -11,7 +11,6 @@
 pub mod stack;
 
 use batchops::context::Settings;
-use batchops::store::Store;
 use batchops::Context;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -231,7 +230,7 @@ pub async fn test_context() -> Context {
         format!("system-{id}"),
     );
     let ctx = Context::from_config(&config, settings);
-    Store::from_context(&ctx)
+    ctx.store()
         .create_table_if_missing()
         .await
         .expect("create the job table");

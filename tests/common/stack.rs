@@ -8,7 +8,6 @@ use batchops::job::CreateJobRequest;
 use batchops::local::{self, LocalNames, RunUntil};
 use batchops::manifest::encode_key;
 use batchops::report::{self, ReportManifest, TaskOutcome};
-use batchops::store::Store;
 use batchops::Context;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -125,10 +124,7 @@ impl Stack {
         )
         .await
         .unwrap();
-        Store::from_context(&self.ctx)
-            .get_job(job_id)
-            .await
-            .unwrap()
+        self.ctx.store().get_job(job_id).await.unwrap()
     }
 
     pub async fn run_until_idle_summary(&self) -> local::RunSummary {

@@ -40,6 +40,9 @@ pub struct SourceJobInput {
     /// Overrides the source's rate limit (`BatchOps.MaxTasksPerSecond`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tasks_per_second: Option<u32>,
+    /// Gives the new job a canary of this many tasks (`BatchOps.CanaryTasks`), else the source's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_tasks: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
 }
@@ -108,7 +111,7 @@ pub async fn rerun_failed_tasks(
 
 /// The request of a job made from `source`: its request with a new token, its current tags plus
 /// `origin_tag` naming it (replacing an older one of that key, so a clone of a clone names the
-/// job it was made from), and its current rate limit unless `input` gives another.
+/// job it was made from), and its current rate limit and canary unless `input` gives others.
 pub fn derived_request(
     source: &Job,
     origin_tag: &str,
@@ -116,10 +119,17 @@ pub fn derived_request(
 ) -> Result<CreateJobRequest> {
     let mut request = source.request.clone();
     request.client_request_token = None;
-    let rate = input.max_tasks_per_second.or(source.max_tasks_per_second);
-    request.batch_ops = rate.map(|rate| crate::job::BatchOpsOptions {
-        max_tasks_per_second: Some(rate),
-    });
+    let options = crate::job::BatchOpsOptions {
+        max_tasks_per_second: input.max_tasks_per_second.or(source.max_tasks_per_second),
+        canary_tasks: input.canary_tasks.or_else(|| {
+            source
+                .request
+                .batch_ops
+                .as_ref()
+                .and_then(|b| b.canary_tasks)
+        }),
+    };
+    request.batch_ops = (options != crate::job::BatchOpsOptions::default()).then_some(options);
     let mut tags: Vec<S3Tag> = source
         .tags
         .iter()
@@ -277,6 +287,7 @@ mod tests {
             job_id: "src-1".into(),
             confirmation_required: None,
             max_tasks_per_second: None,
+            canary_tasks: None,
             account_id: None,
         }
     }

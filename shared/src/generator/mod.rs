@@ -1056,7 +1056,7 @@ pub async fn write_snapshot(
         .source_bucket_name()
         .map_err(|e| Error::Manifest(e.to_string()))?;
     let target = SnapshotTarget::of(&job.job_id, &ctx.settings.system_bucket);
-    let store = crate::store::Store::from_context(ctx);
+    let store = ctx.store();
     let (step, mut state) = match store
         .get_job_state::<ListingState>(&job.job_id, LISTING_STATE)
         .await?

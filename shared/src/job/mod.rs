@@ -1,0 +1,198 @@
+//! The job: the CreateJob request in S3 Control's JSON, the job's status machine, its progress and
+//! the failure-threshold rule.
+
+mod copy_operation;
+mod object_operations;
+mod operation;
+mod request;
+mod status;
+#[cfg(test)]
+mod tests;
+
+pub use copy_operation::*;
+pub use object_operations::*;
+pub use operation::*;
+pub use request::*;
+pub use status::*;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FailureReason {
+    pub failure_code: String,
+    pub failure_reason: String,
+}
+
+/// Progress counters, kept in the job record and updated only by batch commits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Known once the manifest has been read through.
+    pub total_tasks: Option<u64>,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Tasks of batches that were not run (job cancelled or failing).
+    pub not_run: u64,
+    /// Known once planning is complete.
+    pub batches_planned: Option<u64>,
+    pub batches_committed: u64,
+    /// The batches of a canary (`BatchOps.CanaryTasks`), known once they are all sent; cleared
+    /// when the canary's report is written and the job waits in Suspended.
+    pub canary_batches: Option<u64>,
+}
+
+impl Progress {
+    /// True when planning is finished and every planned batch has committed.
+    pub fn all_batches_committed(&self) -> bool {
+        self.batches_planned
+            .is_some_and(|planned| self.batches_committed >= planned)
+    }
+
+    /// True when every batch of a canary has committed and its report is due.
+    pub fn canary_committed(&self) -> bool {
+        self.batches_planned.is_none()
+            && self
+                .canary_batches
+                .is_some_and(|canary| self.batches_committed >= canary)
+    }
+
+    /// True when a report is due: the job's final one, or its canary's.
+    pub fn report_due(&self) -> bool {
+        self.all_batches_committed() || self.canary_committed()
+    }
+}
+
+/// A job as stored: the request that made it plus everything that happened since.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub job_id: String,
+    pub request: CreateJobRequest,
+    pub status: JobStatus,
+    pub priority: i32,
+    pub creation_time: DateTime<Utc>,
+    pub termination_date: Option<DateTime<Utc>>,
+    pub suspended_date: Option<DateTime<Utc>>,
+    pub active_since: Option<DateTime<Utc>>,
+    pub elapsed_active_seconds: i64,
+    pub status_update_reason: Option<String>,
+    pub failure_reasons: Vec<FailureReason>,
+    pub progress: Progress,
+    pub finalize_sent: bool,
+    /// The job's own tags (S3 Control's job tagging): the request's `Tags` at first, replaced by
+    /// PutJobTagging and emptied by DeleteJobTagging. The request itself keeps what was asked,
+    /// so that a repeated CreateJob with the same token still compares equal.
+    pub tags: Vec<S3Tag>,
+    /// At most this many tasks start per second (`crate::rate`): the request's
+    /// `BatchOps.MaxTasksPerSecond` at first, changed by `update-job-rate`; `None`: no limit.
+    pub max_tasks_per_second: Option<u32>,
+    /// Bookkeeping that is not part of S3's view of a job.
+    pub tracking: JobTracking,
+}
+
+/// When things last happened to a job: what the sweeper reads to tell a stuck job from a busy one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobTracking {
+    /// When the finalize request was last sent (claimed).
+    pub finalize_at: Option<DateTime<Utc>>,
+    /// The last batch commit or planning checkpoint.
+    pub last_progress_at: Option<DateTime<Utc>>,
+    /// What the job is planned from, fixed by the first read.
+    pub source: Option<JobSource>,
+    /// The job's canary has run and its report is written: planning goes on past it.
+    pub canary_done: bool,
+}
+
+/// What a job's tasks are read from, fixed the first time planning reads it: the manifest with
+/// its pin (ETag and version), or, for a manifest generator, the CSV manifest its listing was
+/// written to (listed once; later reads and continuations use that file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JobSource {
+    pub manifest: JobManifest,
+    pub pin: crate::manifest::ManifestPin,
+    /// The number of tasks, when the source says it (a generator's listing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<u64>,
+}
+
+impl Job {
+    pub fn manifest(&self) -> Result<&JobManifest> {
+        self.request
+            .manifest
+            .as_ref()
+            .ok_or_else(|| Error::InvalidRequest(format!("job {} has no manifest", self.job_id)))
+    }
+
+    pub fn confirmation_required(&self) -> bool {
+        self.request.confirmation_required.unwrap_or(false)
+    }
+
+    /// The tasks of the job's canary while it is still to run: planning stops after them.
+    pub fn canary_limit(&self) -> Option<u64> {
+        if self.tracking.canary_done {
+            return None;
+        }
+        self.request.batch_ops.as_ref().and_then(|b| b.canary_tasks)
+    }
+
+    /// The canary has run (its report is written) and the job waits for confirmation of the
+    /// rest, or has gone on since.
+    pub fn canary_ran(&self) -> bool {
+        self.tracking.canary_done
+    }
+
+    pub fn job_arn(&self) -> String {
+        format!(
+            "arn:aws:s3:{}:{}:job/{}",
+            std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+            self.request.account_id.as_deref().unwrap_or("000000000000"),
+            self.job_id
+        )
+    }
+}
+
+/// Timestamps of S3 Control requests: an ISO 8601 string (what the API returns and most files
+/// hold) or epoch seconds (what the AWS CLI also accepts).
+mod timestamp {
+    use chrono::{DateTime, TimeZone, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Seconds(f64),
+    }
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<DateTime<Utc>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(date) => {
+                s.serialize_str(&date.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            }
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        use serde::de::Error;
+        match Option::<Raw>::deserialize(d)? {
+            None => Ok(None),
+            Some(Raw::Text(text)) => DateTime::parse_from_rfc3339(&text)
+                .map(|date| Some(date.with_timezone(&Utc)))
+                .map_err(|e| {
+                    D::Error::custom(format!("{text:?} is not an ISO 8601 timestamp: {e}"))
+                }),
+            Some(Raw::Seconds(secs)) => Utc
+                .timestamp_millis_opt((secs * 1000.0) as i64)
+                .single()
+                .map(Some)
+                .ok_or_else(|| D::Error::custom(format!("{secs} is not a valid epoch timestamp"))),
+        }
+    }
+}
