@@ -5,71 +5,16 @@
 //! replication configuration is read once per listing.
 
 use aws_sdk_s3::types::ServerSideEncryption;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-
-/// Replication statuses `ObjectReplicationStatuses` accepts.
-pub const REPLICATION_STATUSES: &[&str] = &["COMPLETED", "FAILED", "REPLICA", "NONE"];
+pub use crate::job::manifest_generator::{
+    DsseKmsFilter, NoParameters, ObjectEncryptionFilter, SseKmsFilter, REPLICATION_STATUSES,
+};
 
 /// HeadObject (and GetObjectTagging) requests in flight per listing page.
 pub const LOOKUPS_AT_ONCE: usize = 16;
 
-/// S3 Control's `ObjectEncryptionFilter`: exactly one member.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ObjectEncryptionFilter {
-    #[serde(rename = "SSES3", default, skip_serializing_if = "Option::is_none")]
-    pub sse_s3: Option<NoParameters>,
-    #[serde(rename = "SSEKMS", default, skip_serializing_if = "Option::is_none")]
-    pub sse_kms: Option<SseKmsFilter>,
-    #[serde(rename = "DSSEKMS", default, skip_serializing_if = "Option::is_none")]
-    pub dsse_kms: Option<DsseKmsFilter>,
-    #[serde(rename = "SSEC", default, skip_serializing_if = "Option::is_none")]
-    pub sse_c: Option<NoParameters>,
-    #[serde(rename = "NOTSSE", default, skip_serializing_if = "Option::is_none")]
-    pub not_sse: Option<NoParameters>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoParameters {}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SseKmsFilter {
-    #[serde(rename = "KmsKeyArn", default, skip_serializing_if = "Option::is_none")]
-    pub kms_key_arn: Option<String>,
-    #[serde(
-        rename = "BucketKeyEnabled",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub bucket_key_enabled: Option<bool>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DsseKmsFilter {
-    #[serde(rename = "KmsKeyArn", default, skip_serializing_if = "Option::is_none")]
-    pub kms_key_arn: Option<String>,
-}
-
 impl ObjectEncryptionFilter {
-    /// How many members are given (S3 takes exactly one).
-    pub fn members(&self) -> usize {
-        [
-            self.sse_s3.is_some(),
-            self.sse_kms.is_some(),
-            self.dsse_kms.is_some(),
-            self.sse_c.is_some(),
-            self.not_sse.is_some(),
-        ]
-        .into_iter()
-        .filter(|given| *given)
-        .count()
-    }
-
     fn matches(&self, encryption: &Encryption) -> bool {
         match encryption {
             Encryption::None => self.not_sse.is_some(),

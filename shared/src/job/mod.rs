@@ -2,6 +2,7 @@
 //! the failure-threshold rule.
 
 mod copy_operation;
+pub mod manifest_generator;
 mod object_operations;
 mod operation;
 mod request;
@@ -14,6 +15,13 @@ pub use object_operations::*;
 pub use operation::*;
 pub use request::*;
 pub use status::*;
+
+// The manifest member of a request is the manifest module's (a lower module); named here too
+// because it is part of the CreateJob request.
+pub use crate::manifest::{
+    bucket_from_arn, parse_object_arn, JobManifest, ManifestLocation, ManifestSpec,
+    CSV_MANIFEST_FORMAT, INVENTORY_CSV_FORMAT,
+};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

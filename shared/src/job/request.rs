@@ -5,11 +5,7 @@ use super::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{Error, Result};
-
-pub const CSV_MANIFEST_FORMAT: &str = "S3BatchOperations_CSV_20180820";
-
-pub const INVENTORY_CSV_FORMAT: &str = "S3InventoryReport_CSV_20161130";
+use crate::error::{json_kind, Error, Result};
 
 pub const REPORT_FORMAT: &str = "Report_CSV_20180820";
 
@@ -36,7 +32,7 @@ pub struct CreateJobRequest {
     pub role_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<S3Tag>>,
-    /// Builds the task list from a bucket listing instead of a manifest (`crate::generator`).
+    /// Builds the task list from a bucket listing instead of a manifest (`manifest_generator`; run by `crate::generator`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest_generator: Option<Value>,
     /// batchops' own settings of the job, beside S3 Control's fields (which stay unchanged).
@@ -95,7 +91,7 @@ impl CreateJobRequest {
     pub fn validate(&self) -> Result<()> {
         match (&self.manifest, &self.manifest_generator) {
             (Some(manifest), None) => manifest.validate()?,
-            (None, Some(generator)) => crate::generator::validate(generator)?,
+            (None, Some(generator)) => manifest_generator::validate(generator)?,
             (Some(_), Some(_)) => {
                 return Err(Error::InvalidRequest(
                     "give either Manifest or ManifestGenerator, not both".into(),
@@ -152,18 +148,6 @@ pub struct S3Tag {
 
 /// S3 Control's limit on a job's Description.
 pub const MAX_DESCRIPTION_CHARS: usize = 256;
-
-/// What a JSON value is, for messages about the wrong kind of document.
-pub fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
 
 /// S3 Control requires the ARN of the IAM role the job's tasks run as:
 /// `arn:<partition>:iam::<12-digit account>:role/<path/name>`.
@@ -243,93 +227,6 @@ pub(super) fn check_tag_entries(field: &str, tags: &[S3Tag]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct JobManifest {
-    pub spec: ManifestSpec,
-    pub location: ManifestLocation,
-}
-
-impl JobManifest {
-    pub fn validate(&self) -> Result<()> {
-        self.spec.validate()?;
-        parse_object_arn(&self.location.object_arn)?;
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct ManifestSpec {
-    pub format: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fields: Option<Vec<String>>,
-}
-
-impl ManifestSpec {
-    pub fn validate(&self) -> Result<()> {
-        match self.format.as_str() {
-            CSV_MANIFEST_FORMAT => {
-                let fields = self.fields.as_deref().unwrap_or_default();
-                let count = |name: &str| fields.iter().filter(|f| f.as_str() == name).count();
-                if let Some(bad) = fields
-                    .iter()
-                    .find(|f| !matches!(f.as_str(), "Ignore" | "Bucket" | "Key" | "VersionId"))
-                {
-                    return Err(Error::InvalidRequest(format!(
-                        "Manifest.Spec.Fields: {bad} is not one of Ignore, Bucket, Key, VersionId"
-                    )));
-                }
-                if count("Bucket") != 1 || count("Key") != 1 || count("VersionId") > 1 {
-                    return Err(Error::InvalidRequest(
-                        "Manifest.Spec.Fields must name Bucket and Key once each (and VersionId at most once), e.g. [\"Bucket\", \"Key\"]".into(),
-                    ));
-                }
-                Ok(())
-            }
-            INVENTORY_CSV_FORMAT => Ok(()),
-            other => Err(Error::InvalidRequest(format!(
-                "Manifest.Spec.Format {other} is not supported; use {CSV_MANIFEST_FORMAT} or {INVENTORY_CSV_FORMAT}"
-            ))),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct ManifestLocation {
-    pub object_arn: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object_version_id: Option<String>,
-    #[serde(rename = "ETag", default, skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-}
-
-/// Splits `arn:aws:s3:::bucket/key` into bucket and key.
-pub fn parse_object_arn(arn: &str) -> Result<(String, String)> {
-    let rest = arn
-        .strip_prefix("arn:aws:s3:::")
-        .or_else(|| arn.split_once(":s3:::").map(|(_, r)| r))
-        .ok_or_else(|| {
-            Error::InvalidRequest(format!(
-                "{arn:?} is not an S3 object ARN (arn:aws:s3:::bucket/key)"
-            ))
-        })?;
-    match rest.split_once('/') {
-        Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => {
-            Ok((bucket.to_string(), key.to_string()))
-        }
-        _ => Err(Error::InvalidRequest(format!(
-            "{arn:?} is not an S3 object ARN (arn:aws:s3:::bucket/key)"
-        ))),
-    }
-}
-
-/// Takes a bucket ARN (`arn:aws:s3:::bucket`) or a plain bucket name.
-pub fn bucket_from_arn(arn: &str) -> String {
-    arn.rsplit(":::").next().unwrap_or(arn).to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,7 +8,6 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::job::bucket_from_arn;
 
 /// Parses an S3 Inventory data file as stored: gzipped CSV. The MD5 of the stored bytes is
 /// computed while streaming and compared with `expected_md5` (the file's `MD5checksum` in
@@ -133,7 +132,7 @@ impl InventoryManifest {
         if !value.is_object() {
             return Err(invalid(&format!(
                 "expected an object with sourceBucket, fileFormat, fileSchema and files, got {}",
-                crate::job::json_kind(&value)
+                crate::error::json_kind(&value)
             )));
         }
         serde_json::from_value(value).map_err(|e| invalid(&e))

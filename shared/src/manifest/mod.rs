@@ -15,6 +15,7 @@ mod s3;
 /// `BATCHOPS_TEST_S3_ENDPOINT=http://127.0.0.1:PORT cargo test -p batchops --lib manifest -- --ignored`.
 #[cfg(test)]
 mod s3_tests;
+mod spec;
 #[cfg(test)]
 mod tests;
 
@@ -22,6 +23,7 @@ pub use csv_reader::*;
 pub use inventory::*;
 pub use key::*;
 pub use s3::*;
+pub use spec::*;
 
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -29,8 +31,6 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::Sender;
 
 use crate::error::{Error, Result};
-use crate::job::JobManifest;
-use crate::job::{CSV_MANIFEST_FORMAT, INVENTORY_CSV_FORMAT};
 
 /// One object to act on: a task of the job.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

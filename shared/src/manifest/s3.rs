@@ -11,8 +11,6 @@ use tokio::sync::mpsc::Sender;
 use tokio_util::io::SyncIoBridge;
 
 use crate::error::{Error, Result};
-use crate::job::CSV_MANIFEST_FORMAT;
-use crate::job::{parse_object_arn, JobManifest};
 
 /// Read buffer of the CSV parser; S3 bodies arrive in large frames, so a big buffer means fewer
 /// hops through the async bridge.
@@ -283,7 +281,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let reason = s3_error_reason(err);
-    if crate::operation::classify_s3_error(err).retryable {
+    if crate::error::aws::classify_s3_error(err).retryable {
         return Error::Aws {
             service: "S3",
             operation,

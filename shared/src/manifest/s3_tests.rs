@@ -3,9 +3,6 @@ use super::*;
 use md5::{Digest, Md5};
 
 use crate::error::{Error, Result};
-use crate::job::JobManifest;
-use crate::job::{ManifestLocation, ManifestSpec};
-use crate::job::{CSV_MANIFEST_FORMAT, INVENTORY_CSV_FORMAT};
 use std::io::Write;
 
 async fn client() -> aws_sdk_s3::Client {

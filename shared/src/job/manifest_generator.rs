@@ -1,0 +1,452 @@
+//! The `ManifestGenerator` member of a CreateJob request (S3 Control's
+//! `S3JobManifestGenerator`): its fields and the checks S3 Control makes at creation. Running the
+//! listing it describes is the generator module's.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The only `ManifestFormat` S3 Control accepts for a generated manifest.
+pub const GENERATED_MANIFEST_FORMAT: &str = "S3InventoryReport_CSV_20211130";
+
+/// Storage classes `MatchAnyStorageClass` accepts (S3 Control's `S3StorageClass`).
+const STORAGE_CLASSES: &[&str] = &[
+    "STANDARD",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "GLACIER",
+    "INTELLIGENT_TIERING",
+    "DEEP_ARCHIVE",
+    "GLACIER_IR",
+];
+
+/// Replication statuses `ObjectReplicationStatuses` accepts.
+pub const REPLICATION_STATUSES: &[&str] = &["COMPLETED", "FAILED", "REPLICA", "NONE"];
+
+/// `ManifestGenerator` of a CreateJob request: a union with one member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestGenerator {
+    #[serde(rename = "S3JobManifestGenerator")]
+    pub s3_job_manifest_generator: S3JobManifestGenerator,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct S3JobManifestGenerator {
+    /// Owner of the source bucket; sent with the listing so S3 refuses another owner's bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_bucket_owner: Option<String>,
+    /// ARN of the bucket to list (`arn:aws:s3:::bucket`).
+    pub source_bucket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_output_location: Option<S3ManifestOutputLocation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<JobManifestGeneratorFilter>,
+    pub enable_manifest_output: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct S3ManifestOutputLocation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_manifest_bucket_owner: Option<String>,
+    /// ARN of the bucket the generated manifest goes to.
+    pub bucket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_encryption: Option<GeneratedManifestEncryption>,
+    pub manifest_format: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratedManifestEncryption {
+    #[serde(rename = "SSES3", default, skip_serializing_if = "Option::is_none")]
+    pub sse_s3: Option<SseS3Encryption>,
+    #[serde(rename = "SSEKMS", default, skip_serializing_if = "Option::is_none")]
+    pub sse_kms: Option<SseKmsEncryption>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SseS3Encryption {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SseKmsEncryption {
+    pub key_id: String,
+}
+
+/// `JobManifestGeneratorFilter`. Every filter given must hold for an object to be selected.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct JobManifestGeneratorFilter {
+    /// `true`: only objects that an enabled rule of the source bucket's replication
+    /// configuration takes (`false` filters nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligible_for_replication: Option<bool>,
+    #[serde(
+        default,
+        deserialize_with = "timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub created_after: Option<DateTime<Utc>>,
+    #[serde(
+        default,
+        deserialize_with = "timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub created_before: Option<DateTime<Utc>>,
+    /// COMPLETED, FAILED, REPLICA or NONE (no replication status), from each object's HEAD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_replication_statuses: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name_constraint: Option<KeyNameConstraint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_size_greater_than_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_size_less_than_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_storage_class: Option<Vec<String>>,
+    /// From each object's HEAD (see `crate::generator::details`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_object_encryption: Option<Vec<ObjectEncryptionFilter>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct KeyNameConstraint {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_prefix: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_suffix: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_substring: Option<Vec<String>>,
+}
+
+/// S3 Control's `ObjectEncryptionFilter`: exactly one member.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectEncryptionFilter {
+    #[serde(rename = "SSES3", default, skip_serializing_if = "Option::is_none")]
+    pub sse_s3: Option<NoParameters>,
+    #[serde(rename = "SSEKMS", default, skip_serializing_if = "Option::is_none")]
+    pub sse_kms: Option<SseKmsFilter>,
+    #[serde(rename = "DSSEKMS", default, skip_serializing_if = "Option::is_none")]
+    pub dsse_kms: Option<DsseKmsFilter>,
+    #[serde(rename = "SSEC", default, skip_serializing_if = "Option::is_none")]
+    pub sse_c: Option<NoParameters>,
+    #[serde(rename = "NOTSSE", default, skip_serializing_if = "Option::is_none")]
+    pub not_sse: Option<NoParameters>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParameters {}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SseKmsFilter {
+    #[serde(rename = "KmsKeyArn", default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
+    #[serde(
+        rename = "BucketKeyEnabled",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bucket_key_enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DsseKmsFilter {
+    #[serde(rename = "KmsKeyArn", default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
+}
+
+impl ObjectEncryptionFilter {
+    /// How many members are given (S3 takes exactly one).
+    pub fn members(&self) -> usize {
+        [
+            self.sse_s3.is_some(),
+            self.sse_kms.is_some(),
+            self.dsse_kms.is_some(),
+            self.sse_c.is_some(),
+            self.not_sse.is_some(),
+        ]
+        .into_iter()
+        .filter(|given| *given)
+        .count()
+    }
+}
+
+/// Timestamps as the AWS CLI takes them: an ISO 8601 / RFC 3339 string or epoch seconds.
+fn timestamp<'de, D>(deserializer: D) -> std::result::Result<Option<DateTime<Utc>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => DateTime::parse_from_rfc3339(&s)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|e| {
+                D::Error::custom(format!(
+                    "{s:?} is not a timestamp like 2024-01-31T00:00:00Z: {e}"
+                ))
+            }),
+        Some(serde_json::Value::Number(n)) => {
+            let seconds = n
+                .as_f64()
+                .ok_or_else(|| D::Error::custom(format!("{n} is not a timestamp")))?;
+            let millis = (seconds * 1000.0).round() as i64;
+            DateTime::from_timestamp_millis(millis)
+                .map(Some)
+                .ok_or_else(|| D::Error::custom(format!("{n} is out of range as a timestamp")))
+        }
+        Some(other) => Err(D::Error::custom(format!(
+            "{other} is not a timestamp: give a string like 2024-01-31T00:00:00Z or epoch seconds"
+        ))),
+    }
+}
+
+impl ManifestGenerator {
+    /// Parses and validates the `ManifestGenerator` member of a CreateJob request.
+    pub fn parse(value: &serde_json::Value) -> Result<Self> {
+        let generator: ManifestGenerator = serde_json::from_value(value.clone())
+            .map_err(|e| Error::InvalidRequest(format!("ManifestGenerator: {e}")))?;
+        generator.s3_job_manifest_generator.validate()?;
+        Ok(generator)
+    }
+}
+
+/// Checks a CreateJob request's `ManifestGenerator`: the control plane calls this before it
+/// accepts the job, so a bad generator is refused at creation rather than in Preparing.
+pub fn validate(generator: &serde_json::Value) -> Result<()> {
+    ManifestGenerator::parse(generator).map(|_| ())
+}
+
+const FIELD: &str = "ManifestGenerator.S3JobManifestGenerator";
+
+fn invalid(reason: String) -> Error {
+    Error::InvalidRequest(format!("{FIELD}.{reason}"))
+}
+
+impl S3JobManifestGenerator {
+    pub fn validate(&self) -> Result<()> {
+        bucket_name(&self.source_bucket, "SourceBucket")?;
+        if let Some(owner) = &self.expected_bucket_owner {
+            account_id(owner, "ExpectedBucketOwner")?;
+        }
+        if let Some(filter) = &self.filter {
+            filter.validate()?;
+        }
+        match (&self.manifest_output_location, self.enable_manifest_output) {
+            (Some(location), _) => location.validate()?,
+            (None, true) => {
+                return Err(invalid(
+                    "ManifestOutputLocation is required when EnableManifestOutput is true".into(),
+                ))
+            }
+            (None, false) => {}
+        }
+        Ok(())
+    }
+
+    /// The name of the bucket to list.
+    pub fn source_bucket_name(&self) -> Result<String> {
+        bucket_name(&self.source_bucket, "SourceBucket")
+    }
+}
+
+impl S3ManifestOutputLocation {
+    fn validate(&self) -> Result<()> {
+        bucket_name(&self.bucket, "ManifestOutputLocation.Bucket")?;
+        if let Some(owner) = &self.expected_manifest_bucket_owner {
+            account_id(owner, "ManifestOutputLocation.ExpectedManifestBucketOwner")?;
+        }
+        if self.manifest_format != GENERATED_MANIFEST_FORMAT {
+            return Err(invalid(format!(
+                "ManifestOutputLocation.ManifestFormat must be {GENERATED_MANIFEST_FORMAT}, got {:?}",
+                self.manifest_format
+            )));
+        }
+        if let Some(prefix) = &self.manifest_prefix {
+            if prefix.is_empty() || prefix.len() > 512 {
+                return Err(invalid(
+                    "ManifestOutputLocation.ManifestPrefix must be 1 to 512 characters".into(),
+                ));
+            }
+        }
+        if let Some(encryption) = &self.manifest_encryption {
+            match (&encryption.sse_s3, &encryption.sse_kms) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(invalid(
+                        "ManifestOutputLocation.ManifestEncryption must give exactly one of SSES3 and SSEKMS".into(),
+                    ))
+                }
+                (None, Some(kms)) if kms.key_id.trim().is_empty() => {
+                    return Err(invalid(
+                        "ManifestOutputLocation.ManifestEncryption.SSEKMS.KeyId is required".into(),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Where a job's generated manifest goes: `<ManifestPrefix>/job-<job id>/`.
+    pub(crate) fn job_prefix(&self, job_id: &str) -> String {
+        match self
+            .manifest_prefix
+            .as_deref()
+            .map(|p| p.trim_end_matches('/'))
+        {
+            Some(prefix) if !prefix.is_empty() => format!("{prefix}/job-{job_id}/"),
+            _ => format!("job-{job_id}/"),
+        }
+    }
+
+    /// Key of the generated manifest's manifest.json for a job.
+    pub fn manifest_key(&self, job_id: &str) -> String {
+        format!("{}manifest.json", self.job_prefix(job_id))
+    }
+
+    /// Key of its data file.
+    pub fn data_key(&self, job_id: &str) -> String {
+        format!("{}data/{job_id}.csv.gz", self.job_prefix(job_id))
+    }
+}
+
+impl JobManifestGeneratorFilter {
+    pub(crate) fn validate(&self) -> Result<()> {
+        if let Some(filters) = &self.match_any_object_encryption {
+            if filters.is_empty() {
+                return Err(invalid(
+                    "Filter.MatchAnyObjectEncryption must hold at least one encryption type".into(),
+                ));
+            }
+            if filters.iter().any(|f| f.members() != 1) {
+                return Err(invalid(
+                    "Filter.MatchAnyObjectEncryption: each entry names exactly one of SSES3, SSEKMS, DSSEKMS, SSEC, NOTSSE".into(),
+                ));
+            }
+        }
+        if let Some(statuses) = &self.object_replication_statuses {
+            if statuses.is_empty() {
+                return Err(invalid(
+                    "Filter.ObjectReplicationStatuses must name at least one status".into(),
+                ));
+            }
+            if let Some(bad) = statuses
+                .iter()
+                .find(|s| !REPLICATION_STATUSES.contains(&s.as_str()))
+            {
+                return Err(invalid(format!(
+                    "Filter.ObjectReplicationStatuses: {bad:?} is not one of {}",
+                    REPLICATION_STATUSES.join(", ")
+                )));
+            }
+        }
+        for (name, value) in [
+            (
+                "ObjectSizeGreaterThanBytes",
+                self.object_size_greater_than_bytes,
+            ),
+            ("ObjectSizeLessThanBytes", self.object_size_less_than_bytes),
+        ] {
+            if value.is_some_and(|v| v < 0) {
+                return Err(invalid(format!("Filter.{name} must be 0 or greater")));
+            }
+        }
+        if let Some(classes) = &self.match_any_storage_class {
+            if classes.is_empty() {
+                return Err(invalid(
+                    "Filter.MatchAnyStorageClass must name at least one storage class".into(),
+                ));
+            }
+            if let Some(bad) = classes
+                .iter()
+                .find(|c| !STORAGE_CLASSES.contains(&c.as_str()))
+            {
+                return Err(invalid(format!(
+                    "Filter.MatchAnyStorageClass: {bad:?} is not one of {}",
+                    STORAGE_CLASSES.join(", ")
+                )));
+            }
+        }
+        if let Some(constraint) = &self.key_name_constraint {
+            for (name, list) in [
+                ("MatchAnyPrefix", &constraint.match_any_prefix),
+                ("MatchAnySuffix", &constraint.match_any_suffix),
+                ("MatchAnySubstring", &constraint.match_any_substring),
+            ] {
+                let Some(list) = list else { continue };
+                if list.is_empty() {
+                    return Err(invalid(format!(
+                        "Filter.KeyNameConstraint.{name} must hold at least one string"
+                    )));
+                }
+                if list.iter().any(|s| s.is_empty() || s.len() > 1024) {
+                    return Err(invalid(format!(
+                        "Filter.KeyNameConstraint.{name}: every string must be 1 to 1024 characters"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an object's HEAD is needed: the filters a listing cannot answer.
+    pub fn needs_lookup(&self) -> bool {
+        self.match_any_object_encryption.is_some()
+            || self.object_replication_statuses.is_some()
+            || self.eligible_for_replication == Some(true)
+    }
+
+    /// The listing prefix S3 can apply for us: only when exactly one prefix is asked for.
+    pub fn listing_prefix(&self) -> Option<String> {
+        match self
+            .key_name_constraint
+            .as_ref()
+            .and_then(|k| k.match_any_prefix.as_deref())
+        {
+            Some([prefix]) => Some(prefix.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Takes a bucket ARN (`arn:aws:s3:::bucket`); a bare name is accepted too.
+pub(crate) fn bucket_name(arn: &str, field: &str) -> Result<String> {
+    let name = match arn.split_once(":s3:::") {
+        Some((partition, name)) if partition.starts_with("arn:") => name,
+        Some(_) => "",
+        None if arn.starts_with("arn:") => "",
+        None => arn,
+    };
+    let valid = (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    if !valid {
+        return Err(invalid(format!(
+            "{field} {arn:?} is not a bucket ARN like arn:aws:s3:::my-bucket"
+        )));
+    }
+    Ok(name.to_string())
+}
+
+fn account_id(id: &str, field: &str) -> Result<()> {
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "{field} {id:?} is not a 12-digit AWS account ID"
+        )))
+    }
+}
