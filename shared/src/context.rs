@@ -711,10 +711,8 @@ impl Context {
             .await
             .map_err(|e| Error::aws("S3", "GetObject", e))?;
         let bytes = object.body.collect().await.map_err(|e| {
-            Error::Other(format!(
-                "reading s3://{}/{key}: {e}",
-                self.settings.system_bucket
-            ))
+            let what = format!("reading s3://{}/{key}", self.settings.system_bucket);
+            Error::aws_transport("S3", "GetObject", what, e)
         })?;
         // One copy, from the received chunks into the vector.
         Ok(bytes.to_vec())
@@ -740,11 +738,9 @@ pub async fn read_object_if_exists(
         Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
         Err(e) => return Err(Error::aws("S3", "GetObject", e)),
     };
-    let bytes = object
-        .body
-        .collect()
-        .await
-        .map_err(|e| Error::Other(format!("reading s3://{bucket}/{key}: {e}")))?;
+    let bytes = object.body.collect().await.map_err(|e| {
+        Error::aws_transport("S3", "GetObject", format!("reading s3://{bucket}/{key}"), e)
+    })?;
     Ok(Some(bytes.to_vec()))
 }
 

@@ -137,7 +137,7 @@ pub async fn process_message_until(
         return Ok(BatchResult::Covered);
     }
     if done < batch.offset {
-        return Err(Error::Other(format!(
+        return Err(Error::NotReady(format!(
             "batch {} of job {}: this message starts at task {} but only {done} tasks are committed; waiting for the message that holds them",
             batch.batch_id, job.job_id, batch.offset
         )));
@@ -161,7 +161,7 @@ pub async fn process_message_until(
         JobStatus::Active | JobStatus::Pausing | JobStatus::Paused
     ) {
         // Not runnable yet (for example still being planned): let SQS deliver it again later.
-        return Err(Error::Other(format!(
+        return Err(Error::NotReady(format!(
             "job {} is {}; batch {} waits",
             job.job_id, job.status, batch.batch_id
         )));
@@ -270,11 +270,14 @@ async fn run_segment(
         Err(other) => return Err(other),
     };
     if outcomes.len() > pending.tasks.len() {
-        return Err(Error::Other(format!(
-            "batch {batch_id}: {} outcomes for {} tasks",
-            outcomes.len(),
-            pending.tasks.len()
-        )));
+        return Err(Error::Malformed {
+            what: format!("batch {batch_id}'s results"),
+            reason: format!(
+                "{} outcomes for {} tasks",
+                outcomes.len(),
+                pending.tasks.len()
+            ),
+        });
     }
     if outcomes.is_empty() {
         // The first task (a long multipart copy) saved its progress: the next invocation goes on.

@@ -107,7 +107,10 @@ async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String> {
         .await
         .map_err(|e| Error::aws("SQS", "CreateQueue", e))?
         .queue_url
-        .ok_or_else(|| Error::Other(format!("CreateQueue {name} returned no URL")))?;
+        .ok_or_else(|| Error::Malformed {
+            what: format!("CreateQueue {name}'s answer"),
+            reason: "it has no QueueUrl".into(),
+        })?;
     Ok(url)
 }
 
@@ -123,7 +126,10 @@ pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String> {
     attrs
         .attributes
         .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .ok_or_else(|| Error::Other(format!("queue {url} has no QueueArn")))
+        .ok_or_else(|| Error::Malformed {
+            what: format!("GetQueueAttributes of {url}"),
+            reason: "it has no QueueArn".into(),
+        })
 }
 
 async fn create_bucket(ctx: &Context, bucket: &str) -> Result<()> {
@@ -357,7 +363,7 @@ pub async fn run_with(ctx: &Context, until: RunUntil, options: &RunOptions) -> R
             }
         }
         if started.elapsed() > options.timeout {
-            return Err(Error::Other(format!(
+            return Err(Error::Timeout(format!(
                 "local run: not done after {}s: {}",
                 options.timeout.as_secs(),
                 progress_line(ctx, &until).await
@@ -612,15 +618,15 @@ async fn run_one_by_one(
             "messageId": message.message_id,
             "body": message.body,
         }]});
-        let result: Result<Value> = match role {
+        let finished: Option<Result<Value>> = match role {
             Role::Plan => invocation(chaos, planner::handle(ctx, event)).await,
             _ => invocation(chaos, reporter::handle(ctx, event)).await,
-        }
-        .unwrap_or_else(|| Err(Error::Other(KILLED.into())));
-        if matches!(&result, Err(Error::Other(m)) if m == KILLED) {
+        };
+        // Killed by the chaos run.
+        let Some(result) = finished else {
             handled.push((id, Handled::Killed));
             continue;
-        }
+        };
         // A handler answers a failure with an error or with a partial batch response.
         let partial_failure = |v: &Value| {
             v.get("batchItemFailures")
@@ -648,5 +654,3 @@ async fn run_one_by_one(
     handled
 }
 
-/// Stands for a handler invocation the chaos run dropped.
-const KILLED: &str = "invocation killed by the chaos run";

@@ -444,12 +444,14 @@ async fn job_source(
 
 /// The source recorded by [`job_source`] when planning began.
 fn recorded_source(job: &Job) -> Result<&JobSource> {
-    job.tracking.source.as_ref().ok_or_else(|| {
-        Error::Other(format!(
-            "job {} has plan parts but no recorded manifest; planning did not begin properly",
-            job.job_id
-        ))
-    })
+    job.tracking
+        .source
+        .as_ref()
+        .ok_or_else(|| Error::Malformed {
+            what: format!("job {}'s record", job.job_id),
+            reason: "it has plan parts but no recorded manifest; planning did not begin properly"
+                .into(),
+        })
 }
 
 /// The parts a job is planned in: one data file each for an inventory (planned in parallel),

@@ -120,7 +120,7 @@ async fn take_lease(
         // Another executor leased first: look again.
         tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=5 * attempt as u64))).await;
     }
-    Err(crate::Error::Other(format!(
+    Err(crate::Error::Conflict(format!(
         "job {job_id}: the rate limiter's lease lost {LEASE_ATTEMPTS} races in a row"
     )))
 }

@@ -154,12 +154,14 @@ pub fn decode_rows(bytes: &[u8]) -> Result<Vec<TaskOutcome>> {
     let mut outcomes = Vec::new();
     for (index, record) in reader.records().enumerate() {
         let row = index + 1;
-        let record =
-            record.map_err(|e| Error::Other(format!("report row {row} is not valid CSV: {e}")))?;
-        outcomes.push(
-            decode_record(&record)
-                .map_err(|reason| Error::Other(format!("report row {row}: {reason}")))?,
-        );
+        let record = record.map_err(|e| Error::Malformed {
+            what: format!("report row {row}"),
+            reason: format!("it is not valid CSV: {e}"),
+        })?;
+        outcomes.push(decode_record(&record).map_err(|reason| Error::Malformed {
+            what: format!("report row {row}"),
+            reason,
+        })?);
     }
     Ok(outcomes)
 }

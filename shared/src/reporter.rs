@@ -287,7 +287,7 @@ async fn finalize(
         {
             // That reporter may have stopped right after saving: this request comes back later
             // (and then finds the job ended, or goes on from where the report stands).
-            return Err(Error::Other(format!(
+            return Err(Error::Conflict(format!(
                 "job {job_id}: another reporter saved the report's state first; this request is retried later"
             )));
         }
@@ -395,7 +395,7 @@ async fn settle_canary(
             }
             (_, Pausing | Paused) => {
                 // Failing starts from Active: wait until the job is back there.
-                return Err(Error::Other(format!(
+                return Err(Error::NotReady(format!(
                     "job {} is {}; its canary's report failed and the job fails once it is Active again",
                     job.job_id, job.status
                 )));
@@ -409,7 +409,7 @@ async fn settle_canary(
             job = store.get_job(&job.job_id).await?;
         }
     }
-    Err(Error::Other(format!(
+    Err(Error::Conflict(format!(
         "job {} kept changing status while its canary was settled; try again",
         job.job_id
     )))
@@ -467,7 +467,7 @@ pub fn final_path(from: JobStatus, report_failed: bool) -> Option<&'static [JobS
 async fn settle(store: &Store, mut job: Job, failure: Option<FailureReason>) -> Result<JobStatus> {
     for _ in 0..SETTLE_ATTEMPTS {
         let path = final_path(job.status, failure.is_some()).ok_or_else(|| {
-            Error::Other(format!(
+            Error::NotReady(format!(
                 "job {} is {} (awaiting confirmation) and cannot be finalized",
                 job.job_id, job.status
             ))
@@ -481,7 +481,7 @@ async fn settle(store: &Store, mut job: Job, failure: Option<FailureReason>) -> 
         }
         job = store.get_job(&job.job_id).await?;
     }
-    Err(Error::Other(format!(
+    Err(Error::Conflict(format!(
         "job {} kept changing status while being finalized; try again",
         job.job_id
     )))

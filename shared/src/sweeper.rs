@@ -81,8 +81,7 @@ pub async fn handle(ctx: &Context, event: serde_json::Value) -> Result<serde_jso
         tracing::debug!(source, "sweep requested");
     }
     let summary = sweep(ctx).await?;
-    serde_json::to_value(summary)
-        .map_err(|e| Error::Other(format!("cannot encode the sweep's summary: {e}")))
+    serde_json::to_value(summary).map_err(|e| Error::encode("the sweep's summary", e))
 }
 
 /// One sweep over the dead-letter queues and every job that has not ended.
@@ -552,8 +551,11 @@ async fn dead_letter_queue(
     else {
         return Ok(None);
     };
-    let policy: serde_json::Value = serde_json::from_str(&policy)
-        .map_err(|e| Error::Other(format!("redrive policy of {queue_url} is not JSON: {e}")))?;
+    let policy: serde_json::Value =
+        serde_json::from_str(&policy).map_err(|e| Error::Malformed {
+            what: format!("the redrive policy of {queue_url}"),
+            reason: format!("it is not JSON: {e}"),
+        })?;
     let Some(name) = policy
         .get("deadLetterTargetArn")
         .and_then(|v| v.as_str())

@@ -177,7 +177,7 @@ fn queue_configuration(queue_arn: &str) -> Result<QueueConfiguration> {
         .events(Event::S3ObjectCreated)
         .filter(filter)
         .build()
-        .map_err(|e| Error::Other(format!("notification configuration: {e}")))
+        .map_err(|e| Error::encode("the notification configuration", e))
 }
 
 /// One line per notification: kind, id, destination, events and key filters.

@@ -9,9 +9,8 @@ async fn main() -> Result<(), Error> {
     let ctx = batchops::Context::from_env().await?;
     let ctx = &ctx;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        batchops::control::handle(ctx, event.payload)
-            .await
-            .map_err(Error::from)
+        // A batchops::Error answers with its kind as `errorType` (e.g. batchops.InvalidRequest).
+        batchops::control::handle(ctx, event.payload).await
     }))
     .await
 }

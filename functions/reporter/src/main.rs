@@ -15,7 +15,6 @@ async fn main() -> Result<(), Error> {
         let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
         batchops::reporter::handle_until(ctx, event.payload, Some(deadline))
             .await
-            .map_err(Error::from)
     }))
     .await
 }

@@ -12,7 +12,6 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         batchops::sweeper::handle(ctx, event.payload)
             .await
-            .map_err(Error::from)
     }))
     .await
 }

@@ -17,7 +17,7 @@ pub async fn invoke_control(
     request: &ControlRequest,
 ) -> Result<Value> {
     let payload = serde_json::to_vec(&request.to_event()?)
-        .map_err(|e| Error::Other(format!("cannot serialise the control request: {e}")))?;
+        .map_err(|e| Error::encode("the control request", e))?;
     let out = lambda
         .invoke()
         .function_name(function)
@@ -26,19 +26,17 @@ pub async fn invoke_control(
         .await
         .map_err(|e| Error::aws("Lambda", "Invoke", e))?;
     let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
-    let answer: Value = serde_json::from_slice(body).map_err(|e| {
-        Error::Other(format!(
-            "the control function {function} answered something that is not JSON ({e})"
-        ))
+    let answer: Value = serde_json::from_slice(body).map_err(|e| Error::Malformed {
+        what: format!("the answer of the control function {function}"),
+        reason: format!("it is not JSON ({e})"),
     })?;
     if out.function_error().is_some() {
-        let message = answer
-            .get("errorMessage")
-            .and_then(Value::as_str)
-            .unwrap_or("no errorMessage");
-        return Err(Error::Other(format!(
-            "the control function {function} refused the request: {message}"
-        )));
+        let field = |name: &str| answer.get(name).and_then(Value::as_str).map(str::to_string);
+        return Err(Error::Refused {
+            function: function.to_string(),
+            error_type: field("errorType").unwrap_or_default(),
+            message: field("errorMessage").unwrap_or_else(|| "no errorMessage".into()),
+        });
     }
     Ok(answer)
 }

@@ -261,7 +261,7 @@ pub async fn update_job_status(
             status_update_reason: reason,
         });
     }
-    Err(Error::Other(format!(
+    Err(Error::Conflict(format!(
         "job {job_id} kept changing status while its status was being updated; try again"
     )))
 }

@@ -174,8 +174,7 @@ impl ControlRequest {
             ControlRequest::ListJobTemplates(i) => ("ListJobTemplates", serde_json::to_value(i)),
             ControlRequest::DeleteJobTemplate(i) => ("DeleteJobTemplate", serde_json::to_value(i)),
         };
-        let input =
-            input.map_err(|e| Error::Other(format!("cannot serialise the {action} input: {e}")))?;
+        let input = input.map_err(|e| Error::encode(format!("the {action} input"), e))?;
         Ok(serde_json::json!({"Action": action, "Input": input}))
     }
 
@@ -219,8 +218,7 @@ pub(super) fn input_of<T: serde::de::DeserializeOwned>(action: &str, input: Valu
 }
 
 pub(super) fn to_json<T: Serialize>(response: &T) -> Result<Value> {
-    serde_json::to_value(response)
-        .map_err(|e| Error::Other(format!("cannot serialise the response: {e}")))
+    serde_json::to_value(response).map_err(|e| Error::encode("the response", e))
 }
 
 /// The control Lambda's handler: runs one control request and returns its S3 Control-shaped

@@ -223,3 +223,46 @@ pub(crate) fn code_for_status(status: u16) -> &'static str {
         _ => "UnknownError",
     }
 }
+
+/// What a caller may do about a failed AWS call: wait, fix permissions, fix the name, or
+/// report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Throttled,
+    AccessDenied,
+    NotFound,
+    Other,
+}
+
+/// Sorts an AWS error by its code (first) or HTTP status.
+pub fn kind_of(code: Option<&str>, status: Option<u16>) -> Kind {
+    match code {
+        Some(
+            "SlowDown"
+            | "Throttling"
+            | "ThrottlingException"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded"
+            | "ProvisionedThroughputExceededException"
+            | "RequestThrottled"
+            | "EC2ThrottledException",
+        ) => Kind::Throttled,
+        Some("AccessDenied" | "AccessDeniedException" | "Forbidden") => Kind::AccessDenied,
+        Some(
+            "NoSuchKey"
+            | "NoSuchBucket"
+            | "NoSuchVersion"
+            | "NotFound"
+            | "ResourceNotFoundException"
+            | "AWS.SimpleQueueService.NonExistentQueue"
+            | "QueueDoesNotExist",
+        ) => Kind::NotFound,
+        Some(_) => Kind::Other,
+        None => match status {
+            Some(429 | 503) => Kind::Throttled,
+            Some(403) => Kind::AccessDenied,
+            Some(404) => Kind::NotFound,
+            _ => Kind::Other,
+        },
+    }
+}

@@ -738,7 +738,7 @@ pub async fn write_snapshot(
                 .save_job_state(&job.job_id, LISTING_STATE, step, &state, None)
                 .await?
             {
-                return Err(Error::Other(format!(
+                return Err(Error::Conflict(format!(
                     "job {}: another planner saved the listing first; this run stops",
                     job.job_id
                 )));

@@ -286,6 +286,7 @@ where
             service: "S3",
             operation,
             message: format!("{what}: {reason} (tried again on the next delivery)"),
+            source: None,
         };
     }
     Error::Manifest(format!("{what}: {reason}"))

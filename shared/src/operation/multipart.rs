@@ -285,8 +285,12 @@ pub(super) async fn read_parts_list(
     key: &str,
 ) -> Result<Vec<CompletedPart>, Failure> {
     let bytes = ctx.read_system_object(key).await.map_err(store_failure)?;
-    let list: Vec<(i32, String)> = serde_json::from_slice(&bytes)
-        .map_err(|e| store_failure(crate::Error::Other(format!("parts list {key}: {e}"))))?;
+    let list: Vec<(i32, String)> = serde_json::from_slice(&bytes).map_err(|e| {
+        store_failure(crate::Error::Malformed {
+            what: format!("the parts list {key}"),
+            reason: e.to_string(),
+        })
+    })?;
     Ok(list
         .into_iter()
         .map(|(number, etag)| {

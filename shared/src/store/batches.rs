@@ -87,7 +87,7 @@ impl Store {
         }
         let batch_update = batch_update
             .build()
-            .map_err(|e| Error::Other(format!("building batch update: {e}")))?;
+            .map_err(|e| Error::encode("the batch update", e))?;
         let add_batch = if batch_done {
             ", batches_committed :one"
         } else {
@@ -110,7 +110,7 @@ impl Store {
         }
         let job_update = job_update
             .build()
-            .map_err(|e| Error::Other(format!("building job update: {e}")))?;
+            .map_err(|e| Error::encode("the job update", e))?;
         let started = std::time::Instant::now();
         let mut attempt = 0;
         loop {
@@ -316,8 +316,8 @@ impl Store {
         index: u64,
         record: &UploadRecord,
     ) -> Result<()> {
-        let json = serde_json::to_string(record)
-            .map_err(|e| Error::Other(format!("cannot encode an upload record: {e}")))?;
+        let json =
+            serde_json::to_string(record).map_err(|e| Error::encode("an upload record", e))?;
         self.client
             .put_item()
             .table_name(&self.table)

@@ -21,7 +21,10 @@ pub(super) fn time_to_string(time: DateTime<Utc>) -> String {
 }
 
 pub(super) fn malformed(what: &str, detail: impl std::fmt::Display) -> Error {
-    Error::Other(format!("stored record is malformed: {what}: {detail}"))
+    Error::Malformed {
+        what: "a stored record".into(),
+        reason: format!("{what}: {detail}"),
+    }
 }
 
 pub(super) fn get_opt_s<'a>(item: &'a Item, name: &str) -> Result<Option<&'a str>> {
@@ -93,7 +96,7 @@ pub(super) fn failure_from_value(value: &AttributeValue) -> Result<FailureReason
 /// The job record as a DynamoDB item.
 pub fn job_to_item(job: &Job) -> Result<Item> {
     let request = serde_json::to_string(&job.request)
-        .map_err(|e| Error::Other(format!("cannot serialise job {}: {e}", job.job_id)))?;
+        .map_err(|e| Error::encode(format!("job {}", job.job_id), e))?;
     let mut item = Item::from([
         (PK.to_string(), s(&job_pk(&job.job_id))),
         (SK.to_string(), s(JOB_SK)),
@@ -153,8 +156,8 @@ pub fn job_to_item(job: &Job) -> Result<Item> {
         item.insert(A_RATE.to_string(), n(rate));
     }
     if let Some(source) = &job.tracking.source {
-        let json = serde_json::to_string(source)
-            .map_err(|e| Error::Other(format!("cannot encode the job's source: {e}")))?;
+        let json =
+            serde_json::to_string(source).map_err(|e| Error::encode("the job's source", e))?;
         item.insert(A_SOURCE.to_string(), s(&json));
     }
     Ok(item)
@@ -221,7 +224,7 @@ pub fn job_from_item(item: &Item) -> Result<Job> {
 }
 
 pub(super) fn tags_json(tags: &[S3Tag]) -> Result<String> {
-    serde_json::to_string(tags).map_err(|e| Error::Other(format!("cannot encode job tags: {e}")))
+    serde_json::to_string(tags).map_err(|e| Error::encode("job tags", e))
 }
 
 pub(super) fn token_item(token: &str, job_id: &str) -> Item {

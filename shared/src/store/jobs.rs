@@ -23,13 +23,13 @@ impl Store {
             .set_item(Some(token_item(token, &job.job_id)))
             .condition_expression("attribute_not_exists(pk)")
             .build()
-            .map_err(|e| Error::Other(format!("building token put: {e}")))?;
+            .map_err(|e| Error::encode("the token put", e))?;
         let job_put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .build()
-            .map_err(|e| Error::Other(format!("building job put: {e}")))?;
+            .map_err(|e| Error::encode("the job put", e))?;
         let result = self
             .client
             .transact_write_items()
@@ -45,7 +45,7 @@ impl Store {
                     debug!(token, job_id = %existing, "ClientRequestToken seen before");
                     Ok(PutJobOutcome::Existing(existing))
                 }
-                Some(codes) if is_condition_failure(&codes, 1) => Err(Error::Other(format!(
+                Some(codes) if is_condition_failure(&codes, 1) => Err(Error::Conflict(format!(
                     "a job with id {} exists already",
                     job.job_id
                 ))),
@@ -72,7 +72,7 @@ impl Store {
                 if e.as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                Err(Error::Other(format!(
+                Err(Error::Conflict(format!(
                     "a job with id {} exists already",
                     job.job_id
                 )))
@@ -85,7 +85,7 @@ impl Store {
             .get_item(format!("TOKEN#{token}"), TOKEN_SK.to_string())
             .await?
             .ok_or_else(|| {
-                Error::Other(format!(
+                Error::Conflict(format!(
                     "ClientRequestToken {token:?} is taken but its record is gone"
                 ))
             })?;
@@ -189,7 +189,7 @@ impl Store {
                     .set_keys(Some(std::mem::take(&mut pending)))
                     .consistent_read(true)
                     .build()
-                    .map_err(|e| Error::Other(format!("building BatchGetItem: {e}")))?;
+                    .map_err(|e| Error::encode("the BatchGetItem request", e))?;
                 let out = self
                     .client
                     .batch_get_item()
@@ -423,8 +423,8 @@ impl Store {
     /// Records what the job is planned from (its pinned manifest, or the snapshot of its
     /// manifest generator's listing), unless something is recorded already; returns what is.
     pub async fn set_job_source(&self, job_id: &str, source: &JobSource) -> Result<JobSource> {
-        let json = serde_json::to_string(source)
-            .map_err(|e| Error::Other(format!("cannot encode the job's source: {e}")))?;
+        let json =
+            serde_json::to_string(source).map_err(|e| Error::encode("the job's source", e))?;
         let out = self
             .client
             .update_item()

@@ -68,7 +68,7 @@ impl Store {
         expires_at: Option<i64>,
     ) -> Result<bool> {
         let json = serde_json::to_string(state)
-            .map_err(|e| Error::Other(format!("cannot encode the {name} state: {e}")))?;
+            .map_err(|e| Error::encode(format!("the {name} state"), e))?;
         let mut item = Item::from([
             (PK.to_string(), s(&job_pk(job_id))),
             (SK.to_string(), s(name)),

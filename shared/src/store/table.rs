@@ -53,7 +53,7 @@ impl Store {
                                 .key_schema(key_element(A_LIST_SK, KeyType::Range)?)
                                 .projection(jobs_index_projection())
                                 .build()
-                                .map_err(|e| Error::Other(format!("building the index: {e}")))?,
+                                .map_err(|e| Error::encode("the index", e))?,
                         )
                         .build(),
                 )
@@ -109,7 +109,7 @@ impl Store {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(Error::Other(format!(
+                return Err(Error::NotReady(format!(
                     "DynamoDB table {} did not become ACTIVE within {}s",
                     self.table,
                     TABLE_ACTIVE_TIMEOUT.as_secs()
@@ -128,7 +128,7 @@ pub(super) fn string_attribute(name: &str) -> Result<AttributeDefinition> {
         .attribute_name(name)
         .attribute_type(ScalarAttributeType::S)
         .build()
-        .map_err(|e| Error::Other(format!("building attribute definition: {e}")))
+        .map_err(|e| Error::encode("an attribute definition", e))
 }
 
 pub(super) fn key_element(name: &str, key_type: KeyType) -> Result<KeySchemaElement> {
@@ -136,7 +136,7 @@ pub(super) fn key_element(name: &str, key_type: KeyType) -> Result<KeySchemaElem
         .attribute_name(name)
         .key_type(key_type)
         .build()
-        .map_err(|e| Error::Other(format!("building key schema: {e}")))
+        .map_err(|e| Error::encode("the key schema", e))
 }
 
 pub(super) fn jobs_index_projection() -> aws_sdk_dynamodb::types::Projection {
@@ -154,5 +154,5 @@ pub(super) fn jobs_index() -> Result<aws_sdk_dynamodb::types::GlobalSecondaryInd
         .key_schema(key_element(A_LIST_SK, KeyType::Range)?)
         .projection(jobs_index_projection())
         .build()
-        .map_err(|e| Error::Other(format!("building the job list index: {e}")))
+        .map_err(|e| Error::encode("the job list index", e))
 }

@@ -37,12 +37,8 @@ impl Store {
 
 /// A job template as a DynamoDB item.
 pub fn template_to_item(template: &JobTemplate) -> Result<Item> {
-    let request = serde_json::to_string(&template.request).map_err(|e| {
-        Error::Other(format!(
-            "cannot serialise job template {}: {e}",
-            template.name
-        ))
-    })?;
+    let request = serde_json::to_string(&template.request)
+        .map_err(|e| Error::encode(format!("job template {}", template.name), e))?;
     Ok(Item::from([
         (PK.to_string(), s(TEMPLATE_PK)),
         (SK.to_string(), s(&template.name)),
