@@ -18,7 +18,6 @@
 //! functions turn what it found into rows of the completion report, the way S3 Batch Operations
 //! writes them.
 
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -428,24 +427,14 @@ pub fn bounded(message: String) -> String {
     format!("{}{CUT_MARKER}", &message[..cut])
 }
 
-/// Everything but unreserved characters and `/` is percent-encoded, so that both `unquote` and
-/// `unquote_plus` (what S3's examples use) give the key back.
-const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
-
-/// URL-encodes an object key for `s3Key`.
+/// URL-encodes an object key for `s3Key` (`crate::manifest::encode_key`).
 pub fn encode_s3_key(key: &str) -> String {
-    utf8_percent_encode(key, KEY_ENCODE_SET).to_string()
+    crate::manifest::encode_key(key)
 }
 
-/// Decodes `s3Key` the way S3's examples do (`unquote_plus`: `+` is a space).
+/// Decodes `s3Key` the way S3's examples do (`unquote_plus`: `+` is a space; lenient).
 pub fn decode_s3_key(s3_key: &str) -> String {
-    let spaced = s3_key.replace('+', " ");
-    percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+    crate::manifest::decode_key_lossy(s3_key)
 }
 
 #[cfg(test)]

@@ -653,4 +653,3 @@ async fn run_one_by_one(
     }
     handled
 }
-

@@ -13,8 +13,7 @@ async fn main() -> Result<(), Error> {
     let ctx = &ctx;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-        batchops::reporter::handle_until(ctx, event.payload, Some(deadline))
-            .await
+        batchops::reporter::handle_until(ctx, event.payload, Some(deadline)).await
     }))
     .await
 }

@@ -10,8 +10,7 @@ async fn main() -> Result<(), Error> {
     let ctx = batchops::Context::from_env().await?;
     let ctx = &ctx;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        batchops::sweeper::handle(ctx, event.payload)
-            .await
+        batchops::sweeper::handle(ctx, event.payload).await
     }))
     .await
 }

@@ -3,7 +3,7 @@
 //! listing it describes is the generator module's.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -90,13 +90,13 @@ pub struct JobManifestGeneratorFilter {
     pub eligible_for_replication: Option<bool>,
     #[serde(
         default,
-        deserialize_with = "timestamp",
+        with = "super::timestamp",
         skip_serializing_if = "Option::is_none"
     )]
     pub created_after: Option<DateTime<Utc>>,
     #[serde(
         default,
-        deserialize_with = "timestamp",
+        with = "super::timestamp",
         skip_serializing_if = "Option::is_none"
     )]
     pub created_before: Option<DateTime<Utc>>,
@@ -180,36 +180,6 @@ impl ObjectEncryptionFilter {
         .into_iter()
         .filter(|given| *given)
         .count()
-    }
-}
-
-/// Timestamps as the AWS CLI takes them: an ISO 8601 / RFC 3339 string or epoch seconds.
-fn timestamp<'de, D>(deserializer: D) -> std::result::Result<Option<DateTime<Utc>>, D::Error>
-where
-    D: Deserializer<'de>,
-{
-    use serde::de::Error as _;
-    match Option::<serde_json::Value>::deserialize(deserializer)? {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) => DateTime::parse_from_rfc3339(&s)
-            .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|e| {
-                D::Error::custom(format!(
-                    "{s:?} is not a timestamp like 2024-01-31T00:00:00Z: {e}"
-                ))
-            }),
-        Some(serde_json::Value::Number(n)) => {
-            let seconds = n
-                .as_f64()
-                .ok_or_else(|| D::Error::custom(format!("{n} is not a timestamp")))?;
-            let millis = (seconds * 1000.0).round() as i64;
-            DateTime::from_timestamp_millis(millis)
-                .map(Some)
-                .ok_or_else(|| D::Error::custom(format!("{n} is out of range as a timestamp")))
-        }
-        Some(other) => Err(D::Error::custom(format!(
-            "{other} is not a timestamp: give a string like 2024-01-31T00:00:00Z or epoch seconds"
-        ))),
     }
 }
 

@@ -9,6 +9,7 @@ mod request;
 mod status;
 #[cfg(test)]
 mod tests;
+mod timestamp;
 
 pub use copy_operation::*;
 pub use object_operations::*;
@@ -159,48 +160,5 @@ impl Job {
             self.request.account_id.as_deref().unwrap_or("000000000000"),
             self.job_id
         )
-    }
-}
-
-/// Timestamps of S3 Control requests: an ISO 8601 string (what the API returns and most files
-/// hold) or epoch seconds (what the AWS CLI also accepts).
-mod timestamp {
-    use chrono::{DateTime, TimeZone, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Text(String),
-        Seconds(f64),
-    }
-
-    pub fn serialize<S: Serializer>(
-        value: &Option<DateTime<Utc>>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match value {
-            Some(date) => {
-                s.serialize_str(&date.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-            }
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-        use serde::de::Error;
-        match Option::<Raw>::deserialize(d)? {
-            None => Ok(None),
-            Some(Raw::Text(text)) => DateTime::parse_from_rfc3339(&text)
-                .map(|date| Some(date.with_timezone(&Utc)))
-                .map_err(|e| {
-                    D::Error::custom(format!("{text:?} is not an ISO 8601 timestamp: {e}"))
-                }),
-            Some(Raw::Seconds(secs)) => Utc
-                .timestamp_millis_opt((secs * 1000.0) as i64)
-                .single()
-                .map(Some)
-                .ok_or_else(|| D::Error::custom(format!("{secs} is not a valid epoch timestamp"))),
-        }
     }
 }

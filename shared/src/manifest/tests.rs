@@ -603,6 +603,19 @@ fn decode_key_is_form_decoding() {
 }
 
 #[test]
+fn lossy_decoding_keeps_bad_escapes_and_replaces_bytes_that_are_not_utf8() {
+    assert_eq!(decode_key_lossy("a+b%2Bc"), "a b+c");
+    assert_eq!(decode_key_lossy("100%+sure%"), "100% sure%");
+    assert_eq!(decode_key_lossy("a%zz%4"), "a%zz%4");
+    assert_eq!(decode_key_lossy("caf%C3%A9%E2%82"), "caf\u{e9}\u{fffd}");
+    for key in ["dir/a b+c%d,e.txt", "\u{e9}t\u{e9}/~x", ""] {
+        assert_eq!(decode_key_lossy(&encode_key(key)), key);
+        assert_eq!(decode_key(&encode_key(key)).as_deref(), Ok(key));
+    }
+    assert!(decode_key("a%zz").is_err(), "manifests stay strict");
+}
+
+#[test]
 fn encode_key_escapes_all_but_unreserved_and_slash() {
     assert_eq!(encode_key("dir/a-b_c.d~e"), "dir/a-b_c.d~e");
     assert_eq!(encode_key("a b+c%d,e\"f"), "a%20b%2Bc%25d%2Ce%22f");

@@ -9,7 +9,9 @@ use aws_sdk_s3::types::{
     ObjectLockMode as S3ObjectLockMode, RequestPayer, ServerSideEncryption,
     StorageClass as S3StorageClass,
 };
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::utf8_percent_encode;
+
+use crate::manifest::{KEY_ESCAPES, QUERY_ESCAPES};
 use std::collections::HashMap;
 
 use crate::job::{
@@ -97,30 +99,16 @@ pub fn part_ranges(size: u64, part_size: u64) -> Vec<(u64, u64)> {
 
 /// `CopySource` of a task: bucket and URL-encoded key, with the version when the manifest names one.
 pub fn copy_source(task: &Task) -> String {
-    let key = utf8_percent_encode(&task.key, COPY_SOURCE_ESCAPES);
+    let key = utf8_percent_encode(&task.key, KEY_ESCAPES);
     match &task.version_id {
         Some(version) => format!(
             "{}/{key}?versionId={}",
             task.bucket,
-            utf8_percent_encode(version, COPY_SOURCE_ESCAPES)
+            utf8_percent_encode(version, KEY_ESCAPES)
         ),
         None => format!("{}/{key}", task.bucket),
     }
 }
-
-/// Everything but unreserved characters and the path separator is escaped in a copy source.
-pub(super) const COPY_SOURCE_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
-/// Tag sets travel as a URL query string (`x-amz-tagging`).
-pub(super) const QUERY_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 
 pub fn tagging_header(tags: &[S3Tag]) -> String {
     tags.iter()
