@@ -777,18 +777,19 @@ async fn a_slow_function_is_invoked_once_per_task_across_many_executor_runs() {
     assert_reported_once(&s, &data, &job_id, 12).await;
 }
 
+/// Multipart copies from 6 MiB up, in parts of 5 MiB, one at a time.
+fn small_parts() -> batchops::operation::CopySettings {
+    batchops::operation::CopySettings::bounded(6 << 20, 5 << 20, 1)
+}
+
 /// A copy job of objects too large to copy in one executor run (parts of 5 MiB, one part per
 /// run): `count` objects of `size` bytes, copied to a second bucket.
 async fn big_copy_job(s: &Stack, count: usize, size: usize) -> (String, String, String) {
-    std::env::set_var(
-        batchops::operation::ENV_MULTIPART_COPY_THRESHOLD,
-        (6 << 20).to_string(),
+    assert_eq!(
+        s.ctx.settings.copy,
+        small_parts(),
+        "the stack copies in small parts"
     );
-    std::env::set_var(
-        batchops::operation::ENV_COPY_PART_SIZE,
-        (5 << 20).to_string(),
-    );
-    std::env::set_var(batchops::operation::ENV_COPY_PART_CONCURRENCY, "1");
     let (src, dst) = (s.bucket("src"), s.bucket("dst"));
     s.create_bucket(&src).await;
     s.create_bucket(&dst).await;
@@ -821,7 +822,11 @@ async fn incomplete_uploads(s: &Stack, bucket: &str) -> usize {
 
 #[tokio::test]
 async fn a_multipart_copy_longer_than_an_executor_run_resumes_part_by_part() {
-    let s = stack_with(false, |st| st.executor_budget = Some(Duration::ZERO)).await;
+    let s = stack_with(false, |st| {
+        st.executor_budget = Some(Duration::ZERO);
+        st.copy = small_parts();
+    })
+    .await;
     let size = 16 << 20;
     let (job_id, src, dst) = big_copy_job(&s, 2, size).await;
     let run = local::run_with(&s.ctx, RunUntil::JobTerminal(job_id.clone()), &options())
@@ -843,7 +848,11 @@ async fn a_multipart_copy_longer_than_an_executor_run_resumes_part_by_part() {
 
 #[tokio::test]
 async fn a_job_cancelled_mid_copy_leaves_no_incomplete_upload() {
-    let s = stack_with(false, |st| st.executor_budget = Some(Duration::ZERO)).await;
+    let s = stack_with(false, |st| {
+        st.executor_budget = Some(Duration::ZERO);
+        st.copy = small_parts();
+    })
+    .await;
     let (job_id, _, dst) = big_copy_job(&s, 1, 16 << 20).await;
     let plan_requests = common::drain_queue(&s.ctx, &s.ctx.settings.plan_queue_url).await;
     assert_eq!(plan_requests.len(), 1);

@@ -365,6 +365,9 @@ async fn settings_no_job_could_run_with_stop_the_cli_at_once() {
         ("BATCHOPS_PLANNER_BUDGET_MS", "-1", "environment variable BATCHOPS_PLANNER_BUDGET_MS=\"-1\" is not a number of milliseconds"),
         ("BATCHOPS_EXECUTOR_CONCURRENCY", "0", "BATCHOPS_EXECUTOR_CONCURRENCY=0 is out of range: it must be at least 1"),
         ("BATCHOPS_EXECUTOR_BUDGET_MS", "soon", "BATCHOPS_EXECUTOR_BUDGET_MS=\"soon\" is not a number of milliseconds"),
+        // Read with the other settings, not when the first copy runs (it used to fall back to
+        // the default with a warning).
+        ("BATCHOPS_COPY_PART_SIZE", "5MB", "environment variable BATCHOPS_COPY_PART_SIZE=\"5MB\" is not valid"),
     ];
     for (name, value, message) in cases {
         eprintln!("case: {name}={value}");

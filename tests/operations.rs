@@ -12,23 +12,18 @@ use aws_sdk_s3::types::{
 use batchops::fault::{Fault, FaultPlan, FaultRule};
 use batchops::job::{CreateJobRequest, Job, JobStatus, Progress, REPLICATE_OBJECT_REFUSAL};
 use batchops::manifest::Task;
-use batchops::operation::{self, ENV_COPY_PART_SIZE, ENV_MULTIPART_COPY_THRESHOLD};
+use batchops::operation::{self, CopySettings};
 use batchops::report::encode_rows;
 use batchops::Context;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::Once;
 
 const MIB: usize = 1024 * 1024;
 
 /// Multipart copies from 6 MiB up, in 5 MiB parts (S3's and moto's smallest non-final part), so
 /// that a 12 MiB object takes three parts.
-fn force_small_multipart_copies() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        std::env::set_var(ENV_MULTIPART_COPY_THRESHOLD, (6 * MIB).to_string());
-        std::env::set_var(ENV_COPY_PART_SIZE, (5 * MIB).to_string());
-    });
+fn small_multipart_copies() -> CopySettings {
+    CopySettings::bounded(6 * MIB as u64, 5 * MIB as u64, 8)
 }
 
 struct Env {
@@ -37,18 +32,18 @@ struct Env {
 }
 
 async fn env() -> Env {
-    force_small_multipart_copies();
     let config = common::sdk_config().await;
     let id = common::unique_suffix();
     // run_tasks needs the clients, and the job table for a multipart copy that outlives its
     // invocation; the queues and the system bucket are never touched here.
-    let settings = common::test_settings(
+    let mut settings = common::test_settings(
         format!("jobs-{id}"),
         String::new(),
         String::new(),
         String::new(),
         format!("system-{id}"),
     );
+    settings.copy = small_multipart_copies();
     let ctx = Context::from_config(&config, settings);
     ctx.store().create_table_if_missing().await.unwrap();
     Env { ctx, id }
@@ -989,7 +984,6 @@ mod scripted {
 
 /// An executor context whose S3 is the scripted server, with multipart copies forced small.
 async fn scripted_env(refuse_part2: bool) -> (Env, scripted::Log, scripted::Headers) {
-    force_small_multipart_copies();
     let (url, log, headers) = scripted::start(refuse_part2).await;
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(&url)
@@ -1007,6 +1001,7 @@ async fn scripted_env(refuse_part2: bool) -> (Env, scripted::Log, scripted::Head
         String::new(),
     );
     settings.lambda_max_attempts = 3;
+    settings.copy = small_multipart_copies();
     let env = Env {
         ctx: Context::from_config(&config, settings),
         id: String::new(),

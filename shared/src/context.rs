@@ -116,6 +116,8 @@ pub struct Settings {
     pub event_bus: Option<String>,
     /// Whether the executor writes its metrics as EMF lines on stdout.
     pub emf_metrics: bool,
+    /// How objects are copied: single or multipart, part size, parts at once.
+    pub copy: crate::operation::CopySettings,
 }
 
 impl Default for Settings {
@@ -152,6 +154,7 @@ impl Default for Settings {
             role_session: crate::role::DEFAULT_SESSION,
             event_bus: None,
             emf_metrics: false,
+            copy: crate::operation::CopySettings::default(),
         }
     }
 }
@@ -268,6 +271,17 @@ impl Settings {
                     )))
                 }
             },
+            copy: crate::operation::CopySettings::bounded(
+                parsed(
+                    crate::operation::ENV_MULTIPART_COPY_THRESHOLD,
+                    d.copy.multipart_threshold,
+                )?,
+                parsed(crate::operation::ENV_COPY_PART_SIZE, d.copy.part_size)?,
+                parsed(
+                    crate::operation::ENV_COPY_PART_CONCURRENCY,
+                    d.copy.part_concurrency as u64,
+                )?,
+            ),
             ..d
         })
     }

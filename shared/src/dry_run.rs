@@ -233,7 +233,7 @@ async fn read_stats(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Task>>(4);
     let mut packer = BatchPacker::new("dry-run", "b", ctx.settings.max_message_bytes)
         .with_limits(BatchLimits::of(&request.operation));
-    let copy = CopySettings::from_env();
+    let copy = ctx.settings.copy;
     let mut stats = ManifestStats::default();
     let tally = async {
         while let Some(chunk) = rx.recv().await {

@@ -4,6 +4,7 @@
 //! [`plan`] into batches on a [`queue`], each task runs an [`operation`] (or a Lambda [`invocation`]),
 //! outcomes are committed to the [`store`] and summarised in the [`report`].
 
+pub mod backoff;
 pub mod context;
 pub mod control;
 pub mod deadline;

@@ -52,28 +52,15 @@ impl Default for CopySettings {
 }
 
 impl CopySettings {
-    /// The defaults, overridden by `BATCHOPS_MULTIPART_COPY_THRESHOLD`, `BATCHOPS_COPY_PART_SIZE`
-    /// and `BATCHOPS_COPY_PART_CONCURRENCY` (bytes, bytes, parts). The threshold never exceeds
-    /// what CopyObject can do; the part size stays within S3's bounds.
-    pub fn from_env() -> Self {
-        let defaults = CopySettings::default();
-        let read = |name: &str, default: u64| -> u64 {
-            match std::env::var(name).ok().map(|v| v.trim().parse::<u64>()) {
-                Some(Ok(value)) => value,
-                Some(Err(_)) => {
-                    tracing::warn!(variable = name, "not a number of bytes; using the default");
-                    default
-                }
-                None => default,
-            }
-        };
+    /// Settings within bounds: the threshold never exceeds what CopyObject can do, the part
+    /// size stays within S3's bounds, 1 to 64 parts at once. Read once per container, with the
+    /// other settings, from `BATCHOPS_MULTIPART_COPY_THRESHOLD`, `BATCHOPS_COPY_PART_SIZE` and
+    /// `BATCHOPS_COPY_PART_CONCURRENCY` (`crate::context::Settings`).
+    pub fn bounded(multipart_threshold: u64, part_size: u64, part_concurrency: u64) -> Self {
         CopySettings {
-            multipart_threshold: read(ENV_MULTIPART_COPY_THRESHOLD, defaults.multipart_threshold)
-                .min(MAX_SINGLE_COPY_BYTES),
-            part_size: read(ENV_COPY_PART_SIZE, defaults.part_size)
-                .clamp(MIN_PART_BYTES, MAX_SINGLE_COPY_BYTES),
-            part_concurrency: read(ENV_COPY_PART_CONCURRENCY, defaults.part_concurrency as u64)
-                .clamp(1, 64) as usize,
+            multipart_threshold: multipart_threshold.min(MAX_SINGLE_COPY_BYTES),
+            part_size: part_size.clamp(MIN_PART_BYTES, MAX_SINGLE_COPY_BYTES),
+            part_concurrency: part_concurrency.clamp(1, 64) as usize,
         }
     }
 

@@ -88,7 +88,7 @@ pub async fn run_tasks_timed(
     first_index: u64,
     stop_at: Option<std::time::Instant>,
 ) -> Vec<(TaskOutcome, Duration)> {
-    let prepared = prepare(&job.request.operation);
+    let prepared = prepare(&job.request.operation, ctx.settings.copy);
     let concurrency = ctx.settings.executor_concurrency.max(1);
     let slots = ctx.task_slots.get(concurrency);
     let left = tasks.len();
@@ -196,23 +196,21 @@ enum Prepared<'a> {
     Invalid(String),
 }
 
-fn prepare(operation: &JobOperation) -> Prepared<'_> {
+fn prepare<'a>(operation: &'a JobOperation, copy: CopySettings) -> Prepared<'a> {
     match operation {
         JobOperation::S3PutObjectTagging(op) => match tagging(op) {
             Ok(tagging) => Prepared::PutTagging(tagging),
             Err(reason) => Prepared::Invalid(reason),
         },
         JobOperation::S3DeleteObjectTagging(_) => Prepared::DeleteTagging,
-        JobOperation::S3PutObjectCopy(op) => match CopyPlan::new(op, CopySettings::from_env()) {
+        JobOperation::S3PutObjectCopy(op) => match CopyPlan::new(op, copy) {
             Ok(plan) => Prepared::Copy(Box::new(plan)),
             Err(reason) => Prepared::Invalid(reason),
         },
-        JobOperation::S3UpdateObjectEncryption(op) => {
-            match EncryptionPlan::new(op, CopySettings::from_env()) {
-                Ok(plan) => Prepared::UpdateEncryption(plan),
-                Err(reason) => Prepared::Invalid(reason),
-            }
-        }
+        JobOperation::S3UpdateObjectEncryption(op) => match EncryptionPlan::new(op, copy) {
+            Ok(plan) => Prepared::UpdateEncryption(plan),
+            Err(reason) => Prepared::Invalid(reason),
+        },
         JobOperation::S3PutObjectAcl(op) => match AclPlan::new(op) {
             Ok(plan) => Prepared::Acl(plan),
             Err(reason) => Prepared::Invalid(reason),

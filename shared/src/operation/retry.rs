@@ -89,14 +89,7 @@ pub(super) async fn pause(ctx: &Context, failed_attempt: u32) {
 /// [`MAX_BACKOFF`], then scaled into its upper half by `jitter` (0.0..1.0) so that tasks throttled
 /// together do not come back together.
 pub fn backoff_delay(base: Duration, failed_attempt: u32, jitter: f64) -> Duration {
-    let doublings = failed_attempt.saturating_sub(1).min(20);
-    let exponential = base.saturating_mul(1u32 << doublings).min(MAX_BACKOFF);
-    let jitter = if jitter.is_finite() {
-        jitter.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    exponential.mul_f64(0.5 + 0.5 * jitter)
+    crate::backoff::delay(base, MAX_BACKOFF, failed_attempt, jitter)
 }
 
 impl Failure {

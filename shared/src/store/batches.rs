@@ -403,8 +403,12 @@ pub(super) fn is_condition_failure(codes: &[String], index: usize) -> bool {
 /// the attempts of the commit's patience (30 s by default) outlast a DynamoDB hiccup of several
 /// seconds (each attempt also carries the SDK's own retries).
 pub(super) fn commit_backoff(attempt: u32) -> Duration {
-    let ceiling = 50u64.saturating_mul(1 << attempt.min(7)).min(4000);
-    Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling))
+    crate::backoff::delay(
+        Duration::from_millis(100),
+        Duration::from_secs(4),
+        attempt,
+        fastrand::f64(),
+    )
 }
 
 /// Errors of a transaction that may pass on another try: throttling, server errors, timeouts,
