@@ -20,7 +20,7 @@ use crate::report::{self, TaskOutcome, TaskStatus};
 use crate::reporter::finalize_if_done;
 use crate::store::{BatchCounts, Deferral, Segment, SegmentCommit, Store};
 use crate::Context;
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use std::time::{Duration, Instant, SystemTime};
 use tracing::{error, info, warn};
 
@@ -45,18 +45,10 @@ pub async fn handle_until(
         ctx.settings.executor_margin,
         ctx.settings.executor_budget,
     );
-    let mut response = SqsBatchResponse::default();
-    for record in event.records {
-        let message_id = record.message_id.clone().unwrap_or_default();
-        let body = record.body.as_deref().unwrap_or_default();
-        if let Err(err) = process_message_until(ctx, body, stop_at).await {
-            error!(%message_id, error = %err, "batch not committed; it will be delivered again");
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = message_id;
-            response.batch_item_failures.push(failure);
-        }
-    }
-    response
+    crate::queue::partial_batch(event, "batch not committed", |_, body| async move {
+        process_message_until(ctx, &body, stop_at).await.map(|_| ())
+    })
+    .await
 }
 
 /// What happened to one batch message.

@@ -2,7 +2,9 @@
 
 use crate::error::{Error, Result};
 use crate::Context;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 
 /// A message on the plan queue besides S3 event notifications: plan (or prepare) this job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +27,29 @@ pub struct PlanRequest {
 pub struct FinalizeRequest {
     #[serde(rename = "FinalizeJobId")]
     pub job_id: String,
+}
+
+/// Handles the messages of an SQS event one after the other and answers with a partial batch
+/// response: the ids of the messages whose handling failed (logged with `what`), so that only
+/// those are delivered again (the event source mapping sets `ReportBatchItemFailures`). The
+/// executor and the reporter answer their queues with it.
+pub async fn partial_batch<F, Fut>(event: SqsEvent, what: &str, mut handle: F) -> SqsBatchResponse
+where
+    F: FnMut(String, String) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let message_id = record.message_id.unwrap_or_default();
+        let body = record.body.unwrap_or_default();
+        if let Err(err) = handle(message_id.clone(), body).await {
+            tracing::error!(%message_id, error = %err, kind = err.kind(), "{what}; it will be delivered again");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = message_id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
 }
 
 async fn send(ctx: &Context, queue_url: &str, body: String) -> Result<()> {
@@ -103,6 +128,43 @@ pub async fn send_finalize_request(ctx: &Context, job_id: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_partial_batch_response_names_exactly_the_messages_that_failed() {
+        let event: SqsEvent = serde_json::from_value(serde_json::json!({"Records": [
+            {"messageId": "m-1", "body": "ok", "eventSource": "aws:sqs"},
+            {"messageId": "m-2", "body": "fail", "eventSource": "aws:sqs"},
+            {"messageId": "m-3", "body": "ok", "eventSource": "aws:sqs"},
+            {"messageId": "m-4", "body": "fail", "eventSource": "aws:sqs"}
+        ]}))
+        .unwrap();
+        let mut seen = Vec::new();
+        let response = partial_batch(event, "test", |id, body| {
+            seen.push(id);
+            async move {
+                match body.as_str() {
+                    "ok" => Ok(()),
+                    _ => Err(Error::NotReady("not yet".into())),
+                }
+            }
+        })
+        .await;
+        assert_eq!(
+            seen,
+            ["m-1", "m-2", "m-3", "m-4"],
+            "every message, in order"
+        );
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["m-2", "m-4"]);
+        assert_eq!(
+            serde_json::to_value(&response).unwrap(),
+            serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m-2"}, {"itemIdentifier": "m-4"}]})
+        );
+    }
 
     #[test]
     fn plan_request_without_part_keeps_its_original_shape() {

@@ -23,6 +23,7 @@ use crate::report::{
 };
 use crate::store::{BatchRecord, Store};
 use crate::Context;
+use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
@@ -110,17 +111,14 @@ pub async fn handle_until(
     event: Value,
     lambda_deadline: Option<SystemTime>,
 ) -> Result<Value> {
-    if let Some(records) = event.get("Records") {
-        let records: Vec<SqsRecord> = serde_json::from_value(records.clone())
+    if event.get("Records").is_some() {
+        let event: SqsEvent = serde_json::from_value(event)
             .map_err(|e| Error::Message(format!("not an SQS event: {e}")))?;
-        let mut failures = Vec::new();
-        for record in records {
-            if let Err(err) = handle_record(ctx, &record, lambda_deadline).await {
-                tracing::error!(message_id = %record.message_id, error = %err, "finalize failed");
-                failures.push(json!({ "itemIdentifier": record.message_id }));
-            }
-        }
-        return Ok(json!({ "batchItemFailures": failures }));
+        let response = crate::queue::partial_batch(event, "finalize failed", |id, body| {
+            handle_record(ctx, id, body, lambda_deadline)
+        })
+        .await;
+        return serde_json::to_value(response).map_err(|e| Error::encode("the batch response", e));
     }
     let request: FinalizeRequest = serde_json::from_value(event).map_err(|e| {
         Error::Message(format!(
@@ -141,24 +139,15 @@ pub async fn handle_until(
     Ok(answer)
 }
 
-/// The parts of an SQS record that the reporter reads.
-#[derive(Debug, Deserialize)]
-struct SqsRecord {
-    #[serde(rename = "messageId", default)]
-    message_id: String,
-    #[serde(default)]
-    body: String,
-}
-
 async fn handle_record(
     ctx: &Context,
-    record: &SqsRecord,
+    message_id: String,
+    body: String,
     lambda_deadline: Option<SystemTime>,
 ) -> Result<()> {
-    let request: FinalizeRequest = serde_json::from_str(&record.body).map_err(|e| {
+    let request: FinalizeRequest = serde_json::from_str(&body).map_err(|e| {
         Error::Message(format!(
-            "SQS message {} is not a finalize request ({{\"FinalizeJobId\": \"...\"}}): {e}",
-            record.message_id
+            "SQS message {message_id} is not a finalize request ({{\"FinalizeJobId\": \"...\"}}): {e}"
         ))
     })?;
     finalize(ctx, &request.job_id, lambda_deadline)
@@ -1068,16 +1057,16 @@ mod tests {
 
     #[test]
     fn sqs_records_parse_with_only_the_fields_the_reporter_reads() {
+        // What `local run` sends: no receipt handle, attributes or ARNs.
         let event = json!({"Records": [{
             "messageId": "m-1",
-            "receiptHandle": "r",
             "body": "{\"FinalizeJobId\":\"job-1\"}",
-            "attributes": {},
             "eventSource": "aws:sqs"
         }]});
-        let records: Vec<SqsRecord> = serde_json::from_value(event["Records"].clone()).unwrap();
-        assert_eq!(records[0].message_id, "m-1");
-        let request: FinalizeRequest = serde_json::from_str(&records[0].body).unwrap();
+        let event: SqsEvent = serde_json::from_value(event).unwrap();
+        assert_eq!(event.records[0].message_id.as_deref(), Some("m-1"));
+        let body = event.records[0].body.as_deref().unwrap();
+        let request: FinalizeRequest = serde_json::from_str(body).unwrap();
         assert_eq!(request.job_id, "job-1");
     }
 }
