@@ -46,7 +46,11 @@ pub async fn handle_until(
         ctx.settings.executor_budget,
     );
     crate::queue::partial_batch(event, "batch not committed", |_, body| async move {
-        process_message_until(ctx, &body, stop_at).await.map(|_| ())
+        // Boxed: a batch's future is deep, and the Lambda's main would exceed the compiler's
+        // layout depth limit with it inline.
+        Box::pin(process_message_until(ctx, &body, stop_at))
+            .await
+            .map(|_| ())
     })
     .await
 }

@@ -19,7 +19,10 @@ use crate::plan::{planning_totals, BatchLimits, BatchPacker, PlanCheckpoint, Pla
 use crate::queue::{send_plan_message, send_plan_request_for, PlanRequest};
 use crate::reporter::finalize_if_done;
 use crate::Context;
+use aws_lambda_events::event::s3::S3EventRecord;
+use aws_lambda_events::event::sqs::SqsMessage;
 use futures::stream::{FuturesUnordered, StreamExt};
+use serde::Deserialize;
 use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime};
 use tracing::{info, warn};
@@ -117,19 +120,15 @@ pub enum PlannerWork {
     },
 }
 
-/// Reads the planner's event: `{"PlanJobId"}` (with `"Part"` for one plan part), an S3 event, or
-/// an SQS event whose bodies are either.
+/// Reads the planner's event: a plan request (`queue::PlanRequest`, `{"PlanJobId"}` with
+/// `"Part"` for one plan part), an S3 event notification (`aws_lambda_events`' `S3EventRecord`),
+/// an EventBridge `Object Created` event, or an SQS event (`SqsMessage`) whose bodies are any of
+/// these. Which one it is shows in its keys; each is then read as its type.
 pub fn parse_event(event: &Value) -> Result<Vec<PlannerWork>> {
-    if let Some(job_id) = event.get("PlanJobId").and_then(Value::as_str) {
-        let job_id = job_id.to_string();
-        return Ok(vec![match event.get("Part").and_then(Value::as_str) {
-            Some(part) => PlannerWork::PlanPart {
-                job_id,
-                part: PlanPart::parse(part)?,
-                from_task: event.get("From").and_then(Value::as_u64),
-            },
-            None => PlannerWork::Plan(job_id),
-        }]);
+    if event.get("PlanJobId").is_some() {
+        let request: PlanRequest = serde_json::from_value(event.clone())
+            .map_err(|e| Error::Message(format!("plan request {event}: {e}")))?;
+        return Ok(vec![plan_work(request)?]);
     }
     if event.get("source").and_then(Value::as_str) == Some("aws.s3") {
         return parse_eventbridge_s3(event);
@@ -152,10 +151,12 @@ pub fn parse_event(event: &Value) -> Result<Vec<PlannerWork>> {
             .unwrap_or_default();
         match source {
             "aws:sqs" => {
-                let body = record.get("body").and_then(Value::as_str).ok_or_else(|| {
+                let message: SqsMessage = serde_json::from_value(record.clone())
+                    .map_err(|e| Error::Message(format!("SQS record in the planner event: {e}")))?;
+                let body = message.body.ok_or_else(|| {
                     Error::Message("SQS record without a body in the planner event".into())
                 })?;
-                let inner: Value = serde_json::from_str(body)
+                let inner: Value = serde_json::from_str(&body)
                     .map_err(|e| Error::Message(format!("plan queue message is not JSON: {e}")))?;
                 work.extend(parse_event(&inner)?);
             }
@@ -170,32 +171,67 @@ pub fn parse_event(event: &Value) -> Result<Vec<PlannerWork>> {
     Ok(work)
 }
 
-/// An S3 event delivered by EventBridge (the bucket's EventBridge switch and the template's
-/// rule): `Object Created` with the bucket and the key as stored (not URL-encoded, unlike S3's
-/// own notifications). Other S3 events are none of the planner's business.
+fn plan_work(request: PlanRequest) -> Result<PlannerWork> {
+    Ok(match request.part {
+        Some(part) => PlannerWork::PlanPart {
+            job_id: request.job_id,
+            part: PlanPart::parse(&part)?,
+            from_task: request.from_task,
+        },
+        None => PlannerWork::Plan(request.job_id),
+    })
+}
+
+/// The parts of an EventBridge S3 event the planner reads (the bucket's EventBridge switch and
+/// the template's rule): the bucket and the key as stored (not URL-encoded, unlike S3's own
+/// notifications).
+#[derive(Debug, Deserialize)]
+struct EventBridgeS3 {
+    #[serde(rename = "detail-type", default)]
+    detail_type: String,
+    detail: Option<EventBridgeS3Detail>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventBridgeS3Detail {
+    bucket: EventBridgeBucket,
+    object: EventBridgeObject,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventBridgeBucket {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventBridgeObject {
+    key: String,
+    #[serde(default)]
+    etag: Option<String>,
+}
+
+/// An EventBridge S3 event: `Object Created` is a manifest that may have arrived; other S3
+/// events are none of the planner's business.
 fn parse_eventbridge_s3(event: &Value) -> Result<Vec<PlannerWork>> {
     if event.get("detail-type").and_then(Value::as_str) != Some("Object Created") {
         return Ok(Vec::new());
     }
-    let detail = event
-        .get("detail")
-        .ok_or_else(|| Error::Message("EventBridge S3 event without detail".into()))?;
-    let field = |pointer: &str| {
-        detail
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::Message(format!("EventBridge S3 event without detail{pointer}")))
-    };
+    let event: EventBridgeS3 = serde_json::from_value(event.clone())
+        .map_err(|e| Error::Message(format!("EventBridge S3 event: {e}")))?;
+    let detail = event.detail.ok_or_else(|| {
+        Error::Message(format!(
+            "EventBridge S3 event {} without detail",
+            event.detail_type
+        ))
+    })?;
     Ok(vec![PlannerWork::ManifestArrived {
-        bucket: field("/bucket/name")?.to_string(),
-        key: field("/object/key")?.to_string(),
-        etag: detail
-            .pointer("/object/etag")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        bucket: detail.bucket.name,
+        key: detail.object.key,
+        etag: detail.object.etag,
     }])
 }
 
+/// An S3 event notification record: `ObjectCreated:*` is a manifest that may have arrived.
 fn parse_s3_record(record: &Value) -> Result<Option<PlannerWork>> {
     let name = record
         .get("eventName")
@@ -204,28 +240,25 @@ fn parse_s3_record(record: &Value) -> Result<Option<PlannerWork>> {
     if !name.starts_with("ObjectCreated") {
         return Ok(None);
     }
-    let s3 = record
-        .get("s3")
-        .ok_or_else(|| Error::Message("S3 record without s3".into()))?;
-    let bucket = s3
-        .pointer("/bucket/name")
-        .and_then(Value::as_str)
+    let record: S3EventRecord = serde_json::from_value(record.clone())
+        .map_err(|e| Error::Message(format!("S3 record: {e}")))?;
+    let bucket = record
+        .s3
+        .bucket
+        .name
         .ok_or_else(|| Error::Message("S3 record without bucket name".into()))?;
-    let raw_key = s3
-        .pointer("/object/key")
-        .and_then(Value::as_str)
+    let raw_key = record
+        .s3
+        .object
+        .key
         .ok_or_else(|| Error::Message("S3 record without object key".into()))?;
     // S3 event keys are URL-encoded (spaces as '+').
-    let key = manifest::decode_key(raw_key)
+    let key = manifest::decode_key(&raw_key)
         .map_err(|e| Error::Message(format!("S3 event key {raw_key:?}: {e}")))?;
-    let etag = s3
-        .pointer("/object/eTag")
-        .and_then(Value::as_str)
-        .map(str::to_string);
     Ok(Some(PlannerWork::ManifestArrived {
-        bucket: bucket.to_string(),
+        bucket,
         key,
-        etag,
+        etag: record.s3.object.e_tag,
     }))
 }
 
@@ -1092,8 +1125,14 @@ mod tests {
     #[test]
     fn reads_s3_events_direct_and_wrapped_and_decodes_keys() {
         let s3 = json!({"Records": [{
-            "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-            "s3": {"bucket": {"name": "inv"}, "object": {"key": "inv/src/cfg/2026-11-25T01-00Z/my+manifest%2B.json", "eTag": "abc"}}
+            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+            "eventTime": "2026-11-25T01:02:03.000Z", "eventName": "ObjectCreated:Put",
+            "userIdentity": {"principalId": "AWS:EXAMPLE"},
+            "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+            "responseElements": {},
+            "s3": {"s3SchemaVersion": "1.0", "configurationId": "inventory",
+                   "bucket": {"name": "inv", "arn": "arn:aws:s3:::inv"},
+                   "object": {"key": "inv/src/cfg/2026-11-25T01-00Z/my+manifest%2B.json", "size": 10, "eTag": "abc"}}
         }]});
         let expected = PlannerWork::ManifestArrived {
             bucket: "inv".into(),
