@@ -114,8 +114,10 @@ pub async fn handle_until(
     if event.get("Records").is_some() {
         let event: SqsEvent = serde_json::from_value(event)
             .map_err(|e| Error::Message(format!("not an SQS event: {e}")))?;
+        // Boxed: a report's future is deep, and the Lambda's main would exceed the compiler's
+        // layout depth limit with it inline.
         let response = crate::queue::partial_batch(event, "finalize failed", |id, body| {
-            handle_record(ctx, id, body, lambda_deadline)
+            Box::pin(handle_record(ctx, id, body, lambda_deadline))
         })
         .await;
         return serde_json::to_value(response).map_err(|e| Error::encode("the batch response", e));
