@@ -19,7 +19,6 @@ use crate::plan::{planning_totals, BatchLimits, BatchPacker, PlanCheckpoint, Pla
 use crate::queue::{send_plan_message, send_plan_request_for, PlanRequest};
 use crate::reporter::finalize_if_done;
 use crate::Context;
-use aws_lambda_events::event::s3::S3EventRecord;
 use aws_lambda_events::event::sqs::SqsMessage;
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Deserialize;
@@ -121,7 +120,7 @@ pub enum PlannerWork {
 }
 
 /// Reads the planner's event: a plan request (`queue::PlanRequest`, `{"PlanJobId"}` with
-/// `"Part"` for one plan part), an S3 event notification (`aws_lambda_events`' `S3EventRecord`),
+/// `"Part"` for one plan part), an S3 event notification (`S3Notification`),
 /// an EventBridge `Object Created` event, or an SQS event (`SqsMessage`) whose bodies are any of
 /// these. Which one it is shows in its keys; each is then read as its type.
 pub fn parse_event(event: &Value) -> Result<Vec<PlannerWork>> {
@@ -194,12 +193,12 @@ struct EventBridgeS3 {
 
 #[derive(Debug, Deserialize)]
 struct EventBridgeS3Detail {
-    bucket: EventBridgeBucket,
+    bucket: BucketName,
     object: EventBridgeObject,
 }
 
 #[derive(Debug, Deserialize)]
-struct EventBridgeBucket {
+struct BucketName {
     name: String,
 }
 
@@ -231,6 +230,27 @@ fn parse_eventbridge_s3(event: &Value) -> Result<Vec<PlannerWork>> {
     }])
 }
 
+/// The parts of an S3 event notification record the planner reads. (Not `aws_lambda_events`'
+/// `S3EventRecord`: it requires `eventTime`, `userIdentity` and `requestParameters`, which S3
+/// sends but moto's notifications, those `local up` wires, leave out.)
+#[derive(Debug, Deserialize)]
+struct S3Notification {
+    s3: S3NotificationEntity,
+}
+
+#[derive(Debug, Deserialize)]
+struct S3NotificationEntity {
+    bucket: BucketName,
+    object: S3NotificationObject,
+}
+
+#[derive(Debug, Deserialize)]
+struct S3NotificationObject {
+    key: String,
+    #[serde(rename = "eTag", default)]
+    e_tag: Option<String>,
+}
+
 /// An S3 event notification record: `ObjectCreated:*` is a manifest that may have arrived.
 fn parse_s3_record(record: &Value) -> Result<Option<PlannerWork>> {
     let name = record
@@ -240,23 +260,14 @@ fn parse_s3_record(record: &Value) -> Result<Option<PlannerWork>> {
     if !name.starts_with("ObjectCreated") {
         return Ok(None);
     }
-    let record: S3EventRecord = serde_json::from_value(record.clone())
+    let record: S3Notification = serde_json::from_value(record.clone())
         .map_err(|e| Error::Message(format!("S3 record: {e}")))?;
-    let bucket = record
-        .s3
-        .bucket
-        .name
-        .ok_or_else(|| Error::Message("S3 record without bucket name".into()))?;
-    let raw_key = record
-        .s3
-        .object
-        .key
-        .ok_or_else(|| Error::Message("S3 record without object key".into()))?;
+    let raw_key = record.s3.object.key;
     // S3 event keys are URL-encoded (spaces as '+').
     let key = manifest::decode_key(&raw_key)
         .map_err(|e| Error::Message(format!("S3 event key {raw_key:?}: {e}")))?;
     Ok(Some(PlannerWork::ManifestArrived {
-        bucket,
+        bucket: record.s3.bucket.name,
         key,
         etag: record.s3.object.e_tag,
     }))
@@ -1140,6 +1151,23 @@ mod tests {
             etag: Some("abc".into()),
         };
         assert_eq!(parse_event(&s3).unwrap(), vec![expected.clone()]);
+        // moto's notifications leave out userIdentity and requestParameters.
+        let moto = json!({"Records": [{
+            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+            "eventTime": "2026-11-25T01:02:03.000Z", "eventName": "ObjectCreated:Put",
+            "s3": {"s3SchemaVersion": "1.0", "configurationId": "inventory",
+                   "bucket": {"name": "inv", "arn": "arn:aws:s3:::inv"},
+                   "object": {"key": "inv/src/cfg/2026-11-25T01-00Z/my+manifest%2B.json", "size": 10, "eTag": "abc"}}
+        }]});
+        assert_eq!(parse_event(&moto).unwrap(), vec![expected.clone()]);
+        let no_bucket = json!({"Records": [{
+            "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {}, "object": {"key": "k"}}
+        }]});
+        assert!(parse_event(&no_bucket)
+            .unwrap_err()
+            .to_string()
+            .contains("missing field `name`"));
         let wrapped = json!({"Records": [{"eventSource": "aws:sqs", "body": s3.to_string()}]});
         assert_eq!(parse_event(&wrapped).unwrap(), vec![expected]);
     }
