@@ -50,23 +50,24 @@ fn decode(raw: &[u8], strictness: Strictness) -> std::result::Result<String, Str
         } else {
             let hi = raw.get(i + 1).copied().and_then(hex_value);
             let lo = raw.get(i + 2).copied().and_then(hex_value);
-            let (Some(hi), Some(lo)) = (hi, lo) else {
-                if strictness == Strictness::Lossy {
+            match (hi, lo) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 3;
+                }
+                // Lossy: a '%' that starts no escape stays as it is.
+                _ if strictness == Strictness::Lossy => {
                     out.push(b'%');
                     i += 1;
-                    let next = memchr::memchr2(b'%', b'+', &raw[i..]).map_or(raw.len(), |n| i + n);
-                    out.extend_from_slice(&raw[i..next]);
-                    i = next;
-                    continue;
                 }
-                let escape = &raw[i..raw.len().min(i + 3)];
-                return Err(format!(
-                    "invalid percent-escape {:?} at byte {i}",
-                    String::from_utf8_lossy(escape)
-                ));
-            };
-            out.push(hi << 4 | lo);
-            i += 3;
+                _ => {
+                    let escape = &raw[i..raw.len().min(i + 3)];
+                    return Err(format!(
+                        "invalid percent-escape {:?} at byte {i}",
+                        String::from_utf8_lossy(escape)
+                    ));
+                }
+            }
         }
         // Copy the plain run up to the next escape in one go.
         let next = memchr::memchr2(b'%', b'+', &raw[i..]).map_or(raw.len(), |n| i + n);
