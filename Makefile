@@ -82,10 +82,10 @@ SEED ?= 1
 CHAOS_TIMEOUT ?= 5400
 JOBS ?= tagging,copy,invoke
 chaos: bootstrap
-	cargo test --release -p batchops --test chaos --no-run
+	cargo test --release -p batchops-cli --test tests --no-run
 	CHAOS_TASKS=$(TASKS) CHAOS_SEEDS=$(SEED) CHAOS_TIMEOUT_SECONDS=$(CHAOS_TIMEOUT) CHAOS_JOBS=$(JOBS) \
 		scripts/with-services.sh --lambda --s3-apart -- \
-		cargo test --release -p batchops --test chaos -- --nocapture
+		cargo test --release -p batchops-cli --test tests chaos:: -- --nocapture
 
 # Fuzzing (fuzz/fuzz_targets): each target for FUZZ_SECONDS; prints executions and findings.
 FUZZ_SECONDS ?= 60

@@ -13,7 +13,7 @@
 //! tagging,copy,invoke; all three by default), `CHAOS_MESSAGE_BYTES` (the batch messages' size in
 //! runs over 10,000 tasks; default 16 KiB).
 
-mod common;
+use crate::common;
 
 use batchops::fault::{chaos_rules, FaultPlan};
 use batchops::job::{Job, JobStatus};
@@ -72,10 +72,7 @@ async fn setup(tasks: u64) -> (Stack, String) {
         }
     })
     .await;
-    s.ctx = s
-        .ctx
-        .clone()
-        .with_lambda_endpoint(&s.config, &common::lambda_endpoint().await);
+    s = s.with_lambda().await;
     // S3 on a server of its own (`scripts/with-services.sh --s3-apart`, as `make chaos` runs):
     // moto answers on one core, and a large run is bound by it.
     if let Ok(url) = std::env::var("BATCHOPS_TEST_S3_APART_ENDPOINT") {

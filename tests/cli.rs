@@ -1,7 +1,6 @@
 //! The CLI contract, run as a user runs it: the `batchops` binary against a real moto server.
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use serde_json::{json, Value};

@@ -2,14 +2,15 @@
 //! checkpoint and continues itself through the plan queue; the task queue must then hold exactly
 //! the manifest's tasks, each once, in batches with one deterministic id sequence per plan part.
 
-mod common;
+use crate::common;
+use crate::common::stack::stack_with;
 
 use batchops::control;
 use batchops::job::{CreateJobRequest, JobStatus};
-use batchops::local::{self, LocalNames, RunUntil};
+use batchops::local::{self, RunUntil};
 use batchops::manifest::{encode_key, Task};
 use batchops::plan::TaskBatch;
-use batchops::planner::{self, ENV_PLANNER_BUDGET_MS};
+use batchops::planner;
 use batchops::Context;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
@@ -17,24 +18,15 @@ use std::time::Duration;
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Every planning run stops at its first batch boundary: the most continuations possible.
-fn force_tiny_budget() {
-    std::env::set_var(ENV_PLANNER_BUDGET_MS, "0");
-}
-
+/// A stack whose every planning run stops at its first batch boundary: the most continuations
+/// possible.
 async fn stack(max_message_bytes: usize) -> (Context, String) {
-    force_tiny_budget();
-    let config = common::sdk_config().await;
-    let id = common::unique_suffix();
-    let settings = batchops::context::Settings {
-        lambda_retry_base: Duration::from_millis(20),
-        max_message_bytes,
-        ..Default::default()
-    };
-    let ctx = local::up(&config, &LocalNames::with_suffix(&id), None, settings)
-        .await
-        .unwrap();
-    (ctx, id)
+    let s = stack_with(false, |settings| {
+        settings.max_message_bytes = max_message_bytes;
+        settings.planner_budget = Some(Duration::ZERO);
+    })
+    .await;
+    (s.ctx, s.id)
 }
 
 async fn put(ctx: &Context, bucket: &str, key: &str, body: Vec<u8>) -> String {

@@ -1,7 +1,7 @@
 //! End-to-end jobs against a real moto server: the planner, executor and reporter handlers run
 //! in-process through `batchops::local`, exactly as `batchops local run` runs them.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use batchops::control;
@@ -521,15 +521,6 @@ fn lambda_job(data: &str, etag: &str, schema: &str, user_arguments: Option<Value
     )
 }
 
-async fn lambda_stack() -> Stack {
-    let mut s = stack().await;
-    s.ctx = s
-        .ctx
-        .clone()
-        .with_lambda_endpoint(&s.config, &common::lambda_endpoint().await);
-    s
-}
-
 async fn objects(s: &Stack, data: &str, keys: &[&str]) -> String {
     s.create_bucket(data).await;
     for key in keys {
@@ -544,7 +535,7 @@ async fn objects(s: &Stack, data: &str, keys: &[&str]) -> String {
 
 #[tokio::test]
 async fn lambda_invoke_schema_1_0_returns_each_objects_sha256() {
-    let s = lambda_stack().await;
+    let s = stack().await.with_lambda().await;
     let data = s.bucket("data");
     let keys = ["a.txt", "dir/b c.txt", "simulate-function-error/c.txt"];
     let etag = objects(&s, &data, &keys).await;
@@ -578,7 +569,7 @@ async fn lambda_invoke_schema_1_0_returns_each_objects_sha256() {
 
 #[tokio::test]
 async fn lambda_invoke_schema_2_0_retries_temporary_failures_then_succeeds() {
-    let s = lambda_stack().await;
+    let s = stack().await.with_lambda().await;
     let data = s.bucket("data");
     let keys = ["one", "two", "three"];
     let etag = objects(&s, &data, &keys).await;
@@ -598,7 +589,7 @@ async fn lambda_invoke_schema_2_0_retries_temporary_failures_then_succeeds() {
 
 #[tokio::test]
 async fn lambda_invoke_response_that_breaks_the_contract_fails_its_tasks_clearly() {
-    let s = lambda_stack().await;
+    let s = stack().await.with_lambda().await;
     let data = s.bucket("data");
     let etag = objects(&s, &data, &["x", "y"]).await;
     let job_id = s
@@ -732,10 +723,7 @@ async fn a_copy_job_copies_every_object_to_the_target_prefix_and_reports_missing
 #[tokio::test]
 async fn lambda_invoke_maps_every_result_code_and_a_response_missing_a_task() {
     let mut s = stack_with(false, |st| st.lambda_max_attempts = 1).await;
-    s.ctx = s
-        .ctx
-        .clone()
-        .with_lambda_endpoint(&s.config, &common::lambda_endpoint().await);
+    s = s.with_lambda().await;
     let data = s.bucket("data");
     let etag = objects(&s, &data, &["p", "q"]).await;
 
@@ -804,7 +792,7 @@ async fn lambda_invoke_maps_every_result_code_and_a_response_missing_a_task() {
 
 #[tokio::test]
 async fn lambda_invoke_a_panicking_function_fails_its_tasks_as_an_unhandled_error_and_serves_on() {
-    let s = lambda_stack().await;
+    let s = stack().await.with_lambda().await;
     let data = s.bucket("data");
     let plain = ["a.txt", "dir/b c.txt", "e.txt"];
     let panicking = ["simulate-panic/c.txt", "simulate-panic/d e.txt"];

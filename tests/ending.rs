@@ -2,7 +2,7 @@
 //! into the AWS calls of a real run on moto server (see `batchops::fault`), crashes simulated by
 //! stopping a handler mid-way, and the sweeper repairing what nothing else would.
 
-mod common;
+use crate::common;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use batchops::control;
@@ -728,10 +728,7 @@ async fn a_slow_function_is_invoked_once_per_task_across_many_executor_runs() {
         st.executor_concurrency = 4;
     })
     .await;
-    s.ctx = s
-        .ctx
-        .clone()
-        .with_lambda_endpoint(&s.config, &common::lambda_endpoint().await);
+    s = s.with_lambda().await;
     let (data, etag) = objects(&s, 12).await;
     let operation = json!({"LambdaInvoke": {
         "FunctionArn": common::TASK_HANDLER,

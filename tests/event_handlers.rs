@@ -8,28 +8,26 @@
 //! Each example value this test replaces must still be in its file, so that the files and the test
 //! cannot drift apart silently.
 
-mod common;
+use crate::common;
+use crate::common::stack::{stack, Stack};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, Event, FilterRule, FilterRuleName, NotificationConfiguration,
-    NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter, VersioningConfiguration,
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
+    QueueConfiguration, S3KeyFilter,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use batchops::job::{CreateJobRequest, JobStatus};
-use batchops::local::{self, LocalNames, RunUntil};
 use batchops::manifest::encode_key;
 use batchops::plan::TaskBatch;
 use batchops::planner::{self, PlannerWork};
 use batchops::report::report_manifest_key;
 use batchops::sweeper;
-use batchops::{control, executor, reporter, Context};
+use batchops::{control, executor, reporter};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
-
-const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
 // The example values of the event files, replaced by the scenario's.
 const EXAMPLE_JOB_ID: &str = "9f2d7c41-5b3e-4c8a-9e61-2a7d0f4b8c15";
@@ -146,82 +144,17 @@ fn first_body(event: &Value) -> Value {
 // ---------------------------------------------------------------------------------------------
 // The scenario.
 
-struct Stack {
-    ctx: Context,
-    /// Unique per test, used to name buckets.
-    id: String,
-}
-
-async fn stack() -> Stack {
-    let config = common::sdk_config().await;
-    let id = common::unique_suffix();
-    let settings = batchops::context::Settings {
-        lambda_retry_base: Duration::from_millis(20),
-        ..Default::default()
-    };
-    let ctx = local::up(&config, &LocalNames::with_suffix(&id), None, settings)
-        .await
-        .unwrap();
-    Stack { ctx, id }
-}
-
+/// What the scenario adds to the common stack.
 impl Stack {
-    fn bucket(&self, name: &str) -> String {
-        format!("{name}-{}", self.id)
-    }
-
-    async fn create_bucket(&self, bucket: &str) {
-        common::create_bucket(&self.ctx, bucket).await;
-    }
-
-    async fn enable_versioning(&self, bucket: &str) {
-        self.ctx
-            .s3
-            .put_bucket_versioning()
-            .bucket(bucket)
-            .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-    }
-
-    /// Writes an object; returns its ETag (unquoted) and version id.
-    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> (String, Option<String>) {
-        let out = common::put_object(&self.ctx, bucket, key, body).await;
-        (common::unquoted_etag(&out), out.version_id)
-    }
-
-    /// The photos the events name, in `bucket`; returns the version id of the last one (the one
-    /// the executor event pins) when the bucket is versioned.
     async fn put_photos(&self, bucket: &str) -> Option<String> {
         let mut version = None;
         for key in PHOTO_KEYS {
-            version = self.put(bucket, key, key.as_bytes().to_vec()).await.1;
+            version = self
+                .put_version(bucket, key, key.as_bytes().to_vec())
+                .await
+                .1;
         }
         version
-    }
-
-    async fn tags(
-        &self,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-    ) -> BTreeMap<String, String> {
-        let out = self
-            .ctx
-            .s3
-            .get_object_tagging()
-            .bucket(bucket)
-            .key(key)
-            .set_version_id(version_id.map(str::to_string))
-            .send()
-            .await
-            .unwrap();
-        out.tag_set.into_iter().map(|t| (t.key, t.value)).collect()
     }
 
     async fn assert_tagged_by_the_events(&self, bucket: &str) {
@@ -230,38 +163,8 @@ impl Stack {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         for key in PHOTO_KEYS {
-            assert_eq!(
-                self.tags(bucket, key, None).await,
-                expected,
-                "tags of {key:?}"
-            );
+            assert_eq!(self.tags(bucket, key).await, expected, "tags of {key:?}");
         }
-    }
-
-    async fn exists(&self, bucket: &str, key: &str) -> bool {
-        self.ctx
-            .s3
-            .head_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .is_ok()
-    }
-
-    async fn job(&self, job_id: &str) -> batchops::job::Job {
-        self.ctx.store().get_job(job_id).await.unwrap()
-    }
-
-    async fn run_job(&self, job_id: &str) -> batchops::job::Job {
-        local::run(
-            &self.ctx,
-            RunUntil::JobTerminal(job_id.to_string()),
-            RUN_TIMEOUT,
-        )
-        .await
-        .unwrap();
-        self.job(job_id).await
     }
 
     async fn drain(&self, queue_url: &str) -> Vec<Value> {
@@ -297,7 +200,7 @@ impl Stack {
         let gz = common::gzip(csv.as_bytes());
         let base = manifest_key.trim_end_matches("manifest.json");
         let data_key = format!("{base}data/0a1b2c.csv.gz");
-        self.put(inventory, &data_key, gz.clone()).await;
+        self.put_version(inventory, &data_key, gz.clone()).await;
         let manifest = json!({
             "sourceBucket": data,
             "destinationBucket": format!("arn:aws:s3:::{inventory}"),
@@ -308,7 +211,7 @@ impl Stack {
             "files": [{"key": data_key, "size": gz.len(),
                        "MD5checksum": common::md5_hex(&gz)}]
         });
-        self.put(inventory, manifest_key, manifest.to_string().into_bytes())
+        self.put_version(inventory, manifest_key, manifest.to_string().into_bytes())
             .await
             .0
     }
@@ -320,7 +223,7 @@ impl Stack {
             .iter()
             .map(|key| format!("{data},{}\n", encode_key(key)))
             .collect();
-        self.put(manifests, CREATE_JOB_MANIFEST_KEY, csv.into_bytes())
+        self.put_version(manifests, CREATE_JOB_MANIFEST_KEY, csv.into_bytes())
             .await
             .0
     }
@@ -805,7 +708,9 @@ async fn planned_photo_job(
             format!("{photos},{},{pinned}\n", encode_key(key))
         })
         .collect();
-    let (etag, _) = s.put(photos, "manifest.csv", rows.into_bytes()).await;
+    let (etag, _) = s
+        .put_version(photos, "manifest.csv", rows.into_bytes())
+        .await;
     let request = json!({
         "AccountId": "123456789012",
         "ConfirmationRequired": false,
@@ -931,7 +836,8 @@ async fn executor_and_reporter_events_commit_a_batch_and_finish_the_job() {
         .await
         .expect("a versioned bucket answers version ids");
     // A newer version on top: the pinned version, not the latest, is the one tagged.
-    s.put(&photos, PHOTO_KEYS[2], b"newer".to_vec()).await;
+    s.put_version(&photos, PHOTO_KEYS[2], b"newer".to_vec())
+        .await;
 
     // SQS event to the reporter: the answer is a partial batch response.
     let (job_id, batch_id) = planned_photo_job(&s, &photos, &version, &reports).await;
@@ -941,14 +847,15 @@ async fn executor_and_reporter_events_commit_a_batch_and_finish_the_job() {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     for key in &PHOTO_KEYS[..2] {
-        assert_eq!(s.tags(&photos, key, None).await, expected, "{key}");
+        assert_eq!(s.tags(&photos, key).await, expected, "{key}");
     }
     assert_eq!(
-        s.tags(&photos, PHOTO_KEYS[2], Some(&version)).await,
+        s.tags_of_version(&photos, PHOTO_KEYS[2], Some(&version))
+            .await,
         expected
     );
     assert!(
-        s.tags(&photos, PHOTO_KEYS[2], None).await.is_empty(),
+        s.tags(&photos, PHOTO_KEYS[2]).await.is_empty(),
         "the latest version is not the task's"
     );
 
@@ -1122,9 +1029,9 @@ async fn the_inventory_bucket_notification_sends_manifest_arrivals_to_the_plan_q
     // With it, a delivered manifest.json (and nothing else) reaches the planner's queue, in a
     // form the planner reads.
     s.drain(&s.ctx.settings.plan_queue_url).await;
-    s.put(&inventory, "inv/src/daily/data/x.csv.gz", b"data".to_vec())
+    s.put_version(&inventory, "inv/src/daily/data/x.csv.gz", b"data".to_vec())
         .await;
-    s.put(&inventory, ARRIVAL_MANIFEST_KEY, b"{}".to_vec())
+    s.put_version(&inventory, ARRIVAL_MANIFEST_KEY, b"{}".to_vec())
         .await;
     let bodies = common::drain_queue(&s.ctx, &s.ctx.settings.plan_queue_url).await;
     let work: Vec<PlannerWork> = bodies

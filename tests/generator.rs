@@ -2,7 +2,7 @@
 //! selects exactly the expected keys, the generated manifest is written and reads back as a CSV
 //! manifest, and `Manifest.Location.ObjectVersionId` reads that version with its ETag checked.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{

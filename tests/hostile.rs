@@ -3,8 +3,7 @@
 //! status and FailureReasons, the report's rows. All against moto server; the CLI cases run the
 //! real `batchops` binary.
 
-#[path = "common/mod.rs"]
-mod common;
+use crate::common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use batchops::control;

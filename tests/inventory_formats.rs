@@ -6,66 +6,20 @@
 //! Run with `cargo test -p batchops --test inventory_formats` (moto is started by the harness,
 //! or set BATCHOPS_TEST_ENDPOINT, as `scripts/with-services.sh` does).
 
-mod common;
+use crate::common;
+use crate::common::stack::{stack, Stack, RUN_TIMEOUT};
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow_array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use batchops::control;
 use batchops::job::{CreateJobRequest, Job, JobStatus};
-use batchops::local::{self, LocalNames, RunUntil};
-use batchops::Context;
+use batchops::local::{self, RunUntil};
 use serde_json::json;
 
-const RUN_TIMEOUT: Duration = Duration::from_secs(300);
-
-struct Stack {
-    ctx: Context,
-    id: String,
-}
-
-async fn stack() -> Stack {
-    let config = common::sdk_config().await;
-    let id = common::unique_suffix();
-    let ctx = local::up(
-        &config,
-        &LocalNames::with_suffix(&id),
-        None,
-        batchops::context::Settings::default(),
-    )
-    .await
-    .unwrap();
-    Stack { ctx, id }
-}
-
+/// What the inventory scenarios add to the common stack.
 impl Stack {
-    async fn create_bucket(&self, name: &str) -> String {
-        let bucket = format!("{name}-{}", self.id);
-        common::create_bucket(&self.ctx, &bucket).await;
-        bucket
-    }
-
-    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> String {
-        let out = common::put_object(&self.ctx, bucket, key, body).await;
-        out.e_tag.unwrap_or_default()
-    }
-
-    async fn tags(&self, bucket: &str, key: &str) -> BTreeMap<String, String> {
-        let out = self
-            .ctx
-            .s3
-            .get_object_tagging()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
-        out.tag_set.into_iter().map(|t| (t.key, t.value)).collect()
-    }
-
     /// A tagging job over the inventory whose manifest.json is at `manifest_key`.
     async fn run_inventory_job(&self, inventory: &str, manifest_key: &str, etag: &str) -> Job {
         let job_id = self
@@ -83,7 +37,7 @@ impl Stack {
         )
         .await
         .unwrap();
-        self.ctx.store().get_job(job_id).await.unwrap()
+        self.job(job_id).await
     }
 
     async fn create_inventory_job(
@@ -209,7 +163,7 @@ async fn put_inventory(
     let mut entries = Vec::new();
     for (i, body) in files.iter().enumerate() {
         let key = format!("{prefix}/data/part-{i}.{}", format.extension());
-        s.put(inventory, &key, body.clone()).await;
+        s.put_version(inventory, &key, body.clone()).await;
         let md5 = match md5_override {
             Some((index, md5)) if index == i => md5.to_string(),
             _ => common::md5_hex(body),
@@ -226,9 +180,7 @@ async fn put_inventory(
         "files": entries
     });
     let key = format!("{prefix}/2026-11-25T01-00Z/manifest.json");
-    let etag = s
-        .put(inventory, &key, manifest.to_string().into_bytes())
-        .await;
+    let etag = s.put(inventory, &key, &manifest.to_string()).await;
     (key, etag)
 }
 
@@ -244,14 +196,14 @@ const TRICKY_KEYS: &[&str] = &[
 
 async fn every_listed_object_is_tagged_once(format: Format) {
     let s = stack().await;
-    let source = s.create_bucket("data").await;
-    let inventory = s.create_bucket("inventory").await;
+    let source = s.new_bucket("data").await;
+    let inventory = s.new_bucket("inventory").await;
     let keys: Vec<String> = (0..40)
         .map(|i| format!("photos/{i:03}.jpg"))
         .chain(TRICKY_KEYS.iter().map(|k| k.to_string()))
         .collect();
     for key in keys.iter().chain([&"photos/deleted.jpg".to_string()]) {
-        s.put(&source, key, b"x".to_vec()).await;
+        s.put_version(&source, key, b"x".to_vec()).await;
     }
     // Two data files (planned in parallel, one plan part each); the second also lists a delete
     // marker for an object that exists, which must not be tagged.
@@ -308,9 +260,9 @@ async fn an_orc_inventory_job_tags_every_listed_object_once() {
 
 async fn a_wrong_md5_fails_the_job_naming_the_file(format: Format) {
     let s = stack().await;
-    let source = s.create_bucket("data").await;
-    let inventory = s.create_bucket("inventory").await;
-    s.put(&source, "a.txt", b"x".to_vec()).await;
+    let source = s.new_bucket("data").await;
+    let inventory = s.new_bucket("inventory").await;
+    s.put_version(&source, "a.txt", b"x".to_vec()).await;
     let files = vec![data_file(format, &source, &[("a.txt", false)])];
     let wrong = "0123456789abcdef0123456789abcdef";
     let (manifest_key, etag) =
@@ -355,8 +307,8 @@ async fn an_orc_data_file_with_a_wrong_md5_fails_the_job_naming_the_file() {
 #[tokio::test]
 async fn a_missing_data_file_fails_the_job_naming_the_file() {
     let s = stack().await;
-    let source = s.create_bucket("data").await;
-    let inventory = s.create_bucket("inventory").await;
+    let source = s.new_bucket("data").await;
+    let inventory = s.new_bucket("inventory").await;
     let manifest = json!({
         "sourceBucket": source,
         "destinationBucket": format!("arn:aws:s3:::{inventory}"),
@@ -366,11 +318,7 @@ async fn a_missing_data_file_fails_the_job_naming_the_file() {
         "files": [{"key": "inv/data/gone.parquet", "size": 10, "MD5checksum": "00"}]
     });
     let etag = s
-        .put(
-            &inventory,
-            "inv/manifest.json",
-            manifest.to_string().into_bytes(),
-        )
+        .put(&inventory, "inv/manifest.json", &manifest.to_string())
         .await;
     let job = s
         .run_inventory_job(&inventory, "inv/manifest.json", &etag)
@@ -391,11 +339,11 @@ async fn a_missing_data_file_fails_the_job_naming_the_file() {
 #[tokio::test]
 async fn a_canary_takes_the_first_tasks_across_inventory_files_then_waits() {
     let s = stack().await;
-    let source = s.create_bucket("data").await;
-    let inventory = s.create_bucket("inventory").await;
+    let source = s.new_bucket("data").await;
+    let inventory = s.new_bucket("inventory").await;
     let keys: Vec<String> = (0..30).map(|i| format!("canary/{i:02}.jpg")).collect();
     for key in &keys {
-        s.put(&source, key, b"x".to_vec()).await;
+        s.put_version(&source, key, b"x".to_vec()).await;
     }
     let files: Vec<Vec<u8>> = keys
         .chunks(10)

@@ -14,153 +14,58 @@ use batchops::operation;
 use batchops::report::{encode_rows, TaskOutcome, TaskStatus};
 use batchops::Context;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const ATTEMPTS: u32 = 3;
 const BUCKET: &str = "amzn-s3-demo-bucket";
 const FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:batch-fn";
 
-/// A scripted Lambda Invoke endpoint.
+/// The common scripted endpoint, playing Lambda's Invoke API.
 mod scripted {
     use super::*;
-    use percent_encoding::percent_decode_str;
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-    use tokio::net::TcpListener;
+    pub use crate::common::scripted::{Log, Reply, Request};
 
-    /// One request as the server received it.
-    #[derive(Debug, Clone)]
-    pub struct Request {
-        pub method: String,
-        /// The path as sent (percent-encoded).
-        pub raw_path: String,
-        pub query: String,
-        /// Header names in lower case.
-        pub headers: BTreeMap<String, String>,
-        pub body: Value,
+    /// The decoded object key of a request's (single) task.
+    pub trait TaskKey {
+        fn key(&self) -> String;
     }
 
-    impl Request {
-        /// The path, percent-decoded.
-        pub fn path(&self) -> String {
-            percent_decode_str(&self.raw_path)
-                .decode_utf8_lossy()
-                .into_owned()
-        }
-
-        /// The decoded object key of the (single) task.
-        pub fn key(&self) -> String {
-            let s3_key = self.body["tasks"][0]["s3Key"].as_str().unwrap_or_default();
+    impl TaskKey for Request {
+        fn key(&self) -> String {
+            let s3_key = self.json["tasks"][0]["s3Key"].as_str().unwrap_or_default();
             batchops::invocation::decode_s3_key(s3_key)
         }
     }
 
-    /// What the server answers.
-    pub struct Reply {
-        pub status: u16,
-        pub headers: Vec<(String, String)>,
-        pub body: String,
-    }
-
-    /// Decides the reply to a request, given how many times its key was asked for (1-based).
-    pub type Script = Arc<dyn Fn(&Request, usize) -> Reply + Send + Sync>;
-    pub type Log = Arc<Mutex<Vec<Request>>>;
-
-    pub async fn start(script: Script) -> (String, Log) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let log: Log = Arc::default();
-        let server_log = log.clone();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let log = server_log.clone();
-                let script = script.clone();
-                tokio::spawn(async move {
-                    let mut socket = BufReader::new(socket);
-                    while let Some(request) = read_request(&mut socket).await {
-                        let reply = {
-                            let mut seen = log.lock().unwrap();
-                            seen.push(request.clone());
-                            let key = request.key();
-                            let attempt = seen.iter().filter(|r| r.key() == key).count();
-                            script(&request, attempt)
-                        };
-                        let mut head = format!("HTTP/1.1 {} Scripted\r\n", reply.status);
-                        for (name, value) in &reply.headers {
-                            head.push_str(&format!("{name}: {value}\r\n"));
-                        }
-                        head.push_str(&format!("content-length: {}\r\n\r\n", reply.body.len()));
-                        let stream = socket.get_mut();
-                        if stream.write_all(head.as_bytes()).await.is_err()
-                            || stream.write_all(reply.body.as_bytes()).await.is_err()
-                        {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        (url, log)
-    }
-
-    async fn read_request(socket: &mut BufReader<tokio::net::TcpStream>) -> Option<Request> {
-        let mut line = String::new();
-        if socket.read_line(&mut line).await.ok()? == 0 {
-            return None;
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next()?.to_string();
-        let target = parts.next()?.to_string();
-        let (raw_path, query) = match target.split_once('?') {
-            Some((p, q)) => (p.to_string(), q.to_string()),
-            None => (target, String::new()),
-        };
-        let mut headers = BTreeMap::new();
-        loop {
-            let mut header = String::new();
-            socket.read_line(&mut header).await.ok()?;
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
-            }
-        }
-        let length: usize = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; length];
-        socket.read_exact(&mut body).await.ok()?;
-        Some(Request {
-            method,
-            raw_path,
-            query,
-            headers,
-            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    /// Starts the endpoint: `script` decides the reply to a request given how many times its
+    /// key was asked for (1-based).
+    pub async fn start(
+        script: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static,
+    ) -> (String, Log) {
+        crate::common::scripted::start(move |request, seen| {
+            let key = request.key();
+            let attempt = seen.iter().filter(|r| r.key() == key).count();
+            script(request, attempt)
         })
+        .await
     }
 
     fn json_reply(status: u16, headers: &[(&str, &str)], body: String) -> Reply {
-        let mut all = vec![("content-type".to_string(), "application/json".to_string())];
-        all.extend(headers.iter().map(|(n, v)| (n.to_string(), v.to_string())));
-        Reply {
-            status,
-            headers: all,
-            body,
-        }
+        let mut reply = Reply::new(status, headers, body);
+        reply
+            .headers
+            .insert(0, ("content-type".into(), "application/json".into()));
+        reply
     }
 
     /// The function's answer for the request's task, as the contract has it.
     pub fn result(request: &Request, code: &str, result_string: &str) -> Reply {
         let body = json!({
-            "invocationSchemaVersion": request.body["invocationSchemaVersion"],
+            "invocationSchemaVersion": request.json["invocationSchemaVersion"],
             "treatMissingKeysAs": "PermanentFailure",
-            "invocationId": request.body["invocationId"],
+            "invocationId": request.json["invocationId"],
             "results": [{
-                "taskId": request.body["tasks"][0]["taskId"],
+                "taskId": request.json["tasks"][0]["taskId"],
                 "resultCode": code,
                 "resultString": result_string
             }]
@@ -202,7 +107,7 @@ mod scripted {
     }
 }
 
-use scripted::{api_error, function_error, raw, result, Reply, Request};
+use scripted::{api_error, function_error, raw, result, Reply, Request, TaskKey};
 
 fn job(operation: Value) -> Job {
     let request = json!({
@@ -263,7 +168,7 @@ async fn run(
     tasks: &[Task],
     script: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static,
 ) -> (Vec<TaskOutcome>, Vec<String>, Vec<Request>) {
-    let (url, log) = scripted::start(Arc::new(script)).await;
+    let (url, log) = scripted::start(script).await;
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(&url)
@@ -425,7 +330,7 @@ async fn a_payload_that_breaks_the_contract_fails_the_task_without_retrying() {
     let (outcomes, rows, seen) = run(v1(), &tasks, |request, _| match request.key().as_str() {
         "not-json" => raw("<html>Internal error</html>"),
         "missing-task" => raw(&json!({"invocationSchemaVersion": "1.0",
-                "invocationId": request.body["invocationId"], "results": []})
+                "invocationId": request.json["invocationId"], "results": []})
         .to_string()),
         _ => raw(
             &json!({"invocationSchemaVersion": "1.0", "invocationId": "someone-else",
@@ -499,12 +404,12 @@ async fn every_result_code_maps_to_its_report_row() {
         .collect();
     assert_eq!(retried.len(), 2);
     assert_ne!(
-        retried[0].body["invocationId"],
-        retried[1].body["invocationId"]
+        retried[0].json["invocationId"],
+        retried[1].json["invocationId"]
     );
     assert_eq!(
-        retried[0].body["tasks"][0]["taskId"],
-        retried[1].body["tasks"][0]["taskId"]
+        retried[0].json["tasks"][0]["taskId"],
+        retried[1].json["tasks"][0]["taskId"]
     );
 }
 
@@ -524,7 +429,7 @@ async fn schema_1_0_payload_as_the_function_receives_it() {
     let (outcomes, _, seen) = run(v1(), &tasks, |request, _| echo(request)).await;
     assert!(outcomes.iter().all(|o| o.status == TaskStatus::Succeeded));
     assert_eq!(seen.len(), 2);
-    let mut bodies: Vec<Value> = seen.iter().map(|r| r.body.clone()).collect();
+    let mut bodies: Vec<Value> = seen.iter().map(|r| r.json.clone()).collect();
     bodies.sort_by_key(|b| b["tasks"][0]["taskId"].as_str().unwrap().to_string());
     for body in &bodies {
         assert_invocation_id(body);
@@ -583,7 +488,7 @@ async fn schema_2_0_payload_carries_user_arguments_and_the_bucket_name() {
     let tasks = [task("dir/a b+c.txt", Some("v1"))];
     let (outcomes, _, seen) = run(op, &tasks, |request, _| echo(request)).await;
     assert_eq!(outcomes[0].status, TaskStatus::Succeeded);
-    let mut body = seen[0].body.clone();
+    let mut body = seen[0].json.clone();
     assert_invocation_id(&body);
     body["invocationId"] = json!("ID");
     assert_eq!(

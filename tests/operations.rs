@@ -2,7 +2,8 @@
 //! through `operation::run_tasks` (what the executor calls), each effect is checked on the objects
 //! with the S3 API, and the completion-report rows are compared with what S3 would write.
 
-mod common;
+use crate::common;
+use crate::common::stack::{stack_with, Stack};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
@@ -26,35 +27,20 @@ fn small_multipart_copies() -> CopySettings {
     CopySettings::bounded(6 * MIB as u64, 5 * MIB as u64, 8)
 }
 
-struct Env {
-    ctx: Context,
-    id: String,
+/// A stack whose multipart copies are small (see [`small_multipart_copies`]).
+async fn env() -> Stack {
+    stack_with(false, |settings| {
+        settings.executor_concurrency = 8;
+        settings.lambda_max_attempts = 5;
+        settings.report_read_concurrency = 16;
+        settings.copy = small_multipart_copies();
+    })
+    .await
 }
 
-async fn env() -> Env {
-    let config = common::sdk_config().await;
-    let id = common::unique_suffix();
-    // run_tasks needs the clients, and the job table for a multipart copy that outlives its
-    // invocation; the queues and the system bucket are never touched here.
-    let mut settings = common::test_settings(
-        format!("jobs-{id}"),
-        String::new(),
-        String::new(),
-        String::new(),
-        format!("system-{id}"),
-    );
-    settings.copy = small_multipart_copies();
-    let ctx = Context::from_config(&config, settings);
-    ctx.store().create_table_if_missing().await.unwrap();
-    Env { ctx, id }
-}
-
-impl Env {
-    fn bucket(&self, name: &str) -> String {
-        format!("{name}-{}", self.id)
-    }
-
-    async fn create_bucket(&self, name: &str, versioned: bool, object_lock: bool) -> String {
+/// What the operation tests add to the common stack.
+impl Stack {
+    async fn new_bucket_with(&self, name: &str, versioned: bool, object_lock: bool) -> String {
         let bucket = self.bucket(name);
         self.ctx
             .s3
@@ -82,40 +68,9 @@ impl Env {
     }
 
     /// Puts an object and returns its version id (empty when unversioned).
-    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> String {
+    async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) -> String {
         let out = common::put_object(&self.ctx, bucket, key, body).await;
         out.version_id().unwrap_or_default().to_string()
-    }
-
-    async fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
-        self.ctx
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .to_vec()
-    }
-
-    async fn tags(&self, bucket: &str, key: &str) -> BTreeMap<String, String> {
-        self.ctx
-            .s3
-            .get_object_tagging()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap()
-            .tag_set()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect()
     }
 
     async fn run(&self, operation: Value, confirmation: bool, tasks: &[Task]) -> Vec<String> {
@@ -193,13 +148,13 @@ fn pattern(len: usize) -> Vec<u8> {
 #[tokio::test]
 async fn copy_replaces_metadata_and_tags_keeps_versions_and_copies_large_objects_in_parts() {
     let env = env().await;
-    let src = env.create_bucket("src", true, false).await;
-    let dst = env.create_bucket("dst", false, false).await;
-    env.put(&src, "a.txt", b"alpha".to_vec()).await;
+    let src = env.new_bucket_with("src", true, false).await;
+    let dst = env.new_bucket_with("dst", false, false).await;
+    env.put_object(&src, "a.txt", b"alpha".to_vec()).await;
     let big = pattern(12 * MIB + 7);
-    env.put(&src, "big.bin", big.clone()).await;
-    let v1 = env.put(&src, "v.txt", b"first".to_vec()).await;
-    env.put(&src, "v.txt", b"second".to_vec()).await;
+    env.put_object(&src, "big.bin", big.clone()).await;
+    let v1 = env.put_object(&src, "v.txt", b"first".to_vec()).await;
+    env.put_object(&src, "v.txt", b"second".to_vec()).await;
 
     let op = json!({"S3PutObjectCopy": {
         "TargetResource": format!("arn:aws:s3:::{dst}"),
@@ -280,8 +235,8 @@ async fn copy_replaces_metadata_and_tags_keeps_versions_and_copies_large_objects
 async fn multipart_copy_keeps_source_metadata_and_tags_and_an_archived_source_fails_before_any_upload(
 ) {
     let env = env().await;
-    let src = env.create_bucket("src", false, false).await;
-    let dst = env.create_bucket("dst", false, false).await;
+    let src = env.new_bucket_with("src", false, false).await;
+    let dst = env.new_bucket_with("dst", false, false).await;
     let big = pattern(11 * MIB);
     env.ctx
         .s3
@@ -391,9 +346,9 @@ const READER: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3
 #[tokio::test]
 async fn put_object_acl_sets_a_canned_acl_or_a_full_policy() {
     let env = env().await;
-    let bucket = env.create_bucket("acl", false, false).await;
-    env.put(&bucket, "a.txt", b"a".to_vec()).await;
-    env.put(&bucket, "b.txt", b"b".to_vec()).await;
+    let bucket = env.new_bucket_with("acl", false, false).await;
+    env.put_object(&bucket, "a.txt", b"a".to_vec()).await;
+    env.put_object(&bucket, "b.txt", b"b".to_vec()).await;
     let owner = env
         .ctx
         .s3
@@ -499,11 +454,11 @@ async fn put_object_acl_sets_a_canned_acl_or_a_full_policy() {
 #[tokio::test]
 async fn legal_hold_and_retention_lock_objects_in_an_object_lock_bucket() {
     let env = env().await;
-    let bucket = env.create_bucket("locked", true, true).await;
-    let plain = env.create_bucket("plain", false, false).await;
-    let v_hold = env.put(&bucket, "hold.txt", b"h".to_vec()).await;
-    let v_keep = env.put(&bucket, "keep.txt", b"k".to_vec()).await;
-    env.put(&plain, "p.txt", b"p".to_vec()).await;
+    let bucket = env.new_bucket_with("locked", true, true).await;
+    let plain = env.new_bucket_with("plain", false, false).await;
+    let v_hold = env.put_object(&bucket, "hold.txt", b"h".to_vec()).await;
+    let v_keep = env.put_object(&bucket, "keep.txt", b"k".to_vec()).await;
+    env.put_object(&plain, "p.txt", b"p".to_vec()).await;
 
     let hold = json!({"S3PutObjectLegalHold": {"LegalHold": {"Status": "ON"}}});
     let rows = env
@@ -600,7 +555,7 @@ async fn legal_hold_and_retention_lock_objects_in_an_object_lock_bucket() {
 #[tokio::test]
 async fn restore_starts_for_archived_objects_and_fails_as_s3_does_for_others() {
     let env = env().await;
-    let bucket = env.create_bucket("restore", false, false).await;
+    let bucket = env.new_bucket_with("restore", false, false).await;
     env.ctx
         .s3
         .put_object()
@@ -611,7 +566,7 @@ async fn restore_starts_for_archived_objects_and_fails_as_s3_does_for_others() {
         .send()
         .await
         .unwrap();
-    env.put(&bucket, "warm.txt", b"warm".to_vec()).await;
+    env.put_object(&bucket, "warm.txt", b"warm".to_vec()).await;
     let op = json!({"S3InitiateRestoreObject": {"ExpirationInDays": 3, "GlacierJobTier": "BULK"}});
     let rows = env
         .run(
@@ -666,10 +621,11 @@ async fn restore_starts_for_archived_objects_and_fails_as_s3_does_for_others() {
 #[tokio::test]
 async fn compute_checksum_reports_each_objects_checksum() {
     let env = env().await;
-    let bucket = env.create_bucket("sums", false, false).await;
-    env.put(&bucket, "check.txt", b"123456789".to_vec()).await;
+    let bucket = env.new_bucket_with("sums", false, false).await;
+    env.put_object(&bucket, "check.txt", b"123456789".to_vec())
+        .await;
     let big = pattern(3 * MIB + 1);
-    env.put(&bucket, "big.bin", big.clone()).await;
+    env.put_object(&bucket, "big.bin", big.clone()).await;
     for (algorithm, hex) in [
         ("CRC32", "cbf43926"),
         ("CRC32C", "e3069283"),
@@ -726,10 +682,10 @@ async fn compute_checksum_reports_each_objects_checksum() {
 #[tokio::test]
 async fn delete_object_removes_versions_or_adds_delete_markers_and_needs_confirmation() {
     let env = env().await;
-    let bucket = env.create_bucket("del", true, false).await;
-    let v_old = env.put(&bucket, "doc.txt", b"old".to_vec()).await;
-    let v_new = env.put(&bucket, "doc.txt", b"new".to_vec()).await;
-    env.put(&bucket, "marker.txt", b"m".to_vec()).await;
+    let bucket = env.new_bucket_with("del", true, false).await;
+    let v_old = env.put_object(&bucket, "doc.txt", b"old".to_vec()).await;
+    let v_new = env.put_object(&bucket, "doc.txt", b"new".to_vec()).await;
+    env.put_object(&bucket, "marker.txt", b"m".to_vec()).await;
     let rows = env
         .run(
             json!({"S3DeleteObject": {}}),
@@ -794,152 +750,104 @@ fn replicate_object_is_refused_with_the_reason() {
 /// already in progress, a failed copy precondition, an archived Intelligent-Tiering source, and
 /// the exact headers of a copy with SSE-KMS, checksum, object lock and requester-pays fields.
 mod scripted {
-    use std::collections::BTreeMap;
-    use std::sync::{Arc, Mutex};
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-    use tokio::net::TcpListener;
+    pub use crate::common::scripted::Log;
+    use crate::common::scripted::{self, Reply};
 
     pub const SIZE: u64 = 12 * 1024 * 1024;
-
-    /// Every request line the server saw (`METHOD path?query`).
-    pub type Log = Arc<Mutex<Vec<String>>>;
-    /// Every request line with its headers (names in lower case).
-    pub type Headers = Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>>;
 
     /// Part 1 is throttled once (SlowDown, 503, retried); with `refuse_part2`, part 2 is refused
     /// (AccessDenied, 403), otherwise the upload completes. Keys with `small` are small objects
     /// copied in one request; see `answer` for the other scripted keys.
-    pub async fn start(refuse_part2: bool) -> (String, Log, Headers) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let log: Log = Arc::default();
-        let headers: Headers = Arc::default();
-        let server_log = log.clone();
-        let server_headers = headers.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let log = server_log.clone();
-                let headers_log = server_headers.clone();
-                tokio::spawn(async move {
-                    let mut socket = BufReader::new(socket);
-                    loop {
-                        let mut line = String::new();
-                        if socket.read_line(&mut line).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let mut length = 0usize;
-                        let mut headers = BTreeMap::new();
-                        loop {
-                            let mut header = String::new();
-                            socket.read_line(&mut header).await.unwrap();
-                            let header = header.trim_end();
-                            if header.is_empty() {
-                                break;
-                            }
-                            if let Some((name, value)) = header.split_once(':') {
-                                if name.eq_ignore_ascii_case("content-length") {
-                                    length = value.trim().parse().unwrap_or(0);
-                                }
-                                headers.insert(
-                                    name.trim().to_ascii_lowercase(),
-                                    value.trim().to_string(),
-                                );
-                            }
-                        }
-                        let mut body = vec![0; length];
-                        socket.read_exact(&mut body).await.unwrap();
-                        let request: Vec<&str> = line.split_whitespace().take(2).collect();
-                        let request = request.join(" ");
-                        headers_log.lock().unwrap().push((request.clone(), headers));
-                        let response = {
-                            let mut seen = log.lock().unwrap();
-                            seen.push(request.clone());
-                            let part1_attempts = seen
-                                .iter()
-                                .filter(|r| r.starts_with("PUT") && r.contains("partNumber=1&"))
-                                .count();
-                            answer(&request, part1_attempts, refuse_part2)
-                        };
-                        socket
-                            .get_mut()
-                            .write_all(response.as_bytes())
-                            .await
-                            .unwrap();
-                    }
-                });
-            }
-        });
-        (url, log, headers)
+    pub async fn start(refuse_part2: bool) -> (String, Log) {
+        scripted::start(move |request, seen| {
+            let part1_attempts = seen
+                .iter()
+                .map(|r| r.line())
+                .filter(|r| r.starts_with("PUT") && r.contains("partNumber=1&"))
+                .count();
+            answer(&request.line(), part1_attempts, refuse_part2)
+        })
+        .await
     }
 
-    fn answer(request: &str, part1_attempts: usize, refuse_part2: bool) -> String {
-        let xml = |status: &str, body: &str| {
-            format!(
-                "HTTP/1.1 {status}\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}",
-                body.len()
-            )
-        };
+    fn answer(request: &str, part1_attempts: usize, refuse_part2: bool) -> Reply {
+        let xml = Reply::xml;
         if request.starts_with("HEAD") && request.contains("glacier") {
-            return "HTTP/1.1 200 OK\r\ncontent-length: 10\r\netag: \"src\"\r\nx-amz-storage-class: GLACIER\r\n\r\n".to_string();
+            return Reply::empty(
+                200,
+                &[
+                    ("content-length", "10"),
+                    ("etag", "\"src\""),
+                    ("x-amz-storage-class", "GLACIER"),
+                ],
+            );
         }
         if request.starts_with("HEAD") && request.contains("tiered") {
             // In the Deep Archive Access tier: HEAD still says INTELLIGENT_TIERING.
-            return "HTTP/1.1 200 OK\r\ncontent-length: 10\r\netag: \"src\"\r\nx-amz-storage-class: INTELLIGENT_TIERING\r\nx-amz-archive-status: DEEP_ARCHIVE_ACCESS\r\n\r\n".to_string();
+            return Reply::empty(
+                200,
+                &[
+                    ("content-length", "10"),
+                    ("etag", "\"src\""),
+                    ("x-amz-storage-class", "INTELLIGENT_TIERING"),
+                    ("x-amz-archive-status", "DEEP_ARCHIVE_ACCESS"),
+                ],
+            );
         }
         if request.starts_with("HEAD") && request.contains("small") {
-            return "HTTP/1.1 200 OK\r\ncontent-length: 10\r\netag: \"src\"\r\n\r\n".to_string();
+            return Reply::empty(200, &[("content-length", "10"), ("etag", "\"src\"")]);
         }
         if request.starts_with("HEAD") {
-            return format!("HTTP/1.1 200 OK\r\ncontent-length: {SIZE}\r\netag: \"src\"\r\n\r\n");
+            return Reply::empty(
+                200,
+                &[("content-length", &SIZE.to_string()), ("etag", "\"src\"")],
+            );
         }
         // RestoreObject: a restore in progress (409), an object already restored (200, S3
         // extends it), a new restore (202).
         if request.starts_with("POST") && request.contains("restore") {
             if request.contains("restoring") {
                 return xml(
-                    "409 Conflict",
+                    409,
                     "<Error><Code>RestoreAlreadyInProgress</Code><Message>Object restore is already in progress</Message></Error>",
                 );
             }
             if request.contains("restored") {
-                return "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_string();
+                return Reply::empty(200, &[]);
             }
-            return "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n".to_string();
+            return Reply::empty(202, &[]);
         }
         // CopyObject of a small object.
         if request.starts_with("PUT") && request.contains("small-conditional") {
             return xml(
-                "412 Precondition Failed",
+                412,
                 "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Condition>x-amz-copy-source-If-Unmodified-Since</Condition></Error>",
             );
         }
         if request.starts_with("PUT") && request.contains("tiered") {
             return xml(
-                "403 Forbidden",
+                403,
                 "<Error><Code>InvalidObjectState</Code><Message>The operation is not valid for the object's access tier</Message><StorageClass>INTELLIGENT_TIERING</StorageClass><AccessTier>DEEP_ARCHIVE_ACCESS</AccessTier></Error>",
             );
         }
         if request.starts_with("PUT") && request.contains("small") {
             return xml(
-                "200 OK",
+                200,
                 "<CopyObjectResult><ETag>\"copied\"</ETag><LastModified>2026-11-25T10:00:00.000Z</LastModified></CopyObjectResult>",
             );
         }
         if request.starts_with("GET") && request.contains("tagging") {
-            return xml("200 OK", "<Tagging><TagSet></TagSet></Tagging>");
+            return xml(200, "<Tagging><TagSet></TagSet></Tagging>");
         }
         if request.starts_with("POST") && request.contains("uploads") {
             return xml(
-                "200 OK",
+                200,
                 "<InitiateMultipartUploadResult><Bucket>dst</Bucket><Key>big.bin</Key><UploadId>up-1</UploadId></InitiateMultipartUploadResult>",
             );
         }
         if request.starts_with("PUT") && request.contains("partNumber=1&") && part1_attempts == 1 {
             return xml(
-                "503 Slow Down",
+                503,
                 "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
             );
         }
@@ -950,41 +858,41 @@ mod scripted {
             && request.contains("partNumber=")
         {
             return xml(
-                "412 Precondition Failed",
+                412,
                 "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Condition>x-amz-copy-source-If-Match</Condition></Error>",
             );
         }
         if refuse_part2 && request.starts_with("PUT") && request.contains("partNumber=2&") {
             return xml(
-                "403 Forbidden",
+                403,
                 "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
             );
         }
         if request.starts_with("PUT") && request.contains("partNumber=") {
             return xml(
-                "200 OK",
+                200,
                 "<CopyPartResult><ETag>\"part\"</ETag></CopyPartResult>",
             );
         }
         if request.starts_with("POST") && request.contains("uploadId=up-1") {
             return xml(
-                "200 OK",
+                200,
                 "<CompleteMultipartUploadResult><Bucket>dst</Bucket><Key>big.bin</Key><ETag>\"done-3\"</ETag></CompleteMultipartUploadResult>",
             );
         }
         if request.starts_with("DELETE") && request.contains("uploadId=up-1") {
-            return "HTTP/1.1 204 No Content\r\n\r\n".to_string();
+            return Reply::empty(204, &[]);
         }
         xml(
-            "400 Bad Request",
+            400,
             "<Error><Code>InvalidRequest</Code><Message>unexpected</Message></Error>",
         )
     }
 }
 
 /// An executor context whose S3 is the scripted server, with multipart copies forced small.
-async fn scripted_env(refuse_part2: bool) -> (Env, scripted::Log, scripted::Headers) {
-    let (url, log, headers) = scripted::start(refuse_part2).await;
+async fn scripted_env(refuse_part2: bool) -> (Stack, scripted::Log) {
+    let (url, log) = scripted::start(refuse_part2).await;
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(&url)
         .region(aws_config::Region::new("us-east-1"))
@@ -1002,23 +910,24 @@ async fn scripted_env(refuse_part2: bool) -> (Env, scripted::Log, scripted::Head
     );
     settings.lambda_max_attempts = 3;
     settings.copy = small_multipart_copies();
-    let env = Env {
+    let env = Stack {
         ctx: Context::from_config(&config, settings),
+        config,
         id: String::new(),
     };
-    (env, log, headers)
+    (env, log)
 }
 
 #[tokio::test]
 async fn a_multipart_copy_with_a_refused_part_is_aborted_and_never_completed() {
-    let (env, log, _) = scripted_env(true).await;
+    let (env, log) = scripted_env(true).await;
     let op = json!({"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::dst"}});
     let rows = env.run(op, false, &[task("src", "big.bin", None)]).await;
     assert_eq!(
         rows,
         vec!["src,big.bin,,failed,403,AccessDenied,Access Denied".to_string()]
     );
-    let seen = log.lock().unwrap().clone();
+    let seen = lines(&log);
     let count = |what: &str| seen.iter().filter(|r| r.contains(what)).count();
     assert_eq!(count("uploads"), 1, "{seen:?}");
     assert!(count("partNumber=1&") >= 1, "{seen:?}");
@@ -1044,7 +953,7 @@ async fn a_multipart_copy_with_a_refused_part_is_aborted_and_never_completed() {
 
 #[tokio::test]
 async fn a_source_overwritten_mid_copy_fails_the_task_with_412_and_no_torn_object() {
-    let (env, log, headers) = scripted_env(false).await;
+    let (env, log) = scripted_env(false).await;
     let op = json!({"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::dst"}});
     let rows = env
         .run(op, false, &[task("src", "overwritten.bin", None)])
@@ -1055,19 +964,19 @@ async fn a_source_overwritten_mid_copy_fails_the_task_with_412_and_no_torn_objec
         "{rows:?}"
     );
     // Every part was pinned to the ETag the HEAD saw.
-    let parts: Vec<_> = headers
+    let parts: Vec<_> = log
         .lock()
         .unwrap()
         .iter()
-        .filter(|(request, _)| request.starts_with("PUT") && request.contains("partNumber="))
-        .map(|(_, h)| h.get("x-amz-copy-source-if-match").cloned())
+        .filter(|r| r.method == "PUT" && r.query.contains("partNumber="))
+        .map(|r| r.headers.get("x-amz-copy-source-if-match").cloned())
         .collect();
     assert!(!parts.is_empty());
     assert!(
         parts.iter().all(|p| p.as_deref() == Some("\"src\"")),
         "{parts:?}"
     );
-    let seen = log.lock().unwrap().clone();
+    let seen = lines(&log);
     assert!(
         seen.iter()
             .any(|r| r.starts_with("DELETE") && r.contains("uploadId=up-1")),
@@ -1083,10 +992,10 @@ async fn a_source_overwritten_mid_copy_fails_the_task_with_412_and_no_torn_objec
 
 #[tokio::test]
 async fn a_throttled_part_copy_is_retried_and_the_copy_succeeds() {
-    let (env, log, _) = scripted_env(false).await;
+    let (env, log) = scripted_env(false).await;
     let op = json!({"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::dst"}});
     let rows = env.run(op, false, &[task("src", "big.bin", None)]).await;
-    let seen = log.lock().unwrap().clone();
+    let seen = lines(&log);
     assert_eq!(
         rows,
         vec!["src,big.bin,,succeeded,200,,Successful".to_string()],
@@ -1109,14 +1018,18 @@ async fn a_throttled_part_copy_is_retried_and_the_copy_succeeds() {
     );
 }
 
+/// The request lines (`METHOD path?query`) the scripted server saw.
+fn lines(log: &scripted::Log) -> Vec<String> {
+    log.lock().unwrap().iter().map(|r| r.line()).collect()
+}
+
 /// The headers of the first request the scripted server saw whose line starts with `prefix`.
-fn request_headers(headers: &scripted::Headers, prefix: &str) -> BTreeMap<String, String> {
-    headers
-        .lock()
+fn request_headers(log: &scripted::Log, prefix: &str) -> BTreeMap<String, String> {
+    log.lock()
         .unwrap()
         .iter()
-        .find(|(line, _)| line.starts_with(prefix))
-        .map(|(_, h)| h.clone())
+        .find(|r| r.line().starts_with(prefix))
+        .map(|r| r.headers.clone())
         .unwrap_or_else(|| panic!("no request {prefix}"))
 }
 
@@ -1128,7 +1041,7 @@ async fn a_restore_already_in_progress_fails_with_s3s_409_and_an_already_restore
     // restored succeeds (S3 extends the restored copy). Batch Operations passes every object to
     // RestoreObject, so the failed row carries RestoreObject's own answer: 409
     // RestoreAlreadyInProgress.
-    let (env, log, _) = scripted_env(false).await;
+    let (env, log) = scripted_env(false).await;
     let op =
         json!({"S3InitiateRestoreObject": {"ExpirationInDays": 2, "GlacierJobTier": "STANDARD"}});
     let rows = env
@@ -1150,7 +1063,7 @@ async fn a_restore_already_in_progress_fails_with_s3s_409_and_an_already_restore
             ok_row("src", "fresh.bin", ""),
         ]
     );
-    let seen = log.lock().unwrap().clone();
+    let seen = lines(&log);
     assert_eq!(
         seen.iter().filter(|r| r.contains("restoring.bin")).count(),
         1,
@@ -1160,7 +1073,7 @@ async fn a_restore_already_in_progress_fails_with_s3s_409_and_an_already_restore
 
 #[tokio::test]
 async fn a_copy_whose_unmodified_since_condition_fails_reports_s3s_412() {
-    let (env, _, headers) = scripted_env(false).await;
+    let (env, log) = scripted_env(false).await;
     let op = json!({"S3PutObjectCopy": {
         "TargetResource": "arn:aws:s3:::dst",
         "UnModifiedSinceConstraint": "2020-01-02T03:04:05Z"
@@ -1172,7 +1085,7 @@ async fn a_copy_whose_unmodified_since_condition_fails_reports_s3s_412() {
         rows,
         vec!["src,small-conditional.bin,,failed,412,PreconditionFailed,At least one of the pre-conditions you specified did not hold".to_string()]
     );
-    let sent = request_headers(&headers, "PUT /dst/small-conditional.bin");
+    let sent = request_headers(&log, "PUT /dst/small-conditional.bin");
     assert_eq!(
         sent.get("x-amz-copy-source-if-unmodified-since")
             .map(String::as_str),
@@ -1182,7 +1095,7 @@ async fn a_copy_whose_unmodified_since_condition_fails_reports_s3s_412() {
 
 #[tokio::test]
 async fn a_copy_sends_sse_kms_checksum_object_lock_requester_pays_and_storage_class_headers() {
-    let (env, _, headers) = scripted_env(false).await;
+    let (env, log) = scripted_env(false).await;
     let kms = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
     let op = json!({"S3PutObjectCopy": {
         "TargetResource": "arn:aws:s3:::dst",
@@ -1203,13 +1116,13 @@ async fn a_copy_sends_sse_kms_checksum_object_lock_requester_pays_and_storage_cl
     assert_eq!(rows, vec![ok_row("src", "dir/small%20full.bin", "v-7")]);
 
     // The source is read as the requester too.
-    let head = request_headers(&headers, "HEAD /src/dir/small%20full.bin");
+    let head = request_headers(&log, "HEAD /src/dir/small%20full.bin");
     assert_eq!(
         head.get("x-amz-request-payer").map(String::as_str),
         Some("requester")
     );
     // Target key = prefix + source key; the listed version is the copy source.
-    let sent = request_headers(&headers, "PUT /dst/copies/dir/small%20full.bin");
+    let sent = request_headers(&log, "PUT /dst/copies/dir/small%20full.bin");
     let header = |name: &str| sent.get(name).map(String::as_str);
     assert_eq!(
         header("x-amz-copy-source"),
@@ -1240,7 +1153,7 @@ async fn a_copy_sends_sse_kms_checksum_object_lock_requester_pays_and_storage_cl
 
 #[tokio::test]
 async fn archived_sources_fail_with_invalid_object_state_403() {
-    let (env, log, _) = scripted_env(false).await;
+    let (env, log) = scripted_env(false).await;
     let op = json!({"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::dst"}});
     let rows = env
         .run(
@@ -1259,7 +1172,7 @@ async fn archived_sources_fail_with_invalid_object_state_403() {
             "src,tiered.bin,,failed,403,InvalidObjectState,The operation is not valid for the object's access tier".to_string(),
         ]
     );
-    let seen = log.lock().unwrap().clone();
+    let seen = lines(&log);
     // A GLACIER source is refused before any copy request; the archived Intelligent-Tiering one
     // is refused by S3's CopyObject itself, once (403 is final).
     assert!(
@@ -1322,10 +1235,11 @@ async fn tasks_and_copies_on_buckets_in_another_region_are_sent_there() {
         location.location_constraint().map(|l| l.as_str()),
         Some("eu-west-1")
     );
-    let near = e.create_bucket("near", false, false).await;
+    let near = e.new_bucket_with("near", false, false).await;
     for i in 0..4 {
-        e.put(&near, &format!("n{i}"), b"near".to_vec()).await;
-        e.put(&far, &format!("f{i}"), b"far".to_vec()).await;
+        e.put_object(&near, &format!("n{i}"), b"near".to_vec())
+            .await;
+        e.put_object(&far, &format!("f{i}"), b"far".to_vec()).await;
     }
     // moto keeps the bucket in eu-west-1 but serves every Region on one endpoint and does not
     // redirect; these rules make it answer as S3 does, and count what reaches it signed for
@@ -1393,7 +1307,7 @@ fn update_encryption(bucket_key: bool) -> Value {
 
 /// Puts an object encrypted with SSE-S3 (or not encrypted, `sse: false`); returns its version.
 async fn put_encrypted(
-    env: &Env,
+    env: &Stack,
     bucket: &str,
     key: &str,
     body: Vec<u8>,
@@ -1422,7 +1336,7 @@ async fn put_encrypted(
 #[tokio::test]
 async fn update_object_encryption_re_encrypts_in_place_keeping_class_metadata_and_tags() {
     let env = env().await;
-    let bucket = env.create_bucket("enc", false, false).await;
+    let bucket = env.new_bucket_with("enc", false, false).await;
     let small = pattern(1000);
     let big = pattern(11 * MIB);
     put_encrypted(
@@ -1565,7 +1479,7 @@ async fn update_object_encryption_re_encrypts_in_place_keeping_class_metadata_an
 #[tokio::test]
 async fn update_object_encryption_takes_only_current_versions_and_checks_its_key_at_creation() {
     let env = env().await;
-    let bucket = env.create_bucket("encv", true, false).await;
+    let bucket = env.new_bucket_with("encv", true, false).await;
     let old = put_encrypted(
         &env,
         &bucket,

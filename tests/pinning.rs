@@ -3,7 +3,7 @@
 //! offset; a manifest generator lists once and plans from that listing; an inventory data file
 //! whose MD5 is wrong sends no task at all.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};

@@ -8,7 +8,8 @@
 //! calls are counted. The exact figures are compared with the calls that planner.rs and store/
 //! make (see `Expected`).
 
-mod common;
+use crate::common;
+use crate::common::stack::{stack_with, Stack};
 
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
@@ -16,21 +17,18 @@ use aws_sdk_dynamodb::config::interceptors::{
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use batchops::control;
 use batchops::job::{CreateJobRequest, JobStatus};
-use batchops::local::{self, LocalNames};
 use batchops::manifest::encode_key;
-use batchops::planner::{self, ENV_PLANNER_BUDGET_MS};
+use batchops::planner;
 use batchops::Context;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Tasks in every scenario.
 const TASKS: usize = 100_000;
 /// planner.rs STATUS_CHECK_EVERY: the planner reads the job once per this many batches.
 const STATUS_CHECK_EVERY: u64 = 50;
-
-/// The planning budget is a process-wide variable: the scenarios run one at a time.
-static ENV_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 type Counts = BTreeMap<String, u64>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -211,14 +209,17 @@ impl Expected {
     }
 }
 
-/// A stack on moto (driver clients uncounted) and a copy whose DynamoDB and SQS clients count.
-async fn stack() -> (Context, Context, CallCounter, String) {
-    let config = common::sdk_config().await;
-    let id = common::unique_suffix();
-    let settings = batchops::context::Settings::default();
-    let driver = local::up(&config, &LocalNames::with_suffix(&id), None, settings)
-        .await
-        .unwrap();
+/// A stack on moto (driver clients uncounted) and a copy whose DynamoDB and SQS clients count;
+/// every planner run stops after `budget` (`None`: runs until done).
+async fn stack(budget: Option<Duration>) -> (Context, Context, CallCounter, String) {
+    let Stack {
+        ctx: driver,
+        config,
+        id,
+    } = stack_with(false, |settings| {
+        settings.planner_budget = budget;
+    })
+    .await;
     let counter = CallCounter::default();
     let dynamodb = aws_sdk_dynamodb::config::Builder::from(&config)
         .interceptor(counter.clone())
@@ -432,9 +433,7 @@ fn single_run_status_checks(batches: u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100000_task_csv_manifest_planned_in_one_run_meets_the_goal_and_the_model() {
-    let _lock = ENV_LOCK.lock().await;
-    std::env::remove_var(ENV_PLANNER_BUDGET_MS);
-    let (driver, counted, counter, id) = stack().await;
+    let (driver, counted, counter, id) = stack(None).await;
     let bucket = format!("manifests-{id}");
     common::create_bucket(&driver, &bucket).await;
     let spec = put_csv_manifest(&driver, &bucket, &format!("data-{id}")).await;
@@ -475,17 +474,14 @@ async fn a_100000_task_csv_manifest_planned_in_one_run_meets_the_goal_and_the_mo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100000_task_csv_manifest_continued_after_every_batch_matches_the_model() {
-    let _lock = ENV_LOCK.lock().await;
     // Every run stops at its first batch boundary: a continuation per batch but the last.
-    std::env::set_var(ENV_PLANNER_BUDGET_MS, "0");
-    let (driver, counted, counter, id) = stack().await;
+    let (driver, counted, counter, id) = stack(Some(Duration::ZERO)).await;
     let bucket = format!("manifests-{id}");
     common::create_bucket(&driver, &bucket).await;
     let spec = put_csv_manifest(&driver, &bucket, &format!("data-{id}")).await;
 
     let (create_job, planning, runs, job_id) =
         create_and_plan(&driver, &counted, &counter, tagging_job(spec, &bucket)).await;
-    std::env::remove_var(ENV_PLANNER_BUDGET_MS);
     let batches = task_messages(&driver).await;
     assert_planned(&driver, &job_id, batches).await;
     assert!(batches >= 10, "only {batches} batches");
@@ -514,9 +510,7 @@ async fn a_100000_task_csv_manifest_continued_after_every_batch_matches_the_mode
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_4_file_inventory_planned_in_parallel_parts_matches_the_model() {
-    let _lock = ENV_LOCK.lock().await;
-    std::env::remove_var(ENV_PLANNER_BUDGET_MS);
-    let (driver, counted, counter, id) = stack().await;
+    let (driver, counted, counter, id) = stack(None).await;
     let inventory = format!("inventory-{id}");
     common::create_bucket(&driver, &inventory).await;
     let files = 4;

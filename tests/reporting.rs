@@ -2,7 +2,7 @@
 //! part, or killed mid-way and run twice at once, writes the same bytes as in one go; every item
 //! of an ended job gets the table's TTL; ListJobs pages through the job list index.
 
-mod common;
+use crate::common;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use batchops::control;

@@ -4,17 +4,17 @@
 //! `batchops-job-*` roles, and nothing of the data buckets. Whatever a job does to data it can
 //! only do as its role.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use batchops::context::Settings;
 use batchops::fault::{Fault, FaultPlan, FaultRule};
 use batchops::job::{CreateJobRequest, JobStatus};
-use batchops::local::{self, LocalNames, RunUntil};
+use batchops::local::{self, RunUntil};
 use batchops::report::TaskStatus;
 use batchops::role::RoleMode;
 use batchops::{control, Context};
-use common::stack::{csv_job, tagging};
+use common::stack::{csv_job, stack_as, tagging, Stack};
 use serde::Deserialize;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -85,37 +85,40 @@ fn s3(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     )
 }
 
-/// A stack run by the orchestrator user, and the admin's S3 client for setup and checks.
+/// The common stack, run by the orchestrator user, and the admin's S3 client for setup and
+/// checks.
 struct RoleStack {
-    ctx: Context,
-    /// The orchestrator's configuration (the base of `ctx`).
-    config: aws_config::SdkConfig,
+    stack: Stack,
     admin: aws_sdk_s3::Client,
     suffix: String,
 }
 
+impl std::ops::Deref for RoleStack {
+    type Target = Stack;
+
+    fn deref(&self) -> &Stack {
+        &self.stack
+    }
+}
+
+impl std::ops::DerefMut for RoleStack {
+    fn deref_mut(&mut self) -> &mut Stack {
+        &mut self.stack
+    }
+}
+
 async fn role_stack(tweak: impl FnOnce(&mut Settings)) -> RoleStack {
     let iam = iam().await;
-    let mut settings = Settings {
-        lambda_retry_base: Duration::from_millis(20),
-        role_name_prefix: Some("batchops-job-".into()),
-        role_external_id: Some(format!("batchops-test-{}", iam.suffix)),
-        ..Default::default()
-    };
-    tweak(&mut settings);
     let orchestrator = config_as(iam, &iam.keys.orchestrator).await;
-    let ctx = local::up(
-        &orchestrator,
-        &LocalNames::with_suffix(&common::unique_suffix()),
-        None,
-        settings,
-    )
-    .await
-    .expect("the orchestrator may create its own table, queues and system bucket");
+    let stack = stack_as(orchestrator, false, |settings| {
+        settings.role_name_prefix = Some("batchops-job-".into());
+        settings.role_external_id = Some(format!("batchops-test-{}", iam.suffix));
+        tweak(settings);
+    })
+    .await;
     let admin = s3(&config_as(iam, &iam.keys.admin).await);
     RoleStack {
-        ctx,
-        config: orchestrator,
+        stack,
         admin,
         suffix: iam.suffix.clone(),
     }
@@ -424,21 +427,13 @@ async fn role_mode_orchestrator_runs_every_job_with_the_orchestrators_own_role()
     // The admin plays an orchestrator granted on the data buckets.
     let iam = iam().await;
     let admin = config_as(iam, &iam.keys.admin).await;
-    let ctx = local::up(
-        &admin,
-        &LocalNames::with_suffix(&common::unique_suffix()),
-        None,
-        Settings {
-            role_mode: RoleMode::Orchestrator,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let stack = stack_as(admin.clone(), false, |settings| {
+        settings.role_mode = RoleMode::Orchestrator;
+    })
+    .await;
     let s = RoleStack {
-        ctx,
+        stack,
         admin: s3(&admin),
-        config: admin.clone(),
         suffix: iam.suffix.clone(),
     };
     // A role the stack may not assume: irrelevant in this mode.

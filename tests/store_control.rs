@@ -1,7 +1,7 @@
 //! The store and the control plane against a real moto server: job records, exactly-once batch
 //! commits, the finalize claim, status transitions, job templates and the control requests.
 
-mod common;
+use crate::common;
 
 use batchops::control::{self, ControlRequest};
 use batchops::job::{CreateJobRequest, FailureReason, JobStatus, INVENTORY_CSV_FORMAT};

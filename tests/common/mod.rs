@@ -8,6 +8,7 @@
 //! by this process) closes.
 #![allow(dead_code)]
 
+pub mod scripted;
 pub mod stack;
 
 use batchops::context::Settings;
@@ -214,33 +215,16 @@ pub fn test_settings(
     }
 }
 
-/// A context on the moto server with its own new table, three queues and system bucket.
+/// A context on the moto server with its own new table, queues and system bucket: the stack
+/// fixture's, with the settings of [`test_settings`].
 pub async fn test_context() -> Context {
-    let config = sdk_config().await;
-    let id = unique_suffix();
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let plan = create_queue(&sqs, &format!("plan-{id}")).await;
-    let tasks = create_queue(&sqs, &format!("tasks-{id}")).await;
-    let report = create_queue(&sqs, &format!("report-{id}")).await;
-    let settings = test_settings(
-        format!("jobs-{id}"),
-        plan,
-        tasks,
-        report,
-        format!("system-{id}"),
-    );
-    let ctx = Context::from_config(&config, settings);
-    ctx.store()
-        .create_table_if_missing()
-        .await
-        .expect("create the job table");
-    ctx.s3
-        .create_bucket()
-        .bucket(&ctx.settings.system_bucket)
-        .send()
-        .await
-        .expect("create the system bucket");
-    ctx
+    stack::stack_with(false, |settings| {
+        settings.executor_concurrency = 8;
+        settings.lambda_max_attempts = 5;
+        settings.report_read_concurrency = 16;
+    })
+    .await
+    .ctx
 }
 
 pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {

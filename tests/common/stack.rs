@@ -1,6 +1,8 @@
-//! A whole batchops stack on the test binary's moto server (`local up` with unique names), and
-//! what the end-to-end tests do with it: buckets, objects, CSV manifests, jobs run through
-//! `local run`, and completion reports read back and checked.
+//! The one stack fixture: a whole batchops stack on the run's moto server (`local up` with unique
+//! names; its settings tweaked per test, its clients those of any configuration, a Lambda
+//! endpoint added on demand), and what the tests do with it: buckets, objects, CSV manifests, jobs
+//! run through `local run`, and completion reports read back and checked. Areas add their own
+//! helpers in `impl Stack` blocks of their modules.
 
 use aws_sdk_s3::primitives::ByteStream;
 use batchops::control;
@@ -22,11 +24,21 @@ pub struct Stack {
     pub id: String,
 }
 
+/// A stack with small retry delays, an inventory bucket if asked for, and the settings `tweak`
+/// makes.
 pub async fn stack_with(
     inventory: bool,
     tweak: impl FnOnce(&mut batchops::context::Settings),
 ) -> Stack {
-    let config = super::sdk_config().await;
+    stack_as(super::sdk_config().await, inventory, tweak).await
+}
+
+/// [`stack_with`] whose clients use `config` (another identity, say).
+pub async fn stack_as(
+    config: aws_config::SdkConfig,
+    inventory: bool,
+    tweak: impl FnOnce(&mut batchops::context::Settings),
+) -> Stack {
     let id = super::unique_suffix();
     let inventory_bucket = inventory.then(|| format!("inventory-{id}"));
     let inventory_bucket = inventory_bucket.as_deref();
@@ -51,12 +63,72 @@ pub async fn stack() -> Stack {
 }
 
 impl Stack {
+    /// The stack with its LambdaInvoke calls sent to the run's `cargo lambda watch`.
+    pub async fn with_lambda(mut self) -> Stack {
+        let endpoint = super::lambda_endpoint().await;
+        self.ctx = self
+            .ctx
+            .clone()
+            .with_lambda_endpoint(&self.config, &endpoint);
+        self
+    }
+
+    /// A bucket name unique to this stack.
     pub fn bucket(&self, name: &str) -> String {
         format!("{name}-{}", self.id)
     }
 
     pub async fn create_bucket(&self, bucket: &str) {
         super::create_bucket(&self.ctx, bucket).await;
+    }
+
+    /// Creates the bucket [`Stack::bucket`] names; returns its name.
+    pub async fn new_bucket(&self, name: &str) -> String {
+        let bucket = self.bucket(name);
+        self.create_bucket(&bucket).await;
+        bucket
+    }
+
+    pub async fn enable_versioning(&self, bucket: &str) {
+        use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+        self.ctx
+            .s3
+            .put_bucket_versioning()
+            .bucket(bucket)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Writes an object; returns its ETag (unquoted) and version id.
+    pub async fn put_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+    ) -> (String, Option<String>) {
+        let out = super::put_object(&self.ctx, bucket, key, body).await;
+        (super::unquoted_etag(&out), out.version_id)
+    }
+
+    pub async fn exists(&self, bucket: &str, key: &str) -> bool {
+        self.ctx
+            .s3
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .is_ok()
+    }
+
+    pub async fn job(&self, job_id: &str) -> batchops::job::Job {
+        self.ctx.store().get_job(job_id).await.unwrap()
     }
 
     pub async fn put(&self, bucket: &str, key: &str, body: &str) -> String {
@@ -87,12 +159,22 @@ impl Stack {
     }
 
     pub async fn tags(&self, bucket: &str, key: &str) -> BTreeMap<String, String> {
+        self.tags_of_version(bucket, key, None).await
+    }
+
+    pub async fn tags_of_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> BTreeMap<String, String> {
         let out = self
             .ctx
             .s3
             .get_object_tagging()
             .bucket(bucket)
             .key(key)
+            .set_version_id(version_id.map(str::to_string))
             .send()
             .await
             .unwrap();
@@ -124,7 +206,7 @@ impl Stack {
         )
         .await
         .unwrap();
-        self.ctx.store().get_job(job_id).await.unwrap()
+        self.job(job_id).await
     }
 
     pub async fn run_until_idle_summary(&self) -> local::RunSummary {
