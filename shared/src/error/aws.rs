@@ -47,6 +47,28 @@ pub struct Failure {
     pub bucket_region: Option<String>,
 }
 
+/// An S3 request's answer as the operations read it: the output, or the [`Failure`] its error
+/// classifies as (the tail every operation's request would otherwise repeat).
+pub trait S3Answer<T> {
+    /// The output, or the classified failure.
+    fn classified(self) -> Result<T, Failure>;
+    /// Success without the output, or the classified failure.
+    fn done(self) -> Result<(), Failure>;
+}
+
+impl<T, E> S3Answer<T> for Result<T, SdkError<E, HttpResponse>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    fn classified(self) -> Result<T, Failure> {
+        self.map_err(|e| classify_s3_error(&e))
+    }
+
+    fn done(self) -> Result<(), Failure> {
+        self.map(|_| ()).classified()
+    }
+}
+
 /// How an S3 call failed: S3's code, status and message, and whether to retry.
 pub fn classify_s3_error<E>(err: &SdkError<E, HttpResponse>) -> Failure
 where

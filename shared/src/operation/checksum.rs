@@ -142,7 +142,7 @@ pub(super) async fn compute_checksum(
             .set_version_id(task.version_id.clone())
             .send()
             .await
-            .map_err(|e| classify_s3_error(&e))?;
+            .classified()?;
         let mut body = output.body;
         loop {
             match body.try_next().await {

@@ -123,7 +123,7 @@ pub(super) async fn not_current_version(
             .key(&task.key)
             .send()
             .await
-            .map_err(|e| classify_s3_error(&e))
+            .classified()
     })
     .await;
     let current = match current {

@@ -38,11 +38,7 @@ pub(super) async fn single_copy(
         .set_tagging_directive(plan.tagging.as_ref().map(|_| TaggingDirective::Replace))
         .set_copy_source_if_modified_since(plan.if_modified_since)
         .set_copy_source_if_unmodified_since(plan.if_unmodified_since);
-        request
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify_s3_error(&e))
+        request.send().await.done()
     })
     .await
 }
@@ -244,7 +240,7 @@ pub(super) async fn start_upload(
         .key(key)
         .send()
         .await
-        .map_err(|e| classify_s3_error(&e))
+        .classified()
     })
     .await?;
     Ok(created.upload_id().unwrap_or_default().to_string())
@@ -315,7 +311,7 @@ pub(super) async fn source_tagging(
             .set_request_payer(plan.request_payer.clone())
             .send()
             .await
-            .map_err(|e| classify_s3_error(&e))
+            .classified()
     })
     .await?;
     let tags: Vec<S3Tag> = output
@@ -372,7 +368,7 @@ pub(super) async fn copy_parts(
                         .set_request_payer(plan.request_payer.clone())
                         .send()
                         .await
-                        .map_err(|e| classify_s3_error(&e))
+                        .classified()
                 })
                 .await?;
                 let result = output.copy_part_result();
@@ -439,8 +435,7 @@ pub(super) async fn complete_upload(
             .set_request_payer(plan.request_payer.clone())
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| classify_s3_error(&e))
+            .done()
     })
     .await
 }
@@ -455,8 +450,7 @@ pub(super) async fn abort_upload(ctx: &Context, plan: &CopyPlan, key: &str, uplo
             .set_request_payer(plan.request_payer.clone())
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| classify_s3_error(&e))
+            .done()
     })
     .await;
     if let Err(failure) = aborted {

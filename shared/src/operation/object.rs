@@ -24,8 +24,7 @@ pub(super) async fn put_tagging(ctx: &Context, tagging: &Tagging, task: &Task) -
             .tagging(tagging.clone())
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| classify_s3_error(&e))
+            .done()
     })
     .await
 }
@@ -38,8 +37,7 @@ pub(super) async fn delete_tagging(ctx: &Context, task: &Task) -> TaskOutcome {
             .set_version_id(task.version_id.clone())
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| classify_s3_error(&e))
+            .done()
     })
     .await
 }
@@ -111,11 +109,7 @@ pub(super) async fn put_acl(ctx: &Context, plan: &AclPlan, task: &Task) -> TaskO
                 .set_grant_write(write.clone())
                 .set_grant_write_acp(write_acp.clone()),
         };
-        request
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify_s3_error(&e))
+        request.send().await.done()
     })
     .await
 }
@@ -139,8 +133,7 @@ pub(super) async fn put_legal_hold(
             .legal_hold(hold.clone())
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| classify_s3_error(&e))
+            .done()
     })
     .await
 }
@@ -168,8 +161,7 @@ pub(super) async fn put_retention(
             .set_bypass_governance_retention(op.bypass_governance_retention)
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| classify_s3_error(&e))
+            .done()
     })
     .await
 }
@@ -201,8 +193,7 @@ pub(super) async fn restore(
             .restore_request(request.clone())
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| classify_s3_error(&e))
+            .done()
     })
     .await
 }
@@ -221,8 +212,7 @@ pub(super) async fn delete_object(
             .set_bypass_governance_retention(op.bypass_governance_retention)
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| classify_s3_error(&e))
+            .done()
     })
     .await
 }
