@@ -23,7 +23,9 @@ pub const METRIC_NAMESPACE: &str = "batchops";
 /// Where status-change events go.
 #[derive(Debug, Clone)]
 pub struct EventSink {
+    /// The EventBridge client that sends the events (PutEvents).
     pub client: aws_sdk_eventbridge::Client,
+    /// The event bus's name or ARN (`BATCHOPS_EVENT_BUS`).
     pub bus: String,
 }
 
@@ -33,22 +35,35 @@ pub struct EventSink {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusChangedDetail {
+    /// `eventName`: always `JobStatusChanged`.
     pub event_name: &'static str,
+    /// `eventSource`: always `batchops`.
     pub event_source: &'static str,
+    /// `eventTime`: when the status changed, ISO 8601 in UTC to the second.
     pub event_time: String,
+    /// `awsRegion`: the Region from `AWS_REGION` (`us-east-1` when unset).
     pub aws_region: String,
+    /// `serviceEventDetails`: the job and the change.
     pub service_event_details: ServiceEventDetails,
 }
 
+/// The `serviceEventDetails` of a status-change event: which job changed, and how.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceEventDetails {
+    /// `jobId`: the job's id.
     pub job_id: String,
+    /// `jobArn`: the job's ARN, also the event's resource.
     pub job_arn: String,
+    /// `status`: the status the job moved to.
     pub status: JobStatus,
+    /// `previousStatus`: the status the job left (batchops' own member).
     pub previous_status: JobStatus,
+    /// `jobEventId`: a new UUID for each event.
     pub job_event_id: String,
+    /// `failureCodes`: the job's failure codes so far, with the one of this change; empty if none.
     pub failure_codes: Vec<String>,
+    /// `statusChangeReason`: the reason given with the change, as a list of one; empty if none.
     pub status_change_reason: Vec<String>,
 }
 
@@ -126,14 +141,19 @@ pub async fn send(sink: &EventSink, detail: &StatusChangedDetail) {
 /// What one executor invocation did with its batch.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BatchMetrics {
+    /// The batch's job; the `JobId` dimension.
     pub job_id: String,
+    /// The job's operation name, e.g. `S3PutObjectTagging`; the `Operation` dimension.
     pub operation: String,
+    /// Tasks of the batch that succeeded (`TasksSucceeded`).
     pub succeeded: u64,
+    /// Tasks of the batch that failed (`TasksFailed`).
     pub failed: u64,
     /// Each task's time, in the order they ended.
     pub task_latencies: Vec<Duration>,
     /// Requests that S3 or Lambda throttled (retried or not).
     pub throttles: u64,
+    /// How long the invocation took over the batch (`BatchDuration`, in milliseconds).
     pub batch_duration: Duration,
 }
 

@@ -62,7 +62,12 @@ pub enum BatchResult {
     Committed(BatchCounts),
     /// Time ran out: this delivery committed `done` tasks of the batch in all and sent the
     /// other `remaining` on as a continuation message.
-    Continued { done: u64, remaining: u64 },
+    Continued {
+        /// Tasks of the batch committed in all, this delivery's included.
+        done: u64,
+        /// Tasks sent on in the continuation message.
+        remaining: u64,
+    },
     /// Another delivery of the same batch committed these tasks first; nothing was counted.
     Duplicate,
     /// The job had stopped (cancelled or failing): the tasks were accounted as not run.
@@ -75,7 +80,10 @@ pub enum BatchResult {
     /// Another delivery is carrying the batch on (it committed past this copy's start just
     /// now): this copy was replaced by a delayed one of the rest, which takes over only if that
     /// delivery stops making progress. `done` tasks of the batch were committed when it looked.
-    Deferred { done: u64 },
+    Deferred {
+        /// Tasks of the batch committed when this copy looked.
+        done: u64,
+    },
     /// A copy that would have been deferred, while another deferred copy of the batch is on its
     /// way (or a deferred copy that is not the one its batch names): acknowledged without
     /// sending anything, as that other copy covers the batch.
@@ -84,6 +92,8 @@ pub enum BatchResult {
     Waiting,
 }
 
+/// Runs one batch message (its body) with no Lambda deadline, stopping at `executor_budget`
+/// when set; see [`process_message_until`]. An error means the message must come again.
 pub async fn process_message(ctx: &Context, body: &str) -> Result<BatchResult> {
     let stop_at = crate::deadline::stop_time(
         Instant::now(),
@@ -457,6 +467,7 @@ async fn defer(
     Ok(BatchResult::Deferred { done: copy.offset })
 }
 
+/// Tallies outcomes as succeeded or failed (none counted as not run).
 pub fn count(outcomes: &[TaskOutcome]) -> BatchCounts {
     let failed = outcomes
         .iter()
@@ -504,6 +515,8 @@ pub async fn write_part(
     Ok(Some(key))
 }
 
+/// Deletes a result part from the system bucket, best effort: a failure is only logged (the
+/// staging lifecycle rule removes what is left). Used for a part whose commit lost the race.
 pub async fn delete_part(ctx: &Context, key: &str) {
     // Best effort: the staging lifecycle rule removes what is left behind.
     if let Err(e) = ctx

@@ -25,6 +25,7 @@ pub mod pricing;
 pub mod priority;
 pub mod queue;
 pub mod rate;
+pub mod region;
 pub mod report;
 pub mod reporter;
 pub mod role;

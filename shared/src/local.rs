@@ -16,10 +16,15 @@ use tracing::{info, warn};
 /// Names of the stack's resources on the emulator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalNames {
+    /// The stack's DynamoDB table (default `batchops-jobs`).
     pub table: String,
+    /// The planner's SQS queue (default `batchops-plan`); `up` gives each queue a `<name>-dlq`.
     pub plan_queue: String,
+    /// The executors' SQS queue of batches (default `batchops-tasks`).
     pub task_queue: String,
+    /// The reporter's SQS queue (default `batchops-report`).
     pub report_queue: String,
+    /// The S3 bucket of batchops' own objects (default `batchops-system`).
     pub system_bucket: String,
 }
 
@@ -165,14 +170,20 @@ pub enum RunUntil {
     JobTerminal(String),
 }
 
+/// What a local run handled: messages per queue, failed deliveries and sweeper work.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunSummary {
+    /// Messages received from the plan queue.
     pub plan_messages: u64,
+    /// Messages (batches) received from the task queue.
     pub task_messages: u64,
+    /// Messages received from the report queue.
     pub report_messages: u64,
+    /// Messages whose handler failed, made visible again to be delivered later.
     pub failed_deliveries: u64,
     /// Sweeper runs, and the repairs they made.
     pub sweeps: u64,
+    /// Repairs the sweeper runs made, all runs together.
     pub repairs: u64,
 }
 
@@ -190,6 +201,8 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// Options that fail after `timeout`, sweep every 10 seconds, print no progress and inject no
+    /// faults.
     pub fn with_timeout(timeout: Duration) -> Self {
         RunOptions {
             timeout,
@@ -229,6 +242,8 @@ impl std::fmt::Debug for Chaos {
 }
 
 impl Chaos {
+    /// A chaos run seeded with `seed`: each invocation is dropped with `kill_probability` (after
+    /// less than `max_run_before_kill`), each received message lapses with `lapse_probability`.
     pub fn new(
         seed: u64,
         kill_probability: f64,

@@ -18,9 +18,11 @@ pub struct Prices {
     pub s3_get_request: f64,
     /// RestoreObject from S3 Glacier Flexible Retrieval, Standard tier: per request, per GB.
     pub restore_standard_request: f64,
+    /// RestoreObject, Standard tier: per GB retrieved.
     pub restore_standard_gb: f64,
     /// RestoreObject, Bulk tier: free from S3 Glacier Flexible Retrieval.
     pub restore_bulk_request: f64,
+    /// RestoreObject, Bulk tier: per GB retrieved.
     pub restore_bulk_gb: f64,
     /// Lambda requests, per request.
     pub lambda_request: f64,
@@ -30,9 +32,11 @@ pub struct Prices {
     pub sqs_request: f64,
     /// DynamoDB on-demand write and read request units.
     pub dynamodb_write_unit: f64,
+    /// DynamoDB on-demand read request units, per unit.
     pub dynamodb_read_unit: f64,
     /// S3 Batch Operations: per job, and per object operation (task).
     pub batch_operations_job: f64,
+    /// S3 Batch Operations: per object operation (task).
     pub batch_operations_task: f64,
 }
 
@@ -59,7 +63,9 @@ pub const SQS_BILLED_CHUNK_BYTES: u64 = 64 * 1024;
 
 /// Memory of this stack's functions, as `template.yaml` sets it (a test keeps them equal).
 pub const PLANNER_MEMORY_MB: u64 = 1769;
+/// Memory of the executor function, in MB.
 pub const EXECUTOR_MEMORY_MB: u64 = 512;
+/// Memory of the reporter function, in MB.
 pub const REPORTER_MEMORY_MB: u64 = 1024;
 
 /// The template's default `ExecutorMaxConcurrency`: executor invocations at once.

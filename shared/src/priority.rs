@@ -27,7 +27,9 @@ const LIST_MAX_AGE: Duration = Duration::from_secs(1);
 /// A job with batches left to run, as the priority rule sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunningJob {
+    /// The job's id.
     pub job_id: String,
+    /// The job's `Priority`: the batches of a higher one run first.
     pub priority: i32,
 }
 

@@ -9,6 +9,7 @@ use std::future::Future;
 /// A message on the plan queue besides S3 event notifications: plan (or prepare) this job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanRequest {
+    /// `PlanJobId`: the job to plan.
     #[serde(rename = "PlanJobId")]
     pub job_id: String,
     /// Plan (or continue planning) only this part (`plan::PlanPart::id`): a continuation after
@@ -25,6 +26,7 @@ pub struct PlanRequest {
 /// A message on the report queue, and the reporter's direct-invocation event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FinalizeRequest {
+    /// `FinalizeJobId`: the job whose completion report to write and final status to set.
     #[serde(rename = "FinalizeJobId")]
     pub job_id: String,
 }
@@ -63,6 +65,7 @@ async fn send(ctx: &Context, queue_url: &str, body: String) -> Result<()> {
     Ok(())
 }
 
+/// Sends a plan request for the whole job to the plan queue; fails if SQS refuses it.
 pub async fn send_plan_request(ctx: &Context, job_id: &str) -> Result<()> {
     send_plan_request_for(ctx, job_id, None).await
 }
@@ -117,6 +120,8 @@ pub async fn send_task_body_later(
     Ok(())
 }
 
+/// Sends a finalize request for the job to the report queue, which the reporter reads;
+/// fails if SQS refuses it.
 pub async fn send_finalize_request(ctx: &Context, job_id: &str) -> Result<()> {
     let body = serde_json::to_string(&FinalizeRequest {
         job_id: job_id.to_string(),

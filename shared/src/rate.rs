@@ -52,10 +52,16 @@ impl RateGates {
 /// `unlimited_until`, the knowledge that the job's limit was lifted.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// When the lease's first task may start, in milliseconds since the Unix epoch.
     pub start_ms: u64,
+    /// The job's rate when the lease was taken, in tasks per second.
     pub rate: u32,
+    /// Tasks the lease covers, evenly spaced at `rate`.
     pub size: u32,
+    /// Tasks of the lease started so far.
     pub used: u32,
+    /// Until when the job is known to have no limit (then no lease is needed); `None`: not
+    /// known so.
     pub unlimited_until: Option<Instant>,
 }
 

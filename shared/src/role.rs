@@ -19,9 +19,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+/// Environment variable choosing whose role the work runs with: `job` (the default) or
+/// `orchestrator` (see [`RoleMode`]).
 pub const ENV_ROLE_MODE: &str = "BATCHOPS_ROLE_MODE";
+/// Environment variable with the `ExternalId` passed to AssumeRole, for the trust policy's
+/// `sts:ExternalId` condition; unset or empty sends none.
 pub const ENV_ROLE_EXTERNAL_ID: &str = "BATCHOPS_ROLE_EXTERNAL_ID";
+/// Environment variable with a job role session's length in seconds, from [`MIN_SESSION`] to
+/// [`MAX_SESSION`]; unset means [`DEFAULT_SESSION`].
 pub const ENV_ROLE_SESSION_SECONDS: &str = "BATCHOPS_ROLE_SESSION_SECONDS";
+/// Environment variable with the name prefix a job's role must have (the template's
+/// `JobRoleNamePrefix`); unset or empty allows any role.
 pub const ENV_JOB_ROLE_PREFIX: &str = "BATCHOPS_JOB_ROLE_PREFIX";
 
 /// The failure code of a job whose role cannot be assumed (S3's code for a denied request).
@@ -29,7 +37,9 @@ pub const ACCESS_DENIED_CODE: &str = "AccessDenied";
 
 /// STS's bounds on a role session (`DurationSeconds`); a role's own maximum may be lower.
 pub const MIN_SESSION: Duration = Duration::from_secs(900);
+/// The longest role session STS grants: 12 hours.
 pub const MAX_SESSION: Duration = Duration::from_secs(43_200);
+/// The role session's length when [`ENV_ROLE_SESSION_SECONDS`] is unset: one hour.
 pub const DEFAULT_SESSION: Duration = Duration::from_secs(3_600);
 
 /// Roles kept assumed at once by one container; the oldest is dropped beyond this.
@@ -106,9 +116,13 @@ pub fn refresh_at(expiry: SystemTime, session: Duration) -> SystemTime {
 /// What assuming a job's role needs: the STS client and the stack's conditions.
 #[derive(Debug, Clone)]
 pub struct RoleRequest {
+    /// The job's `RoleArn`, the role to assume.
     pub role_arn: String,
+    /// The job acting; the session is named after it (see [`session_name`]).
     pub job_id: String,
+    /// The `ExternalId` sent with AssumeRole; `None` sends none.
     pub external_id: Option<String>,
+    /// How long each assumed session lasts (STS's `DurationSeconds`).
     pub session: Duration,
 }
 
@@ -123,6 +137,8 @@ pub struct JobRoleCredentials {
 }
 
 impl JobRoleCredentials {
+    /// Credentials for `request`, not assumed until first asked for; each AssumeRole call adds one
+    /// to `assumed`.
     pub fn new(sts: aws_sdk_sts::Client, request: RoleRequest, assumed: Arc<AtomicU64>) -> Self {
         JobRoleCredentials {
             sts,
@@ -261,12 +277,14 @@ fn xml_text(body: &str, tag: &str) -> Option<String> {
 /// The clients that act as one job's role.
 #[derive(Debug, Clone)]
 pub struct JobClients {
+    /// The S3 client signing with the role's credentials.
     pub s3: aws_sdk_s3::Client,
+    /// The Lambda client signing with the role's credentials (for `LambdaInvoke` tasks).
     pub lambda: aws_sdk_lambda::Client,
     /// What both sign with: the role's credentials, kept and renewed.
     pub credentials: provider::SharedCredentialsProvider,
     /// `s3`'s twins for buckets in other Regions.
-    pub s3_regions: Arc<crate::context::S3Regions>,
+    pub s3_regions: Arc<crate::region::S3Regions>,
 }
 
 /// The job roles one container has assumed, newest last, with how many AssumeRole calls were made
@@ -283,10 +301,12 @@ impl JobRoles {
         self.assumed.load(Ordering::Relaxed)
     }
 
+    /// The shared count of AssumeRole calls, for the credentials of a new role to add to.
     pub fn counter(&self) -> Arc<AtomicU64> {
         self.assumed.clone()
     }
 
+    /// The clients kept for `role_arn` acting for `job_id`, if that role was assumed for that job.
     pub fn get(&self, role_arn: &str, job_id: &str) -> Option<JobClients> {
         let sessions = self.sessions.lock().ok()?;
         sessions
@@ -295,6 +315,8 @@ impl JobRoles {
             .map(|(_, clients)| clients.clone())
     }
 
+    /// Keeps `clients` for `role_arn` and `job_id`, replacing any kept before; beyond 64 roles the
+    /// oldest is dropped.
     pub fn keep(&self, role_arn: &str, job_id: &str, clients: JobClients) {
         if let Ok(mut sessions) = self.sessions.lock() {
             sessions.retain(|((r, j), _)| !(r == role_arn && j == job_id));

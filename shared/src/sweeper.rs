@@ -48,7 +48,9 @@ const MAX_DEAD_LETTERS_PER_RUN: usize = 500;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SweepSummary {
+    /// `JobsChecked`: jobs not yet ended that the sweep looked at.
     pub jobs_checked: u64,
+    /// `Repairs`: what the sweep did, in order.
     pub repairs: Vec<Repair>,
     /// Jobs with no progress for the stall time, whatever was done about them.
     pub stalled_jobs: Vec<String>,
@@ -60,7 +62,9 @@ pub struct SweepSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Repair {
+    /// `JobId`: the job repaired.
     pub job_id: String,
+    /// `Action`: what was done, as written to the job's StatusUpdateReason.
     pub action: String,
 }
 

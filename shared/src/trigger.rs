@@ -47,6 +47,7 @@ impl std::str::FromStr for Via {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
 pub struct Connection {
+    /// `Bucket`: the inventory bucket whose notifications were looked at.
     pub bucket: String,
     /// Every notification of the bucket before, one line each.
     pub before: Vec<String>,

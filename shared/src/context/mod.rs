@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod settings;
+pub use crate::region::S3Regions;
 pub use settings::*;
 
 /// AWS clients plus settings; cheap to clone (clients share their connection pools).
@@ -19,13 +20,18 @@ pub struct Context {
     pub s3: aws_sdk_s3::Client,
     /// batchops' own system bucket, always with the orchestrator's role.
     pub system_s3: aws_sdk_s3::Client,
+    /// SQS: the plan, task and report queues and their dead-letter queues, with the orchestrator's
+    /// role.
     pub sqs: aws_sdk_sqs::Client,
+    /// DynamoDB: the job-store table, with the orchestrator's role.
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Users' functions (LambdaInvoke), with the same role as `s3`.
     pub lambda: aws_sdk_lambda::Client,
+    /// STS with the orchestrator's role: assumes the job roles (`AssumeRole`).
     pub sts: aws_sdk_sts::Client,
     /// The job roles this container has assumed, shared by its clones.
     pub roles: Arc<JobRoles>,
+    /// Resource names and tuning, normally read by [`Settings::from_env`].
     pub settings: Settings,
     /// The Lambda endpoint given to [`Context::with_lambda_endpoint`], kept so that clients
     /// rebuilt later (with faults) still point there.
@@ -60,50 +66,6 @@ pub enum MetricsSink {
     Stdout,
     /// Kept, for tests.
     Memory(Arc<std::sync::Mutex<Vec<serde_json::Value>>>),
-}
-
-/// What one S3 client learned about buckets outside its Region: each bucket's Region (from S3's
-/// `x-amz-bucket-region` on a redirect) and one client per such Region, built from the first
-/// with only the Region changed (same credentials, endpoint, timeouts and interceptors).
-#[derive(Debug, Default)]
-pub struct S3Regions {
-    buckets: std::sync::Mutex<std::collections::HashMap<String, String>>,
-    clients: std::sync::Mutex<std::collections::HashMap<String, aws_sdk_s3::Client>>,
-}
-
-impl S3Regions {
-    /// The client for `bucket`: `base`, unless the bucket is known to be in another Region.
-    pub fn client(&self, base: &aws_sdk_s3::Client, bucket: &str) -> aws_sdk_s3::Client {
-        let region = lock(&self.buckets).get(bucket).cloned();
-        let Some(region) = region else {
-            return base.clone();
-        };
-        if base.config().region().map(|r| r.as_ref()) == Some(region.as_str()) {
-            return base.clone();
-        }
-        lock(&self.clients)
-            .entry(region.clone())
-            .or_insert_with(|| {
-                aws_sdk_s3::Client::from_conf(
-                    base.config()
-                        .to_builder()
-                        .region(aws_sdk_s3::config::Region::new(region))
-                        .build(),
-                )
-            })
-            .clone()
-    }
-
-    /// Records that S3 named `region` as `bucket`'s. `false` if it was known already (a second
-    /// redirect to the same Region is not followed again).
-    pub fn learn(&self, bucket: &str, region: &str) -> bool {
-        lock(&self.buckets).insert(bucket.to_string(), region.to_string())
-            != Some(region.to_string())
-    }
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A process's task slots, sized by the first run's `executor_concurrency`.
@@ -209,6 +171,8 @@ impl Context {
         Ok(self)
     }
 
+    /// Builds every client from `config` (S3 path-style, Lambda without SDK retries), with no job
+    /// role assumed yet; EMF metrics go to stdout when `settings.emf_metrics` is set.
     pub fn from_config(config: &aws_config::SdkConfig, settings: Settings) -> Self {
         let s3 = aws_sdk_s3::Client::from_conf(s3_config(config).build());
         Context {

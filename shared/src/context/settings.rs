@@ -5,27 +5,54 @@ use super::*;
 
 /// Environment variables read by the functions and the CLI.
 pub const ENV_TABLE: &str = "BATCHOPS_TABLE";
+/// URL of the plan queue ([`Settings::plan_queue_url`]); required by [`Settings::from_env`].
 pub const ENV_PLAN_QUEUE_URL: &str = "BATCHOPS_PLAN_QUEUE_URL";
+/// URL of the task queue ([`Settings::task_queue_url`]); required by [`Settings::from_env`].
 pub const ENV_TASK_QUEUE_URL: &str = "BATCHOPS_TASK_QUEUE_URL";
+/// URL of the report queue ([`Settings::report_queue_url`]); required by [`Settings::from_env`].
 pub const ENV_REPORT_QUEUE_URL: &str = "BATCHOPS_REPORT_QUEUE_URL";
+/// Name of batchops' own bucket ([`Settings::system_bucket`]); required by [`Settings::from_env`].
 pub const ENV_SYSTEM_BUCKET: &str = "BATCHOPS_SYSTEM_BUCKET";
+/// Tasks one executor invocation runs at once (at least 1; default 32).
 pub const ENV_EXECUTOR_CONCURRENCY: &str = "BATCHOPS_EXECUTOR_CONCURRENCY";
+/// Attempts of a Lambda task that keeps answering `TemporaryFailure` (at least 1; default 5).
 pub const ENV_LAMBDA_MAX_ATTEMPTS: &str = "BATCHOPS_LAMBDA_MAX_ATTEMPTS";
+/// First backoff delay of those Lambda retries, in milliseconds (default 200).
 pub const ENV_LAMBDA_RETRY_BASE_MS: &str = "BATCHOPS_LAMBDA_RETRY_BASE_MS";
+/// Upper bound of a task-batch message body in bytes, [`MIN_MESSAGE_BYTES`] to
+/// [`SQS_MAX_MESSAGE_BYTES`].
 pub const ENV_MAX_MESSAGE_BYTES: &str = "BATCHOPS_MAX_MESSAGE_BYTES";
+/// Executor invocations at once, which a dry run estimates the job's duration with (at least 1).
 pub const ENV_EXECUTOR_INVOCATIONS: &str = "BATCHOPS_EXECUTOR_INVOCATIONS";
+/// Result parts the reporter reads at the same time (at least 1; default 16).
 pub const ENV_REPORT_READ_CONCURRENCY: &str = "BATCHOPS_REPORT_READ_CONCURRENCY";
+/// How long one executor invocation starts tasks, in milliseconds (`0`: one task); unset: until
+/// the Lambda deadline less the margin.
 pub const ENV_EXECUTOR_BUDGET_MS: &str = "BATCHOPS_EXECUTOR_BUDGET_MS";
+/// Time kept free before the executor's Lambda deadline, in milliseconds (default 60,000).
 pub const ENV_EXECUTOR_MARGIN_MS: &str = "BATCHOPS_EXECUTOR_MARGIN_MS";
+/// How long one reporter invocation reads result parts, in milliseconds (`0`: one part).
 pub const ENV_REPORTER_BUDGET_MS: &str = "BATCHOPS_REPORTER_BUDGET_MS";
+/// Size in bytes at which a completion report file is closed and the next begun; not `0`.
 pub const ENV_REPORT_MAX_FILE_BYTES: &str = "BATCHOPS_REPORT_MAX_FILE_BYTES";
+/// Seconds without a commit or checkpoint after which the sweeper counts a job stalled
+/// (default 900).
 pub const ENV_STALL_SECONDS: &str = "BATCHOPS_STALL_SECONDS";
+/// Seconds a batch of an outranked job waits before it looks again, clamped to 1 to 900
+/// (default 30).
 pub const ENV_PRIORITY_WAIT_SECONDS: &str = "BATCHOPS_PRIORITY_WAIT_SECONDS";
+/// Seconds a batch commit keeps retrying through throttling and server errors (default 30).
 pub const ENV_COMMIT_PATIENCE_SECONDS: &str = "BATCHOPS_COMMIT_PATIENCE_SECONDS";
+/// Seconds after which a finalize request whose job has not ended is sent again (default 600).
 pub const ENV_FINALIZE_RESEND_SECONDS: &str = "BATCHOPS_FINALIZE_RESEND_SECONDS";
+/// URL of the plan queue's dead-letter queue, which the sweeper drains; optional.
 pub const ENV_PLAN_DLQ_URL: &str = "BATCHOPS_PLAN_DLQ_URL";
+/// URL of the task queue's dead-letter queue, which the sweeper drains; optional.
 pub const ENV_TASK_DLQ_URL: &str = "BATCHOPS_TASK_DLQ_URL";
+/// URL of the report queue's dead-letter queue, which the sweeper drains; optional.
 pub const ENV_REPORT_DLQ_URL: &str = "BATCHOPS_REPORT_DLQ_URL";
+/// Account that owns the system bucket, sent as `ExpectedBucketOwner` with every request to it;
+/// optional.
 pub const ENV_SYSTEM_BUCKET_OWNER: &str = "BATCHOPS_SYSTEM_BUCKET_OWNER";
 /// The EventBridge bus that status-change events go to (`crate::events`); none when unset.
 pub const ENV_EVENT_BUS: &str = "BATCHOPS_EVENT_BUS";
@@ -40,17 +67,28 @@ pub const MIN_MESSAGE_BYTES: usize = 4_096;
 
 /// Names that `batchops local up` creates and that the CLI falls back to when the variables are unset.
 pub const LOCAL_TABLE: &str = "batchops-jobs";
+/// The local plan queue's name.
 pub const LOCAL_PLAN_QUEUE: &str = "batchops-plan";
+/// The local task queue's name.
 pub const LOCAL_TASK_QUEUE: &str = "batchops-tasks";
+/// The local report queue's name.
 pub const LOCAL_REPORT_QUEUE: &str = "batchops-report";
+/// The local system bucket's name.
 pub const LOCAL_SYSTEM_BUCKET: &str = "batchops-system";
 
+/// Resource names and tuning for the functions and the CLI, read once per container from the
+/// environment ([`Settings::from_env`]); `Default` has the tuning defaults and no names.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Name of the DynamoDB job-store table (`BATCHOPS_TABLE`).
     pub table: String,
+    /// URL of the SQS queue of plan requests, which the planner consumes.
     pub plan_queue_url: String,
+    /// URL of the SQS queue of task batches, which the executor consumes.
     pub task_queue_url: String,
+    /// URL of the SQS queue of finalize requests, which the reporter consumes.
     pub report_queue_url: String,
+    /// batchops' own bucket: result parts, manifest snapshots and other files jobs write.
     pub system_bucket: String,
     /// Tasks run at once by one executor invocation.
     pub executor_concurrency: usize,
@@ -94,7 +132,9 @@ pub struct Settings {
     /// The dead-letter queues the sweeper drains; when unset it finds them from each queue's
     /// redrive policy.
     pub plan_dlq_url: Option<String>,
+    /// The task queue's dead-letter queue; when unset, found from the queue's redrive policy.
     pub task_dlq_url: Option<String>,
+    /// The report queue's dead-letter queue; when unset, found from the queue's redrive policy.
     pub report_dlq_url: Option<String>,
     /// The account that owns the system bucket (the stack's), sent as ExpectedBucketOwner with
     /// every request to it, so that a bucket of the same name elsewhere is never used.
@@ -155,6 +195,8 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// Reads the resource names (all required) and the tuning variables. Fails with
+    /// [`Error::Config`] naming the first variable that is unset, invalid or out of range.
     pub fn from_env() -> Result<Self> {
         Ok(Settings {
             table: required(ENV_TABLE)?,

@@ -113,6 +113,8 @@ pub(super) async fn start_job(ctx: &Context, store: &Store, job_id: &str) -> Res
     Ok(())
 }
 
+/// DescribeJob: the stored job as a `JobDescriptor`, timers counted up to now.
+/// Fails with `JobNotFound` when no such job is stored (or it has expired).
 pub async fn describe_job(ctx: &Context, job_id: &str) -> Result<DescribeJobResponse> {
     let job = ctx.store().get_job(job_id).await?;
     Ok(DescribeJobResponse {
@@ -153,6 +155,8 @@ pub(super) fn batch_ops_view(job: &Job) -> Option<BatchOpsOptions> {
     (options != BatchOpsOptions::default()).then_some(options)
 }
 
+/// The job's `ProgressSummary` at `now`: task counts so far, and the seconds spent Active
+/// (including the current stretch when the job is Active).
 pub fn progress_summary(job: &Job, now: DateTime<Utc>) -> ProgressSummary {
     let running = match (job.status, job.active_since) {
         (JobStatus::Active, Some(since)) => (now - since).num_seconds().max(0),
@@ -168,6 +172,8 @@ pub fn progress_summary(job: &Job, now: DateTime<Utc>) -> ProgressSummary {
     }
 }
 
+/// The ListJobs entry for a job at `now`: id, description, operation name, priority, status,
+/// dates and progress.
 pub fn job_list_descriptor(job: &Job, now: DateTime<Utc>) -> JobListDescriptor {
     JobListDescriptor {
         job_id: job.job_id.clone(),

@@ -43,6 +43,7 @@ pub struct SourceJobInput {
     /// Gives the new job a canary of this many tasks (`BatchOps.CanaryTasks`), else the source's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_tasks: Option<u64>,
+    /// `AccountId`: accepted as S3 Control requests carry it; batchops runs in one account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
 }

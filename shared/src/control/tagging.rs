@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct GetJobTaggingResponse {
+    /// `Tags`: the job's current tags, from CreateJob `Tags` or the latest PutJobTagging.
     pub tags: Vec<S3Tag>,
 }
 
@@ -20,6 +21,7 @@ pub struct GetJobTaggingResponse {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobTaggingUpdated {}
 
+/// GetJobTagging: the job's current tags. Fails with `JobNotFound` when no such job is stored.
 pub async fn get_job_tagging(ctx: &Context, job_id: &str) -> Result<GetJobTaggingResponse> {
     let job = ctx.store().get_job(job_id).await?;
     Ok(GetJobTaggingResponse { tags: job.tags })
@@ -37,6 +39,7 @@ pub async fn put_job_tagging(
     Ok(JobTaggingUpdated {})
 }
 
+/// DeleteJobTagging: removes every tag from the job (the same as PutJobTagging with no tags).
 pub async fn delete_job_tagging(ctx: &Context, job_id: &str) -> Result<JobTaggingUpdated> {
     ctx.store().set_job_tags(job_id, &[]).await?;
     Ok(JobTaggingUpdated {})

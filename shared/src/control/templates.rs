@@ -90,6 +90,7 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String)> {
     Ok((bucket.to_string(), prefix.to_string()))
 }
 
+/// ListJobTemplates: every stored job template, sorted by name.
 pub async fn list_job_templates(ctx: &Context) -> Result<ListJobTemplatesResponse> {
     let mut templates = ctx.store().list_templates().await?;
     templates.sort_by(|a, b| a.name.cmp(&b.name));
@@ -98,6 +99,7 @@ pub async fn list_job_templates(ctx: &Context) -> Result<ListJobTemplatesRespons
     })
 }
 
+/// DeleteJobTemplate: removes the template `name`; fails with `InvalidRequest` when there is none.
 pub async fn delete_job_template(ctx: &Context, name: &str) -> Result<DeleteJobTemplateResponse> {
     if ctx.store().delete_template(name).await? {
         info!(name, "job template deleted");

@@ -67,6 +67,7 @@ const SQS_MESSAGES_PER_JOB: u64 = 2;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct DryRunJobInput {
+    /// `Request`: the CreateJob request to look at; give this or `CloneOf`, not both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<CreateJobRequest>,
     /// Look at this job's spec instead (what `--clone-of` would create).
@@ -85,30 +86,43 @@ pub struct DryRunJobInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DryRunJobResponse {
+    /// `Operation`: the operation's name, e.g. `S3PutObjectCopy`.
     pub operation: String,
     /// The manifest read, or the bucket listed.
     pub manifest: String,
+    /// `TotalNumberOfTasks`: every task the manifest or listing holds.
     pub total_number_of_tasks: u64,
     /// Tasks whose size the manifest gives (an inventory's `Size`, a listing), and their bytes.
     pub tasks_with_size: u64,
+    /// `TotalBytes`: the bytes of the tasks with a known size.
     pub total_bytes: u64,
+    /// `FirstTasks`: the first tasks read, as many as `ShowTasks` asked for.
     pub first_tasks: Vec<DryRunTask>,
     /// Batches on the task queue, as the planner would pack them.
     pub batches: u64,
+    /// `Requests`: the requests the job would make, by service and type.
     pub requests: Vec<RequestCount>,
+    /// `Cost`: the estimated bill on this stack and on S3 Batch Operations.
     pub cost: CostEstimate,
+    /// `Duration`: how long the job would run.
     pub duration: DurationEstimate,
+    /// `Notes`: caveats of the estimate (unknown sizes, costs not counted); omitted when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 
+/// One of the first tasks a dry run shows: the object it would act on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DryRunTask {
+    /// `Bucket`: the object's bucket.
     pub bucket: String,
+    /// `Key`: the object's key.
     pub key: String,
+    /// `VersionId`: the version the manifest names; omitted for the current version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
+    /// `Size` in bytes, when the manifest gives it (an inventory, a listing); omitted otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
 }
@@ -118,44 +132,65 @@ pub struct DryRunTask {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RequestCount {
+    /// `Service`: `S3`, `Lambda`, `SQS` or `DynamoDB`.
     pub service: String,
+    /// `Request`: the request type, e.g. `CopyObject`, or DynamoDB's `write request units`.
     pub request: String,
+    /// `Count`: requests (or request units, or SQS's 64 KiB chunks) of this type.
     pub count: u64,
+    /// `Of`: whose requests these are.
     pub of: RequestsOf,
 }
 
+/// Whose requests a [`RequestCount`] counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RequestsOf {
+    /// The tasks' own, on the user's objects or function; S3 Batch Operations makes them too.
     Tasks,
+    /// batchops' own bookkeeping: queues, the job store, result parts, its functions.
     Batchops,
 }
 
+/// A dry run's cost estimate in US dollars, at one Region's prices ([`crate::pricing`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CostEstimate {
+    /// `Region`: the Region whose prices are used, e.g. `us-east-1`.
     pub region: String,
+    /// `Batchops`: the bill on this stack, one line per service.
     pub batchops: Vec<CostLine>,
+    /// `BatchopsTotalUsd`: the sum of `Batchops`.
     pub batchops_total_usd: f64,
     /// None where S3 Batch Operations cannot run the job (batchops' own operations).
     pub s3_batch_operations: Option<Vec<CostLine>>,
+    /// `S3BatchOperationsTotalUsd`: the sum of `S3BatchOperations`; `None` with it.
     pub s3_batch_operations_total_usd: Option<f64>,
 }
 
+/// One line of a cost estimate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CostLine {
+    /// `Item`: what is charged, e.g. `Job fee` or `SQS`.
     pub item: String,
+    /// `Usd`: its cost in US dollars.
     pub usd: f64,
 }
 
+/// How long a job would run: its tasks at the rate allowed, plus a fixed overhead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DurationEstimate {
+    /// `Seconds`: the job's estimated wall-clock time.
     pub seconds: f64,
+    /// `TasksPerSecond`: the rate assumed, the lower of the rate limit and what the tasks in
+    /// flight allow.
     pub tasks_per_second: f64,
     /// `MaxTasksPerSecond` (the job's rate limit) or `Concurrency` (tasks in flight).
     pub limited_by: String,
+    /// `TasksInFlight`: executor invocations times tasks per invocation.
     pub tasks_in_flight: u64,
+    /// `MaxTasksPerSecond`: the job's rate limit; omitted when it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tasks_per_second: Option<u32>,
 }
@@ -163,27 +198,38 @@ pub struct DurationEstimate {
 /// What reading the manifest found: everything the estimate needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ManifestStats {
+    /// Tasks read.
     pub tasks: u64,
+    /// Tasks whose size the manifest gives.
     pub tasks_with_size: u64,
+    /// The sum of those sizes.
     pub bytes: u64,
+    /// Task batches, packed as the planner would.
     pub batches: u64,
     /// SQS requests to send (or receive) every batch: its body in started 64 KiB chunks.
     pub batch_chunks: u64,
     /// Copies larger than CopyObject takes (multipart), their parts, and tasks over 5 GB.
     pub multipart_copies: u64,
+    /// `UploadPartCopy` parts of those multipart copies.
     pub copy_parts: u64,
+    /// Copy and encryption-update tasks over 5 GB (S3 Batch Operations' copy fails those).
     pub tasks_over_5_gb: u64,
     /// Objects read to get the tasks (a CSV manifest; an inventory's manifest.json and data
     /// files) and listing pages (a generator).
     pub manifest_gets: u64,
+    /// `ListObjectsV2` pages of a manifest generator's listing (1,000 keys each); 0 for a
+    /// manifest.
     pub listing_pages: u64,
+    /// The first tasks, as many as were asked to be shown.
     pub first_tasks: Vec<DryRunTask>,
 }
 
 /// The stack a job would run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StackShape {
+    /// Executor invocations at once; at least 1.
     pub executor_invocations: u64,
+    /// Tasks one executor invocation runs at once; at least 1.
     pub executor_concurrency: u64,
 }
 

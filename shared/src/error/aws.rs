@@ -146,6 +146,8 @@ pub enum InvokeFailure {
     Api(Failure),
 }
 
+/// Sorts a failed Lambda Invoke: Lambda's own error document answered with HTTP 500 (a local
+/// endpoint's function error) or a failure of the API, classified as S3 errors are.
 pub fn classify_invoke_error<E>(err: &SdkError<E, HttpResponse>) -> InvokeFailure
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -176,7 +178,9 @@ pub fn is_function_error_document(status: u16, body: &[u8]) -> bool {
 /// A failure that happened before or instead of an answer from the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
+    /// No answer in time (the SDK's timeout, or a dispatch that timed out): retryable.
     Timeout,
+    /// The connection could not be made or broke off: retryable.
     Connection,
     /// The request could not be built: retrying will not help.
     Construction,
@@ -250,9 +254,13 @@ pub(crate) fn code_for_status(status: u16) -> &'static str {
 /// report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// Asked to slow down (throttling codes, 429, 503): wait and try again.
     Throttled,
+    /// The caller's permissions were refused (`AccessDenied`, 403).
     AccessDenied,
+    /// What the call names does not exist (`NoSuchKey`, `NoSuchBucket`, 404, ...).
     NotFound,
+    /// Anything else.
     Other,
 }
 

@@ -7,22 +7,30 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use serde_json::Value;
 use thiserror::Error;
 
+/// The library's result type: `Error` unless another is named.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Every error the library returns. [`Error::kind`] names the variant for logs and Lambda
+/// `errorType`s.
 #[derive(Debug, Error)]
 pub enum Error {
     /// The job request is malformed or asks for something batchops does not do.
     #[error("invalid job request: {0}")]
     InvalidRequest(String),
+    /// No job with this id in the job store; holds the id.
     #[error("job {0} not found")]
     JobNotFound(String),
     /// A ClientRequestToken used before with a different request (S3's IdempotencyException).
     #[error("IdempotencyException: {0}")]
     Idempotency(String),
+    /// The job's status cannot change as asked, e.g. a job that has ended.
     #[error("job {job_id}: cannot change status from {from} to {to}")]
     InvalidTransition {
+        /// The job asked about.
         job_id: String,
+        /// Its status now.
         from: String,
+        /// The status it was asked to take.
         to: String,
     },
     /// The manifest could not be read or does not match its spec; the job fails with this reason.
@@ -34,41 +42,62 @@ pub enum Error {
     /// The job's role cannot be assumed (denied, missing, or its trust policy does not name
     /// this stack): nothing of the job can run.
     #[error("cannot assume the job's role {role_arn}: {reason}")]
-    RoleNotAssumed { role_arn: String, reason: String },
+    RoleNotAssumed {
+        /// The role's ARN, as the job names it.
+        role_arn: String,
+        /// Why: STS's refusal or what was wrong with its answer.
+        reason: String,
+    },
     /// An AWS call that failed for a reason without a variant of its own (a server error the
     /// SDK's attempts did not get past, a timeout, a refusal other than those below).
     #[error("{service} {operation} failed: {message}")]
     Aws {
+        /// The service called, e.g. `S3`.
         service: &'static str,
+        /// The operation called, e.g. `GetObject`.
         operation: &'static str,
+        /// What went wrong, with the error's sources on one line ([`error_chain`]).
         message: String,
+        /// The underlying error, when there is one (`None`: the message says it all).
         #[source]
         source: Option<BoxError>,
     },
     /// The service asked to slow down (throttling codes, 429, 503) on every attempt the SDK made.
     #[error("{service} {operation} failed: {message}")]
     Throttled {
+        /// The service called, e.g. `S3`.
         service: &'static str,
+        /// The operation called, e.g. `GetObject`.
         operation: &'static str,
+        /// The error and its sources on one line ([`error_chain`]).
         message: String,
+        /// The SDK's error itself.
         #[source]
         source: BoxError,
     },
     /// The service refused the caller's permissions (AccessDenied, 403).
     #[error("{service} {operation} failed: {message}")]
     AccessDenied {
+        /// The service called, e.g. `S3`.
         service: &'static str,
+        /// The operation called, e.g. `GetObject`.
         operation: &'static str,
+        /// The error and its sources on one line ([`error_chain`]).
         message: String,
+        /// The SDK's error itself.
         #[source]
         source: BoxError,
     },
     /// What the call names does not exist (NoSuchKey, NoSuchBucket, ResourceNotFound, 404).
     #[error("{service} {operation} failed: {message}")]
     NotFound {
+        /// The service called, e.g. `S3`.
         service: &'static str,
+        /// The operation called, e.g. `GetObject`.
         operation: &'static str,
+        /// The error and its sources on one line ([`error_chain`]).
         message: String,
+        /// The SDK's error itself.
         #[source]
         source: BoxError,
     },
@@ -83,12 +112,19 @@ pub enum Error {
     /// A stored record, a document or a service's answer that does not have the shape batchops
     /// wrote or expects: what it is and what is wrong.
     #[error("{what} is malformed: {reason}")]
-    Malformed { what: String, reason: String },
+    Malformed {
+        /// What was read: a stored record, a document or a service's answer.
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A value could not be encoded or a request could not be built: a defect of batchops, not
     /// of the input.
     #[error("cannot encode {what}: {source}")]
     Encode {
+        /// What was being encoded or built.
         what: String,
+        /// The encoder's error.
         #[source]
         source: BoxError,
     },
@@ -96,15 +132,21 @@ pub enum Error {
     /// `batchops.InvalidRequest`) and message.
     #[error("the control function {function} refused the request: {message}")]
     Refused {
+        /// The control function's name, as invoked.
         function: String,
+        /// Its `errorType`; empty when the answer had none.
         error_type: String,
+        /// Its `errorMessage`.
         message: String,
     },
     /// `local run` gave up waiting for a job (its `--timeout`).
     #[error("{0}")]
     Timeout(String),
+    /// The setup is unusable: an environment variable unset or invalid, no credentials, an
+    /// endpoint or queue gone, a bad fault plan.
     #[error("configuration: {0}")]
     Config(String),
+    /// A queue message or function event that is not what its handler takes.
     #[error("malformed message: {0}")]
     Message(String),
 }

@@ -39,10 +39,13 @@ const FAULT_HEADER: &str = "x-batchops-fault";
 pub enum Fault {
     /// Answered with this error without sending: the server never sees the request.
     Reject {
+        /// `Status`: the HTTP status answered, e.g. 503.
         #[serde(rename = "Status")]
         status: u16,
+        /// `Code`: the service's error code, e.g. `SlowDown`.
         #[serde(rename = "Code")]
         code: String,
+        /// `Message`: the error message; empty when absent.
         #[serde(rename = "Message", default)]
         message: String,
         /// A whole JSON error body instead of the one built from `code` and `message` (e.g. a
@@ -53,25 +56,32 @@ pub enum Fault {
     /// Sent, and the server's answer replaced with this error: the request took effect, but the
     /// caller sees a failure.
     LoseAnswer {
+        /// `Status`: the HTTP status answered instead, e.g. 500.
         #[serde(rename = "Status")]
         status: u16,
+        /// `Code`: the service's error code, e.g. `InternalError`.
         #[serde(rename = "Code")]
         code: String,
+        /// `Message`: the error message; empty when absent.
         #[serde(rename = "Message", default)]
         message: String,
     },
     /// Sent, and the server's answer replaced with this one, e.g. a Lambda function's payload
     /// that is not JSON, or the function error of a function that timed out.
     Answer {
+        /// `Status`: the HTTP status answered instead (500 if not a valid status).
         #[serde(rename = "Status")]
         status: u16,
+        /// `Headers`: `[name, value]` pairs set on the answer, e.g. `x-amz-function-error`.
         #[serde(rename = "Headers", default)]
         headers: Vec<(String, String)>,
+        /// `Body`: the answer's body, as is.
         #[serde(rename = "Body")]
         body: String,
     },
     /// Sent after a pause.
     Delay {
+        /// `Millis`: the pause before the request is sent, in milliseconds.
         #[serde(rename = "Millis")]
         millis: u64,
     },
@@ -187,6 +197,7 @@ pub struct FaultRule {
     /// The chance that a matching request (past `skip`) gets the fault, from the plan's seed.
     #[serde(rename = "Probability", default = "always")]
     pub probability: f64,
+    /// `Fault`: what happens to a request the rule picks.
     #[serde(rename = "Fault")]
     pub fault: Fault,
 }
@@ -218,6 +229,7 @@ impl FaultRule {
         }
     }
 
+    /// Only requests whose URI, headers or body contain `text` (replaces an earlier one).
     pub fn containing(mut self, text: &str) -> Self {
         self.contains = Some(text.to_string());
         self
@@ -229,16 +241,19 @@ impl FaultRule {
         self
     }
 
+    /// Fires at most `times` times.
     pub fn times(mut self, times: u64) -> Self {
         self.times = Some(times);
         self
     }
 
+    /// Lets the first `skip` matching requests through before firing.
     pub fn after(mut self, skip: u64) -> Self {
         self.skip = skip;
         self
     }
 
+    /// Fires on a matching request with this chance (0 to 1), drawn from the plan's seed.
     pub fn with_probability(mut self, probability: f64) -> Self {
         self.probability = probability;
         self
@@ -321,8 +336,11 @@ pub fn chaos_rules(seed: u64) -> Vec<FaultRule> {
 /// One injected fault, as the plan recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Injected {
+    /// The index of the rule that fired, in the plan's rules.
     pub rule: usize,
+    /// The request's service, e.g. `SQS`.
     pub service: String,
+    /// The request's operation, e.g. `SendMessage`.
     pub operation: String,
     /// When: a rule that delays by nothing records the times of the requests it matches.
     pub at: std::time::Instant,
@@ -351,6 +369,7 @@ pub struct FaultPlan {
 }
 
 impl FaultPlan {
+    /// A plan of `rules`, tried in order on each request, with its random draws seeded by `seed`.
     pub fn new(seed: u64, rules: Vec<FaultRule>) -> Arc<Self> {
         let n = rules.len();
         Arc::new(FaultPlan {
@@ -387,6 +406,7 @@ impl FaultPlan {
         Ok(FaultPlan::new(spec.seed, spec.rules))
     }
 
+    /// The seed the plan's random draws come from: the same seed replays the same run.
     pub fn seed(&self) -> u64 {
         self.seed
     }
@@ -454,6 +474,7 @@ pub struct FaultInterceptor {
 }
 
 impl FaultInterceptor {
+    /// An interceptor that picks faults from `plan`.
     pub fn new(plan: Arc<FaultPlan>) -> Self {
         FaultInterceptor { plan }
     }
@@ -504,6 +525,7 @@ pub struct FaultClient {
 }
 
 impl FaultClient {
+    /// A plain-HTTP client that carries out the faults `plan`'s interceptor picks.
     pub fn new(plan: Arc<FaultPlan>) -> Self {
         FaultClient {
             plan,

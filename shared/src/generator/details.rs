@@ -50,21 +50,31 @@ fn same_key(wanted: Option<&str>, actual: Option<&str>) -> bool {
 /// An object's encryption, as its HeadObject says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Encryption {
+    /// Not encrypted server-side: HeadObject names no encryption.
     None,
+    /// SSE-S3: `x-amz-server-side-encryption: AES256`.
     SseS3,
+    /// SSE-KMS: `x-amz-server-side-encryption: aws:kms`.
     SseKms {
+        /// The KMS key id or ARN from `x-amz-server-side-encryption-aws-kms-key-id`, if given.
         key: Option<String>,
+        /// Whether the object uses an S3 Bucket Key; false when HeadObject does not say.
         bucket_key_enabled: bool,
     },
+    /// DSSE-KMS: `x-amz-server-side-encryption: aws:kms:dsse`.
     DsseKms {
+        /// The KMS key id or ARN from `x-amz-server-side-encryption-aws-kms-key-id`, if given.
         key: Option<String>,
     },
+    /// SSE-C, a customer-provided key: HeadObject names its algorithm, or answers 400 when
+    /// asked without the key.
     SseC,
 }
 
 /// What the lookups found about one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectDetails {
+    /// The object's server-side encryption, from its HeadObject.
     pub encryption: Encryption,
     /// `x-amz-replication-status` (COMPLETE, PENDING, FAILED, REPLICA); none when absent.
     pub replication_status: Option<String>,
@@ -76,16 +86,23 @@ pub struct ObjectDetails {
 /// an object is eligible: a key prefix and tags, all of which must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplicationRules {
+    /// The enabled rules; an object is eligible when any one of them takes it.
     pub rules: Vec<ReplicationRule>,
 }
 
+/// One enabled replication rule: it takes an object whose key starts with `prefix` and
+/// that carries every tag in `tags`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplicationRule {
+    /// Key prefix of the rule's filter; empty takes every key.
     pub prefix: String,
+    /// Tags (key, value) the object must all carry; empty means the rule does not look at tags.
     pub tags: Vec<(String, String)>,
 }
 
 impl ReplicationRules {
+    /// Whether any rule filters on tags, so each object's tags must be read with
+    /// GetObjectTagging.
     pub fn need_tags(&self) -> bool {
         self.rules.iter().any(|r| !r.tags.is_empty())
     }

@@ -3,11 +3,11 @@
 //!
 //! The listing is ListObjectsV2 (current versions only, as a manifest without a VersionId column:
 //! every task acts on the latest version). The listing's filters are applied client-side by
-//! [`matches`] (a single `MatchAnyPrefix` is also sent to S3 as the listing prefix so that S3
+//! [`matches()`] (a single `MatchAnyPrefix` is also sent to S3 as the listing prefix so that S3
 //! lists less); the filters a listing cannot answer (encryption, replication) look at each
 //! object that passed them ([`details`]).
 //! With `EnableManifestOutput`, the selected objects are also written as S3 writes a generated
-//! manifest, an S3 Inventory report ([`output`]): `manifest.json` and a gzipped CSV data file under
+//! manifest, an S3 Inventory report (`output.rs`): `manifest.json` and a gzipped CSV data file under
 //! `s3://<ManifestOutputLocation.Bucket>/<ManifestPrefix>/job-<job id>/`, streamed in
 //! multipart-upload parts so memory stays flat whatever the number of objects.
 
@@ -38,8 +38,11 @@ const PART_BYTES: usize = 8 * 1024 * 1024;
 /// What the filters look at: one entry of the bucket listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectSummary {
+    /// The object's key, as ListObjectsV2 returns it (not URL-encoded).
     pub key: String,
+    /// Size in bytes, from the listing; 0 when the listing gives none.
     pub size: i64,
+    /// LastModified from the listing; `None` when the listing gives none.
     pub last_modified: Option<DateTime<Utc>>,
     /// As ListObjectsV2 gives it; absent means STANDARD.
     pub storage_class: Option<String>,

@@ -8,16 +8,24 @@ pub const LISTING_STATE: &str = "LISTING";
 
 /// Where a job's listing snapshot goes: the system bucket (kept 90 days, with the job), as a CSV
 /// manifest that planning reads and continues from. A generated manifest that the job asks for is
-/// written from it once the listing is done ([`output`]).
+/// written from it once the listing is done (`output.rs`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotTarget {
+    /// Bucket the file is written to.
     pub bucket: String,
+    /// Object key of the file.
     pub key: String,
+    /// Account id sent as `x-amz-expected-bucket-owner`; `None` sends none.
     pub expected_owner: Option<String>,
+    /// Server-side encryption to write the file with (SSE-S3 or SSE-KMS); `None` asks for
+    /// none and leaves the bucket default.
     pub encryption: Option<GeneratedManifestEncryption>,
 }
 
 impl SnapshotTarget {
+    /// The snapshot of job `job_id` in `system_bucket`, at
+    /// `jobs/job-<job id>/generated-manifest.csv`, with no expected owner and no requested
+    /// encryption.
     pub fn of(job_id: &str, system_bucket: &str) -> Self {
         SnapshotTarget {
             bucket: system_bucket.to_string(),
@@ -99,7 +107,9 @@ pub struct ListingState {
     /// 8 MiB each, so a few thousand at most for a listing of a hundred million objects), and
     /// the next part number.
     pub upload_id: Option<String>,
+    /// Parts uploaded so far: (part number, ETag).
     pub parts: Vec<(i32, String)>,
+    /// Part number the next part is uploaded as.
     pub next_part: i32,
     /// Rows selected since the last part, saved in the system bucket (fewer than a part holds).
     pub carry_key: Option<String>,

@@ -54,13 +54,16 @@ pub const CUT_MARKER: &str = "...";
 /// `invocationSchemaVersion`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SchemaVersion {
+    /// `1.0`: each task names its bucket by ARN (`s3BucketArn`); no user arguments.
     #[serde(rename = "1.0")]
     V1,
+    /// `2.0`: each task names its bucket by name (`s3Bucket`); the job carries `userArguments`.
     #[serde(rename = "2.0")]
     V2,
 }
 
 impl SchemaVersion {
+    /// The version as the JSON spells it: `1.0` or `2.0`.
     pub fn as_str(self) -> &'static str {
         match self {
             SchemaVersion::V1 => "1.0",
@@ -90,24 +93,33 @@ impl fmt::Display for SchemaVersion {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InvocationRequest {
+    /// `invocationSchemaVersion`: the job's schema version.
     pub invocation_schema_version: SchemaVersion,
+    /// `invocationId`: the invocation's id, which the response must repeat (batchops makes a
+    /// fresh UUID for every attempt).
     pub invocation_id: String,
+    /// `job`: the job's id and, in schema 2.0, its user arguments.
     pub job: InvocationJob,
+    /// `tasks`: the objects to act on (batchops sends one task per invocation, as S3 does).
     pub tasks: Vec<InvocationTask>,
 }
 
+/// The request's `job` member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InvocationJob {
+    /// `id`: the job's id.
     pub id: String,
     /// Schema 2.0 only: the job's `UserArguments`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_arguments: Option<BTreeMap<String, String>>,
 }
 
+/// One entry of the request's `tasks`: an object to act on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InvocationTask {
+    /// `taskId`: the task's id, which the function's result for it must repeat.
     pub task_id: String,
     /// URL-encoded, as S3 sends it: use [`InvocationTask::key`] for the object key itself.
     pub s3_key: String,
@@ -182,12 +194,16 @@ impl InvocationRequest {
 /// `resultCode` (and `treatMissingKeysAs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ResultCode {
+    /// `Succeeded`: the task is done; its `resultString` goes to the completion report.
     Succeeded,
+    /// `TemporaryFailure`: failed for now; batchops invokes again until its attempts run out.
     TemporaryFailure,
+    /// `PermanentFailure`: failed for good; the task is reported failed.
     PermanentFailure,
 }
 
 impl ResultCode {
+    /// The code as the JSON spells it, e.g. `TemporaryFailure`.
     pub fn as_str(self) -> &'static str {
         match self {
             ResultCode::Succeeded => "Succeeded",
@@ -207,24 +223,32 @@ impl fmt::Display for ResultCode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InvocationResponse {
+    /// `invocationSchemaVersion`: the schema version the function answers with.
     pub invocation_schema_version: SchemaVersion,
     /// What to make of a task that `results` leaves out; `PermanentFailure` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub treat_missing_keys_as: Option<ResultCode>,
+    /// `invocationId`: must repeat the request's, or the response breaks the contract.
     pub invocation_id: String,
+    /// `results`: at most one result per task sent.
     pub results: Vec<TaskResult>,
 }
 
+/// One entry of the response's `results`: the function's result for one task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskResult {
+    /// `taskId`: the id of a task the request sent.
     pub task_id: String,
+    /// `resultCode`: how the task went.
     pub result_code: ResultCode,
+    /// `resultString`: free text that goes to the completion report as returned; optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_string: Option<String>,
 }
 
 impl TaskResult {
+    /// A result for task `task_id` with the code and a result string.
     pub fn new(
         task_id: impl Into<String>,
         code: ResultCode,
@@ -319,6 +343,7 @@ fn missing_result(task_id: &str, code: ResultCode) -> TaskResult {
 /// The function ran and answered with a final result, or asked to be retried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Judgement {
+    /// A final row for the report: succeeded, failed for good, or failed by a contract violation.
     Final(TaskOutcome),
     /// `TemporaryFailure`, with its result string: the caller retries, then uses
     /// [`temporary_failure_outcome`] when attempts run out.

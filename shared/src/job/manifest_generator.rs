@@ -28,10 +28,13 @@ pub const REPLICATION_STATUSES: &[&str] = &["COMPLETED", "FAILED", "REPLICA", "N
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestGenerator {
+    /// `S3JobManifestGenerator`: list a bucket and select objects with filters.
     #[serde(rename = "S3JobManifestGenerator")]
     pub s3_job_manifest_generator: S3JobManifestGenerator,
 }
 
+/// S3 Control's `S3JobManifestGenerator`: the job's tasks are the objects of `SourceBucket`
+/// that pass `Filter`, found by listing the bucket when the job is prepared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct S3JobManifestGenerator {
@@ -40,43 +43,63 @@ pub struct S3JobManifestGenerator {
     pub expected_bucket_owner: Option<String>,
     /// ARN of the bucket to list (`arn:aws:s3:::bucket`).
     pub source_bucket: String,
+    /// `ManifestOutputLocation`: where to write the generated manifest; required when
+    /// `EnableManifestOutput` is true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest_output_location: Option<S3ManifestOutputLocation>,
+    /// `Filter`: which listed objects become tasks; `None` takes every object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<JobManifestGeneratorFilter>,
+    /// `EnableManifestOutput`: write the selected objects as a manifest to
+    /// `ManifestOutputLocation`.
     pub enable_manifest_output: bool,
 }
 
+/// S3 Control's `S3ManifestOutputLocation`: where and how a generated manifest is written
+/// (under `<ManifestPrefix>/job-<job id>/` in `Bucket`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct S3ManifestOutputLocation {
+    /// `ExpectedManifestBucketOwner`: 12-digit account id sent as `x-amz-expected-bucket-owner`
+    /// with the writes; `None` sends none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_manifest_bucket_owner: Option<String>,
     /// ARN of the bucket the generated manifest goes to.
     pub bucket: String,
+    /// `ManifestPrefix`: key prefix of the manifest's files, 1 to 512 characters; `None`: they
+    /// go under `job-<job id>/` at the bucket's root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest_prefix: Option<String>,
+    /// `ManifestEncryption`: server-side encryption for the manifest's files; `None` leaves
+    /// the bucket's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest_encryption: Option<GeneratedManifestEncryption>,
+    /// `ManifestFormat`: must be `S3InventoryReport_CSV_20211130` ([`GENERATED_MANIFEST_FORMAT`]).
     pub manifest_format: String,
 }
 
+/// S3 Control's `GeneratedManifestEncryption`: exactly one of SSE-S3 and SSE-KMS.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeneratedManifestEncryption {
+    /// `SSES3`: encrypt with S3-managed keys.
     #[serde(rename = "SSES3", default, skip_serializing_if = "Option::is_none")]
     pub sse_s3: Option<SseS3Encryption>,
+    /// `SSEKMS`: encrypt with a KMS key.
     #[serde(rename = "SSEKMS", default, skip_serializing_if = "Option::is_none")]
     pub sse_kms: Option<SseKmsEncryption>,
 }
 
+/// S3 Control's `SSES3Encryption`: an empty object, `{}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SseS3Encryption {}
 
+/// S3 Control's `SSEKMSEncryption`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct SseKmsEncryption {
+    /// `KeyId`: the KMS key (id or ARN) to encrypt with; required, not blank.
     pub key_id: String,
 }
 
@@ -88,12 +111,14 @@ pub struct JobManifestGeneratorFilter {
     /// configuration takes (`false` filters nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eligible_for_replication: Option<bool>,
+    /// `CreatedAfter`: only objects last modified strictly after this.
     #[serde(
         default,
         with = "super::timestamp",
         skip_serializing_if = "Option::is_none"
     )]
     pub created_after: Option<DateTime<Utc>>,
+    /// `CreatedBefore`: only objects last modified strictly before this.
     #[serde(
         default,
         with = "super::timestamp",
@@ -103,12 +128,17 @@ pub struct JobManifestGeneratorFilter {
     /// COMPLETED, FAILED, REPLICA or NONE (no replication status), from each object's HEAD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_replication_statuses: Option<Vec<String>>,
+    /// `KeyNameConstraint`: conditions on the object's key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_name_constraint: Option<KeyNameConstraint>,
+    /// `ObjectSizeGreaterThanBytes`: only objects larger than this many bytes (0 or more).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_size_greater_than_bytes: Option<i64>,
+    /// `ObjectSizeLessThanBytes`: only objects smaller than this many bytes (0 or more).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_size_less_than_bytes: Option<i64>,
+    /// `MatchAnyStorageClass`: only objects in one of these storage classes (e.g.
+    /// `STANDARD_IA`); an object the listing gives no class counts as `STANDARD`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_any_storage_class: Option<Vec<String>>,
     /// From each object's HEAD (see `crate::generator::details`).
@@ -116,13 +146,18 @@ pub struct JobManifestGeneratorFilter {
     pub match_any_object_encryption: Option<Vec<ObjectEncryptionFilter>>,
 }
 
+/// S3 Control's `KeyNameConstraint`: each list given must match (by any one of its
+/// strings) for an object to be selected. Strings are 1 to 1024 characters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct KeyNameConstraint {
+    /// `MatchAnyPrefix`: the key starts with one of these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_any_prefix: Option<Vec<String>>,
+    /// `MatchAnySuffix`: the key ends with one of these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_any_suffix: Option<Vec<String>>,
+    /// `MatchAnySubstring`: the key contains one of these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_any_substring: Option<Vec<String>>,
 }
@@ -131,27 +166,36 @@ pub struct KeyNameConstraint {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectEncryptionFilter {
+    /// `SSES3`: objects encrypted with S3-managed keys.
     #[serde(rename = "SSES3", default, skip_serializing_if = "Option::is_none")]
     pub sse_s3: Option<NoParameters>,
+    /// `SSEKMS`: objects encrypted with SSE-KMS, optionally with a given key or Bucket Key.
     #[serde(rename = "SSEKMS", default, skip_serializing_if = "Option::is_none")]
     pub sse_kms: Option<SseKmsFilter>,
+    /// `DSSEKMS`: objects encrypted with dual-layer SSE-KMS, optionally with a given key.
     #[serde(rename = "DSSEKMS", default, skip_serializing_if = "Option::is_none")]
     pub dsse_kms: Option<DsseKmsFilter>,
+    /// `SSEC`: objects encrypted with a customer-provided key.
     #[serde(rename = "SSEC", default, skip_serializing_if = "Option::is_none")]
     pub sse_c: Option<NoParameters>,
+    /// `NOTSSE`: objects without server-side encryption.
     #[serde(rename = "NOTSSE", default, skip_serializing_if = "Option::is_none")]
     pub not_sse: Option<NoParameters>,
 }
 
+/// An encryption filter member that takes no parameters: an empty object, `{}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NoParameters {}
 
+/// S3 Control's `SSEKMSFilter`: which SSE-KMS objects match.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SseKmsFilter {
+    /// `KmsKeyArn`: only objects encrypted with this key (by ARN or id); `None`: any key.
     #[serde(rename = "KmsKeyArn", default, skip_serializing_if = "Option::is_none")]
     pub kms_key_arn: Option<String>,
+    /// `BucketKeyEnabled`: only objects whose Bucket Key use is this; `None`: either.
     #[serde(
         rename = "BucketKeyEnabled",
         default,
@@ -160,9 +204,11 @@ pub struct SseKmsFilter {
     pub bucket_key_enabled: Option<bool>,
 }
 
+/// S3 Control's `DSSEKMSFilter`: which DSSE-KMS objects match.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DsseKmsFilter {
+    /// `KmsKeyArn`: only objects encrypted with this key (by ARN or id); `None`: any key.
     #[serde(rename = "KmsKeyArn", default, skip_serializing_if = "Option::is_none")]
     pub kms_key_arn: Option<String>,
 }
@@ -206,6 +252,8 @@ fn invalid(reason: String) -> Error {
 }
 
 impl S3JobManifestGenerator {
+    /// Checks the generator as S3 Control does at CreateJob: bucket ARNs, account ids, the filter
+    /// and the output location. Fails with `Error::InvalidRequest` naming the bad field.
     pub fn validate(&self) -> Result<()> {
         bucket_name(&self.source_bucket, "SourceBucket")?;
         if let Some(owner) = &self.expected_bucket_owner {

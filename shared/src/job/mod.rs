@@ -29,10 +29,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// One entry of a job's `FailureReasons`: why the job failed, as DescribeJob reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct FailureReason {
+    /// `FailureCode`: a short machine-readable code for the failure.
     pub failure_code: String,
+    /// `FailureReason`: the failure explained in words.
     pub failure_reason: String,
 }
 
@@ -41,12 +44,15 @@ pub struct FailureReason {
 pub struct Progress {
     /// Known once the manifest has been read through.
     pub total_tasks: Option<u64>,
+    /// Tasks that ran and succeeded (`NumberOfTasksSucceeded`).
     pub succeeded: u64,
+    /// Tasks that ran and failed (`NumberOfTasksFailed`).
     pub failed: u64,
     /// Tasks of batches that were not run (job cancelled or failing).
     pub not_run: u64,
     /// Known once planning is complete.
     pub batches_planned: Option<u64>,
+    /// Batches whose tasks have all been committed (counted here exactly once).
     pub batches_committed: u64,
     /// The batches of a canary (`BatchOps.CanaryTasks`), known once they are all sent; cleared
     /// when the canary's report is written and the job waits in Suspended.
@@ -77,18 +83,34 @@ impl Progress {
 /// A job as stored: the request that made it plus everything that happened since.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
+    /// The job's id, the key of its record and the last part of its ARN.
     pub job_id: String,
+    /// The CreateJob request as it was made (kept unchanged, so repeats can be compared).
     pub request: CreateJobRequest,
+    /// Where the job is in its status machine.
     pub status: JobStatus,
+    /// The job's `Priority` (the request's at first, changed by UpdateJobPriority); between
+    /// Active jobs, higher runs first.
     pub priority: i32,
+    /// When CreateJob stored the job.
     pub creation_time: DateTime<Utc>,
+    /// When the job reached a terminal status; `None` while it has not.
     pub termination_date: Option<DateTime<Utc>>,
+    /// When the job last went Suspended; `None` if it never has.
     pub suspended_date: Option<DateTime<Utc>>,
+    /// When the job last became Active; `None` while it is not Active.
     pub active_since: Option<DateTime<Utc>>,
+    /// Whole seconds spent Active in earlier spells, not counting the current one
+    /// (see `active_since`).
     pub elapsed_active_seconds: i64,
+    /// The `StatusUpdateReason` last given with a status change or repair; `None`: none yet.
     pub status_update_reason: Option<String>,
+    /// The job's `FailureReasons`, in the order they were recorded.
     pub failure_reasons: Vec<FailureReason>,
+    /// Task and batch counters.
     pub progress: Progress,
+    /// The request to write the report is claimed (sent once per report); set back to false
+    /// if it could not be sent, so that it is sent again.
     pub finalize_sent: bool,
     /// The job's own tags (S3 Control's job tagging): the request's `Tags` at first, replaced by
     /// PutJobTagging and emptied by DeleteJobTagging. The request itself keeps what was asked,
@@ -120,7 +142,9 @@ pub struct JobTracking {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct JobSource {
+    /// The manifest to read: the request's own, or the CSV a generator's listing was written to.
     pub manifest: JobManifest,
+    /// The manifest object's ETag and version as first read; later reads ask for that object.
     pub pin: crate::manifest::ManifestPin,
     /// The number of tasks, when the source says it (a generator's listing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -128,6 +152,7 @@ pub struct JobSource {
 }
 
 impl Job {
+    /// The request's manifest; `Error::InvalidRequest` when the request has none.
     pub fn manifest(&self) -> Result<&JobManifest> {
         self.request
             .manifest
@@ -135,6 +160,7 @@ impl Job {
             .ok_or_else(|| Error::InvalidRequest(format!("job {} has no manifest", self.job_id)))
     }
 
+    /// The request's `ConfirmationRequired`; false when it was not given.
     pub fn confirmation_required(&self) -> bool {
         self.request.confirmation_required.unwrap_or(false)
     }
@@ -153,6 +179,8 @@ impl Job {
         self.tracking.canary_done
     }
 
+    /// The job's ARN, `arn:aws:s3:<region>:<account>:job/<id>`: the region from `AWS_REGION`
+    /// (default `us-east-1`), the account from the request's `AccountId` (default all zeros).
     pub fn job_arn(&self) -> String {
         format!(
             "arn:aws:s3:{}:{}:job/{}",

@@ -8,9 +8,13 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 
+/// S3 Control's `LambdaInvokeOperation`: one Lambda invocation per task, whose answer
+/// decides the task's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct LambdaInvokeOperation {
+    /// `FunctionArn`: the function to invoke, by ARN, partial ARN or name, with an optional
+    /// `:version` or `:alias` qualifier; required.
     pub function_arn: String,
     /// "1.0" (the default, as in S3) or "2.0".
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -21,6 +25,7 @@ pub struct LambdaInvokeOperation {
 }
 
 impl LambdaInvokeOperation {
+    /// The invocation schema version to use: `InvocationSchemaVersion`, or `1.0` when not given.
     pub fn schema_version(&self) -> &str {
         self.invocation_schema_version.as_deref().unwrap_or("1.0")
     }
@@ -49,9 +54,12 @@ impl LambdaInvokeOperation {
     }
 }
 
+/// S3 Control's `S3SetObjectTaggingOperation`: replaces each object's tags with `TagSet`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct PutObjectTaggingOperation {
+    /// `TagSet`: the new tags, at most 10, each key once; empty (the default) leaves the
+    /// object with no tags.
     #[serde(default)]
     pub tag_set: Vec<S3Tag>,
 }
@@ -62,6 +70,8 @@ impl PutObjectTaggingOperation {
     }
 }
 
+/// S3 Control's `S3DeleteObjectTaggingOperation`: removes every tag of each object; an
+/// empty object, `{}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteObjectTaggingOperation {}
@@ -70,6 +80,7 @@ pub struct DeleteObjectTaggingOperation {}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct SetObjectAclOperation {
+    /// `AccessControlPolicy`: the ACL to set; required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_control_policy: Option<AccessControlPolicy>,
 }
@@ -112,8 +123,10 @@ impl SetObjectAclOperation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct AccessControlPolicy {
+    /// `AccessControlList`: an explicit owner and grants; not with a canned ACL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_control_list: Option<AccessControlList>,
+    /// `CannedAccessControlList`: a canned ACL; not with an explicit list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canned_access_control_list: Option<CannedAcl>,
 }
@@ -122,7 +135,9 @@ pub struct AccessControlPolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct AccessControlList {
+    /// `Owner`: the object's owner; its `ID` is required.
     pub owner: ObjectOwner,
+    /// `Grants`: the permissions given; `None`: no grants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grants: Option<Vec<S3Grant>>,
 }
@@ -131,8 +146,10 @@ pub struct AccessControlList {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ObjectOwner {
+    /// `ID`: the owner's canonical user id.
     #[serde(rename = "ID", default)]
     pub id: String,
+    /// `DisplayName`: the owner's name, for display only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
 }
@@ -145,6 +162,7 @@ pub struct InitiateRestoreObjectOperation {
     /// Archive, and refuses it for the S3 Intelligent-Tiering archive tiers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiration_in_days: Option<i32>,
+    /// `GlacierJobTier`: the restore's retrieval tier; `None`: BULK (see `tier`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub glacier_job_tier: Option<GlacierJobTier>,
 }
@@ -159,6 +177,7 @@ impl InitiateRestoreObjectOperation {
         }
     }
 
+    /// The retrieval tier to use: `GlacierJobTier`, or Bulk when not given.
     pub fn tier(&self) -> GlacierJobTier {
         self.glacier_job_tier.unwrap_or(GlacierJobTier::Bulk)
     }
@@ -168,7 +187,9 @@ impl InitiateRestoreObjectOperation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum GlacierJobTier {
+    /// `BULK`: the cheapest and slowest tier; the default.
     Bulk,
+    /// `STANDARD`: faster than Bulk, at a higher price.
     Standard,
 }
 
@@ -186,12 +207,15 @@ impl GlacierJobTier {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct SetObjectLegalHoldOperation {
+    /// `LegalHold`: the legal hold to put on, or take off, each object.
     pub legal_hold: ObjectLockLegalHold,
 }
 
+/// S3 Control's `S3ObjectLockLegalHold`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ObjectLockLegalHold {
+    /// `Status`: `ON` puts a legal hold on the object, `OFF` removes it.
     pub status: LegalHoldStatus,
 }
 
@@ -199,8 +223,11 @@ pub struct ObjectLockLegalHold {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct SetObjectRetentionOperation {
+    /// `BypassGovernanceRetention`: lets the change shorten or remove a governance-mode
+    /// retention (sent as `x-amz-bypass-governance-retention`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bypass_governance_retention: Option<bool>,
+    /// `Retention`: the retention to set on each object.
     pub retention: S3Retention,
 }
 
@@ -209,12 +236,14 @@ pub struct SetObjectRetentionOperation {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct S3Retention {
+    /// `RetainUntilDate`: when the retention period ends.
     #[serde(
         default,
         with = "super::timestamp",
         skip_serializing_if = "Option::is_none"
     )]
     pub retain_until_date: Option<DateTime<Utc>>,
+    /// `Mode`: the retention mode, COMPLIANCE or GOVERNANCE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<ObjectLockMode>,
 }
@@ -237,6 +266,7 @@ impl SetObjectRetentionOperation {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct UpdateObjectEncryptionOperation {
+    /// `ObjectEncryption`: the encryption to set; required, with its `SSEKMS` member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_encryption: Option<ObjectEncryption>,
 }
@@ -245,15 +275,21 @@ pub struct UpdateObjectEncryptionOperation {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectEncryption {
+    /// `SSEKMS`: SSE-KMS with the given key.
     #[serde(rename = "SSEKMS", default, skip_serializing_if = "Option::is_none")]
     pub sse_kms: Option<UpdateObjectEncryptionSseKms>,
 }
 
+/// The `SSEKMS` member of S3 Control's `ObjectEncryption`: the KMS key the objects are
+/// encrypted with from now on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateObjectEncryptionSseKms {
+    /// `KMSKeyArn`: the KMS key's full ARN (`arn:aws:kms:REGION:ACCOUNT:key/KEY-ID`); not an
+    /// alias or a bare key id.
     #[serde(rename = "KMSKeyArn")]
     pub kms_key_arn: String,
+    /// `BucketKeyEnabled`: use an S3 Bucket Key for the objects; `None` leaves it to S3.
     #[serde(
         rename = "BucketKeyEnabled",
         default,
@@ -316,13 +352,16 @@ pub(super) fn is_kms_key_arn(arn: &str) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ComputeObjectChecksumOperation {
+    /// `ChecksumAlgorithm`: the checksum to compute; `None`: CRC64NVME (see `algorithm`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum_algorithm: Option<ComputeChecksumAlgorithm>,
+    /// `ChecksumType`: only FULL_OBJECT is supported; `None` means FULL_OBJECT.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum_type: Option<ChecksumType>,
 }
 
 impl ComputeObjectChecksumOperation {
+    /// The algorithm to use: `ChecksumAlgorithm`, or CRC64NVME when not given.
     pub fn algorithm(&self) -> ComputeChecksumAlgorithm {
         self.checksum_algorithm
             .unwrap_or(ComputeChecksumAlgorithm::Crc64nvme)
@@ -344,18 +383,26 @@ impl ComputeObjectChecksumOperation {
     }
 }
 
+/// A checksum S3ComputeObjectChecksum can compute (`ChecksumAlgorithm`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum ComputeChecksumAlgorithm {
+    /// `CRC32`: 32-bit CRC.
     Crc32,
+    /// `CRC32C`: 32-bit CRC with the Castagnoli polynomial.
     Crc32c,
+    /// `CRC64NVME`: 64-bit CRC with the NVMe polynomial; the default.
     Crc64nvme,
+    /// `MD5`: MD5 digest.
     Md5,
+    /// `SHA1`: SHA-1 digest; refused by batchops.
     Sha1,
+    /// `SHA256`: SHA-256 digest.
     Sha256,
 }
 
 impl ComputeChecksumAlgorithm {
+    /// The algorithm as S3 spells it, e.g. `CRC64NVME`.
     pub fn as_str(self) -> &'static str {
         match self {
             ComputeChecksumAlgorithm::Crc32 => "CRC32",
@@ -368,10 +415,13 @@ impl ComputeChecksumAlgorithm {
     }
 }
 
+/// How a checksum covers the object (`ChecksumType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ChecksumType {
+    /// `FULL_OBJECT`: one checksum of the whole object's bytes.
     FullObject,
+    /// `COMPOSITE`: a checksum of the parts' checksums; refused by batchops.
     Composite,
 }
 

@@ -12,16 +12,25 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "Map<String, Value>", into = "Map<String, Value>")]
 pub enum JobOperation {
+    /// `LambdaInvoke`: calls a Lambda function for each object.
     LambdaInvoke(LambdaInvokeOperation),
     /// Boxed: by far the largest operation, and jobs are moved around whole.
     S3PutObjectCopy(Box<CopyObjectOperation>),
+    /// `S3PutObjectAcl`: replaces each object's ACL.
     S3PutObjectAcl(SetObjectAclOperation),
+    /// `S3PutObjectTagging`: replaces each object's tag set.
     S3PutObjectTagging(PutObjectTaggingOperation),
+    /// `S3DeleteObjectTagging`: removes every tag from each object.
     S3DeleteObjectTagging(DeleteObjectTaggingOperation),
+    /// `S3InitiateRestoreObject`: starts a restore of each archived object.
     S3InitiateRestoreObject(InitiateRestoreObjectOperation),
+    /// `S3PutObjectLegalHold`: turns each object's Object Lock legal hold on or off.
     S3PutObjectLegalHold(SetObjectLegalHoldOperation),
+    /// `S3PutObjectRetention`: sets each object's Object Lock retention mode and date.
     S3PutObjectRetention(SetObjectRetentionOperation),
+    /// `S3ComputeObjectChecksum`: reads each object and reports a full-object checksum.
     S3ComputeObjectChecksum(ComputeObjectChecksumOperation),
+    /// `S3UpdateObjectEncryption`: re-encrypts each object with SSE-KMS (a copy onto itself).
     S3UpdateObjectEncryption(UpdateObjectEncryptionOperation),
     /// A batchops extension: S3 Batch Operations has no delete operation.
     S3DeleteObject(DeleteObjectOperation),
@@ -61,6 +70,7 @@ pub(super) const SUPPORTED_OPERATIONS: &[&str] = &[
 pub const REPLICATE_OBJECT_REFUSAL: &str = "operation S3ReplicateObject is not supported by batchops: Batch Replication runs inside S3's replication engine (it needs the bucket's replication configuration and S3's internal replication of versions, delete markers and metadata), which no public API exposes. Use S3 Batch Replication in S3 itself, or S3PutObjectCopy to copy the objects to another bucket";
 
 impl JobOperation {
+    /// The operation's member name in S3 Control's JSON, such as `"S3PutObjectCopy"`.
     pub fn name(&self) -> &'static str {
         match self {
             JobOperation::LambdaInvoke(_) => "LambdaInvoke",
@@ -77,6 +87,8 @@ impl JobOperation {
         }
     }
 
+    /// Checks the operation's parameters; fails with `Error::InvalidRequest` naming the first
+    /// member that is missing or wrong.
     pub fn validate(&self) -> Result<()> {
         match self {
             JobOperation::LambdaInvoke(op) => op.validate(),

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::error::{json_kind, Error, Result};
 
+/// The only report `Format` accepted: S3 Batch Operations' completion report CSV.
 pub const REPORT_FORMAT: &str = "Report_CSV_20180820";
 
 /// A CreateJob request, exactly as `aws s3control create-job --cli-input-json` takes it.
@@ -14,22 +15,35 @@ pub const REPORT_FORMAT: &str = "Report_CSV_20180820";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct CreateJobRequest {
+    /// `AccountId`: the account the job belongs to; used in the job's ARN (all zeros when
+    /// absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
+    /// `ConfirmationRequired`: when true, the job waits in Suspended after preparing until it
+    /// is confirmed (status Ready); required for `S3DeleteObject`. `None` means false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmation_required: Option<bool>,
+    /// `Operation`: what each task does; exactly one supported operation.
     pub operation: JobOperation,
+    /// `Report`: whether and where the completion report is written.
     pub report: JobReport,
+    /// `ClientRequestToken`: makes CreateJob idempotent; a repeat with the same token and
+    /// request returns the existing job, with a different request it fails. `None`: no check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_request_token: Option<String>,
+    /// `Manifest`: the list of objects to act on; give this or `ManifestGenerator`, not both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<JobManifest>,
+    /// `Description`: free text for people, at most 256 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// `Priority`: 0 or greater (default 0); between Active jobs, higher runs first.
     #[serde(default)]
     pub priority: i32,
+    /// `RoleArn`: the IAM role the tasks run as (`arn:aws:iam::ACCOUNT:role/NAME`); required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
+    /// `Tags`: the job's own tags (not the objects'), at most 50.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<S3Tag>>,
     /// Builds the task list from a bucket listing instead of a manifest (`manifest_generator`; run by `crate::generator`).
@@ -88,6 +102,9 @@ impl CreateJobRequest {
             .map_err(|e| Error::InvalidRequest(format!("CreateJob JSON: {e}")))
     }
 
+    /// Checks the request as S3 Control does at CreateJob: one of `Manifest` and
+    /// `ManifestGenerator`, the operation and its confirmation rule, the report, the role, the
+    /// description, tags, priority and `BatchOps` limits. Fails with `Error::InvalidRequest`.
     pub fn validate(&self) -> Result<()> {
         match (&self.manifest, &self.manifest_generator) {
             (Some(manifest), None) => manifest.validate()?,
@@ -139,10 +156,13 @@ impl CreateJobRequest {
     }
 }
 
+/// S3 Control's `S3Tag`: one key-value tag, of an object or of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct S3Tag {
+    /// `Key`: 1 to 128 characters, once per tag set.
     pub key: String,
+    /// `Value`: up to 256 characters; may be empty.
     pub value: String,
 }
 
@@ -229,16 +249,23 @@ pub(super) fn check_tag_entries(field: &str, tags: &[S3Tag]) -> Result<()> {
     Ok(())
 }
 
+/// S3 Control's `JobReport`: the completion report, written under
+/// `<Prefix>/job-<JobId>/` in `Bucket` (see `crate::report`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct JobReport {
+    /// `Bucket`: ARN of the bucket the report goes to; required when `Enabled` is true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket: Option<String>,
+    /// `Format`: must be `Report_CSV_20180820` ([`REPORT_FORMAT`]) when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+    /// `Enabled`: whether a completion report is written at all.
     pub enabled: bool,
+    /// `Prefix`: key prefix of the report's files; `None` writes them under `job-<JobId>/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+    /// `ReportScope`: which tasks the report lists; `None`: all of them (see `scope`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_scope: Option<ReportScope>,
     /// Sent with every write of the report (and its preflight): S3 refuses it with 403 when the
@@ -268,13 +295,17 @@ impl JobReport {
         Ok(())
     }
 
+    /// Which tasks the report lists: `ReportScope`, or `AllTasks` when not given.
     pub fn scope(&self) -> ReportScope {
         self.report_scope.unwrap_or(ReportScope::AllTasks)
     }
 }
 
+/// S3 Control's `ReportScope` of a job report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReportScope {
+    /// `AllTasks`: succeeded and failed tasks, in separate files.
     AllTasks,
+    /// `FailedTasksOnly`: only the failed tasks.
     FailedTasksOnly,
 }

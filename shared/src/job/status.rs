@@ -9,20 +9,35 @@ use crate::error::{Error, Result};
 /// Job statuses, spelled as S3 Control spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum JobStatus {
+    /// Just created; nothing done yet.
     New,
+    /// Taken up by the planner, which readies it to run or to wait for confirmation.
     Preparing,
+    /// Waiting for confirmation (`ConfirmationRequired`, or after a canary) before it runs on.
     Suspended,
+    /// Confirmed (UpdateJobStatus to Ready); becomes Active when the planner takes it up.
     Ready,
+    /// Its batches are running.
     Active,
+    /// Stepping aside for a job of higher priority; becomes Paused.
     Pausing,
+    /// Outranked by a job of higher priority; becomes Active again once no longer outranked.
     Paused,
+    /// Every task ran (successfully or not) and the job is finished. Terminal.
     Complete,
+    /// A cancel was asked for after preparation began: batches not yet run are skipped, and
+    /// it ends Cancelled.
     Cancelling,
+    /// Ended by a cancel (UpdateJobStatus to Cancelled). Terminal.
     Cancelled,
+    /// Stopped by a failure (such as the failure threshold): queued batches are not run, and
+    /// it ends Failed.
     Failing,
+    /// Ended in failure; the job's `FailureReasons` say why. Terminal.
     Failed,
 }
 
+/// Every status, in the order of the enum; [`JobStatus::parse`] looks names up here.
 pub const ALL_STATUSES: &[JobStatus] = &[
     JobStatus::New,
     JobStatus::Preparing,
@@ -39,6 +54,7 @@ pub const ALL_STATUSES: &[JobStatus] = &[
 ];
 
 impl JobStatus {
+    /// The status's name as S3 Control spells it, such as `"Active"`.
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::New => "New",
@@ -56,6 +72,8 @@ impl JobStatus {
         }
     }
 
+    /// The status named `s`, spelled exactly as S3 Control spells it; fails with
+    /// `Error::InvalidRequest` for any other string.
     pub fn parse(s: &str) -> Result<Self> {
         ALL_STATUSES
             .iter()
@@ -64,6 +82,7 @@ impl JobStatus {
             .ok_or_else(|| Error::InvalidRequest(format!("unknown job status {s:?}")))
     }
 
+    /// Whether the job is over: Complete, Cancelled or Failed. No status change leaves these.
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -128,6 +147,8 @@ pub fn can_transition(from: JobStatus, to: JobStatus) -> bool {
     )
 }
 
+/// `Ok` when `from` may change to `to` ([`can_transition`]); otherwise
+/// `Error::InvalidTransition` naming the job and both statuses.
 pub fn check_transition(job_id: &str, from: JobStatus, to: JobStatus) -> Result<()> {
     if can_transition(from, to) {
         Ok(())
@@ -144,9 +165,12 @@ pub fn check_transition(job_id: &str, from: JobStatus, to: JobStatus) -> Result<
 /// exceeds 50% is stopped.
 pub const FAILURE_THRESHOLD_MIN_TASKS: u64 = 1000;
 
+/// Whether a job with these task counts has crossed the failure threshold: at least
+/// [`FAILURE_THRESHOLD_MIN_TASKS`] tasks done and more than half of them failed.
 pub fn failure_threshold_exceeded(succeeded: u64, failed: u64) -> bool {
     let done = succeeded + failed;
     done >= FAILURE_THRESHOLD_MIN_TASKS && failed * 2 > done
 }
 
+/// `FailureCode` recorded on a job stopped by the failure threshold.
 pub const THRESHOLD_FAILURE_CODE: &str = "TaskFailureThresholdExceeded";

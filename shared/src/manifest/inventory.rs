@@ -88,9 +88,11 @@ impl<R: Read> Read for Md5Reader<R> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InventoryManifest {
+    /// `sourceBucket`: name of the bucket the inventory lists.
     pub source_bucket: String,
     /// An ARN, `arn:aws:s3:::bucket`.
     pub destination_bucket: String,
+    /// `version`: the manifest format's version, such as `"2016-11-30"`; not used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Milliseconds since the epoch, as a string.
@@ -102,6 +104,7 @@ pub struct InventoryManifest {
     /// for ORC, `struct<bucket:string,key:string,...>`; for Parquet,
     /// `message s3.inventory { required binary bucket (UTF8); required binary key (UTF8); ... }`.
     pub file_schema: String,
+    /// `files`: the data files of the report, read in this order.
     pub files: Vec<InventoryFile>,
     /// Whether the readers put each object's size into its task (not part of the file: the
     /// planner asks for sizes when the job's batches are sized by them).
@@ -112,7 +115,9 @@ pub struct InventoryManifest {
 /// One data file of an inventory report, in the destination bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InventoryFile {
+    /// `key`: the data file's key in the destination bucket.
     pub key: String,
+    /// `size`: the data file's size in bytes, as stored.
     pub size: u64,
     /// Hex MD5 of the file as stored (gzipped CSV, or the ORC or Parquet file).
     #[serde(rename = "MD5checksum")]

@@ -35,8 +35,12 @@ use crate::error::{Error, Result};
 /// One object to act on: a task of the job.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Task {
+    /// Bucket that holds the object.
     pub bucket: String,
+    /// The object's key, URL-decoded from the manifest.
     pub key: String,
+    /// Version to act on; `None` when the manifest gives none: the task acts on the latest
+    /// version.
     pub version_id: Option<String>,
     /// The object's size in bytes, when the manifest says it (an inventory's `Size` column):
     /// what the planner sizes the batches of copies and checksums by.
@@ -52,7 +56,9 @@ pub const CHUNK_TASKS: usize = 1000;
 /// version, or the ETag as `If-Match`), so a job never mixes two versions of its manifest.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestPin {
+    /// The manifest's ETag as first read; later reads without a version send it as `If-Match`.
     pub etag: Option<String>,
+    /// The manifest's version id as first read, when it has one; later reads ask for it.
     pub version_id: Option<String>,
 }
 
@@ -60,8 +66,11 @@ pub struct ManifestPin {
 /// start of the file), at byte `byte`, after `line` newlines.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResumePoint {
+    /// Tasks before this point, counted from the start of the file.
     pub task: u64,
+    /// Byte offset in the file where reading starts again (a ranged GET from here).
     pub byte: u64,
+    /// Newlines before `byte`, so that error messages give the right line numbers.
     pub line: u64,
 }
 
@@ -94,8 +103,11 @@ impl ResumePoints {
 /// record resume points.
 #[derive(Debug, Clone, Default)]
 pub struct ReadFrom {
+    /// The manifest object as planning first read it; every read names it.
     pub pin: ManifestPin,
+    /// Where a CSV manifest's reading starts; the default starts at byte 0.
     pub start: ResumePoint,
+    /// Where resume points are recorded as chunks are sent; `None` records none.
     pub points: Option<ResumePoints>,
 }
 

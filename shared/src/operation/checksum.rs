@@ -9,10 +9,15 @@ use crate::Context;
 
 /// A running full-object checksum.
 pub enum Checksummer {
+    /// CRC-32 (`CRC32`); holds the running register, inverted only by `finish`.
     Crc32(u32),
+    /// CRC-32C, Castagnoli (`CRC32C`); the running register, inverted only by `finish`.
     Crc32c(u32),
+    /// CRC-64/NVME (`CRC64NVME`); the running register, inverted only by `finish`.
     Crc64Nvme(u64),
+    /// MD5 (`MD5`), as a running digest.
     Md5(md5::Md5),
+    /// SHA-256 (`SHA256`), as a running digest.
     Sha256(sha2::Sha256),
 }
 
@@ -82,6 +87,7 @@ impl Checksummer {
         }
     }
 
+    /// Feeds the next bytes of the object; call with the bytes in order.
     pub fn update(&mut self, bytes: &[u8]) {
         use md5::Digest as _;
         match self {

@@ -25,10 +25,16 @@ use crate::Context;
 pub const MAX_SINGLE_COPY_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 /// S3's bounds on a part: at least 5 MiB (except the last), at most 5 GiB, at most 10,000 parts.
 pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
+/// Most parts one multipart upload may have; parts are made larger to stay within it.
 pub const MAX_PARTS: u64 = 10_000;
 
+/// Environment variable: size in bytes above which an object is copied in parts
+/// (default and maximum 5 GiB).
 pub const ENV_MULTIPART_COPY_THRESHOLD: &str = "BATCHOPS_MULTIPART_COPY_THRESHOLD";
+/// Environment variable: bytes per part of a multipart copy (default 512 MiB, kept within
+/// 5 MiB to 5 GiB).
 pub const ENV_COPY_PART_SIZE: &str = "BATCHOPS_COPY_PART_SIZE";
+/// Environment variable: parts of one object copied at once (default 8, kept within 1 to 64).
 pub const ENV_COPY_PART_CONCURRENCY: &str = "BATCHOPS_COPY_PART_CONCURRENCY";
 
 /// How objects are copied: above `multipart_threshold` bytes with UploadPartCopy, in parts of
@@ -36,8 +42,12 @@ pub const ENV_COPY_PART_CONCURRENCY: &str = "BATCHOPS_COPY_PART_CONCURRENCY";
 /// `part_concurrency` parts at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CopySettings {
+    /// Objects larger than this many bytes are copied in parts; at most 5 GiB, the default.
     pub multipart_threshold: u64,
+    /// Bytes per part of a multipart copy (default 512 MiB); grown when an object would
+    /// otherwise need more than 10,000 parts.
     pub part_size: u64,
+    /// Parts of one object copied at once (default 8).
     pub part_concurrency: usize,
 }
 
@@ -64,6 +74,8 @@ impl CopySettings {
         }
     }
 
+    /// Whether an object of `size` bytes is copied with UploadPartCopy rather than one
+    /// CopyObject.
     pub fn needs_multipart(&self, size: u64) -> bool {
         size > self.multipart_threshold
     }
@@ -97,6 +109,7 @@ pub fn copy_source(task: &Task) -> String {
     }
 }
 
+/// The `x-amz-tagging` header value for `tags`: URL-encoded `key=value` pairs joined by `&`.
 pub fn tagging_header(tags: &[S3Tag]) -> String {
     tags.iter()
         .map(|t| {
@@ -202,6 +215,8 @@ pub struct CopyPlan {
 }
 
 impl CopyPlan {
+    /// The copy plan of a job's `S3PutObjectCopy` operation with these settings; fails with a
+    /// message when `TargetResource` is missing or a grant gives `WRITE`.
     pub fn new(op: &CopyObjectOperation, settings: CopySettings) -> Result<Self, String> {
         let target_bucket = op
             .target_bucket()

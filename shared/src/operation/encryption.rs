@@ -20,6 +20,8 @@ pub struct EncryptionPlan {
 }
 
 impl EncryptionPlan {
+    /// The plan of a job's `S3UpdateObjectEncryption` operation with these copy settings; fails
+    /// with a message when `ObjectEncryption.SSEKMS` is missing.
     pub fn new(
         op: &UpdateObjectEncryptionOperation,
         settings: CopySettings,

@@ -48,17 +48,27 @@ pub(super) async fn delete_tagging(ctx: &Context, task: &Task) -> TaskOutcome {
 /// moto honour the headers but ignore a body.
 #[derive(Debug, Clone)]
 pub enum AclPlan {
+    /// A canned ACL (`CannedAccessControlList`), sent as `x-amz-acl`.
     Canned(ObjectCannedAcl),
+    /// The grants of an `AccessControlList`, one header value per permission; `None` where no
+    /// grant has that permission.
     Grants {
+        /// `x-amz-grant-full-control`: the grantees given `FULL_CONTROL`.
         full_control: Option<String>,
+        /// `x-amz-grant-read`: the grantees given `READ`.
         read: Option<String>,
+        /// `x-amz-grant-read-acp`: the grantees given `READ_ACP`.
         read_acp: Option<String>,
+        /// `x-amz-grant-write`: the grantees given `WRITE`.
         write: Option<String>,
+        /// `x-amz-grant-write-acp`: the grantees given `WRITE_ACP`.
         write_acp: Option<String>,
     },
 }
 
 impl AclPlan {
+    /// The ACL of a job's `S3PutObjectAcl` operation; fails with a message unless its
+    /// `AccessControlPolicy` has exactly one of `AccessControlList` and `CannedAccessControlList`.
     pub fn new(op: &SetObjectAclOperation) -> Result<Self, String> {
         let policy = op
             .access_control_policy

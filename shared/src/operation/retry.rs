@@ -93,6 +93,7 @@ pub fn backoff_delay(base: Duration, failed_attempt: u32, jitter: f64) -> Durati
 }
 
 impl Failure {
+    /// The failed outcome of `task`: the failure's error code, HTTP status and message.
     pub fn into_outcome(self, task: &Task) -> TaskOutcome {
         TaskOutcome {
             task: task.clone(),

@@ -18,10 +18,15 @@ use crate::manifest::Task;
 /// `executor`) carries its `"Deferral"` id, the one its batch record names while it is on its way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskBatch {
+    /// `JobId`: the job the tasks belong to.
     pub job_id: String,
+    /// `BatchId`: the batch's deterministic id (see [`PlanPart::batch_prefix`]); a continuation
+    /// keeps its batch's id.
     pub batch_id: String,
     /// Index in the batch of `tasks[0]`.
     pub offset: u64,
+    /// `Tasks`: the tasks, in manifest order. Sizes do not travel in the message: tasks read
+    /// from a body have `size: None`.
     pub tasks: Vec<Task>,
     /// The id of a deferred copy; `None` for the planner's batches and their continuations.
     pub deferral: Option<String>,
@@ -118,6 +123,8 @@ impl TaskBatch {
         self.offset + self.tasks.len() as u64
     }
 
+    /// Reads a message body written by [`TaskBatch::to_body`]; fails with `Error::Message` when
+    /// it is not that JSON or a task is not `[bucket, key]` or `[bucket, key, versionId]`.
     pub fn from_body(body: &str) -> Result<Self> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
@@ -245,6 +252,8 @@ pub struct BatchPacker {
 }
 
 impl BatchPacker {
+    /// A packer for job `job_id` whose batch ids start with `batch_prefix` and whose bodies
+    /// stay within `max_bytes`, with no operation limits until [`BatchPacker::with_limits`].
     pub fn new(job_id: &str, batch_prefix: &str, max_bytes: usize) -> Self {
         let mut packer = BatchPacker {
             job_id: job_id.to_string(),
@@ -343,6 +352,7 @@ impl BatchPacker {
 /// manifest generator, or one data file of an S3 Inventory report (planned in parallel).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PlanPart {
+    /// The whole task list: a CSV manifest or a manifest generator's listing.
     Whole,
     /// The data file at this index of the inventory's `manifest.json` `files`.
     InventoryFile(usize),
@@ -357,6 +367,8 @@ impl PlanPart {
         }
     }
 
+    /// The part named by an id from [`PlanPart::id`]; fails with `Error::Message` for any
+    /// other string.
     pub fn parse(id: &str) -> Result<Self> {
         if id == "m" {
             return Ok(PlanPart::Whole);
@@ -408,6 +420,7 @@ impl PlanPart {
 /// packs the rest into batches numbered from `batches`. Stored in the job's partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanCheckpoint {
+    /// The part this checkpoint is for.
     pub part: PlanPart,
     /// Tasks of the part already sent (the index of the first task not yet sent).
     pub next_task: u64,
@@ -430,6 +443,7 @@ pub struct PlanCheckpoint {
 }
 
 impl PlanCheckpoint {
+    /// The checkpoint of a part not yet planned: nothing sent, nothing reserved.
     pub fn start(part: PlanPart) -> Self {
         PlanCheckpoint {
             part,

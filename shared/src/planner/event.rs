@@ -4,19 +4,28 @@
 
 use super::*;
 
+/// One piece of work an invocation of the planner brings, read by [`parse_event`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlannerWork {
+    /// Plan the job with this id (a plan request without `Part`).
     Plan(String),
     /// Plan (continue) one part of a job from its checkpoint.
     PlanPart {
+        /// The job the part belongs to.
         job_id: String,
+        /// The part to plan, from the request's `Part` id.
         part: PlanPart,
         /// A continuation's `From`: where the part stood when it was sent.
         from_task: Option<u64>,
     },
+    /// An object was created (S3 notification or EventBridge `Object Created`): when it is an
+    /// inventory `manifest.json`, the job templates whose prefix covers it start jobs.
     ManifestArrived {
+        /// Bucket of the new object.
         bucket: String,
+        /// Key of the new object, decoded (S3 notifications URL-encode it).
         key: String,
+        /// The new object's ETag, when the event gives it.
         etag: Option<String>,
     },
 }

@@ -37,6 +37,7 @@ const SEND_CONCURRENCY: usize = 8;
 /// How often (in batches) planning looks at the job's status, to stop early when it is cancelled.
 const STATUS_CHECK_EVERY: u64 = 50;
 
+/// `FailureCode` of a job that fails because its manifest cannot be read or is not valid.
 pub const MANIFEST_FAILURE_CODE: &str = "ManifestReadFailed";
 
 /// Optional planning budget per invocation in milliseconds (`local run`, tests, or to stop well

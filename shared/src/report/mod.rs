@@ -52,10 +52,13 @@ pub const DEFAULT_MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
 /// Number of columns of a report row.
 const ROW_FIELDS: usize = 7;
 
+/// How a task ended: a report row's `TaskStatus` (`succeeded` or `failed`, lowercase in JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskStatus {
+    /// `succeeded`: the operation took effect on the object.
     Succeeded,
+    /// `failed`: it did not; the row's error code and message say why.
     Failed,
 }
 
@@ -68,6 +71,7 @@ impl TaskStatus {
         }
     }
 
+    /// Reads `succeeded` or `failed`; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "succeeded" => Some(TaskStatus::Succeeded),
@@ -80,11 +84,16 @@ impl TaskStatus {
 /// What happened to one task: one row of the completion report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskOutcome {
+    /// The object the task acted on: the row's `Bucket`, `Key` and `VersionId`.
     pub task: Task,
+    /// The row's `TaskStatus`.
     pub status: TaskStatus,
     /// S3's error code (`NoSuchKey`, `AccessDenied`, ...) or the Lambda result code of a failure.
     pub error_code: Option<String>,
+    /// The row's `HTTPStatusCode`; an empty column when `None`.
     pub http_status: Option<u16>,
+    /// The row's `ResultMessage`: the function's result string or the error message; may be
+    /// empty.
     pub result_message: String,
 }
 
@@ -216,7 +225,9 @@ pub fn job_report_prefix(prefix: Option<&str>, job_id: &str) -> String {
 /// (`BatchOps.CanaryTasks`), written beside it under `canary/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportKind {
+    /// The job's completion report, in `<prefix>/job-<id>`.
     Final,
+    /// The report of the canary's tasks, in `<prefix>/job-<id>/canary`.
     Canary,
 }
 
@@ -275,10 +286,14 @@ pub fn md5_hex(bytes: &[u8]) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ReportManifest {
+    /// `Format`: always `Report_CSV_20180820`.
     pub format: String,
+    /// `ReportCreationDate`: when the report was written, e.g. `2019-04-05T17:48:39.725Z`.
     #[serde(with = "millis_utc")]
     pub report_creation_date: DateTime<Utc>,
+    /// `Results`: every report file of the report.
     pub results: Vec<ReportResult>,
+    /// `ReportSchema`: always [`REPORT_SCHEMA`].
     pub report_schema: String,
 }
 
@@ -286,14 +301,19 @@ pub struct ReportManifest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ReportResult {
+    /// `TaskExecutionStatus`: the status of every row of the file.
     pub task_execution_status: TaskStatus,
+    /// `Bucket`: the name of the bucket the file is in.
     pub bucket: String,
+    /// `MD5Checksum`: the file's MD5, in hex.
     #[serde(rename = "MD5Checksum")]
     pub md5_checksum: String,
+    /// `Key`: the file's full object key, prefix included.
     pub key: String,
 }
 
 impl ReportManifest {
+    /// A manifest of `results` created at `created`, with S3's `Format` and `ReportSchema`.
     pub fn new(created: DateTime<Utc>, results: Vec<ReportResult>) -> Self {
         ReportManifest {
             format: REPORT_FORMAT.to_string(),
@@ -332,15 +352,20 @@ pub fn format_report_date(date: DateTime<Utc>) -> String {
 /// A finished report file, ready to be written to `<prefix>/job-<id>/results/<name>.csv`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportFile {
+    /// The status of every row of the file.
     pub status: TaskStatus,
     /// 0 for the first file of a status, 1 for the next, ...
     pub index: u32,
+    /// The file's name without `.csv`: 40 hex digits ([`result_file_name`]).
     pub name: String,
+    /// Rows in the file.
     pub rows: u64,
+    /// The file's CSV content.
     pub bytes: Vec<u8>,
 }
 
 impl ReportFile {
+    /// The file's MD5 in hex, for the manifest's `MD5Checksum`.
     pub fn md5_hex(&self) -> String {
         md5_hex(&self.bytes)
     }
@@ -349,7 +374,9 @@ impl ReportFile {
 /// Where the report file being filled for one status stands: its index and rows so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenFileState {
+    /// The file's index among the files of its status (0 for the first).
     pub index: u32,
+    /// Rows in the file so far.
     pub rows: u64,
 }
 
@@ -400,6 +427,8 @@ pub struct ReportBuilder {
 }
 
 impl ReportBuilder {
+    /// A builder for job `job_id` that keeps the rows `scope` asks for, with files of at most
+    /// [`DEFAULT_MAX_FILE_BYTES`].
     pub fn new(job_id: &str, scope: ReportScope) -> Self {
         ReportBuilder {
             job_id: job_id.to_string(),

@@ -34,7 +34,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
-/// Optional size limit of one report file, in bytes (default [`DEFAULT_MAX_FILE_BYTES`]). The
+/// Optional size limit of one report file, in bytes (default [`crate::report::DEFAULT_MAX_FILE_BYTES`]). The
 /// reporter holds at most two files in memory, so its memory must exceed twice this value.
 pub use crate::context::ENV_REPORT_MAX_FILE_BYTES;
 
@@ -173,11 +173,14 @@ const BATCH_PAGE: i32 = 200;
 pub struct ReportState {
     /// When the report was begun: its ReportCreationDate, the same however often it continues.
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// The step the reporter is at; a continuation picks up there.
     pub phase: ReportPhase,
     /// The last batch whose rows are in the report files (phase Rows), or the last item given
     /// its TTL (phase Expire).
     pub cursor: Option<String>,
+    /// The report file of succeeded tasks being filled: its index and rows so far.
     pub succeeded: OpenFileState,
+    /// The report file of failed tasks being filled: its index and rows so far.
     pub failed: OpenFileState,
     /// Where the bytes so far of each open file are saved (system bucket), per status. Each save
     /// gets a key of its own, so a reporter that loses the race to save the state cannot
@@ -191,6 +194,8 @@ pub struct ReportState {
     pub expires_at: Option<i64>,
 }
 
+/// The steps of finishing a job, in order: `Rows`, `Expire`, `Settle`. A job that wants
+/// no report starts at `Expire`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReportPhase {
     /// Rows of result parts go into report files.

@@ -309,6 +309,8 @@ impl Store {
             .map(|item| upload_from_item(&item))
             .transpose()
     }
+    /// Records the multipart copy that task `index` of a batch left unfinished, replacing any
+    /// record kept before, so that the task's next run resumes it.
     pub async fn put_upload(
         &self,
         job_id: &str,
@@ -330,6 +332,8 @@ impl Store {
             .map_err(|e| Error::aws("DynamoDB", "PutItem", e))?;
         Ok(())
     }
+    /// Forgets the multipart copy recorded for task `index` of a batch (once completed or aborted);
+    /// a missing record is no error.
     pub async fn delete_upload(&self, job_id: &str, batch_id: &str, index: u64) -> Result<()> {
         self.client
             .delete_item()
@@ -493,6 +497,8 @@ pub fn batch_to_item(job_id: &str, batch: &BatchRecord) -> Item {
     item
 }
 
+/// A batch commit record from its DynamoDB item; records without `tasks`/`tasks_done` count as
+/// done. Fails with `Malformed` on a missing or mistyped attribute.
 pub fn batch_from_item(item: &Item) -> Result<BatchRecord> {
     let counts = BatchCounts {
         succeeded: get_n_or_zero(item, A_SUCCEEDED)?,

@@ -471,6 +471,7 @@ impl Store {
         self.set_on_job(job_id, "SET tags = :t", vec![(":t", s(&tags_json(tags)?))])
             .await
     }
+    /// Sets the job's priority. Fails with `JobNotFound` when the job is not stored.
     pub async fn update_priority(&self, job_id: &str, priority: i32) -> Result<()> {
         self.set_on_job(job_id, "SET priority = :p", vec![(":p", n(priority))])
             .await

@@ -36,7 +36,9 @@ use std::time::Duration;
 /// Outcome counts of one batch, added to the job's progress exactly once.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchCounts {
+    /// Tasks that succeeded.
     pub succeeded: u64,
+    /// Tasks that failed.
     pub failed: u64,
     /// Tasks not run because the job was cancelled or failing.
     pub not_run: u64,
@@ -46,6 +48,7 @@ pub struct BatchCounts {
 /// (an executor that runs out of time commits what it ran and hands the rest on).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchRecord {
+    /// The batch's id; the record's sort key is `BATCH#<batch id>`.
     pub batch_id: String,
     /// Counts of the committed tasks, all segments together.
     pub counts: BatchCounts,
@@ -74,7 +77,9 @@ pub struct Limiter {
 /// A deferred copy of a batch on its way: its id and when it becomes visible.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deferral {
+    /// A random id the copy's message carries, so that a copy can tell whether it is the one named.
     pub id: String,
+    /// When the copy becomes visible on the task queue; until then it holds the claim.
     pub due: DateTime<Utc>,
 }
 
@@ -89,10 +94,16 @@ impl BatchRecord {
 /// result part that holds their report rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
+    /// Index within the batch of the segment's first task; the commit counts only if the batch's
+    /// `tasks_done` stands there.
     pub from: u64,
+    /// Index one past the segment's last task: the batch's `tasks_done` after the commit.
     pub to: u64,
+    /// Tasks in the whole batch; the segment is the batch's last when `to` reaches this.
     pub batch_tasks: u64,
+    /// Outcome counts of the segment's tasks, added to the job's progress.
     pub counts: BatchCounts,
+    /// Key in the system bucket of the segment's result part (its report rows); `None`: no rows.
     pub part_key: Option<String>,
 }
 
@@ -100,7 +111,10 @@ pub struct Segment {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SegmentCommit {
     /// The segment counted; `batch_done` when it was the batch's last.
-    Committed { batch_done: bool },
+    Committed {
+        /// True when the segment was the batch's last: every task of the batch is committed.
+        batch_done: bool,
+    },
     /// Another delivery committed these tasks first (or moved past `from`); nothing counted.
     Lost,
 }
@@ -110,8 +124,11 @@ pub enum SegmentCommit {
 /// sweeper aborts it if the job ends without it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadRecord {
+    /// The copy's destination bucket.
     pub bucket: String,
+    /// The copy's destination key.
     pub key: String,
+    /// S3's `UploadId` of the multipart upload.
     pub upload_id: String,
     /// The source's ETag when the copy began: every part is copied from that object.
     pub source_etag: String,
@@ -123,16 +140,22 @@ pub struct UploadRecord {
 /// `manifest.json` that arrives under `s3://manifest_bucket/manifest_prefix`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobTemplate {
+    /// The template's name, also the sort key of its item (`pk=TEMPLATE`).
     pub name: String,
+    /// The bucket where the inventory deliveries arrive.
     pub manifest_bucket: String,
+    /// The key prefix they arrive under; empty for the whole bucket.
     pub manifest_prefix: String,
+    /// The CreateJob request each delivery starts, without `Manifest` or `ClientRequestToken`.
     pub request: CreateJobRequest,
 }
 
 /// What `put_new_job` did: stored the job, or found the job of the same ClientRequestToken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutJobOutcome {
+    /// The job was stored (with its ClientRequestToken, if it has one).
     Created,
+    /// The token was used before: nothing was stored, and this is the id of the job it created.
     Existing(String),
 }
 
@@ -290,6 +313,7 @@ const FAILURE_CODE: &str = "FailureCode";
 
 const FAILURE_REASON: &str = "FailureReason";
 
+/// Access to the stack's DynamoDB table (layout in the module docs). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
     client: aws_sdk_dynamodb::Client,
@@ -301,6 +325,7 @@ pub struct Store {
 }
 
 impl Store {
+    /// A store on `table` with a 30-second commit patience and no status-change events.
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Store {
             client,
@@ -309,6 +334,8 @@ impl Store {
             events: None,
         }
     }
+    /// The store of the context's table, with its settings' commit patience and, when an event bus
+    /// is set (`BATCHOPS_EVENT_BUS`), status-change events sent to it.
     pub fn from_context(ctx: &crate::Context) -> Self {
         Store {
             commit_patience: ctx.settings.commit_patience,
@@ -323,6 +350,7 @@ impl Store {
             ..Store::new(ctx.dynamodb.clone(), ctx.settings.table.clone())
         }
     }
+    /// The DynamoDB table's name.
     pub fn table(&self) -> &str {
         &self.table
     }

@@ -222,6 +222,8 @@ pub(super) fn resume_from_item(item: &Item) -> Result<Option<crate::manifest::Re
     }
 }
 
+/// A plan part's checkpoint from its DynamoDB item (the inverse of [`checkpoint_to_item`]);
+/// fails with `Malformed` on a missing or mistyped attribute.
 pub fn checkpoint_from_item(item: &Item) -> Result<PlanCheckpoint> {
     Ok(PlanCheckpoint {
         part: PlanPart::parse(get_s(item, A_PART)?).map_err(|e| malformed(A_PART, e))?,

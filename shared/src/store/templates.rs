@@ -5,6 +5,7 @@ use super::*;
 use crate::error::{Error, Result};
 
 impl Store {
+    /// Stores a job template, replacing any of the same name.
     pub async fn put_template(&self, template: &JobTemplate) -> Result<()> {
         self.client
             .put_item()
@@ -15,6 +16,7 @@ impl Store {
             .map_err(|e| Error::aws("DynamoDB", "PutItem", e))?;
         Ok(())
     }
+    /// Every stored job template, in the table's order (by name).
     pub async fn list_templates(&self) -> Result<Vec<JobTemplate>> {
         let items = self.query_all(TEMPLATE_PK, None).await?;
         items.iter().map(template_from_item).collect()
@@ -49,6 +51,8 @@ pub fn template_to_item(template: &JobTemplate) -> Result<Item> {
     ]))
 }
 
+/// A job template from its DynamoDB item (the inverse of [`template_to_item`]); fails with
+/// `Malformed` when an attribute is missing or the request is not valid JSON.
 pub fn template_from_item(item: &Item) -> Result<JobTemplate> {
     Ok(JobTemplate {
         name: get_s(item, SK)?.to_string(),

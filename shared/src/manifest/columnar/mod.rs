@@ -40,7 +40,9 @@ const COPY_BUFFER_BYTES: usize = 256 * 1024;
 /// The columnar formats of S3 Inventory (manifest.json `fileFormat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnarFormat {
+    /// Apache Parquet (`fileFormat` `"Parquet"`).
     Parquet,
+    /// Apache ORC (`fileFormat` `"ORC"`).
     Orc,
 }
 
