@@ -397,6 +397,14 @@ async fn every_result_code_maps_to_its_report_row() {
     assert_eq!(calls(&seen, "succeeded"), 1);
     assert_eq!(calls(&seen, "permanent"), 1);
     assert_eq!(calls(&seen, "temporary-always"), ATTEMPTS as usize);
+    // One request per attempt and nothing else: the endpoint serves every service here, so an S3
+    // call of a LambdaInvoke task would have shown up too.
+    assert_eq!(seen.len(), 1 + 2 + 1 + ATTEMPTS as usize, "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|r| r.method == "POST" && r.path().ends_with("/invocations")),
+        "{seen:?}"
+    );
     // Each attempt is its own invocation (fresh invocationId) of the same task (same taskId).
     let retried: Vec<&Request> = seen
         .iter()

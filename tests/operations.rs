@@ -3,7 +3,7 @@
 //! with the S3 API, and the completion-report rows are compared with what S3 would write.
 
 use crate::common;
-use crate::common::stack::{stack_with, Stack};
+use crate::common::stack::{stack, stack_with, Stack};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
@@ -317,6 +317,88 @@ async fn multipart_copy_keeps_source_metadata_and_tags_and_an_archived_source_fa
         .await
         .unwrap();
     assert!(copied.contents().is_empty());
+}
+
+#[tokio::test]
+async fn every_operation_sends_one_request_per_task_counted_at_the_server() {
+    // The default copy settings: one CopyObject up to S3's 5 GiB, nothing asked first.
+    let env = stack().await;
+    let data = env.new_bucket_with("per-task", false, false).await;
+    let locked = env.new_bucket_with("per-task-locked", true, true).await;
+    let dst = env.new_bucket_with("per-task-dst", false, false).await;
+    let until = (chrono::Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let cases = [
+        (
+            "tag",
+            json!({"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}}),
+            &data,
+        ),
+        ("untag", json!({"S3DeleteObjectTagging": {}}), &data),
+        (
+            "acl",
+            json!({"S3PutObjectAcl": {"AccessControlPolicy": {"CannedAccessControlList": "private"}}}),
+            &data,
+        ),
+        (
+            "copy",
+            json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}")}}),
+            &data,
+        ),
+        (
+            "hold",
+            json!({"S3PutObjectLegalHold": {"LegalHold": {"Status": "OFF"}}}),
+            &locked,
+        ),
+        (
+            "retain",
+            json!({"S3PutObjectRetention": {"Retention": {"Mode": "GOVERNANCE", "RetainUntilDate": until}}}),
+            &locked,
+        ),
+        (
+            "restore",
+            json!({"S3InitiateRestoreObject": {"ExpirationInDays": 1, "GlacierJobTier": "BULK"}}),
+            &data,
+        ),
+        ("delete", json!({"S3DeleteObject": {}}), &data),
+    ];
+    for (name, op, bucket) in cases {
+        let keys: Vec<String> = (0..3).map(|i| format!("{name}-{i}.txt")).collect();
+        for key in &keys {
+            let put = env.ctx.s3.put_object().bucket(bucket).key(key);
+            let put = if name == "restore" {
+                put.storage_class(StorageClass::Glacier)
+            } else {
+                put
+            };
+            put.body(ByteStream::from_static(b"x"))
+                .set_content_md5(Some("ndTkYSaMgDT1yFZOFVxnpg==".into()))
+                .send()
+                .await
+                .unwrap();
+        }
+        let path = |key: &str| format!("/{key}");
+        let before: Vec<usize> = keys
+            .iter()
+            .map(|k| common::server_requests(&path(k)).len())
+            .collect();
+        let tasks: Vec<Task> = keys.iter().map(|k| task(bucket, k, None)).collect();
+        let rows = env.run(op, name == "delete", &tasks).await;
+        assert!(
+            rows.iter().all(|r| r.contains(",succeeded,")),
+            "{name}: {rows:?}"
+        );
+        for (key, before) in keys.iter().zip(before) {
+            let seen = common::server_requests(&path(key));
+            assert_eq!(
+                seen.len() - before,
+                1,
+                "{name}: one request for {key}, the server saw {:?}",
+                &seen[before..]
+            );
+        }
+    }
 }
 
 #[tokio::test]
@@ -754,6 +836,8 @@ mod scripted {
     use crate::common::scripted::{self, Reply};
 
     pub const SIZE: u64 = 12 * 1024 * 1024;
+    /// A source too large for one CopyObject.
+    pub const HUGE: u64 = 6 * 1024 * 1024 * 1024;
 
     /// Part 1 is throttled once (SlowDown, 503, retried); with `refuse_part2`, part 2 is refused
     /// (AccessDenied, 403), otherwise the upload completes. Keys with `small` are small objects
@@ -772,6 +856,19 @@ mod scripted {
 
     fn answer(request: &str, part1_attempts: usize, refuse_part2: bool) -> Reply {
         let xml = Reply::xml;
+        // A source over 5 GiB: CopyObject refuses it as S3 does; its HEAD says 6 GiB.
+        if request.starts_with("PUT /dst/huge") && !request.contains("partNumber=") {
+            return xml(
+                400,
+                "<Error><Code>InvalidRequest</Code><Message>The specified copy source is larger than the maximum allowable size for a copy source: 5368709120</Message></Error>",
+            );
+        }
+        if request.starts_with("HEAD") && request.contains("huge") {
+            return Reply::empty(
+                200,
+                &[("content-length", &HUGE.to_string()), ("etag", "\"src\"")],
+            );
+        }
         if request.starts_with("HEAD") && request.contains("glacier") {
             return Reply::empty(
                 200,
@@ -892,6 +989,11 @@ mod scripted {
 
 /// An executor context whose S3 is the scripted server, with multipart copies forced small.
 async fn scripted_env(refuse_part2: bool) -> (Stack, scripted::Log) {
+    scripted_env_with(refuse_part2, small_multipart_copies()).await
+}
+
+/// [`scripted_env`] with these copy settings.
+async fn scripted_env_with(refuse_part2: bool, copy: CopySettings) -> (Stack, scripted::Log) {
     let (url, log) = scripted::start(refuse_part2).await;
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(&url)
@@ -909,7 +1011,7 @@ async fn scripted_env(refuse_part2: bool) -> (Stack, scripted::Log) {
         String::new(),
     );
     settings.lambda_max_attempts = 3;
-    settings.copy = small_multipart_copies();
+    settings.copy = copy;
     let env = Stack {
         ctx: Context::from_config(&config, settings),
         config,
@@ -1069,6 +1171,89 @@ async fn a_restore_already_in_progress_fails_with_s3s_409_and_an_already_restore
         1,
         "a 409 is final, not retried: {seen:?}"
     );
+}
+
+/// Requests per copy task, as the scripted server saw them: `METHOD path` lines of the source
+/// and the target key.
+fn requests_for(log: &scripted::Log, key: &str) -> Vec<String> {
+    lines(log)
+        .into_iter()
+        .filter(|line| line.contains(key))
+        .map(|line| line.split('?').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_copy_is_one_copy_object_request_and_only_a_source_s3_refuses_as_too_large_is_headed() {
+    // The default settings: one CopyObject up to S3's 5 GiB, no size in the manifest.
+    let (env, log) = scripted_env_with(false, CopySettings::default()).await;
+    let op = json!({"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::dst"}});
+    let rows = env
+        .run(
+            op.clone(),
+            false,
+            &[
+                task("src", "small-1.bin", None),
+                task("src", "huge.bin", None),
+            ],
+        )
+        .await;
+    assert_eq!(
+        rows,
+        vec![
+            ok_row("src", "small-1.bin", ""),
+            ok_row("src", "huge.bin", "")
+        ]
+    );
+    assert_eq!(
+        requests_for(&log, "small-1.bin"),
+        vec!["PUT /dst/small-1.bin"],
+        "one request, no HEAD"
+    );
+    let huge = requests_for(&log, "huge.bin");
+    assert_eq!(
+        huge[..2],
+        ["PUT /dst/huge.bin", "HEAD /src/huge.bin"],
+        "refused whole, then HEADed: {huge:?}"
+    );
+    assert_eq!(
+        huge.iter().filter(|r| *r == "POST /dst/huge.bin").count(),
+        2,
+        "an upload created and completed: {huge:?}"
+    );
+    let parts = huge
+        .iter()
+        .filter(|r| r.starts_with("PUT /dst/huge.bin"))
+        .count();
+    // 12 parts of 512 MiB, part 1 once more after its SlowDown, and the refused CopyObject.
+    assert_eq!(parts, 12 + 1 + 1, "{huge:?}");
+
+    // A size in the manifest decides without asking S3: within the threshold, one CopyObject;
+    // above it, a HEAD (for the ETag every part is pinned to) and parts.
+    let (env, log) = scripted_env(false).await;
+    let sized = |key: &str, size: u64| Task {
+        size: Some(size),
+        ..task("src", key, None)
+    };
+    let rows = env
+        .run(
+            op,
+            false,
+            &[sized("small-2.bin", 10), sized("big.bin", scripted::SIZE)],
+        )
+        .await;
+    assert_eq!(
+        rows,
+        vec![
+            ok_row("src", "small-2.bin", ""),
+            ok_row("src", "big.bin", "")
+        ]
+    );
+    assert_eq!(
+        requests_for(&log, "small-2.bin"),
+        vec!["PUT /dst/small-2.bin"]
+    );
+    assert_eq!(requests_for(&log, "big.bin")[0], "HEAD /src/big.bin");
 }
 
 #[tokio::test]

@@ -188,6 +188,30 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 }
 
 /// A short random suffix that makes resource names unique per test (lowercase, bucket-safe).
+/// The requests the run's moto server received whose line (`METHOD host/path?query`, as
+/// `moto_server.py` writes each down) contains `text`, in order: what reached the server.
+pub fn server_requests(text: &str) -> Vec<String> {
+    use std::io::{Read, Write};
+    let address = moto_endpoint().trim_start_matches("http://").to_string();
+    let mut stream = TcpStream::connect(&address).expect("connect to moto server");
+    let text = percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC);
+    write!(
+        stream,
+        "GET /_batchops/requests?contains={text} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("ask moto server for its requests");
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .expect("read moto server's requests");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "moto server keeps no request log (tests/common/moto_server.py does): {head}"
+    );
+    body.lines().map(String::from).collect()
+}
+
 pub fn unique_suffix() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
 }

@@ -15,10 +15,15 @@ at 3,000 items, against 5 ms on an empty table), and DynamoDB requests run one a
 a job's commits slowed down as its table filled. A transaction now saves only the items it
 touches and puts them back if it is cancelled, which is the same outcome.
 
+Every request is also written down (method, host, path and query; at most the last 500,000), so
+that a test can count what reached the server: `GET /_batchops/requests?contains=TEXT` answers
+the lines that contain TEXT, one per line (a test names its own bucket, unique to it).
+
 Usage: python moto_server.py [-H HOST] [-p PORT]
 """
 
 import argparse
+import collections
 import os
 import signal
 import sys
@@ -40,6 +45,26 @@ def serialise_dynamodb(app):
             with lock:
                 # Run the whole request, body included, inside the lock.
                 return list(app(environ, start_response))
+        return app(environ, start_response)
+
+    return wrapped
+
+
+def log_requests(app):
+    seen = collections.deque(maxlen=500_000)
+
+    def wrapped(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        query = environ.get("QUERY_STRING", "")
+        if path == "/_batchops/requests":
+            from urllib.parse import parse_qs
+
+            text = parse_qs(query).get("contains", [""])[0]
+            body = "".join(line + "\n" for line in list(seen) if text in line).encode()
+            start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+            return [body]
+        line = f"{environ.get('REQUEST_METHOD', '')} {environ.get('HTTP_HOST', '')}{path}"
+        seen.append(f"{line}?{query}" if query else line)
         return app(environ, start_response)
 
     return wrapped
@@ -120,7 +145,7 @@ def main():
     run_simple(
         args.host,
         args.port,
-        serialise_dynamodb(app),
+        log_requests(serialise_dynamodb(app)),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

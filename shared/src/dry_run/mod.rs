@@ -210,6 +210,10 @@ pub struct ManifestStats {
     pub batch_chunks: u64,
     /// Copies larger than CopyObject takes (multipart), their parts, and tasks over 5 GB.
     pub multipart_copies: u64,
+    /// Copy tasks whose source is HEADed before the copy: a known size above the multipart
+    /// threshold, or no size while the threshold is below CopyObject's 5 GiB (every other copy
+    /// is one CopyObject, S3 itself refusing a source too large for it).
+    pub copy_heads: u64,
     /// `UploadPartCopy` parts of those multipart copies.
     pub copy_parts: u64,
     /// Copy and encryption-update tasks over 5 GB (S3 Batch Operations' copy fails those).
@@ -350,6 +354,9 @@ fn count_task(
     show: usize,
 ) {
     stats.tasks += 1;
+    if matches!(operation, JobOperation::S3PutObjectCopy(_)) && !copy.copies_whole(task.size) {
+        stats.copy_heads += 1;
+    }
     if stats.first_tasks.len() < show {
         stats.first_tasks.push(DryRunTask {
             bucket: task.bucket.clone(),
@@ -484,10 +491,16 @@ fn task_requests(operation: &JobOperation, stats: &ManifestStats) -> Vec<Request
         JobOperation::LambdaInvoke(_) => one("Lambda", "Invoke"),
         JobOperation::S3PutObjectCopy(_) | JobOperation::S3UpdateObjectEncryption(_) => {
             let single = n - stats.multipart_copies;
-            let mut requests = vec![
-                request("S3", "HeadObject", n, RequestsOf::Tasks),
-                request("S3", "CopyObject", single, RequestsOf::Tasks),
-            ];
+            // The encryption update reads every object's class and metadata first.
+            let heads = match operation {
+                JobOperation::S3UpdateObjectEncryption(_) => n,
+                _ => stats.copy_heads,
+            };
+            let mut requests = Vec::new();
+            if heads > 0 {
+                requests.push(request("S3", "HeadObject", heads, RequestsOf::Tasks));
+            }
+            requests.push(request("S3", "CopyObject", single, RequestsOf::Tasks));
             if stats.multipart_copies > 0 {
                 let m = stats.multipart_copies;
                 requests.push(request("S3", "CreateMultipartUpload", m, RequestsOf::Tasks));
@@ -635,7 +648,8 @@ fn gb(mb: u64) -> f64 {
 }
 
 /// S3 Batch Operations' bill for the same job: its fees and the same requests of the tasks
-/// (without batchops' HeadObject before a copy). None for an operation it does not have.
+/// (without the HeadObject batchops sends before some copies). None for an operation it does
+/// not have.
 fn s3_batch_operations_cost(
     operation: &JobOperation,
     stats: &ManifestStats,
@@ -650,7 +664,7 @@ fn s3_batch_operations_cost(
             return None;
         }
         JobOperation::S3PutObjectCopy(_) => {
-            requests -= stats.tasks as f64 * prices.s3_get_request;
+            requests -= stats.copy_heads as f64 * prices.s3_get_request;
         }
         // S3 changes the encryption with one UpdateObjectEncryption request per object.
         JobOperation::S3UpdateObjectEncryption(_) => {
@@ -698,8 +712,12 @@ fn task_seconds(operation: &JobOperation, stats: &ManifestStats) -> f64 {
     match operation {
         JobOperation::LambdaInvoke(_) => LAMBDA_INVOKE_SECONDS,
         JobOperation::S3PutObjectCopy(_) | JobOperation::S3UpdateObjectEncryption(_) => {
-            let extra_requests = 2.0 * stats.multipart_copies as f64 / n;
-            S3_REQUEST_SECONDS * (2.0 + extra_requests) + bytes_per_task / COPY_BYTES_PER_SECOND
+            let heads = match operation {
+                JobOperation::S3UpdateObjectEncryption(_) => n,
+                _ => stats.copy_heads as f64,
+            };
+            let extra_requests = (heads + 2.0 * stats.multipart_copies as f64) / n;
+            S3_REQUEST_SECONDS * (1.0 + extra_requests) + bytes_per_task / COPY_BYTES_PER_SECOND
         }
         JobOperation::S3ComputeObjectChecksum(_) => {
             S3_REQUEST_SECONDS + bytes_per_task / READ_BYTES_PER_SECOND

@@ -79,6 +79,16 @@ impl CopySettings {
     pub fn needs_multipart(&self, size: u64) -> bool {
         size > self.multipart_threshold
     }
+
+    /// Whether a source of `size` bytes (`None`: the manifest does not say) is sent to CopyObject
+    /// without a HEAD first: its size is within the threshold, or unknown while the threshold is
+    /// CopyObject's own limit (S3 then refuses a larger source, and only that one is HEADed).
+    pub fn copies_whole(&self, size: Option<u64>) -> bool {
+        match size {
+            Some(size) => !self.needs_multipart(size),
+            None => self.multipart_threshold >= MAX_SINGLE_COPY_BYTES,
+        }
+    }
 }
 
 /// The byte ranges (inclusive) of the parts of an object of `size` bytes: `part_size` each, grown
@@ -320,13 +330,25 @@ macro_rules! destination {
     }};
 }
 
-/// One copy task: HEAD the source for its size, then CopyObject or a multipart copy.
+/// One copy task, in one request wherever S3 allows it: a source that can be copied whole (its
+/// size from the manifest within the threshold, or unknown with the threshold at CopyObject's
+/// own limit) goes straight to CopyObject, and only a source that S3 refuses as too large for
+/// one request is HEADed and copied in parts. Otherwise (a known size above the threshold, or a
+/// threshold set lower than S3's and no size to compare) the HEAD comes first.
 pub(super) async fn copy_object(
     ctx: &Context,
     plan: &CopyPlan,
     task: &Task,
     at: &TaskAt<'_>,
 ) -> TaskRun {
+    if plan.settings.copies_whole(task.size) {
+        match single_copy(ctx, plan, task).await {
+            Err(failure) if is_too_large_for_one_copy(&failure) => {
+                tracing::debug!("the source is over 5 GiB; copying it in parts");
+            }
+            result => return TaskRun::Done(copy_outcome(task, result)),
+        }
+    }
     let head = match head_source(ctx, task, plan.request_payer.clone()).await {
         Ok(head) => head,
         Err(failure) => return TaskRun::Done(failure.into_outcome(task)),
@@ -335,6 +357,23 @@ pub(super) async fn copy_object(
         return TaskRun::Done(failure.into_outcome(task));
     }
     copy_with_head(ctx, plan, task, &head, at).await
+}
+
+/// S3's answer to a CopyObject whose source is over 5 GiB: 400 `InvalidRequest`, "The specified
+/// copy source is larger than the maximum allowable size for a copy source: 5368709120".
+pub(super) fn is_too_large_for_one_copy(failure: &Failure) -> bool {
+    failure.http_status == Some(400)
+        && failure.error_code == "InvalidRequest"
+        && failure
+            .message
+            .contains("larger than the maximum allowable size")
+}
+
+fn copy_outcome(task: &Task, result: Result<(), Failure>) -> TaskOutcome {
+    match result {
+        Ok(()) => s3_success_outcome(task),
+        Err(failure) => failure.into_outcome(task),
+    }
 }
 
 /// The source object's HEAD (its version when the task names one).
@@ -377,8 +416,5 @@ pub(super) async fn copy_with_head(
     } else {
         single_copy(ctx, plan, task).await
     };
-    TaskRun::Done(match result {
-        Ok(()) => s3_success_outcome(task),
-        Err(failure) => failure.into_outcome(task),
-    })
+    TaskRun::Done(copy_outcome(task, result))
 }

@@ -378,6 +378,41 @@ mod operations {
     }
 
     #[test]
+    fn a_copy_asks_nothing_first_unless_its_size_or_a_lower_threshold_calls_for_parts() {
+        let default = CopySettings::default();
+        assert!(
+            default.copies_whole(None),
+            "S3 itself refuses a source over 5 GiB"
+        );
+        assert!(default.copies_whole(Some(MAX_SINGLE_COPY_BYTES)));
+        assert!(!default.copies_whole(Some(MAX_SINGLE_COPY_BYTES + 1)));
+        let small = CopySettings::bounded(6 << 20, 5 << 20, 8);
+        assert!(
+            !small.copies_whole(None),
+            "a lower threshold needs the size"
+        );
+        assert!(small.copies_whole(Some(6 << 20)));
+        assert!(!small.copies_whole(Some((6 << 20) + 1)));
+    }
+
+    #[test]
+    fn only_s3s_too_large_answer_sends_a_copy_to_parts() {
+        let too_large = Failure {
+            retryable: false,
+            error_code: "InvalidRequest".into(),
+            http_status: Some(400),
+            message: "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120".into(),
+            bucket_region: None,
+        };
+        assert!(is_too_large_for_one_copy(&too_large));
+        let other = Failure {
+            message: "This copy request is illegal".into(),
+            ..too_large.clone()
+        };
+        assert!(!is_too_large_for_one_copy(&other));
+    }
+
+    #[test]
     fn copy_sources_are_url_encoded_and_keep_the_version() {
         assert_eq!(
             copy_source(&task("a b/c+d.txt", None)),
