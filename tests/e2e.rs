@@ -1325,7 +1325,12 @@ fn rate_between(times: &[std::time::Instant], from: usize, to: usize) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limited_job_keeps_its_rate_across_executors_and_takes_a_new_one_on_the_fly() {
-    const N: u64 = 450;
+    // Rates a loaded machine always carries: the test shares moto and two cores with the other
+    // tests of the run (the chaos run among them). At 40 and 100 tasks/s, the executors managed
+    // only 18.8 tasks/s beside the chaos run, which said nothing about the limiter.
+    const N: u64 = 260;
+    const LIMIT: u32 = 10;
+    const RAISED: u32 = 25;
     let s = stack_with(false, |st| st.max_message_bytes = 1500).await;
     let data = s.bucket("data");
     s.create_bucket(&data).await;
@@ -1359,11 +1364,11 @@ async fn a_rate_limited_job_keeps_its_rate_across_executors_and_takes_a_new_one_
             "{err}"
         );
     }
-    job["BatchOps"] = json!({"MaxTasksPerSecond": 40});
+    job["BatchOps"] = json!({"MaxTasksPerSecond": LIMIT});
     let job_id = s.create_job(job).await;
     assert_eq!(
         s.describe(&job_id).await["Job"]["BatchOps"],
-        json!({"MaxTasksPerSecond": 40})
+        json!({"MaxTasksPerSecond": LIMIT})
     );
 
     // Every tagging request is seen (a rule that delays by nothing records its time), from two
@@ -1389,18 +1394,18 @@ async fn a_rate_limited_job_keeps_its_rate_across_executors_and_takes_a_new_one_
         batchops::local::run(&one, idle(), timeout),
         batchops::local::run(&two, idle(), timeout),
         async {
-            // Raised to 100/s once 200 tasks have started.
+            // Raised once 100 tasks have started.
             for _ in 0..12_000 {
-                if seen.log().len() >= 200 {
+                if seen.log().len() >= 100 {
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
             assert!(
-                seen.log().len() >= 200,
-                "200 tagging requests within a minute"
+                seen.log().len() >= 100,
+                "100 tagging requests within a minute"
             );
-            control::update_job_rate(&s.ctx, &job_id, Some(100))
+            control::update_job_rate(&s.ctx, &job_id, Some(RAISED))
                 .await
                 .unwrap();
             seen.log().len()
@@ -1411,29 +1416,29 @@ async fn a_rate_limited_job_keeps_its_rate_across_executors_and_takes_a_new_one_
     let mut times: Vec<std::time::Instant> = seen.log().iter().map(|i| i.at).collect();
     times.sort();
     assert_eq!(times.len() as u64, N, "one request per task");
-    let first = rate_between(&times, 20, 190);
-    // A lease at the old rate may still be running when the rate changes: skip a quarter
-    // second. The last few tasks are left out too: the job's last batches end one by one.
+    let first = rate_between(&times, 10, 95);
+    // A lease at the old rate may still be running when the rate changes: skip 40 tasks. The
+    // last few tasks are left out too: the job's last batches end one by one.
     let second = rate_between(&times, raised_at + 40, N as usize - 20);
-    println!("rate limit 40/s measured {first:.1}/s; raised to 100/s measured {second:.1}/s");
-    // The limit is never exceeded, and the new one is taken: the rate rises well above the old
-    // limit. How close the rate comes to the limit (within 1% from 10 to 2,000 tasks/s) is the
-    // benchmark's (benches/rate.rs): on a loaded machine the executors may not keep up with 100
-    // tasks/s (CI measured 74.3 while a chaos run shared its two cores, and 57.6 with a
-    // 100,000-task chaos run beside it), which says nothing about the limiter. Above 50 the old
-    // limit (at most 44 measured) is surely gone.
+    println!(
+        "rate limit {LIMIT}/s measured {first:.1}/s; raised to {RAISED}/s measured {second:.1}/s"
+    );
+    // The limit is held (within 10%: a lease's tokens start a little early), and the new one is
+    // taken: the rate rises to well above the old limit and stays within the new one. How close
+    // the rate comes to the limit from 10 to 2,000 tasks/s (within 1%) is the benchmark's
+    // (benches/rate.rs), on a machine of its own.
     assert!(
-        (36.0..=44.0).contains(&first),
-        "40 tasks/s measured {first:.1}"
+        (9.0..=11.0).contains(&first),
+        "{LIMIT} tasks/s measured {first:.1}"
     );
     assert!(
-        (50.0..=110.0).contains(&second),
-        "after the raise to 100 tasks/s, measured {second:.1}"
+        (15.0..=27.5).contains(&second),
+        "after the raise to {RAISED} tasks/s, measured {second:.1}"
     );
     let job = store.get_job(&job_id).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete);
     assert_eq!((job.progress.succeeded, job.progress.failed), (N, 0));
-    assert_eq!(job.max_tasks_per_second, Some(100));
+    assert_eq!(job.max_tasks_per_second, Some(RAISED));
     let err = control::update_job_rate(&s.ctx, &job_id, Some(10))
         .await
         .unwrap_err();
