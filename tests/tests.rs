@@ -23,4 +23,5 @@ mod pinning;
 mod planner_calls;
 mod reporting;
 mod roles;
+mod startup;
 mod store_control;

@@ -22,6 +22,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// The body as JSON (`Null` when it is not).
     pub json: Value,
+    /// Which connection it came on: 1 for the first the endpoint accepted, and so on.
+    pub connection: usize,
 }
 
 impl Request {
@@ -85,10 +87,12 @@ pub async fn start(
     let script = Arc::new(script);
     let server_log = log.clone();
     tokio::spawn(async move {
+        let mut accepted = 0;
         while let Ok((socket, _)) = listener.accept().await {
+            accepted += 1;
             let log = server_log.clone();
             let script = script.clone();
-            tokio::spawn(async move { serve(socket, &log, &*script).await });
+            tokio::spawn(async move { serve(socket, accepted, &log, &*script).await });
         }
     });
     (url, log)
@@ -97,11 +101,12 @@ pub async fn start(
 /// Answers the requests of one connection until the client closes it.
 async fn serve(
     socket: TcpStream,
+    connection: usize,
     log: &Log,
     script: &(dyn Fn(&Request, &[Request]) -> Reply + Send + Sync),
 ) {
     let mut socket = BufReader::new(socket);
-    while let Some(request) = read_request(&mut socket).await {
+    while let Some(request) = read_request(&mut socket, connection).await {
         let reply = {
             let mut seen = log.lock().unwrap();
             seen.push(request.clone());
@@ -129,7 +134,7 @@ async fn serve(
     }
 }
 
-async fn read_request(socket: &mut BufReader<TcpStream>) -> Option<Request> {
+async fn read_request(socket: &mut BufReader<TcpStream>, connection: usize) -> Option<Request> {
     let mut line = String::new();
     if socket.read_line(&mut line).await.ok()? == 0 {
         return None;
@@ -167,5 +172,6 @@ async fn read_request(socket: &mut BufReader<TcpStream>) -> Option<Request> {
         headers,
         body,
         json,
+        connection,
     })
 }

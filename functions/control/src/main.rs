@@ -7,6 +7,7 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     batchops::telemetry::init_json();
     let ctx = batchops::Context::from_env().await?;
+    ctx.warm_up().await;
     let ctx = &ctx;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         // A batchops::Error answers with its kind as `errorType` (e.g. batchops.InvalidRequest).

@@ -10,6 +10,7 @@ use std::time::{Duration, UNIX_EPOCH};
 async fn main() -> Result<(), Error> {
     batchops::telemetry::init_json();
     let ctx = batchops::Context::from_env().await?;
+    ctx.warm_up().await;
     let ctx = &ctx;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);

@@ -8,6 +8,7 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     batchops::telemetry::init_json();
     let ctx = batchops::Context::from_env().await?;
+    ctx.warm_up().await;
     let ctx = &ctx;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         batchops::sweeper::handle(ctx, event.payload).await

@@ -12,6 +12,9 @@ mod settings;
 pub use crate::region::S3Regions;
 pub use settings::*;
 
+/// The longest a function's start waits for [`Context::warm_up`].
+pub const WARM_UP_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// AWS clients plus settings; cheap to clone (clients share their connection pools).
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -85,6 +88,66 @@ impl Context {
     pub async fn from_env() -> Result<Self> {
         let settings = Settings::from_env()?;
         Ok(Self::from_config(&load_aws_config().await, settings))
+    }
+
+    /// Opens the connections a function uses before its first event, so that no invocation pays
+    /// for a TLS handshake with DynamoDB, SQS or the system bucket (hundreds of milliseconds to an
+    /// AWS endpoint): one cheap request each, all at once, answered or refused (a refusal opens
+    /// the connection all the same) and bounded by [`WARM_UP_TIMEOUT`]. Nothing fails here: a
+    /// cold connection is slower, not wrong. The connections stay in the clients' pool for the
+    /// container's later invocations.
+    pub async fn warm_up(&self) {
+        let table = async {
+            let key = aws_sdk_dynamodb::types::AttributeValue::S("warm-up".into());
+            self.dynamodb
+                .get_item()
+                .table_name(&self.settings.table)
+                .key("pk", key)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    format!(
+                        "DynamoDB: {}",
+                        aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                    )
+                })
+        };
+        let queue = async {
+            self.sqs
+                .get_queue_attributes()
+                // Every function may send to the report queue, and read its attributes.
+                .queue_url(&self.settings.report_queue_url)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("SQS: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))
+        };
+        let bucket = async {
+            self.system_s3
+                .head_object()
+                .bucket(&self.settings.system_bucket)
+                .key("warm-up")
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("S3: {}", aws_sdk_s3::error::DisplayErrorContext(e)))
+        };
+        let all = async { tokio::join!(table, queue, bucket) };
+        match tokio::time::timeout(WARM_UP_TIMEOUT, all).await {
+            Ok(answers) => {
+                for refused in [answers.0, answers.1, answers.2]
+                    .into_iter()
+                    .filter_map(Result::err)
+                {
+                    tracing::debug!(answer = %refused, "warm-up request refused (the connection is open)");
+                }
+            }
+            Err(_) => tracing::info!(
+                "warm-up requests still unanswered after {WARM_UP_TIMEOUT:?}; going on"
+            ),
+        }
     }
 
     /// Points the Lambda client at another endpoint, e.g. `cargo lambda watch` on loopback, while

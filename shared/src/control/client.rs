@@ -84,13 +84,18 @@ pub(super) async fn cli_settings(sqs: &aws_sdk_sqs::Client) -> Result<Settings> 
             None => local_queue_url(sqs, name, var).await,
         }
     };
+    // One round trip for the three, not three in a row.
+    let (plan_queue_url, task_queue_url, report_queue_url) = tokio::try_join!(
+        queue_url(context::ENV_PLAN_QUEUE_URL, context::LOCAL_PLAN_QUEUE),
+        queue_url(context::ENV_TASK_QUEUE_URL, context::LOCAL_TASK_QUEUE),
+        queue_url(context::ENV_REPORT_QUEUE_URL, context::LOCAL_REPORT_QUEUE),
+    )?;
     Ok(Settings {
         table: context::env_value(context::ENV_TABLE)
             .unwrap_or_else(|| context::LOCAL_TABLE.into()),
-        plan_queue_url: queue_url(context::ENV_PLAN_QUEUE_URL, context::LOCAL_PLAN_QUEUE).await?,
-        task_queue_url: queue_url(context::ENV_TASK_QUEUE_URL, context::LOCAL_TASK_QUEUE).await?,
-        report_queue_url: queue_url(context::ENV_REPORT_QUEUE_URL, context::LOCAL_REPORT_QUEUE)
-            .await?,
+        plan_queue_url,
+        task_queue_url,
+        report_queue_url,
         system_bucket: context::env_value(context::ENV_SYSTEM_BUCKET)
             .unwrap_or_else(|| context::LOCAL_SYSTEM_BUCKET.into()),
         ..Settings::tuning_from_env()?
