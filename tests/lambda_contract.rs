@@ -286,11 +286,7 @@ async fn service_errors_are_retried_and_client_errors_are_not() {
     let (outcomes, rows, seen) = run(v1(), &tasks, |request, attempt| {
         match request.key().as_str() {
             "service-error" => api_error(500, "ServiceException", "Lambda had an internal error"),
-            "bad-gateway-once" if attempt == 1 => Reply {
-                status: 502,
-                headers: Vec::new(),
-                body: String::new(),
-            },
+            "bad-gateway-once" if attempt == 1 => Reply::new(502, &[], ""),
             "bad-gateway-once" => result(request, "Succeeded", "second time lucky"),
             _ => api_error(
                 404,

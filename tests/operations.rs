@@ -995,8 +995,18 @@ async fn scripted_env(refuse_part2: bool) -> (Stack, scripted::Log) {
 /// [`scripted_env`] with these copy settings.
 async fn scripted_env_with(refuse_part2: bool, copy: CopySettings) -> (Stack, scripted::Log) {
     let (url, log) = scripted::start(refuse_part2).await;
+    let env = stack_on(&url, |settings| {
+        settings.lambda_max_attempts = 3;
+        settings.copy = copy;
+    })
+    .await;
+    (env, log)
+}
+
+/// A stack whose every client goes to `url` (a scripted endpoint), with test settings tweaked.
+async fn stack_on(url: &str, tweak: impl FnOnce(&mut batchops::context::Settings)) -> Stack {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&url)
+        .endpoint_url(url)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
             "testing", "testing", None, None, "tests",
@@ -1010,14 +1020,76 @@ async fn scripted_env_with(refuse_part2: bool, copy: CopySettings) -> (Stack, sc
         String::new(),
         String::new(),
     );
-    settings.lambda_max_attempts = 3;
-    settings.copy = copy;
-    let env = Stack {
+    tweak(&mut settings);
+    Stack {
         ctx: Context::from_config(&config, settings),
         config,
         id: String::new(),
-    };
-    (env, log)
+    }
+}
+
+#[tokio::test]
+async fn a_bucket_that_throttles_gets_fewer_requests_at_once_and_every_task_still_succeeds() {
+    // S3 with room for 4 requests at a time: a fifth gets 503 SlowDown; the others an answer
+    // after 20 ms.
+    const ROOM: usize = 4;
+    const TASKS: usize = 400;
+    let (url, log) = crate::common::scripted::start(|request, _| {
+        if request.in_flight > ROOM {
+            crate::common::scripted::Reply::xml(
+                503,
+                "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+            )
+        } else {
+            crate::common::scripted::Reply::empty(200, &[])
+                .after(std::time::Duration::from_millis(20))
+        }
+    })
+    .await;
+    // 32 tasks at once, as the executor runs them; retries enough that none runs out.
+    let env = stack_on(&url, |settings| {
+        settings.executor_concurrency = 32;
+        settings.lambda_max_attempts = 20;
+        settings.lambda_retry_base = std::time::Duration::from_millis(5);
+    })
+    .await;
+    let op = json!({"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}});
+    let tasks: Vec<Task> = (0..TASKS)
+        .map(|i| task("busy", &format!("k{i}"), None))
+        .collect();
+    let rows = env.run(op, false, &tasks).await;
+    assert!(
+        rows.iter().all(|r| r.contains(",succeeded,")),
+        "every task succeeds: {:?}",
+        rows.iter().find(|r| !r.contains(",succeeded,"))
+    );
+    let seen = log.lock().unwrap().clone();
+    let throttled = seen.iter().filter(|r| r.in_flight > ROOM).count();
+    let limit = env.ctx.s3_concurrency.limit("busy").unwrap_or_default();
+    let late = &seen[seen.len() / 2..];
+    let late_throttled = late.iter().filter(|r| r.in_flight > ROOM).count();
+    println!(
+        "{TASKS} tasks, {} requests: {throttled} SlowDown ({late_throttled} of the last {}), \
+         limit now {limit:.1}",
+        seen.len(),
+        late.len()
+    );
+    // 32 requests at once against room for 4 would be answered SlowDown 7 times in 8 until the
+    // tasks' retries spread them out; the bucket's limit comes down to its room instead, and
+    // stays near it: few requests are refused, most of all once it has settled.
+    assert!(
+        limit <= 2.0 * ROOM as f64,
+        "the bucket's limit came down to {limit:.1}"
+    );
+    assert!(
+        throttled * 4 < TASKS,
+        "{throttled} SlowDown answers for {TASKS} tasks"
+    );
+    assert!(
+        late_throttled * 10 < late.len(),
+        "{late_throttled} SlowDown answers among the last {} requests",
+        late.len()
+    );
 }
 
 #[tokio::test]

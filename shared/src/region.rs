@@ -1,9 +1,12 @@
-//! Buckets outside the client's Region: where each is, learned from S3's redirects, and a client
-//! for each such Region. Shared by the orchestrator's clients and every job role's.
+//! The clients of the tasks' S3 requests: one per Region, buckets outside the client's Region
+//! learned from S3's redirects. Shared by the orchestrator's clients and every job role's.
 
-/// What one S3 client learned about buckets outside its Region: each bucket's Region (from S3's
-/// `x-amz-bucket-region` on a redirect) and one client per such Region, built from the first
-/// with only the Region changed (same credentials, endpoint, timeouts and interceptors).
+/// The clients one S3 client's tasks use, and what it learned about buckets outside its Region:
+/// each bucket's Region (from S3's `x-amz-bucket-region` on a redirect) and one client per
+/// Region, built from the first with the Region changed and the SDK's own retries off (same
+/// credentials, endpoint, timeouts and interceptors). The executor retries a task's requests
+/// itself, with backoff, so that every throttle reaches the bucket's adaptive limit
+/// (`operation::concurrency`) instead of being retried unseen.
 #[derive(Debug, Default)]
 pub struct S3Regions {
     buckets: std::sync::Mutex<std::collections::HashMap<String, String>>,
@@ -11,24 +14,26 @@ pub struct S3Regions {
 }
 
 impl S3Regions {
-    /// The client for `bucket`: `base`, unless the bucket is known to be in another Region.
+    /// The client for `bucket`: `base`'s, in the bucket's Region when it is known to be in
+    /// another, without the SDK's retries.
     pub fn client(&self, base: &aws_sdk_s3::Client, bucket: &str) -> aws_sdk_s3::Client {
-        let region = lock(&self.buckets).get(bucket).cloned();
-        let Some(region) = region else {
-            return base.clone();
-        };
-        if base.config().region().map(|r| r.as_ref()) == Some(region.as_str()) {
-            return base.clone();
-        }
+        let home = base.config().region().map(|r| r.as_ref().to_string());
+        let region = lock(&self.buckets)
+            .get(bucket)
+            .cloned()
+            .or(home)
+            .unwrap_or_default();
         lock(&self.clients)
             .entry(region.clone())
             .or_insert_with(|| {
-                aws_sdk_s3::Client::from_conf(
-                    base.config()
-                        .to_builder()
-                        .region(aws_sdk_s3::config::Region::new(region))
-                        .build(),
-                )
+                let mut config = base
+                    .config()
+                    .to_builder()
+                    .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled());
+                if !region.is_empty() {
+                    config = config.region(aws_sdk_s3::config::Region::new(region));
+                }
+                aws_sdk_s3::Client::from_conf(config.build())
             })
             .clone()
     }

@@ -6,6 +6,7 @@
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -24,6 +25,8 @@ pub struct Request {
     pub json: Value,
     /// Which connection it came on: 1 for the first the endpoint accepted, and so on.
     pub connection: usize,
+    /// Requests being answered when it arrived, itself included.
+    pub in_flight: usize,
 }
 
 impl Request {
@@ -48,6 +51,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// How long the endpoint takes before it answers.
+    pub delay: Option<std::time::Duration>,
 }
 
 impl Reply {
@@ -59,6 +64,15 @@ impl Reply {
                 .map(|(name, value)| (name.to_string(), value.to_string()))
                 .collect(),
             body: body.into(),
+            delay: None,
+        }
+    }
+
+    /// The same answer, given after `delay`.
+    pub fn after(self, delay: std::time::Duration) -> Reply {
+        Reply {
+            delay: Some(delay),
+            ..self
         }
     }
 
@@ -86,13 +100,15 @@ pub async fn start(
     let log: Log = Arc::default();
     let script = Arc::new(script);
     let server_log = log.clone();
+    let in_flight = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
         let mut accepted = 0;
         while let Ok((socket, _)) = listener.accept().await {
             accepted += 1;
             let log = server_log.clone();
             let script = script.clone();
-            tokio::spawn(async move { serve(socket, accepted, &log, &*script).await });
+            let in_flight = in_flight.clone();
+            tokio::spawn(async move { serve(socket, accepted, &in_flight, &log, &*script).await });
         }
     });
     (url, log)
@@ -102,16 +118,22 @@ pub async fn start(
 async fn serve(
     socket: TcpStream,
     connection: usize,
+    in_flight: &AtomicUsize,
     log: &Log,
     script: &(dyn Fn(&Request, &[Request]) -> Reply + Send + Sync),
 ) {
     let mut socket = BufReader::new(socket);
-    while let Some(request) = read_request(&mut socket, connection).await {
+    while let Some(mut request) = read_request(&mut socket, connection).await {
+        request.in_flight = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         let reply = {
             let mut seen = log.lock().unwrap();
             seen.push(request.clone());
             script(&request, &seen)
         };
+        if let Some(delay) = reply.delay {
+            tokio::time::sleep(delay).await;
+        }
+        in_flight.fetch_sub(1, Ordering::SeqCst);
         let mut head = format!("HTTP/1.1 {} Scripted\r\n", reply.status);
         for (name, value) in &reply.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
@@ -173,5 +195,6 @@ async fn read_request(socket: &mut BufReader<TcpStream>, connection: usize) -> O
         body,
         json,
         connection,
+        in_flight: 0,
     })
 }

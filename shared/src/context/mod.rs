@@ -44,6 +44,8 @@ pub struct Context {
     /// The tasks running in this process, shared by its clones: `executor_concurrency` holds
     /// per process, not per batch, however many batches run at once.
     pub task_slots: Arc<TaskSlots>,
+    /// The process's adaptive limit of S3 requests in flight, per bucket.
+    pub s3_concurrency: Arc<crate::operation::concurrency::BucketConcurrency>,
     /// Clients like `s3` for the buckets found in other Regions (see [`Context::s3_for_bucket`]).
     pub s3_regions: Arc<S3Regions>,
     /// The running jobs the priority rule compares with, read now and then and shared by clones.
@@ -249,6 +251,7 @@ impl Context {
             lambda_endpoint: None,
             s3_endpoint: None,
             task_slots: Arc::new(TaskSlots::default()),
+            s3_concurrency: Arc::default(),
             s3_regions: Arc::new(S3Regions::default()),
             running_jobs: Arc::new(crate::priority::RunningJobs::default()),
             rate_gates: Arc::new(crate::rate::RateGates::default()),

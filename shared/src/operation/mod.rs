@@ -12,6 +12,7 @@
 //! The Lambda client has SDK retries turned off, so these attempts are the only ones; the S3 client
 //! keeps the SDK's own few quick retries underneath.
 
+pub mod concurrency;
 mod invoke;
 mod retry;
 #[macro_use]

@@ -4,13 +4,18 @@
 
 use super::*;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use super::concurrency::Sent;
 
 use crate::manifest::Task;
 use crate::report::{TaskOutcome, TaskStatus};
 use crate::Context;
 
 pub use crate::error::aws::*;
+
+/// Attempts the SDK's standard retries make of one request.
+const SDK_ATTEMPTS: u32 = 3;
 
 /// No retry waits longer than this, however many attempts came before.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(20);
@@ -40,13 +45,27 @@ where
     F: FnMut(aws_sdk_s3::Client) -> Fut,
     Fut: Future<Output = Result<T, Failure>>,
 {
-    let max_attempts = ctx.settings.lambda_max_attempts.max(1);
+    // The SDK does not retry these (see `crate::region`): as many attempts as it made inside
+    // each of ours before.
+    let max_attempts = ctx.settings.lambda_max_attempts.max(1) * SDK_ATTEMPTS;
     let mut attempt = 1;
     loop {
+        let permit = ctx
+            .s3_concurrency
+            .acquire(
+                bucket,
+                ctx.settings.executor_concurrency,
+                most_in_flight(ctx),
+            )
+            .await;
+        let sent_at = Instant::now();
         let answer = call(ctx.s3_for_bucket(bucket)).await;
         if answer.as_ref().is_err_and(is_throttle) {
             ctx.throttles
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            permit.finish(Sent::Throttled);
+        } else {
+            permit.finish(Sent::Answered(sent_at.elapsed()));
         }
         match answer {
             Ok(answer) => return Ok(answer),
@@ -64,6 +83,12 @@ where
             Err(failure) => return Err(failure),
         }
     }
+}
+
+/// The most S3 requests one process sends to a bucket at once: every task slot, each with a
+/// copy's parts at once. The adaptive limit starts here and never grows past it.
+fn most_in_flight(ctx: &Context) -> usize {
+    ctx.settings.executor_concurrency.max(1) * ctx.settings.copy.part_concurrency.max(1)
 }
 
 pub(super) fn s3_success_outcome(task: &Task) -> TaskOutcome {

@@ -611,3 +611,88 @@ mod operations {
         assert_eq!(message["checksumType"], "FULL_OBJECT");
     }
 }
+
+mod concurrency {
+    use crate::operation::concurrency::{BucketConcurrency, Sent, WindowState};
+    use std::time::{Duration, Instant};
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_throttle_halves_the_limit_once_per_round_and_never_below_one() {
+        let mut w = WindowState::new(32, 32);
+        let t0 = Instant::now();
+        let later = t0 + 10 * MS;
+        assert!(w.adapt(Sent::Throttled, t0, later));
+        assert_eq!(w.limit, 16.0);
+        // Sent before the halving: the same round, it counts once.
+        assert!(!w.adapt(Sent::Throttled, t0 + MS, later + MS));
+        assert_eq!(w.limit, 16.0);
+        // Sent after it: a new round.
+        for i in 0..10 {
+            w.adapt(Sent::Throttled, later + (2 + i) * MS, later + (3 + i) * MS);
+        }
+        assert_eq!(w.limit, 1.0);
+    }
+
+    #[test]
+    fn answers_whose_latency_holds_grow_the_limit_by_about_one_per_round_up_to_the_max() {
+        let mut w = WindowState::new(8, 16);
+        let t = Instant::now();
+        w.adapt(Sent::Throttled, t, t);
+        assert_eq!(w.limit, 4.0);
+        // Four answers at the same latency with the window full: about one more in flight.
+        for _ in 0..4 {
+            w.in_flight = w.limit as usize;
+            w.adapt(Sent::Answered(20 * MS), t, t);
+        }
+        assert!((4.9..5.1).contains(&w.limit), "{}", w.limit);
+        // A window that is not full does not grow.
+        w.in_flight = 1;
+        let before = w.limit;
+        w.adapt(Sent::Answered(20 * MS), t, t);
+        assert_eq!(w.limit, before);
+        for _ in 0..1_000 {
+            w.in_flight = w.limit as usize;
+            w.adapt(Sent::Answered(20 * MS), t, t);
+        }
+        assert_eq!(w.limit, 16.0, "grows past its start, to its max");
+    }
+
+    #[test]
+    fn slow_answers_hold_the_limit_where_it_is() {
+        let mut w = WindowState::new(8, 8);
+        let t = Instant::now();
+        w.adapt(Sent::Answered(10 * MS), t, t);
+        w.adapt(Sent::Throttled, t, t);
+        let held = w.limit;
+        // Five times the fastest: the bucket is busy, the limit does not grow.
+        for _ in 0..5 {
+            w.in_flight = w.limit as usize;
+            w.adapt(Sent::Answered(50 * MS), t, t);
+        }
+        assert_eq!(w.limit, held);
+    }
+
+    #[tokio::test]
+    async fn a_bucket_has_room_for_as_many_requests_as_its_limit_and_others_are_not_held() {
+        let limits = BucketConcurrency::default();
+        let held: Vec<_> =
+            futures::future::join_all((0..2).map(|_| limits.acquire("a", 2, 2))).await;
+        // "a" is full; "b" is not.
+        let other = limits.acquire("b", 2, 2).await;
+        let waiting = tokio::time::timeout(20 * MS, limits.acquire("a", 2, 2)).await;
+        assert!(waiting.is_err(), "a third request to a full bucket waits");
+        let mut held = held.into_iter();
+        held.next().unwrap().finish(Sent::Throttled);
+        assert_eq!(limits.limit("a"), Some(1.0));
+        // One still in flight and a limit of one: still full.
+        assert!(tokio::time::timeout(20 * MS, limits.acquire("a", 2, 2))
+            .await
+            .is_err());
+        drop(held);
+        let next = tokio::time::timeout(Duration::from_secs(1), limits.acquire("a", 2, 2)).await;
+        assert!(next.is_ok(), "room once the request in flight is back");
+        drop(other);
+    }
+}
