@@ -14,9 +14,6 @@ use crate::Context;
 
 pub use crate::error::aws::*;
 
-/// Attempts the SDK's standard retries make of one request.
-const SDK_ATTEMPTS: u32 = 3;
-
 /// No retry waits longer than this, however many attempts came before.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(20);
 
@@ -45,9 +42,9 @@ where
     F: FnMut(aws_sdk_s3::Client) -> Fut,
     Fut: Future<Output = Result<T, Failure>>,
 {
-    // The SDK does not retry these (see `crate::region`): as many attempts as it made inside
-    // each of ours before.
-    let max_attempts = ctx.settings.lambda_max_attempts.max(1) * SDK_ATTEMPTS;
+    // The SDK does not retry these (see `crate::region`): every attempt is one of ours, spaced
+    // by the backoff, so that a task never waits out more than `lambda_max_attempts` of them.
+    let max_attempts = ctx.settings.lambda_max_attempts.max(1);
     let mut attempt = 1;
     loop {
         let permit = ctx
