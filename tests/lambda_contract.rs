@@ -169,14 +169,7 @@ async fn run(
     script: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static,
 ) -> (Vec<TaskOutcome>, Vec<String>, Vec<Request>) {
     let (url, log) = scripted::start(script).await;
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&url)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await;
+    let config = crate::common::sdk_config_on(&url).await;
     let settings = Settings {
         lambda_max_attempts: ATTEMPTS,
         lambda_retry_base: Duration::from_millis(1),

@@ -7,8 +7,7 @@ use crate::common::stack::{stack, stack_with, Stack};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, ObjectLockLegalHoldStatus, ObjectLockMode, Permission,
-    ServerSideEncryption, StorageClass, VersioningConfiguration,
+    ObjectLockLegalHoldStatus, ObjectLockMode, Permission, ServerSideEncryption, StorageClass,
 };
 use batchops::fault::{Fault, FaultPlan, FaultRule};
 use batchops::job::{CreateJobRequest, Job, JobStatus, Progress, REPLICATE_OBJECT_REFUSAL};
@@ -51,18 +50,7 @@ impl Stack {
             .await
             .unwrap();
         if versioned && !object_lock {
-            self.ctx
-                .s3
-                .put_bucket_versioning()
-                .bucket(&bucket)
-                .versioning_configuration(
-                    VersioningConfiguration::builder()
-                        .status(BucketVersioningStatus::Enabled)
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
+            self.enable_versioning(&bucket).await;
         }
         bucket
     }
@@ -1005,14 +993,7 @@ async fn scripted_env_with(refuse_part2: bool, copy: CopySettings) -> (Stack, sc
 
 /// A stack whose every client goes to `url` (a scripted endpoint), with test settings tweaked.
 async fn stack_on(url: &str, tweak: impl FnOnce(&mut batchops::context::Settings)) -> Stack {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(url)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await;
+    let config = common::sdk_config_on(url).await;
     let mut settings = common::test_settings(
         String::new(),
         String::new(),

@@ -13,14 +13,7 @@ use std::time::{Duration, Instant};
 
 /// A context whose every client goes to `url`.
 async fn context_on(url: &str) -> Context {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(url)
-        .region(aws_config::Region::new(common::REGION))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await;
+    let config = common::sdk_config_on(url).await;
     let settings = common::test_settings(
         "jobs".into(),
         format!("{url}/123456789012/plan"),

@@ -176,9 +176,14 @@ fn wait_for_port(port: u16, timeout: Duration, what: &str) {
 
 /// SDK configuration for the moto server: fixed test credentials, us-east-1.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    let endpoint = moto_endpoint();
+    sdk_config_on(moto_endpoint()).await
+}
+
+/// Test credentials and region for every client, all sent to `url` (moto, or a scripted
+/// endpoint).
+pub async fn sdk_config_on(url: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
+        .endpoint_url(url)
         .region(aws_config::Region::new(REGION))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "testing", "testing", None, None, "tests",
