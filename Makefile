@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 REGION ?= us-east-1
 
 .PHONY: help bootstrap build lint fmt-check clippy doc cfn-lint sam-validate test unit-test \
-	integration-test demo sam-build services-stop chaos fuzz checkov
+	integration-test demo sam-build services-stop chaos fuzz checkov bench-exec
 
 help:
 	@echo "make demo        run a real job over a few hundred objects against moto server"
@@ -22,6 +22,7 @@ help:
 	@echo "make sam-build   sam build (release build of every function for Lambda; slow)"
 	@echo "make bootstrap   install the local tools into .venv"
 	@echo "make chaos       jobs of TASKS tasks in all (default 100000) on moto with every fault on, seed SEED (JOBS=tagging,copy,invoke)"
+	@echo "make bench-exec  batchops against s5cmd (copy) and boto3 (tagging) on moto and s3s-fs: tasks/s, ratios, requests, cost"
 	@echo "make fuzz        every cargo fuzz target for FUZZ_SECONDS each (default 60; nightly toolchain)"
 
 bootstrap:
@@ -90,6 +91,13 @@ chaos: bootstrap
 	CHAOS_TASKS=$(TASKS) CHAOS_SEEDS=$(SEED) CHAOS_TIMEOUT_SECONDS=$(CHAOS_TIMEOUT) CHAOS_JOBS=$(JOBS) \
 		scripts/with-services.sh --lambda --s3-apart -- \
 		cargo test --release -p batchops-cli --test tests chaos:: -- --nocapture
+
+# The executor benchmark (shared/benches/exec.rs): installs s5cmd, matplotlib and s3s-fs, builds
+# the release CLI, then runs batchops and its peers in turn on moto and on s3s-fs.
+bench-exec:
+	scripts/bootstrap.sh --bench
+	cargo build --release -p batchops-cli
+	scripts/with-services.sh -- cargo bench -p batchops --bench exec
 
 # Fuzzing (fuzz/fuzz_targets): each target for FUZZ_SECONDS; prints executions and findings.
 FUZZ_SECONDS ?= 60

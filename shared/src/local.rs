@@ -185,6 +185,21 @@ pub struct RunSummary {
     pub sweeps: u64,
     /// Repairs the sweeper runs made, all runs together.
     pub repairs: u64,
+    /// Time spent in the planner, the executor and the reporter handlers: what Lambda would
+    /// bill as duration, for one container of each doing the whole job (the executor
+    /// benchmark's cost per task).
+    pub handler_time: HandlerTime,
+}
+
+/// Wall time inside each function's handler during a local run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HandlerTime {
+    /// The planner's.
+    pub planner: Duration,
+    /// The executor's.
+    pub executor: Duration,
+    /// The reporter's.
+    pub reporter: Duration,
 }
 
 /// How `run` behaves besides its stop condition.
@@ -513,10 +528,17 @@ async fn poll_once(
             let _ = set_visibility(ctx, url, message, 0).await;
         }
     }
+    let started = Instant::now();
     let handled = match role {
         Role::Task => run_executor(ctx, &messages, chaos).await,
         Role::Plan | Role::Report => run_one_by_one(ctx, role, &messages, chaos).await,
     };
+    let time = &mut summary.handler_time;
+    match role {
+        Role::Plan => time.planner += started.elapsed(),
+        Role::Task => time.executor += started.elapsed(),
+        Role::Report => time.reporter += started.elapsed(),
+    }
     let failed: Vec<String> = handled
         .iter()
         .filter(|(_, h)| matches!(h, Handled::Failed))

@@ -17,13 +17,18 @@ touches and puts them back if it is cancelled, which is the same outcome.
 
 Every request is also written down (method, host, path and query; at most the last 500,000), so
 that a test can count what reached the server: `GET /_batchops/requests?contains=TEXT` answers
-the lines that contain TEXT, one per line (a test names its own bucket, unique to it).
+the lines that contain TEXT, one per line (a test names its own bucket, unique to it), and
+`DELETE /_batchops/requests` forgets them (the executor benchmark counts one run at a time). An
+SQS or DynamoDB request's line also has its operation and its size each way
+(`target=DynamoDB_20120810.PutItem in=312 out=2 items=1`), from which the benchmark prices it.
 
 Usage: python moto_server.py [-H HOST] [-p PORT]
 """
 
 import argparse
 import collections
+import io
+import json
 import os
 import signal
 import sys
@@ -59,15 +64,46 @@ def log_requests(app):
         if path == "/_batchops/requests":
             from urllib.parse import parse_qs
 
+            if environ.get("REQUEST_METHOD") == "DELETE":
+                seen.clear()
+                start_response("204 No Content", [])
+                return []
             text = parse_qs(query).get("contains", [""])[0]
             body = "".join(line + "\n" for line in list(seen) if text in line).encode()
             start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
             return [body]
         line = f"{environ.get('REQUEST_METHOD', '')} {environ.get('HTTP_HOST', '')}{path}"
-        seen.append(f"{line}?{query}" if query else line)
-        return app(environ, start_response)
+        line = f"{line}?{query}" if query else line
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target:
+            seen.append(line)
+            return app(environ, start_response)
+        # SQS and DynamoDB (JSON protocols): the operation and the bytes each way, which is
+        # what they bill by (SQS per 64 KiB of payload, DynamoDB per KB of item).
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        items = transact_items(target, body)
+        answer = list(app(environ, start_response))
+        out = sum(len(part) for part in answer)
+        seen.append(f"{line} target={target} in={len(body)} out={out} items={items}")
+        return answer
 
     return wrapped
+
+
+def transact_items(target, body):
+    """The actions of a DynamoDB transaction or batch (each billed on its own); 1 otherwise."""
+    if not target.startswith("DynamoDB") or not target.endswith(("TransactWriteItems", "TransactGetItems", "BatchWriteItem", "BatchGetItem")):
+        return 1
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return 1
+    if "TransactItems" in request:
+        return len(request["TransactItems"])
+    tables = request.get("RequestItems", {}).values()
+    return sum(len(t["Keys"]) if isinstance(t, dict) else len(t) for t in tables) or 1
 
 
 def untrack_models():
