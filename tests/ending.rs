@@ -193,6 +193,37 @@ async fn a_manifest_read_that_s3_refuses_for_now_is_retried_not_failed() {
 }
 
 #[tokio::test]
+async fn a_report_read_or_write_that_s3_refuses_for_now_is_retried_not_failed() {
+    // CI's chaos run: an InternalError burst while the reporter read a result part outlasted the
+    // SDK's three attempts, and the whole job failed ResultPartUnreadable. A server error or
+    // throttling is S3's for now, not the report's: the finalize request comes again.
+    let s = stack_with(false, |_| {}).await;
+    let (data, etag) = objects(&s, 20).await;
+    let job_id = tagging_job(&s, &data, &etag, "AllTasks").await;
+    let rules = vec![
+        FaultRule::new("S3", "GetObject", Fault::internal_error())
+            .containing("/parts/")
+            .times(3),
+        FaultRule::new("S3", "PutObject", Fault::slow_down())
+            .containing("/results/")
+            .times(3),
+    ];
+    let (ctx, plan) = faulty(&s, rules);
+    local::run_with(&ctx, RunUntil::JobTerminal(job_id.clone()), &options())
+        .await
+        .unwrap();
+    assert_eq!(
+        (plan.fired(0), plan.fired(1)),
+        (3, 3),
+        "a whole reporter run each"
+    );
+    let job = job(&s.ctx, &job_id).await;
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+    assert_eq!((job.progress.succeeded, job.progress.failed), (20, 0));
+    assert_reported_once(&s, &data, &job_id, 20).await;
+}
+
+#[tokio::test]
 async fn a_finalize_lost_after_its_claim_is_resent_by_the_sweeper() {
     let s = stack_with(false, |st| {
         st.finalize_resend_after = Duration::from_secs(2);

@@ -11,8 +11,9 @@
 //!
 //! A result part that cannot be read, or a report that cannot be written, fails the job with a
 //! FailureReason that names the object (rather than leaving the job Active behind a finalize
-//! message that goes round until the dead-letter queue). Errors of the job table are returned, so
-//! the message is delivered again.
+//! message that goes round until the dead-letter queue). Errors of the job table, and S3's
+//! throttling, server errors and lost connections (S3's for now, not the report's), are
+//! returned, so the message is delivered again.
 
 use crate::error::{Error, Result};
 use crate::job::{bucket_from_arn, FailureReason, Job, JobStatus, ReportScope};

@@ -334,12 +334,21 @@ pub(super) async fn read_part_object(
         .set_expected_bucket_owner(ctx.settings.system_bucket_owner.clone())
         .send()
         .await
-        .map_err(|e| unreadable(s3_error_summary("GetObject", &e)))?;
+        .map_err(|e| {
+            for_now_or(e, "GetObject", |e| {
+                unreadable(s3_error_summary("GetObject", e))
+            })
+        })?;
+    // A connection lost mid-body is S3's for now, like a 500: the finalize request comes again.
     let bytes = object
         .body
         .collect()
         .await
-        .map_err(|e| unreadable(e.to_string()))?
+        .map_err(|e| {
+            Problem::Retry(Error::Message(format!(
+                "result part s3://{bucket}/{key}: the body was cut off: {e}"
+            )))
+        })?
         .into_bytes();
     crate::report::decode_rows(&bytes).map_err(|e| unreadable(e.to_string()))
 }
@@ -350,6 +359,24 @@ pub(super) fn expected_rows(scope: ReportScope, batch: &BatchRecord) -> u64 {
     match scope {
         ReportScope::AllTasks => batch.counts.succeeded + batch.counts.failed,
         ReportScope::FailedTasksOnly => batch.counts.failed,
+    }
+}
+
+/// An S3 error while reading parts or writing the report: throttling, a server error or a lost
+/// connection is S3's for now, so the finalize request comes again (as the planner does with a
+/// manifest read); anything else is the report's and fails the job as `fail` says.
+pub(super) fn for_now_or<E>(
+    err: SdkError<E, HttpResponse>,
+    operation: &'static str,
+    fail: impl FnOnce(&SdkError<E, HttpResponse>) -> Problem,
+) -> Problem
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    if crate::operation::classify_s3_error(&err).retryable {
+        Problem::Retry(Error::aws("S3", operation, err))
+    } else {
+        fail(&err)
     }
 }
 
@@ -463,14 +490,16 @@ impl ReportWriter<'_> {
             .send()
             .await
             .map_err(|e| {
-                job_failure(
-                    REPORT_NOT_WRITTEN_CODE,
-                    format!(
-                        "cannot write the completion report to s3://{}/{key}: {}",
-                        self.bucket,
-                        s3_error_summary("PutObject", &e)
-                    ),
-                )
+                for_now_or(e, "PutObject", |e| {
+                    job_failure(
+                        REPORT_NOT_WRITTEN_CODE,
+                        format!(
+                            "cannot write the completion report to s3://{}/{key}: {}",
+                            self.bucket,
+                            s3_error_summary("PutObject", e)
+                        ),
+                    )
+                })
             })?;
         Ok(())
     }
