@@ -84,6 +84,14 @@ async fn job(ctx: &Context, job_id: &str) -> batchops::job::Job {
     ctx.store().get_job(job_id).await.unwrap()
 }
 
+/// The job is Complete with its `n` tasks succeeded, each in the report exactly once.
+async fn assert_complete_and_reported_once(s: &Stack, data: &str, job_id: &str, n: usize) {
+    let job = job(&s.ctx, job_id).await;
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+    assert_eq!((job.progress.succeeded, job.progress.failed), (n as u64, 0));
+    assert_reported_once(s, data, job_id, n).await;
+}
+
 /// Every task of the manifest is in the report exactly once.
 async fn assert_reported_once(s: &Stack, data: &str, job_id: &str, n: usize) {
     let (_, rows) = s.report(data, "reports", job_id).await;
@@ -109,10 +117,7 @@ async fn a_finalize_request_whose_send_fails_is_sent_by_the_next_delivery() {
         .await
         .unwrap();
     assert_eq!(plan.fired(0), 3);
-    let job = job(&s.ctx, &job_id).await;
-    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
-    assert_eq!((job.progress.succeeded, job.progress.failed), (20, 0));
-    assert_reported_once(&s, &data, &job_id, 20).await;
+    assert_complete_and_reported_once(&s, &data, &job_id, 20).await;
 }
 
 #[tokio::test]
@@ -158,10 +163,7 @@ async fn a_commit_that_took_effect_but_looked_failed_keeps_its_result_part() {
         .await
         .unwrap();
     assert_eq!(plan.fired(0), 1);
-    let job = job(&s.ctx, &job_id).await;
-    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
-    assert_eq!((job.progress.succeeded, job.progress.failed), (20, 0));
-    assert_reported_once(&s, &data, &job_id, 20).await;
+    assert_complete_and_reported_once(&s, &data, &job_id, 20).await;
 }
 
 #[tokio::test]
@@ -186,10 +188,7 @@ async fn a_manifest_read_that_s3_refuses_for_now_is_retried_not_failed() {
         (3, 3),
         "a whole planner run each"
     );
-    let job = job(&s.ctx, &job_id).await;
-    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
-    assert_eq!((job.progress.succeeded, job.progress.failed), (20, 0));
-    assert_reported_once(&s, &data, &job_id, 20).await;
+    assert_complete_and_reported_once(&s, &data, &job_id, 20).await;
 }
 
 #[tokio::test]
@@ -217,10 +216,7 @@ async fn a_report_read_or_write_that_s3_refuses_for_now_is_retried_not_failed() 
         (3, 3),
         "a whole reporter run each"
     );
-    let job = job(&s.ctx, &job_id).await;
-    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
-    assert_eq!((job.progress.succeeded, job.progress.failed), (20, 0));
-    assert_reported_once(&s, &data, &job_id, 20).await;
+    assert_complete_and_reported_once(&s, &data, &job_id, 20).await;
 }
 
 #[tokio::test]

@@ -876,7 +876,7 @@ fn summary(runs: &[Run], concurrency: u64, prices: &Prices) -> String {
         else {
             continue;
         };
-        let million = scaled(&per_task, 1e6);
+        let million = per_task.scaled(1e6);
         let _ = writeln!(
             out,
             "| {server} | {} | ${:.4} | ${:.4} | ${:.4} | {} | ${:.4} | {} | ${:.5} | ${:.2} |",
@@ -973,13 +973,4 @@ fn job_costs(
         s3: s3.1,
     };
     Some((per_task, per_job, run.clone()))
-}
-
-fn scaled(cost: &OrchestrationCost, by: f64) -> OrchestrationCost {
-    OrchestrationCost {
-        lambda: cost.lambda * by,
-        sqs: cost.sqs * by,
-        dynamodb: cost.dynamodb * by,
-        s3: cost.s3 * by,
-    }
 }

@@ -533,12 +533,7 @@ async fn poll_once(
         Role::Task => run_executor(ctx, &messages, chaos).await,
         Role::Plan | Role::Report => run_one_by_one(ctx, role, &messages, chaos).await,
     };
-    let time = &mut summary.handler_time;
-    match role {
-        Role::Plan => time.planner += started.elapsed(),
-        Role::Task => time.executor += started.elapsed(),
-        Role::Report => time.reporter += started.elapsed(),
-    }
+    let took = started.elapsed();
     let failed: Vec<String> = handled
         .iter()
         .filter(|(_, h)| matches!(h, Handled::Failed))
@@ -549,11 +544,22 @@ async fn poll_once(
         .filter(|(_, h)| matches!(h, Handled::Killed))
         .map(|(id, _)| id.clone())
         .collect();
-    match role {
-        Role::Plan => summary.plan_messages += n as u64,
-        Role::Task => summary.task_messages += n as u64,
-        Role::Report => summary.report_messages += n as u64,
-    }
+    let (messages_of_role, time_of_role) = match role {
+        Role::Plan => (
+            &mut summary.plan_messages,
+            &mut summary.handler_time.planner,
+        ),
+        Role::Task => (
+            &mut summary.task_messages,
+            &mut summary.handler_time.executor,
+        ),
+        Role::Report => (
+            &mut summary.report_messages,
+            &mut summary.handler_time.reporter,
+        ),
+    };
+    *messages_of_role += n as u64;
+    *time_of_role += took;
     summary.failed_deliveries += failed.len() as u64;
     for message in &messages {
         let id = message.message_id.as_deref().unwrap_or_default();

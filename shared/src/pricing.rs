@@ -113,14 +113,13 @@ impl OrchestrationCost {
         self.lambda + self.sqs + self.dynamodb + self.s3
     }
 
-    /// Each part and the total scaled from `tasks` to a million tasks.
-    pub fn per_million_tasks(&self, tasks: u64) -> OrchestrationCost {
-        let scale = 1e6 / tasks.max(1) as f64;
+    /// Each part multiplied by `factor` (a cost per task by a million tasks, say).
+    pub fn scaled(&self, factor: f64) -> OrchestrationCost {
         OrchestrationCost {
-            lambda: self.lambda * scale,
-            sqs: self.sqs * scale,
-            dynamodb: self.dynamodb * scale,
-            s3: self.s3 * scale,
+            lambda: self.lambda * factor,
+            sqs: self.sqs * factor,
+            dynamodb: self.dynamodb * factor,
+            s3: self.s3 * factor,
         }
     }
 }
@@ -154,18 +153,18 @@ pub fn sqs_billed_requests(payload_bytes: u64) -> u64 {
 /// Write request units of writing one item of `item_bytes`: one per started KB, at least one;
 /// twice that inside a transaction.
 pub fn dynamodb_write_units(item_bytes: u64, in_transaction: bool) -> u64 {
-    let units = item_bytes.div_ceil(1024).max(1);
-    if in_transaction {
-        2 * units
-    } else {
-        units
-    }
+    dynamodb_units(item_bytes, 1024, in_transaction)
 }
 
 /// Read request units of a strongly consistent read returning `bytes`: one per started 4 KB, at
 /// least one; twice that inside a transaction.
 pub fn dynamodb_read_units(bytes: u64, in_transaction: bool) -> u64 {
-    let units = bytes.div_ceil(4096).max(1);
+    dynamodb_units(bytes, 4096, in_transaction)
+}
+
+/// One unit per started `unit_bytes`, at least one; twice that inside a transaction.
+fn dynamodb_units(bytes: u64, unit_bytes: u64, in_transaction: bool) -> u64 {
+    let units = bytes.div_ceil(unit_bytes).max(1);
     if in_transaction {
         2 * units
     } else {
@@ -200,7 +199,7 @@ mod tests {
     }
 
     #[test]
-    fn an_orchestration_is_priced_part_by_part_and_scaled_to_a_million_tasks() {
+    fn an_orchestration_is_priced_part_by_part_and_scaled() {
         let used = Orchestration {
             lambda_invocations: 10,
             lambda_gb_seconds: 2.0,
@@ -226,8 +225,9 @@ mod tests {
             cost.s3,
             11.0 * p.s3_put_request + 12.0 * p.s3_get_request
         ));
-        let million = cost.per_million_tasks(1_000);
+        let million = cost.scaled(1_000.0);
         assert!(close(million.total(), cost.total() * 1_000.0));
+        assert!(close(million.sqs, cost.sqs * 1_000.0));
         assert!(close(batch_operations_fee(1, 1_000_000, &p), 0.25 + 1.00));
         assert!(close(lambda_gb_seconds(2.0, 512), 1.0));
     }
