@@ -10,13 +10,13 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 REGION ?= us-east-1
 
-.PHONY: help bootstrap build lint fmt-check clippy doc cfn-lint sam-validate test unit-test \
+.PHONY: help bootstrap build lint fmt-check clippy doc cfn-lint sam-validate unused-deps test unit-test \
 	integration-test demo sam-build services-stop chaos fuzz checkov bench-exec
 
 help:
 	@echo "make demo        run a real job over a few hundred objects against moto server"
 	@echo "make test        unit + integration tests (moto server, cargo lambda watch), then lint"
-	@echo "make lint        cargo fmt --check, clippy -D warnings, cfn-lint, sam validate --lint"
+	@echo "make lint        cargo fmt --check, clippy -D warnings, docs, no unused dependencies, cfn-lint, sam validate --lint"
 	@echo "make checkov     checkov on template.yaml (installs a pinned checkov into .venv-checkov)"
 	@echo "make build       cargo build --workspace"
 	@echo "make sam-build   sam build (release build of every function for Lambda; slow)"
@@ -47,7 +47,12 @@ cfn-lint: bootstrap
 sam-validate: bootstrap
 	sam validate --lint --region $(REGION)
 
-lint: bootstrap fmt-check clippy doc cfn-lint sam-validate
+# Every dependency a crate declares is used (the crates that cannot be seen to be used are listed,
+# with the reason, under [package.metadata.cargo-machete]).
+unused-deps: bootstrap
+	.tools/bin/cargo-machete
+
+lint: bootstrap fmt-check clippy doc unused-deps cfn-lint sam-validate
 
 # checkov has its own virtual environment: its dependencies pin other versions than SAM CLI's.
 # Every finding it would report is skipped in the template with the reason (README, "Deploying").

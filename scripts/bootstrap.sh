@@ -10,7 +10,8 @@
 #
 # Tools (pinned in scripts/tools-requirements.txt, everything they pull in pinned in
 # scripts/tools-constraints.txt): moto[server] (local AWS), cargo-lambda (cargo lambda watch/build),
-# cfn-lint, aws-sam-cli (sam validate/build), ziglang (the linker cargo lambda build uses).
+# cfn-lint, aws-sam-cli (sam validate/build), ziglang (the linker cargo lambda build uses); and
+# cargo-machete into .tools/ (make lint: no unused dependencies).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -112,18 +113,28 @@ install_bench_tools() {
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$bench" -c "$CONSTRAINTS"
         cat "$bench" "$CONSTRAINTS" >"$stamp"
     fi
-    local s3s="$ROOT/.tools/bin/s3s-fs"
-    if [[ ! -x "$s3s" ]] || [[ "$(cat "$ROOT/.tools/.s3s-fs.version" 2>/dev/null)" != "$S3S_FS_VERSION" ]]; then
-        log "installing s3s-fs $S3S_FS_VERSION into .tools (cargo install; a few minutes)"
-        cargo install --quiet --locked --root "$ROOT/.tools" --version "$S3S_FS_VERSION" \
-            --features binary s3s-fs
-        echo "$S3S_FS_VERSION" >"$ROOT/.tools/.s3s-fs.version"
+    cargo_tool s3s-fs "$S3S_FS_VERSION" "a few minutes" --features binary
+}
+
+# A tool built from crates.io into .tools/ (cargo install), once per pinned version.
+cargo_tool() {
+    local name="$1" version="$2" takes="$3"
+    shift 3
+    if [[ ! -x "$ROOT/.tools/bin/$name" ]] ||
+        [[ "$(cat "$ROOT/.tools/.$name.version" 2>/dev/null)" != "$version" ]]; then
+        log "installing $name $version into .tools (cargo install; $takes)"
+        cargo install --quiet --locked --root "$ROOT/.tools" --version "$version" "$@" "$name"
+        echo "$version" >"$ROOT/.tools/.$name.version"
     fi
 }
+
+# make lint's check for dependencies a crate declares and never uses.
+CARGO_MACHETE_VERSION="0.9.2"
 
 install_tools
 install_zig_wrapper
 check_rust
+cargo_tool cargo-machete "$CARGO_MACHETE_VERSION" "about a minute"
 if [[ "${1:-}" == "--bench" ]]; then
     install_bench_tools
 fi
