@@ -19,8 +19,9 @@ VENV="$ROOT/.venv"
 REQUIREMENTS="$ROOT/scripts/tools-requirements.txt"
 CONSTRAINTS="$ROOT/scripts/tools-constraints.txt"
 STAMP="$VENV/.batchops-tools.stamp"
-# The Lambda functions run on x86_64 (template.yaml: Architectures).
-LAMBDA_TARGET="x86_64-unknown-linux-gnu"
+# The Lambda functions run on arm64 (template.yaml: Architectures: [arm64]); sam build
+# cross-compiles them with cargo-lambda and zig, which needs this target's standard library.
+LAMBDA_TARGET="aarch64-unknown-linux-gnu"
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
@@ -84,7 +85,7 @@ install_zig_wrapper() {
 check_rust() {
     command -v cargo >/dev/null 2>&1 || die "cargo is required: install Rust from https://rustup.rs"
     if command -v rustup >/dev/null 2>&1; then
-        # The host is usually the Lambda target already; elsewhere (arm64, macOS) add it for sam build.
+        # Added once for sam build (a download of the target's standard library).
         if ! rustup target list --installed 2>/dev/null | grep -qx "$LAMBDA_TARGET"; then
             log "adding Rust target $LAMBDA_TARGET (for sam build / cargo lambda build)"
             rustup target add "$LAMBDA_TARGET"

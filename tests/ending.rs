@@ -326,11 +326,19 @@ async fn a_poison_batch_fails_its_own_tasks_and_the_others_succeed() {
     local::run_with(&ctx, RunUntil::Idle, &options())
         .await
         .unwrap();
-    assert_eq!(job(&s.ctx, &job_id).await.status, JobStatus::Active);
+    let stuck = job(&s.ctx, &job_id).await;
+    assert_eq!(stuck.status, JobStatus::Active, "{:?}", stuck.progress);
     // The faulty stack's own sweeper could not commit the poison batch either; a healthy one can.
     sweeper::sweep(&s.ctx).await.unwrap();
     let job = s.run_job(&job_id).await;
-    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!(
+        job.status,
+        JobStatus::Complete,
+        "{:?} {:?} {:?}",
+        job.status_update_reason,
+        job.failure_reasons,
+        job.progress
+    );
     let (_, rows) = s.report(&data, "reports", &job_id).await;
     assert_eq!(rows.len(), 40);
     let failed: Vec<_> = rows

@@ -592,7 +592,9 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
 async fn no_credential_or_object_data_reaches_the_logs_even_at_debug() {
     let logs = Captured::default();
     let subscriber = batchops::telemetry::json_subscriber(
-        tracing_subscriber::EnvFilter::new("debug"),
+        "debug"
+            .parse::<tracing_subscriber::filter::Targets>()
+            .unwrap(),
         logs.clone(),
     );
     let _guard = tracing::subscriber::set_default(subscriber);

@@ -14,7 +14,9 @@
 //! s3s-fs (a Rust S3 on the local disk, started here: a server that is not the bottleneck).
 //! batchops' own DynamoDB and SQS are on moto in both.
 //!
-//! Knobs: `BENCH_EXEC_OBJECTS` (tasks per run, default 2,000), `BENCH_EXEC_RUNS` (alternating
+//! Knobs: `BENCH_EXEC_OBJECTS` (tasks per run on moto, default 2,000),
+//! `BENCH_EXEC_OBJECTS_S3S_FS` (on s3s-fs, default 20,000: at 2,000 a run there lasts about two
+//! seconds, most of it the job's fixed cost), `BENCH_EXEC_RUNS` (alternating
 //! runs per pair, default 3), `BENCH_EXEC_CONCURRENCY` (requests in flight for every client,
 //! default 32), `BENCH_EXEC_SWEEP` (concurrencies of the plot, default "8,32,64"; empty: no
 //! sweep), `BENCH_EXEC_SERVERS` (default "moto,s3s-fs"), `BENCH_S3S_FS` (the s3s-fs binary,
@@ -53,6 +55,10 @@ struct Server {
     counts: bool,
     /// Operations it serves (s3s-fs has no object tagging).
     ops: Vec<Op>,
+    /// Objects created, and tasks of a whole run.
+    tasks: u64,
+    /// The server's process, whose CPU time each run reads (`/proc/PID/stat`).
+    pid: Option<u32>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -96,6 +102,8 @@ struct Run {
     seconds: f64,
     tasks: u64,
     cpu_seconds: f64,
+    /// CPU the S3 server used during the run, when its process is known.
+    server_cpu_seconds: Option<f64>,
     /// Task requests at the server (to the data buckets), when it counts.
     task_requests: Option<u64>,
     /// batchops only, when the server counts: its orchestration.
@@ -107,6 +115,12 @@ struct Run {
 impl Run {
     fn tasks_per_second(&self) -> f64 {
         self.tasks as f64 / self.seconds
+    }
+
+    /// The S3 server's CPU seconds per second of the run: near 1 when a one-core server (moto)
+    /// sets the pace.
+    fn server_busy(&self) -> Option<f64> {
+        self.server_cpu_seconds.map(|cpu| cpu / self.seconds)
     }
 }
 
@@ -123,7 +137,6 @@ struct Bench {
     python: PathBuf,
     s5cmd: PathBuf,
     moto: String,
-    tasks: u64,
     work: PathBuf,
 }
 
@@ -139,7 +152,6 @@ async fn run() -> BenchResult<()> {
         python: root.join(".venv/bin/python"),
         s5cmd: root.join(".venv/bin/s5cmd"),
         moto: moto.clone(),
-        tasks: env_u64("BENCH_EXEC_OBJECTS", 2_000),
         work: root.join("target/bench-exec"),
         root,
     };
@@ -172,23 +184,29 @@ async fn run() -> BenchResult<()> {
                 s3_url: moto.clone(),
                 counts: true,
                 ops: vec![Op::Copy, Op::Tagging],
+                tasks: env_u64("BENCH_EXEC_OBJECTS", 2_000),
+                pid: std::fs::read_to_string(bench.root.join(".tmp/moto.pid"))
+                    .ok()
+                    .and_then(|pid| pid.trim().parse().ok()),
             }),
             "s3s-fs" => {
                 let (child, url) = start_s3s_fs(&bench)?;
+                let pid = child.id();
                 s3s = Some(child);
                 servers.push(Server {
                     name: "s3s-fs",
                     s3_url: url,
                     counts: false,
                     ops: vec![Op::Copy],
+                    tasks: env_u64("BENCH_EXEC_OBJECTS_S3S_FS", 20_000),
+                    pid: Some(pid),
                 });
             }
             other => return Err(format!("BENCH_EXEC_SERVERS: unknown server {other:?}").into()),
         }
     }
     println!(
-        "== batchops against s5cmd (copy) and boto3 (tagging): {} tasks per run, {runs} alternating runs, {concurrency} requests in flight",
-        bench.tasks
+        "== batchops against s5cmd (copy) and boto3 (tagging): {runs} alternating runs, {concurrency} requests in flight"
     );
     let mut all = Vec::new();
     let result = async {
@@ -243,6 +261,9 @@ fn describe(run: &Run) -> String {
     );
     if let Some(n) = run.task_requests {
         let _ = write!(line, ", {:.2} requests/task", n as f64 / run.tasks as f64);
+    }
+    if let Some(busy) = run.server_busy() {
+        let _ = write!(line, ", server busy {:.0}% of a core", 100.0 * busy);
     }
     line
 }
@@ -316,7 +337,7 @@ impl Bench {
             let _ = s3.create_bucket().bucket(bucket).send().await;
         }
         let started = Instant::now();
-        let puts = futures::stream::iter(0..self.tasks)
+        let puts = futures::stream::iter(0..server.tasks)
             .map(|i| {
                 let s3 = s3.clone();
                 async move {
@@ -336,7 +357,7 @@ impl Bench {
             put?;
         }
         let mut manifests = Vec::new();
-        for tasks in [self.tasks, self.tasks / 2] {
+        for tasks in [server.tasks, server.tasks / 2] {
             let rows: String = (0..tasks)
                 .map(|i| format!("{SOURCE},{}\n", key(i)))
                 .collect();
@@ -356,13 +377,13 @@ impl Bench {
         }
         let half = manifests.pop().ok_or("no manifest")?;
         let whole = manifests.pop().ok_or("no manifest")?;
-        let keys: String = (0..self.tasks).map(|i| key(i) + "\n").collect();
+        let keys: String = (0..server.tasks).map(|i| key(i) + "\n").collect();
         std::fs::write(self.work.join("keys.txt"), keys)?;
         println!(
             "-- {}: S3 at {}; {} objects of 1 KiB created in {:.1} s",
             server.name,
             server.s3_url,
-            self.tasks,
+            server.tasks,
             started.elapsed().as_secs_f64()
         );
         Ok((whole, half))
@@ -381,8 +402,9 @@ impl Bench {
         forget_requests(&self.moto)?;
         let prefix = format!("{tool}-{concurrency}-{round}/");
         let cpu_before = children_cpu_seconds()?;
+        let server_before = server.pid.map(process_cpu_seconds).transpose()?;
         let started = Instant::now();
-        let handler_seconds = match tool {
+        let job = match tool {
             "batchops" => Some(self.batchops_job(server, op, concurrency, &prefix, manifest)?),
             "s5cmd" => {
                 self.s5cmd_copy(server, concurrency, &prefix)?;
@@ -395,6 +417,18 @@ impl Bench {
         };
         let seconds = started.elapsed().as_secs_f64();
         let cpu_seconds = children_cpu_seconds()? - cpu_before;
+        let server_cpu_seconds = match (server.pid, server_before) {
+            (Some(pid), Some(before)) => Some(process_cpu_seconds(pid)? - before),
+            _ => None,
+        };
+        // Checked after the clock stops: the check is the bench's, not the user's work.
+        let handler_seconds = match job {
+            Some((job_id, handler)) => {
+                self.check_job(server, concurrency, &job_id, manifest)?;
+                Some(handler)
+            }
+            None => None,
+        };
         let mut run = Run {
             server: server.name,
             op,
@@ -403,6 +437,7 @@ impl Bench {
             seconds,
             tasks: manifest.tasks,
             cpu_seconds,
+            server_cpu_seconds,
             task_requests: None,
             orchestration: None,
             requests_by_kind: BTreeMap::new(),
@@ -419,7 +454,7 @@ impl Bench {
     }
 
     /// A whole job as a user runs it: `create-job`, then `local run` until it ends. Returns the
-    /// run's seconds inside each function's handler.
+    /// job's id and the run's seconds inside each function's handler.
     fn batchops_job(
         &self,
         server: &Server,
@@ -427,7 +462,7 @@ impl Bench {
         concurrency: u64,
         prefix: &str,
         manifest: &Manifest,
-    ) -> BenchResult<Value> {
+    ) -> BenchResult<(String, Value)> {
         let operation = match op {
             Op::Copy => json!({"S3PutObjectCopy": {
                 "TargetResource": format!("arn:aws:s3:::{COPY_TARGET}"),
@@ -488,8 +523,27 @@ impl Bench {
             run.extend(["--role-mode", "orchestrator"]);
         }
         let ran = self.batchops_cli(server, concurrency, &run)?;
+        let mut handler = ran["HandlerSeconds"].clone();
+        handler["Invocations"] = json!(
+            ran["PlanMessages"].as_u64().unwrap_or(0)
+                + ran["TaskMessages"].as_u64().unwrap_or(0)
+                + ran["ReportMessages"].as_u64().unwrap_or(0)
+                // CreateJob: the control function's invocation.
+                + 1
+        );
+        Ok((job_id, handler))
+    }
+
+    /// The job ended Complete with every task succeeded.
+    fn check_job(
+        &self,
+        server: &Server,
+        concurrency: u64,
+        job_id: &str,
+        manifest: &Manifest,
+    ) -> BenchResult<()> {
         let described =
-            self.batchops_cli(server, concurrency, &["describe-job", "--job-id", &job_id])?;
+            self.batchops_cli(server, concurrency, &["describe-job", "--job-id", job_id])?;
         let job = &described["Job"];
         let succeeded = job["ProgressSummary"]["NumberOfTasksSucceeded"].as_u64();
         if job["Status"] != "Complete" || succeeded != Some(manifest.tasks) {
@@ -499,15 +553,7 @@ impl Bench {
             )
             .into());
         }
-        let mut handler = ran["HandlerSeconds"].clone();
-        handler["Invocations"] = json!(
-            ran["PlanMessages"].as_u64().unwrap_or(0)
-                + ran["TaskMessages"].as_u64().unwrap_or(0)
-                + ran["ReportMessages"].as_u64().unwrap_or(0)
-                // CreateJob: the control function's invocation.
-                + 1
-        );
-        Ok(handler)
+        Ok(())
     }
 
     fn batchops_cli(&self, server: &Server, concurrency: u64, args: &[&str]) -> BenchResult<Value> {
@@ -525,7 +571,7 @@ impl Bench {
     }
 
     fn s5cmd_copy(&self, server: &Server, concurrency: u64, prefix: &str) -> BenchResult<()> {
-        let commands: String = (0..self.tasks)
+        let commands: String = (0..server.tasks)
             .map(|i| {
                 format!(
                     "cp s3://{SOURCE}/{key} s3://{COPY_TARGET}/{prefix}{key}\n",
@@ -558,18 +604,18 @@ impl Bench {
         let out = command.output()?;
         check(out.status, "bench_exec_boto3.py")?;
         let tagged: u64 = String::from_utf8_lossy(&out.stdout).trim().parse()?;
-        if tagged != self.tasks {
-            return Err(format!("boto3 tagged {tagged} of {} objects", self.tasks).into());
+        if tagged != server.tasks {
+            return Err(format!("boto3 tagged {tagged} of {} objects", server.tasks).into());
         }
         Ok(())
     }
 
     fn write_csv(&self, runs: &[Run]) -> BenchResult<()> {
-        let mut csv = String::from("server,operation,tool,concurrency,seconds,tasks,tasks_per_second,cpu_ms_per_task,requests_per_task\n");
+        let mut csv = String::from("server,operation,tool,concurrency,seconds,tasks,tasks_per_second,cpu_ms_per_task,requests_per_task,server_busy\n");
         for r in runs {
             let _ = writeln!(
                 csv,
-                "{},{},{},{},{:.3},{},{:.1},{:.3},{}",
+                "{},{},{},{},{:.3},{},{:.1},{:.3},{},{}",
                 r.server,
                 r.op.name(),
                 r.tool,
@@ -581,7 +627,9 @@ impl Bench {
                 r.task_requests.map_or(String::new(), |n| format!(
                     "{:.3}",
                     n as f64 / r.tasks as f64
-                ))
+                )),
+                r.server_busy()
+                    .map_or(String::new(), |busy| format!("{busy:.2}"))
             );
         }
         let path = self.work.join("results.csv");
@@ -623,18 +671,28 @@ fn check(status: std::process::ExitStatus, what: &str) -> BenchResult<()> {
 /// User and system CPU of the children this process has waited for, in seconds
 /// (`/proc/self/stat` fields 16 and 17, in clock ticks of 1/100 s).
 fn children_cpu_seconds() -> BenchResult<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    stat_cpu_seconds(&std::fs::read_to_string("/proc/self/stat")?, 16)
+}
+
+/// User and system CPU of process `pid` so far, in seconds (`/proc/PID/stat` fields 14 and 15).
+fn process_cpu_seconds(pid: u32) -> BenchResult<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    stat_cpu_seconds(&stat, 14)
+}
+
+/// Fields `first` and `first + 1` of a `/proc/.../stat` line, in clock ticks of 1/100 s.
+fn stat_cpu_seconds(stat: &str, first: usize) -> BenchResult<f64> {
     // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')').ok_or("unreadable /proc/self/stat")?.1;
+    let rest = stat.rsplit_once(')').ok_or("unreadable /proc stat line")?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // rest starts at field 3 (state): field n is fields[n - 3].
     let field = |n: usize| -> BenchResult<u64> {
         Ok(fields
             .get(n - 3)
-            .ok_or("/proc/self/stat has too few fields")?
+            .ok_or("a /proc stat line with too few fields")?
             .parse()?)
     };
-    Ok((field(16)? + field(17)?) as f64 / 100.0)
+    Ok((field(first)? + field(first + 1)?) as f64 / 100.0)
 }
 
 fn moto_call(moto: &str, method: &str) -> BenchResult<String> {
@@ -813,8 +871,13 @@ fn summary(runs: &[Run], concurrency: u64, prices: &Prices) -> String {
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     let mut pairs: Vec<(&str, Op)> = runs.iter().map(|r| (r.server, r.op)).collect();
     pairs.dedup();
-    let whole = runs.iter().map(|r| r.tasks).max().unwrap_or(0);
     for (server, op) in &pairs {
+        let whole = runs
+            .iter()
+            .filter(|r| r.server == *server)
+            .map(|r| r.tasks)
+            .max()
+            .unwrap_or(0);
         let of = |tool: &str| -> Vec<&Run> {
             runs.iter()
                 .filter(|r| {
@@ -860,10 +923,8 @@ fn summary(runs: &[Run], concurrency: u64, prices: &Prices) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "Orchestration cost of a job of a million tasks ({concurrency} in flight, {} prices): each part's cost per task and per job from jobs of {whole} and {half} tasks (median of the larger):",
+        "Orchestration cost of a job of a million tasks ({concurrency} in flight, {} prices): each part's cost per task and per job from a job of all the server's objects and one of half of them (median of the larger):",
         prices.region,
-        whole = runs.iter().map(|r| r.tasks).max().unwrap_or(0),
-        half = runs.iter().map(|r| r.tasks).max().unwrap_or(0) / 2,
     );
     let _ = writeln!(
         out,

@@ -183,6 +183,7 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 /// endpoint).
 pub async fn sdk_config_on(url: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(batchops::context::https_client())
         .endpoint_url(url)
         .region(aws_config::Region::new(REGION))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

@@ -473,10 +473,28 @@ pub async fn read_object_if_exists(
     Ok(Some(bytes.to_vec()))
 }
 
+/// The HTTP client of every SDK client (and of the credential providers): hyper with rustls on
+/// ring, the platform's root certificates. Built once per process and shared, so connections are
+/// pooled across clients. Every `SdkConfig` must be given it: the SDK crates are built without
+/// a default client of their own.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    static CLIENT: std::sync::OnceLock<aws_smithy_runtime_api::client::http::SharedHttpClient> =
+        std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(Provider::Rustls(CryptoMode::Ring))
+                .build_https()
+        })
+        .clone()
+}
+
 /// The shared SDK configuration: region and endpoint from the environment as usual, and the
 /// timeouts of [`base_timeouts`].
 pub async fn load_aws_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
         .timeout_config(base_timeouts())
         .load()
         .await

@@ -16,6 +16,7 @@ async fn client() -> aws_sdk_s3::Client {
         ))
         .endpoint_url(endpoint)
         .force_path_style(true)
+        .http_client(crate::context::https_client())
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }

@@ -38,6 +38,7 @@ fn offline_context() -> Context {
     let config = aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
+        .http_client(crate::context::https_client())
         .build();
     let settings = crate::context::Settings {
         table: "t".into(),
