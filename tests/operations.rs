@@ -1009,6 +1009,45 @@ async fn stack_on(url: &str, tweak: impl FnOnce(&mut batchops::context::Settings
     }
 }
 
+/// A slow request does not hold back the tasks after it: with two tasks at a time, every other
+/// task of the batch runs while the first one's answer is awaited, and the report keeps the
+/// manifest's order.
+#[tokio::test]
+async fn a_slow_task_does_not_hold_back_the_tasks_after_it() {
+    const TASKS: usize = 12;
+    let (url, log) = crate::common::scripted::start(|request, _| {
+        let reply = crate::common::scripted::Reply::empty(200, &[]);
+        if request.path().ends_with("/slow") {
+            reply.after(std::time::Duration::from_millis(1500))
+        } else {
+            reply
+        }
+    })
+    .await;
+    let env = stack_on(&url, |settings| settings.executor_concurrency = 2).await;
+    let op = json!({"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}});
+    let mut tasks = vec![task("busy", "slow", None)];
+    tasks.extend((1..TASKS).map(|i| task("busy", &format!("k{i}"), None)));
+    let rows = env.run(op, false, &tasks).await;
+    assert_eq!(rows.len(), TASKS);
+    assert!(rows.iter().all(|r| r.contains(",succeeded,")), "{rows:?}");
+    assert!(
+        rows[0].starts_with("busy,slow,"),
+        "manifest order: {rows:?}"
+    );
+    let seen = log.lock().unwrap().clone();
+    let fast: Vec<_> = seen
+        .iter()
+        .filter(|r| !r.path().ends_with("/slow"))
+        .collect();
+    assert_eq!(fast.len(), TASKS - 1);
+    assert!(
+        fast.iter().all(|r| r.in_flight == 2),
+        "each of the other tasks ran beside the slow one: requests in flight {:?}",
+        fast.iter().map(|r| r.in_flight).collect::<Vec<_>>()
+    );
+}
+
 #[tokio::test]
 async fn a_bucket_that_throttles_gets_fewer_requests_at_once_and_every_task_still_succeeds() {
     // S3 with room for 4 requests at a time: a fifth gets 503 SlowDown; the others an answer

@@ -68,6 +68,7 @@ async fn iam() -> &'static Iam {
 
 async fn config_as(iam: &Iam, (key, secret): &(String, String)) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(batchops::context::https_client())
         .endpoint_url(&iam.endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_s3::config::Credentials::new(

@@ -93,7 +93,7 @@ pub async fn run_tasks_timed(
     let concurrency = ctx.settings.executor_concurrency.max(1);
     let slots = ctx.task_slots.get(concurrency);
     let left = tasks.len();
-    let runs: Vec<(TaskRun, Duration)> = stream::iter(tasks.iter().enumerate())
+    let mut runs: Vec<(usize, TaskRun, Duration)> = stream::iter(tasks.iter().enumerate())
         // A slot first, in task order, then the job's rate limit, then the deadline: a task
         // that waited for a slot while other batches of this process ran does not start late.
         .then(|(i, task)| async move {
@@ -116,15 +116,20 @@ pub async fn run_tasks_timed(
                     stop_at,
                 };
                 let run = run_task(ctx, prepared, task, &at, slot).await;
-                (run, started.elapsed())
+                (i, run, started.elapsed())
             }
         })
-        .buffered(concurrency)
+        // Unordered: a slow task (S3's latency has a long tail) does not hold back the start of
+        // the tasks after it, as `buffered` would once `concurrency` of them had finished behind
+        // it. The outcomes are put back in task order below.
+        .buffer_unordered(concurrency)
         .collect()
         .await;
+    runs.sort_unstable_by_key(|(i, _, _)| *i);
     // Outcomes up to the first task that must go on in another invocation; the rest run again
     // with it (an unfinished task is rare: a multipart copy longer than the executor's time).
     runs.into_iter()
+        .map(|(_, run, took)| (run, took))
         .map_while(|(run, took)| match run {
             TaskRun::Done(outcome) => Some((outcome, took)),
             TaskRun::Unfinished => None,
