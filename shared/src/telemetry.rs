@@ -40,8 +40,33 @@ pub fn init_cli() {
 /// `batchops=debug,warn`); `default` when it is unset or does not parse. `Targets` rather than
 /// `EnvFilter`: no span or field filters, and no regex engine in every binary (about 0.3 MiB).
 pub fn filter_from_env(default: LevelFilter) -> Targets {
-    std::env::var("RUST_LOG")
-        .ok()
+    filter_from(std::env::var("RUST_LOG").ok().as_deref(), default)
+}
+
+fn filter_from(directives: Option<&str>, default: LevelFilter) -> Targets {
+    directives
         .and_then(|directives| directives.parse::<Targets>().ok())
         .unwrap_or_else(|| Targets::new().with_default(default))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn rust_log_sets_levels_per_target_and_falls_back_to_the_default() {
+        let unset = filter_from(None, LevelFilter::INFO);
+        assert!(unset.would_enable("aws_smithy_runtime", &Level::INFO));
+        assert!(!unset.would_enable("batchops", &Level::DEBUG));
+
+        let per_target = filter_from(Some("batchops=debug,warn"), LevelFilter::INFO);
+        assert!(per_target.would_enable("batchops::executor", &Level::DEBUG));
+        assert!(!per_target.would_enable("aws_smithy_runtime", &Level::INFO));
+        assert!(per_target.would_enable("aws_smithy_runtime", &Level::WARN));
+
+        let garbage = filter_from(Some("batchops=loud"), LevelFilter::WARN);
+        assert!(!garbage.would_enable("batchops", &Level::INFO));
+        assert!(garbage.would_enable("batchops", &Level::WARN));
+    }
 }
