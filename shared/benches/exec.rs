@@ -271,9 +271,9 @@ fn describe(run: &Run) -> String {
 }
 
 /// Where s3s-fs keeps its objects: `BENCH_S3S_FS_DATA`, else in memory (`/dev/shm`) where there
-/// is one. On this machine's virtual disk the same runs went at about 1,100 tasks/s in one bench
-/// and 2,700 in the next, batchops and s5cmd alike: writing back each run's 20,000 small files,
-/// the disk set the pace, not the server.
+/// is one. On this machine's virtual disk, batchops' runs went at about 2,700 tasks/s in one
+/// bench and 1,100 in the next (s5cmd's at 1,440 and 890): writing back each run's 20,000 small
+/// files, the disk set the pace, not the server.
 fn s3s_fs_data(bench: &Bench) -> PathBuf {
     if let Some(dir) = std::env::var_os("BENCH_S3S_FS_DATA") {
         return PathBuf::from(dir);
