@@ -84,6 +84,21 @@ async fn job(ctx: &Context, job_id: &str) -> batchops::job::Job {
     ctx.store().get_job(job_id).await.unwrap()
 }
 
+/// A tagging job of 20 objects, run until it ends with every client going through `rules`:
+/// the stack, the data bucket, the job and the fault plan (what fired).
+async fn tagging_job_under(
+    rules: Vec<FaultRule>,
+) -> (Stack, String, String, std::sync::Arc<FaultPlan>) {
+    let s = stack_with(false, |_| {}).await;
+    let (data, etag) = objects(&s, 20).await;
+    let job_id = tagging_job(&s, &data, &etag, "AllTasks").await;
+    let (ctx, plan) = faulty(&s, rules);
+    local::run_with(&ctx, RunUntil::JobTerminal(job_id.clone()), &options())
+        .await
+        .unwrap();
+    (s, data, job_id, plan)
+}
+
 /// The job is Complete with its `n` tasks succeeded, each in the report exactly once.
 async fn assert_complete_and_reported_once(s: &Stack, data: &str, job_id: &str, n: usize) {
     let job = job(&s.ctx, job_id).await;
@@ -105,49 +120,31 @@ async fn assert_reported_once(s: &Stack, data: &str, job_id: &str, n: usize) {
 
 #[tokio::test]
 async fn a_finalize_request_whose_send_fails_is_sent_by_the_next_delivery() {
-    let s = stack_with(false, |_| {}).await;
-    let (data, etag) = objects(&s, 20).await;
-    let job_id = tagging_job(&s, &data, &etag, "AllTasks").await;
     // Three failures: every attempt the SDK makes for one SendMessage call.
     let rule = FaultRule::new("SQS", "SendMessage", Fault::internal_error())
         .containing("FinalizeJobId")
         .times(3);
-    let (ctx, plan) = faulty(&s, vec![rule]);
-    local::run_with(&ctx, RunUntil::JobTerminal(job_id.clone()), &options())
-        .await
-        .unwrap();
+    let (s, data, job_id, plan) = tagging_job_under(vec![rule]).await;
     assert_eq!(plan.fired(0), 3);
     assert_complete_and_reported_once(&s, &data, &job_id, 20).await;
 }
 
 #[tokio::test]
 async fn a_finalize_claim_that_fails_is_claimed_by_the_next_delivery() {
-    let s = stack_with(false, |_| {}).await;
-    let (data, etag) = objects(&s, 20).await;
-    let job_id = tagging_job(&s, &data, &etag, "AllTasks").await;
     let rule = FaultRule::new("DynamoDB", "UpdateItem", Fault::internal_error())
         .containing("SET finalize_sent = :true")
         .times(3);
-    let (ctx, plan) = faulty(&s, vec![rule]);
-    local::run_with(&ctx, RunUntil::JobTerminal(job_id.clone()), &options())
-        .await
-        .unwrap();
+    let (s, data, job_id, plan) = tagging_job_under(vec![rule]).await;
     assert_eq!(plan.fired(0), 3);
     let job = job(&s.ctx, &job_id).await;
     assert_eq!(job.status, JobStatus::Complete);
     assert_reported_once(&s, &data, &job_id, 20).await;
 }
 
-/// The process dies between claiming finalize and sending it: here the send fails and so does
-/// giving the claim back, which leaves the job claimed with no request anywhere. Only the
-/// sweeper can finish it.
 #[tokio::test]
 async fn a_commit_that_took_effect_but_looked_failed_keeps_its_result_part() {
     // The transaction is applied and its answer lost: the SDK's retry then meets its own commit
     // (a condition failure), which must not be taken for another delivery's.
-    let s = stack_with(false, |_| {}).await;
-    let (data, etag) = objects(&s, 20).await;
-    let job_id = tagging_job(&s, &data, &etag, "AllTasks").await;
     let rule = FaultRule::new(
         "DynamoDB",
         "TransactWriteItems",
@@ -158,10 +155,7 @@ async fn a_commit_that_took_effect_but_looked_failed_keeps_its_result_part() {
         },
     )
     .times(1);
-    let (ctx, plan) = faulty(&s, vec![rule]);
-    local::run_with(&ctx, RunUntil::JobTerminal(job_id.clone()), &options())
-        .await
-        .unwrap();
+    let (s, data, job_id, plan) = tagging_job_under(vec![rule]).await;
     assert_eq!(plan.fired(0), 1);
     assert_complete_and_reported_once(&s, &data, &job_id, 20).await;
 }
@@ -171,18 +165,13 @@ async fn a_manifest_read_that_s3_refuses_for_now_is_retried_not_failed() {
     // The chaos run at 100,000 tasks: an InternalError burst while the planner read the copy
     // job's manifest outlasted the SDK's three attempts, and the job failed ManifestReadFailed
     // with 27,215 tasks not run. A server error or throttling is S3's, not the manifest's.
-    let s = stack_with(false, |_| {}).await;
-    let (data, etag) = objects(&s, 20).await;
-    let job_id = tagging_job(&s, &data, &etag, "AllTasks").await;
     let burst = |operation: &str| {
         FaultRule::new("S3", operation, Fault::internal_error())
             .containing("m.csv")
             .times(3)
     };
-    let (ctx, plan) = faulty(&s, vec![burst("HeadObject"), burst("GetObject")]);
-    local::run_with(&ctx, RunUntil::JobTerminal(job_id.clone()), &options())
-        .await
-        .unwrap();
+    let (s, data, job_id, plan) =
+        tagging_job_under(vec![burst("HeadObject"), burst("GetObject")]).await;
     assert_eq!(
         (plan.fired(0), plan.fired(1)),
         (3, 3),
@@ -196,9 +185,6 @@ async fn a_report_read_or_write_that_s3_refuses_for_now_is_retried_not_failed() 
     // CI's chaos run: an InternalError burst while the reporter read a result part outlasted the
     // SDK's three attempts, and the whole job failed ResultPartUnreadable. A server error or
     // throttling is S3's for now, not the report's: the finalize request comes again.
-    let s = stack_with(false, |_| {}).await;
-    let (data, etag) = objects(&s, 20).await;
-    let job_id = tagging_job(&s, &data, &etag, "AllTasks").await;
     let rules = vec![
         FaultRule::new("S3", "GetObject", Fault::internal_error())
             .containing("/parts/")
@@ -207,10 +193,7 @@ async fn a_report_read_or_write_that_s3_refuses_for_now_is_retried_not_failed() 
             .containing("/results/")
             .times(3),
     ];
-    let (ctx, plan) = faulty(&s, rules);
-    local::run_with(&ctx, RunUntil::JobTerminal(job_id.clone()), &options())
-        .await
-        .unwrap();
+    let (s, data, job_id, plan) = tagging_job_under(rules).await;
     assert_eq!(
         (plan.fired(0), plan.fired(1)),
         (3, 3),
@@ -219,6 +202,9 @@ async fn a_report_read_or_write_that_s3_refuses_for_now_is_retried_not_failed() 
     assert_complete_and_reported_once(&s, &data, &job_id, 20).await;
 }
 
+/// The process dies between claiming finalize and sending it: here the send fails and so does
+/// giving the claim back, which leaves the job claimed with no request anywhere. Only the
+/// sweeper can finish it.
 #[tokio::test]
 async fn a_finalize_lost_after_its_claim_is_resent_by_the_sweeper() {
     let s = stack_with(false, |st| {

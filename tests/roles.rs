@@ -67,15 +67,7 @@ async fn iam() -> &'static Iam {
 }
 
 async fn config_as(iam: &Iam, (key, secret): &(String, String)) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(batchops::context::https_client())
-        .endpoint_url(&iam.endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            key, secret, None, None, "tests",
-        ))
-        .load()
-        .await
+    crate::common::sdk_config_as(&iam.endpoint, key, secret).await
 }
 
 fn s3(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {

@@ -182,12 +182,18 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 /// Test credentials and region for every client, all sent to `url` (moto, or a scripted
 /// endpoint).
 pub async fn sdk_config_on(url: &str) -> aws_config::SdkConfig {
+    sdk_config_as(url, "testing", "testing").await
+}
+
+/// Like [`sdk_config_on`], signing with the access key `key` and its `secret` (an IAM user's, on
+/// a server that enforces IAM).
+pub async fn sdk_config_as(url: &str, key: &str, secret: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(batchops::context::https_client())
         .endpoint_url(url)
         .region(aws_config::Region::new(REGION))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
+            key, secret, None, None, "tests",
         ))
         .load()
         .await
